@@ -1,0 +1,333 @@
+//===- HAGOps.td - hag operations --------------------------*- tablegen -*-===//
+
+#ifndef HAG_OPS_TD
+#define HAG_OPS_TD
+
+include "hag/Dialect/HAG/IR/HAGDialect.td"
+include "hag/Dialect/HAG/IR/HAGAttrs.td"
+include "hag/Dialect/HAG/IR/HAGInterfaces.td"
+include "mlir/Interfaces/SideEffectInterfaces.td"
+include "mlir/IR/CommonAttrConstraints.td"
+include "mlir/Interfaces/InferTypeOpInterface.td"
+
+def HAG_FloatTensor : RankedTensorOf<[AnyFloat]>;
+def HAG_TokenTensor : RankedTensorOf<[I32, I64]>;
+
+class HAG_PureOp<string mnemonic, list<Trait> traits = []>
+    : HAG_Op<mnemonic, !listconcat(traits, [
+        Pure, DeclareOpInterfaceMethods<HAG_CostOpInterface>])> {
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// Language-model ops
+//===----------------------------------------------------------------------===//
+
+def HAG_EmbeddingOp : HAG_PureOp<"embedding"> {
+  let summary = "token embedding lookup";
+  let description = [{
+    `result[b, i, :] = table[tokens[b, i], :]`. Made by the frontend for
+    `kind: lm`; lowered by the backends to a gather.
+
+    ```mlir
+    %x = hag.embedding %tokens, %table
+        : (tensor<?x?xi32>, tensor<256x128xf32>) -> tensor<?x?x128xf32>
+    ```
+  }];
+  let arguments = (ins HAG_TokenTensor:$tokens, HAG_FloatTensor:$table);
+  let results = (outs HAG_FloatTensor:$result);
+  let assemblyFormat = [{
+    $tokens `,` $table attr-dict `:` functional-type(operands, results)
+  }];
+}
+
+def HAG_LinearOp : HAG_PureOp<"linear"> {
+  let summary = "y = x W^T (+ b), PyTorch nn.Linear layout";
+  let description = [{
+    A projection over the last dimension: `weight` is `[out, in]`, the
+    optional `bias` is `[out]`. Made by the frontend for Wq, Wk, Wv, Wo and the
+    output head (with the embedding table as weight when tied).
+
+    ```mlir
+    %q = hag.linear %h, %wq : (tensor<?x?x128xf32>, tensor<128x128xf32>)
+                              -> tensor<?x?x128xf32>
+    ```
+  }];
+  let arguments = (ins HAG_FloatTensor:$input, HAG_FloatTensor:$weight,
+                       Optional<HAG_FloatTensor>:$bias);
+  let results = (outs HAG_FloatTensor:$result);
+  let assemblyFormat = [{
+    $input `,` $weight (`,` $bias^)? attr-dict `:` functional-type(operands, results)
+  }];
+}
+
+def HAG_RopeOp : HAG_PureOp<"rope"> {
+  let summary = "rotary position embedding, rotate-half convention";
+  let description = [{
+    Rotates every head of `input` (`[batch, seq, heads * head_dim]`) by its
+    raw position `offset + i` (spec section 3): for `j < d/2`,
+    `theta_j = pos * base^(-2j/d)` and the pair `(u_j, u_(j+d/2))` becomes
+    `(u_j cos - u_(j+d/2) sin, u_(j+d/2) cos + u_j sin)`.
+
+    ```mlir
+    %qr = hag.rope %q {head_dim = 32 : i64, base = 10000.0 : f64}
+        : (tensor<?x?x128xf32>) -> tensor<?x?x128xf32>
+    ```
+  }];
+  let arguments = (ins HAG_FloatTensor:$input,
+                       ConfinedAttr<I64Attr, [IntPositive]>:$head_dim,
+                       DefaultValuedAttr<F64Attr, "10000.0">:$base,
+                       DefaultValuedAttr<I64Attr, "0">:$offset);
+  let results = (outs HAG_FloatTensor:$result);
+  let assemblyFormat = [{
+    $input attr-dict `:` functional-type(operands, results)
+  }];
+}
+
+def HAG_RMSNormOp : HAG_PureOp<"rms_norm"> {
+  let summary = "RMSNorm with a learned scale over the last dimension";
+  let description = [{
+    `y = x / sqrt(mean(x^2) + eps) * scale`, `scale` of shape `[D]`.
+
+    ```mlir
+    %h = hag.rms_norm %x, %scale {eps = 1.0e-05 : f64}
+        : (tensor<?x?x128xf32>, tensor<128xf32>) -> tensor<?x?x128xf32>
+    ```
+  }];
+  let arguments = (ins HAG_FloatTensor:$input, HAG_FloatTensor:$scale,
+                       DefaultValuedAttr<F64Attr, "1.0e-5">:$eps);
+  let results = (outs HAG_FloatTensor:$result);
+  let assemblyFormat = [{
+    $input `,` $scale attr-dict `:` functional-type(operands, results)
+  }];
+}
+
+def HAG_SwiGLUOp : HAG_PureOp<"swiglu"> {
+  let summary = "SwiGLU MLP: W_down(SiLU(W_gate x) * (W_up x))";
+  let description = [{
+    The feed-forward half of a block (spec section 7). `w_gate` and `w_up` are
+    `[F, D]`, `w_down` is `[D, F]`.
+
+    ```mlir
+    %y = hag.swiglu %h, %wg, %wu, %wd
+        : (tensor<?x?x128xf32>, tensor<512x128xf32>, tensor<512x128xf32>,
+           tensor<128x512xf32>) -> tensor<?x?x128xf32>
+    ```
+  }];
+  let arguments = (ins HAG_FloatTensor:$input, HAG_FloatTensor:$w_gate,
+                       HAG_FloatTensor:$w_up, HAG_FloatTensor:$w_down);
+  let results = (outs HAG_FloatTensor:$result);
+  let assemblyFormat = [{
+    $input `,` $w_gate `,` $w_up `,` $w_down attr-dict `:` functional-type(operands, results)
+  }];
+}
+
+def HAG_AddOp : HAG_PureOp<"add", [Commutative, SameOperandsAndResultType]> {
+  let summary = "elementwise sum (the residual connection)";
+  let description = [{
+    ```mlir
+    %x1 = hag.add %x0, %attn : tensor<?x?x128xf32>
+    ```
+  }];
+  let arguments = (ins HAG_FloatTensor:$lhs, HAG_FloatTensor:$rhs);
+  let results = (outs HAG_FloatTensor:$result);
+  let assemblyFormat = "$lhs `,` $rhs attr-dict `:` type($result)";
+}
+
+def HAG_CrossEntropyOp : HAG_PureOp<"cross_entropy"> {
+  let summary = "mean next-token cross-entropy";
+  let description = [{
+    `loss = mean over b and i < seq-1 of -log softmax(logits[b, i])[tokens[b, i+1]]`:
+    every position that has a next token (spec section 7). The result is a
+    0-d f32 tensor. Made by the frontend for the `loss` entry of `kind: lm`.
+
+    ```mlir
+    %loss = hag.cross_entropy %logits, %tokens
+        : (tensor<?x?x256xf32>, tensor<?x?xi32>) -> tensor<f32>
+    ```
+  }];
+  let arguments = (ins HAG_FloatTensor:$logits, HAG_TokenTensor:$tokens);
+  let results = (outs 0DTensorOf<[F32]>:$loss);
+  let assemblyFormat = [{
+    $logits `,` $tokens attr-dict `:` functional-type(operands, results)
+  }];
+}
+
+//===----------------------------------------------------------------------===//
+// Pyramid attention: unfused form (made by the frontend)
+//===----------------------------------------------------------------------===//
+
+def HAG_MemoryGateOp : HAG_PureOp<"memory_gate"> {
+  let summary = "memory importance score g = sigmoid((w2 . SiLU(W1 x + b1) + b2) / tau)";
+  let description = [{
+    Spec section 2: one score in (0, 1) per token, shared by all heads. `w1` is
+    `[Dg, D]`, `b1` and `w2` are `[Dg]`, `b2` is `[1]`; the temperature is the
+    config's. Made by the frontend; `hag-fuse-pyramid` folds it into
+    `hag.pyramid_attention`.
+
+    ```mlir
+    %g = hag.memory_gate %h, %w1, %b1, %w2, %b2 {config = #hag.pyramid<heads = 4, head_dim = 32>}
+        : (tensor<?x?x128xf32>, tensor<128x128xf32>, tensor<128xf32>,
+           tensor<128xf32>, tensor<1xf32>) -> tensor<?x?xf32>
+    ```
+  }];
+  let arguments = (ins HAG_FloatTensor:$input, HAG_FloatTensor:$w1,
+                       HAG_FloatTensor:$b1, HAG_FloatTensor:$w2,
+                       HAG_FloatTensor:$b2, HAG_PyramidConfigAttr:$config);
+  let results = (outs HAG_FloatTensor:$gate);
+  let assemblyFormat = [{
+    $input `,` $w1 `,` $b1 `,` $w2 `,` $b2 attr-dict `:` functional-type(operands, results)
+  }];
+}
+
+def HAG_BuildLevelOp : HAG_PureOp<"build_level", [AttrSizedOperandSegments]> {
+  let summary = "builds compressed level l from level l-1";
+  let description = [{
+    Spec section 3. Inputs are level `l-1`: keys and values
+    `[batch, n_(l-1), kv_heads * head_dim]` and masses `[batch, n_(l-1)]` (for
+    `l = 2` the raw keys, values and gate). Token `j` of level `l` has the `r`
+    children `j*r .. j*r+r-1` (fewer at the end); `n_l = ceil(n_(l-1) / r)`.
+
+    - mass: `m_l(j) = sum of the children's masses`;
+    - `gated_mean`: `K_l(j) = sum_c S_c / (m_l(j) + eps)`, where the child's
+      gate-weighted sum is `S_c = m_c k_c` for raw children (l = 2) and
+      `S_c = (m_c + eps) K_c` for compressed ones: exactly the spec's mean over
+      the raw span;
+    - `max`: the elementwise max of the children;
+    - `conv`: `K_l(j) = sum_t A[t] * (m_c / (m_l(j) + eps)) K_c` with the
+      learned `conv_keys` / `conv_values` weights `A` of shape
+      `[kv_heads, r, head_dim]` (required for `conv`, forbidden otherwise).
+
+    Made by the frontend, one per compressed level; folded by
+    `hag-fuse-pyramid` into `hag.pyramid_attention`.
+
+    ```mlir
+    %k2, %v2, %m2 = hag.build_level %k, %v, %g {config = #hag.pyramid<heads = 4, head_dim = 32>, level = 2 : i64}
+        : (tensor<?x?x128xf32>, tensor<?x?x128xf32>, tensor<?x?xf32>)
+        -> (tensor<?x?x128xf32>, tensor<?x?x128xf32>, tensor<?x?xf32>)
+    ```
+  }];
+  let arguments = (ins HAG_FloatTensor:$keys, HAG_FloatTensor:$values,
+                       HAG_FloatTensor:$mass,
+                       Optional<HAG_FloatTensor>:$conv_keys,
+                       Optional<HAG_FloatTensor>:$conv_values,
+                       HAG_PyramidConfigAttr:$config, I64Attr:$level);
+  let results = (outs HAG_FloatTensor:$level_keys, HAG_FloatTensor:$level_values,
+                      HAG_FloatTensor:$level_mass);
+  let assemblyFormat = [{
+    $keys `,` $values `,` $mass (`conv` `(` $conv_keys^ `,` $conv_values `)`)?
+    attr-dict `:` functional-type(operands, results)
+  }];
+}
+
+def HAG_GlobalSummaryOp : HAG_PureOp<"global_summary"> {
+  let summary = "the global summary tokens of every query block";
+  let description = [{
+    Spec section 4. From the raw keys, values (`[batch, N, kv_heads *
+    head_dim]`) and gate (`[batch, N]`), computes for every query block `b`
+    the `T'_b = min(T, |P_b|)` gated means over the floor-rule segments of the
+    block's summary prefix `P_b` (causal: `[0, a_(L-1) sigma_(L-1))`;
+    bidirectional: `[0, N)`), with their masses. Results are
+    `[batch, blocks, T, kv_heads * head_dim]` and `[batch, blocks, T]`, where
+    `blocks = ceil(N / B)` when causal and `1` when bidirectional (all blocks
+    share one summary); entries `t >= T'_b` are zero and not keys.
+
+    Made by the frontend; folded by `hag-fuse-pyramid` into
+    `hag.pyramid_attention`.
+
+    ```mlir
+    %sk, %sv, %sm = hag.global_summary %k, %v, %g {config = #hag.pyramid<heads = 4, head_dim = 32>}
+        : (tensor<?x?x128xf32>, tensor<?x?x128xf32>, tensor<?x?xf32>)
+        -> (tensor<?x?x64x128xf32>, tensor<?x?x64x128xf32>, tensor<?x?x64xf32>)
+    ```
+  }];
+  let arguments = (ins HAG_FloatTensor:$keys, HAG_FloatTensor:$values,
+                       HAG_FloatTensor:$gate, HAG_PyramidConfigAttr:$config);
+  let results = (outs HAG_FloatTensor:$summary_keys,
+                      HAG_FloatTensor:$summary_values,
+                      HAG_FloatTensor:$summary_mass);
+  let assemblyFormat = [{
+    $keys `,` $values `,` $gate attr-dict `:` functional-type(operands, results)
+  }];
+}
+
+def HAG_CrossLevelAttentionOp
+    : HAG_PureOp<"cross_level_attention", [AttrSizedOperandSegments]> {
+  let summary = "every query attends to its windows of every level and the summary, in one softmax";
+  let description = [{
+    Spec sections 4 and 5. Operands: queries `[batch, N, heads * d]` (after
+    RoPE), raw keys and values `[batch, N, kv_heads * d]`, the gate
+    `[batch, N]` (the raw masses, also used by `select_k`), one key, value and
+    mass tensor per compressed level `2 .. L-1` (from `hag.build_level`), and
+    the summary (from `hag.global_summary`). Applies the window rules of
+    section 4 and the mass bias `beta * log(m + eps)` and returns the per-head
+    outputs `o` `[batch, N, heads * d]` (before Wo).
+
+    Made by the frontend; `hag-fuse-pyramid` replaces it, together with the
+    ops that compute its operands, by `hag.pyramid_attention`.
+
+    ```mlir
+    %o = hag.cross_level_attention %q, %k, %v, %g
+        levels [%k2, %k3] [%v2, %v3] [%m2, %m3] summary (%sk, %sv, %sm)
+        {config = #hag.pyramid<heads = 4, head_dim = 32>} : (...) -> tensor<?x?x128xf32>
+    ```
+  }];
+  let arguments = (ins HAG_FloatTensor:$queries, HAG_FloatTensor:$keys,
+                       HAG_FloatTensor:$values, HAG_FloatTensor:$gate,
+                       Variadic<HAG_FloatTensor>:$level_keys,
+                       Variadic<HAG_FloatTensor>:$level_values,
+                       Variadic<HAG_FloatTensor>:$level_masses,
+                       HAG_FloatTensor:$summary_keys,
+                       HAG_FloatTensor:$summary_values,
+                       HAG_FloatTensor:$summary_mass,
+                       HAG_PyramidConfigAttr:$config);
+  let results = (outs HAG_FloatTensor:$result);
+  let assemblyFormat = [{
+    $queries `,` $keys `,` $values `,` $gate
+    `levels` `[` $level_keys `]` `[` $level_values `]` `[` $level_masses `]`
+    `summary` `(` $summary_keys `,` $summary_values `,` $summary_mass `)`
+    attr-dict `:` functional-type(operands, results)
+  }];
+}
+
+//===----------------------------------------------------------------------===//
+// Pyramid attention: fused form (made by hag-fuse-pyramid)
+//===----------------------------------------------------------------------===//
+
+def HAG_PyramidAttentionOp
+    : HAG_PureOp<"pyramid_attention", [AttrSizedOperandSegments]> {
+  let summary = "fused memory gate, level building, summary and cross-level attention";
+  let description = [{
+    The form the backends consume: computes the gate from `gate_input` and
+    the gate weights (spec section 2), builds the compressed levels and the
+    summaries once per call (section 3), and runs cross-level attention
+    (sections 4-5), returning `o` `[batch, N, heads * d]` before Wo. With
+    `compress = conv` it takes one `[kv_heads, r, d]` weight per compressed
+    level for keys (`conv_keys`) and for values (`conv_values`).
+
+    Made by `hag-fuse-pyramid` from `hag.memory_gate`, `hag.build_level`,
+    `hag.global_summary` and `hag.cross_level_attention`; consumed by the
+    CPU and GPU lowerings.
+
+    ```mlir
+    %o = hag.pyramid_attention %q, %k, %v gate (%h, %w1, %b1, %w2, %b2)
+        {config = #hag.pyramid<heads = 4, head_dim = 32>} : (...) -> tensor<?x?x128xf32>
+    ```
+  }];
+  let arguments = (ins HAG_FloatTensor:$queries, HAG_FloatTensor:$keys,
+                       HAG_FloatTensor:$values, HAG_FloatTensor:$gate_input,
+                       HAG_FloatTensor:$gate_w1, HAG_FloatTensor:$gate_b1,
+                       HAG_FloatTensor:$gate_w2, HAG_FloatTensor:$gate_b2,
+                       Variadic<HAG_FloatTensor>:$conv_keys,
+                       Variadic<HAG_FloatTensor>:$conv_values,
+                       HAG_PyramidConfigAttr:$config);
+  let results = (outs HAG_FloatTensor:$result);
+  let assemblyFormat = [{
+    $queries `,` $keys `,` $values
+    `gate` `(` $gate_input `,` $gate_w1 `,` $gate_b1 `,` $gate_w2 `,` $gate_b2 `)`
+    (`conv` `[` $conv_keys^ `]` `[` $conv_values `]`)?
+    attr-dict `:` functional-type(operands, results)
+  }];
+}
+
+#endif // HAG_OPS_TD

@@ -1,0 +1,22 @@
+//===- Pipelines.h - hag phase pipelines ------------------------*- C++ -*-===//
+
+#ifndef HAG_PIPELINES_PIPELINES_H
+#define HAG_PIPELINES_PIPELINES_H
+
+namespace mlir {
+class OpPassManager;
+} // namespace mlir
+
+namespace mlir::hag {
+
+/// The `hag` phase (architecture.md phase 2): canonicalize, fuse the pyramid
+/// into hag.pyramid_attention, CSE. Anchored on the module.
+void buildHAGPhasePipeline(OpPassManager &pm);
+
+/// Registers `hag-pipeline-hag` (and later phase pipelines) with the global
+/// pass-pipeline registry, for hag-opt.
+void registerHAGPipelines();
+
+} // namespace mlir::hag
+
+#endif // HAG_PIPELINES_PIPELINES_H

@@ -1,0 +1,40 @@
+//===- Passes.td - hag transformation passes ---------------*- tablegen -*-===//
+
+#ifndef HAG_TRANSFORMS_PASSES_TD
+#define HAG_TRANSFORMS_PASSES_TD
+
+include "mlir/Pass/PassBase.td"
+
+def HAGFusePyramid : Pass<"hag-fuse-pyramid", "::mlir::func::FuncOp"> {
+  let summary = "Fuse gate, level building, summary and cross-level attention";
+  let description = [{
+    Finds every `hag.cross_level_attention` whose gate comes from a
+    `hag.memory_gate` of the same configuration, whose compressed levels are
+    the chain of `hag.build_level` ops rooted at the attention's own raw keys,
+    values and gate (level l built from level l-1), and whose summary is a
+    `hag.global_summary` of those raw keys, values and gate; replaces it with
+    one `hag.pyramid_attention` that takes the queries, keys, values, the gate
+    input and weights, and the conv weights of every level. The producers are
+    erased when nothing else uses them. Anything that does not match is left
+    unchanged (and counted in the `not-fused` statistic), never half-fused.
+
+    ```mlir
+    %g = hag.memory_gate %h, %w1, %b1, %w2, %b2 {config = #cfg}
+    %k2, %v2, %m2 = hag.build_level %k, %v, %g {config = #cfg, level = 2}
+    %k3, %v3, %m3 = hag.build_level %k2, %v2, %m2 {config = #cfg, level = 3}
+    %sk, %sv, %sm = hag.global_summary %k, %v, %g {config = #cfg}
+    %o = hag.cross_level_attention %q, %k, %v, %g levels [%k2, %k3] [%v2, %v3]
+         [%m2, %m3] summary (%sk, %sv, %sm) {config = #cfg}
+    // becomes
+    %o = hag.pyramid_attention %q, %k, %v gate (%h, %w1, %b1, %w2, %b2) {config = #cfg}
+    ```
+  }];
+  let dependentDialects = ["::mlir::hag::HAGDialect"];
+  let statistics = [
+    Statistic<"numFused", "fused", "Cross-level attentions fused">,
+    Statistic<"numNotFused", "not-fused",
+              "Cross-level attentions left unfused (operands not in the expected form)">
+  ];
+}
+
+#endif // HAG_TRANSFORMS_PASSES_TD

@@ -1,0 +1,98 @@
+// RUN: hag-opt %s | hag-opt | FileCheck %s
+// RUN: hag-opt %s --mlir-print-op-generic | hag-opt | FileCheck %s
+
+// Every hag op round-trips through the custom and the generic syntax, with
+// static and dynamic (`?`) batch and sequence dimensions.
+
+// Configurations print once, as aliases, with every key spelled out.
+// CHECK: #[[CFG:.+]] = #hag.pyramid<heads = 4, kv_heads = 2, head_dim = 32, block = 16, ratio = 4, levels = 4, window = 8, summary = 4, temperature = 0.1, compress = gated_mean, causal = true, mass_bias = 1.0, select_k = 0, eps = 1.0e-06, max_seq = 4096>
+// CHECK: #[[CONV:.+]] = #hag.pyramid<heads = 4, kv_heads = 2, head_dim = 32, block = 16, ratio = 4, levels = auto, window = 8, summary = 4, temperature = 0.1, compress = conv, causal = false, mass_bias = 1.0, select_k = 0, eps = 1.0e-06, max_seq = 1024>
+// CHECK: #[[SEL:.+]] = #hag.pyramid<heads = 4, kv_heads = 4, head_dim = 32, block = 64, ratio = 4, levels = 4, window = 64, summary = 64, temperature = 0.1, compress = gated_mean, causal = true, mass_bias = 0.0, select_k = 8, eps = 1.0e-06, max_seq = 8192>
+// CHECK: #[[R2:.+]] = #hag.pyramid<heads = 4, kv_heads = 2, head_dim = 32, block = 64, ratio = 2, levels = 4, window = 64, summary = 64, temperature = 0.1, compress = conv, causal = true, mass_bias = 1.0, select_k = 0, eps = 1.0e-06, max_seq = 8192>
+
+// CHECK-LABEL: func.func @lm_ops
+func.func @lm_ops(%tok: tensor<?x?xi32>, %table: tensor<256x128xf32>,
+                  %w: tensor<64x128xf32>, %bias: tensor<64xf32>,
+                  %scale: tensor<128xf32>, %wg: tensor<512x128xf32>,
+                  %wu: tensor<512x128xf32>, %wd: tensor<128x512xf32>,
+                  %tok64: tensor<2x16xi64>, %logits: tensor<2x16x256xf32>)
+    -> (tensor<?x?x128xf32>, tensor<?x?x64xf32>, tensor<f32>) {
+  // CHECK: %[[X:.+]] = hag.embedding %{{.+}}, %{{.+}} : (tensor<?x?xi32>, tensor<256x128xf32>) -> tensor<?x?x128xf32>
+  %x = hag.embedding %tok, %table : (tensor<?x?xi32>, tensor<256x128xf32>) -> tensor<?x?x128xf32>
+  // CHECK: %[[N:.+]] = hag.rms_norm %[[X]], %{{.+}} {eps = 1.000000e-03 : f64}
+  %n = hag.rms_norm %x, %scale {eps = 1.0e-3 : f64} : (tensor<?x?x128xf32>, tensor<128xf32>) -> tensor<?x?x128xf32>
+  // CHECK: hag.linear %[[N]], %{{.+}} : (tensor<?x?x128xf32>, tensor<64x128xf32>) -> tensor<?x?x64xf32>
+  %y = hag.linear %n, %w : (tensor<?x?x128xf32>, tensor<64x128xf32>) -> tensor<?x?x64xf32>
+  // CHECK: %[[YB:.+]] = hag.linear %[[N]], %{{.+}}, %{{.+}} : (tensor<?x?x128xf32>, tensor<64x128xf32>, tensor<64xf32>) -> tensor<?x?x64xf32>
+  %yb = hag.linear %n, %w, %bias : (tensor<?x?x128xf32>, tensor<64x128xf32>, tensor<64xf32>) -> tensor<?x?x64xf32>
+  // CHECK: hag.rope %[[YB]] {base = 5.000000e+05 : f64, head_dim = 32 : i64, offset = 3 : i64}
+  %r = hag.rope %yb {head_dim = 32 : i64, base = 500000.0 : f64, offset = 3 : i64} : (tensor<?x?x64xf32>) -> tensor<?x?x64xf32>
+  // CHECK: %[[M:.+]] = hag.swiglu %[[N]], %{{.+}}, %{{.+}}, %{{.+}} : (tensor<?x?x128xf32>, tensor<512x128xf32>, tensor<512x128xf32>, tensor<128x512xf32>) -> tensor<?x?x128xf32>
+  %m = hag.swiglu %n, %wg, %wu, %wd : (tensor<?x?x128xf32>, tensor<512x128xf32>, tensor<512x128xf32>, tensor<128x512xf32>) -> tensor<?x?x128xf32>
+  // CHECK: hag.add %[[X]], %[[M]] : tensor<?x?x128xf32>
+  %s = hag.add %x, %m : tensor<?x?x128xf32>
+  // CHECK: hag.cross_entropy %{{.+}}, %{{.+}} : (tensor<2x16x256xf32>, tensor<2x16xi64>) -> tensor<f32>
+  %loss = hag.cross_entropy %logits, %tok64 : (tensor<2x16x256xf32>, tensor<2x16xi64>) -> tensor<f32>
+  return %s, %r, %loss : tensor<?x?x128xf32>, tensor<?x?x64xf32>, tensor<f32>
+}
+
+// CHECK-LABEL: func.func @pyramid_unfused
+func.func @pyramid_unfused(%h: tensor<?x?x128xf32>, %q: tensor<?x?x128xf32>,
+                           %k: tensor<?x?x64xf32>, %v: tensor<?x?x64xf32>,
+                           %w1: tensor<96x128xf32>, %b1: tensor<96xf32>,
+                           %w2: tensor<96xf32>, %b2: tensor<1xf32>)
+    -> tensor<?x?x128xf32> {
+  // CHECK: %[[G:.+]] = hag.memory_gate %{{.+}}, %{{.+}}, %{{.+}}, %{{.+}}, %{{.+}} {config = #[[CFG]]}
+  %g = hag.memory_gate %h, %w1, %b1, %w2, %b2 {config = #hag.pyramid<heads = 4, kv_heads = 2, head_dim = 32, block = 16, window = 8, summary = 4, max_seq = 4096>}
+      : (tensor<?x?x128xf32>, tensor<96x128xf32>, tensor<96xf32>, tensor<96xf32>, tensor<1xf32>) -> tensor<?x?xf32>
+  // CHECK: %[[K2:[^,]+]], %[[V2:[^,]+]], %[[M2:[^ ]+]] = hag.build_level %{{.+}}, %{{.+}}, %[[G]] {config = #[[CFG]], level = 2 : i64}
+  %k2, %v2, %m2 = hag.build_level %k, %v, %g {config = #hag.pyramid<heads = 4, kv_heads = 2, head_dim = 32, block = 16, window = 8, summary = 4, max_seq = 4096>, level = 2 : i64}
+      : (tensor<?x?x64xf32>, tensor<?x?x64xf32>, tensor<?x?xf32>) -> (tensor<?x?x64xf32>, tensor<?x?x64xf32>, tensor<?x?xf32>)
+  // CHECK: %[[K3:[^,]+]], %[[V3:[^,]+]], %[[M3:[^ ]+]] = hag.build_level %[[K2]], %[[V2]], %[[M2]] {config = #[[CFG]], level = 3 : i64}
+  %k3, %v3, %m3 = hag.build_level %k2, %v2, %m2 {config = #hag.pyramid<heads = 4, kv_heads = 2, head_dim = 32, block = 16, window = 8, summary = 4, max_seq = 4096>, level = 3 : i64}
+      : (tensor<?x?x64xf32>, tensor<?x?x64xf32>, tensor<?x?xf32>) -> (tensor<?x?x64xf32>, tensor<?x?x64xf32>, tensor<?x?xf32>)
+  // CHECK: %[[SK:[^,]+]], %[[SV:[^,]+]], %[[SM:[^ ]+]] = hag.global_summary %{{.+}}, %{{.+}}, %[[G]] {config = #[[CFG]]}
+  %sk, %sv, %sm = hag.global_summary %k, %v, %g {config = #hag.pyramid<heads = 4, kv_heads = 2, head_dim = 32, block = 16, window = 8, summary = 4, max_seq = 4096>}
+      : (tensor<?x?x64xf32>, tensor<?x?x64xf32>, tensor<?x?xf32>) -> (tensor<?x?x4x64xf32>, tensor<?x?x4x64xf32>, tensor<?x?x4xf32>)
+  // CHECK: hag.cross_level_attention %{{.+}}, %{{.+}}, %{{.+}}, %[[G]] levels[%[[K2]], %[[K3]]] [%[[V2]], %[[V3]]] [%[[M2]], %[[M3]]] summary(%[[SK]], %[[SV]], %[[SM]]) {config = #[[CFG]]}
+  %o = hag.cross_level_attention %q, %k, %v, %g levels [%k2, %k3] [%v2, %v3] [%m2, %m3] summary (%sk, %sv, %sm)
+      {config = #hag.pyramid<heads = 4, kv_heads = 2, head_dim = 32, block = 16, window = 8, summary = 4, max_seq = 4096>}
+      : (tensor<?x?x128xf32>, tensor<?x?x64xf32>, tensor<?x?x64xf32>, tensor<?x?xf32>,
+         tensor<?x?x64xf32>, tensor<?x?x64xf32>, tensor<?x?x64xf32>, tensor<?x?x64xf32>, tensor<?x?xf32>, tensor<?x?xf32>,
+         tensor<?x?x4x64xf32>, tensor<?x?x4x64xf32>, tensor<?x?x4xf32>) -> tensor<?x?x128xf32>
+  return %o : tensor<?x?x128xf32>
+}
+
+// Static shapes, bidirectional (one summary block), conv compression, auto levels.
+// CHECK-LABEL: func.func @pyramid_static_conv
+func.func @pyramid_static_conv(%k: tensor<2x100x64xf32>, %v: tensor<2x100x64xf32>,
+                               %g: tensor<2x100xf32>, %ck: tensor<2x4x32xf32>,
+                               %cv: tensor<2x4x32xf32>)
+    -> (tensor<2x25x64xf32>, tensor<2x1x4x64xf32>) {
+  // CHECK: hag.build_level %{{.+}}, %{{.+}}, %{{.+}} conv(%{{.+}}, %{{.+}}) {config = #[[CONV]], level = 2 : i64}
+  %k2, %v2, %m2 = hag.build_level %k, %v, %g conv (%ck, %cv) {config = #hag.pyramid<heads = 4, kv_heads = 2, head_dim = 32, block = 16, window = 8, summary = 4, levels = auto, compress = conv, causal = false, max_seq = 1024>, level = 2 : i64}
+      : (tensor<2x100x64xf32>, tensor<2x100x64xf32>, tensor<2x100xf32>, tensor<2x4x32xf32>, tensor<2x4x32xf32>) -> (tensor<2x25x64xf32>, tensor<2x25x64xf32>, tensor<2x25xf32>)
+  // CHECK: hag.global_summary {{.*}} {config = #[[CONV]]} : {{.*}} -> (tensor<2x1x4x64xf32>, tensor<2x1x4x64xf32>, tensor<2x1x4xf32>)
+  %sk, %sv, %sm = hag.global_summary %k, %v, %g {config = #hag.pyramid<heads = 4, kv_heads = 2, head_dim = 32, block = 16, window = 8, summary = 4, levels = auto, compress = conv, causal = false, max_seq = 1024>}
+      : (tensor<2x100x64xf32>, tensor<2x100x64xf32>, tensor<2x100xf32>) -> (tensor<2x1x4x64xf32>, tensor<2x1x4x64xf32>, tensor<2x1x4xf32>)
+  return %k2, %sk : tensor<2x25x64xf32>, tensor<2x1x4x64xf32>
+}
+
+// CHECK-LABEL: func.func @pyramid_fused
+func.func @pyramid_fused(%h: tensor<?x?x128xf32>, %q: tensor<?x?x128xf32>,
+                         %k: tensor<?x?x64xf32>, %v: tensor<?x?x64xf32>,
+                         %w1: tensor<96x128xf32>, %b1: tensor<96xf32>,
+                         %w2: tensor<96xf32>, %b2: tensor<1xf32>,
+                         %ck2: tensor<2x2x32xf32>, %cv2: tensor<2x2x32xf32>,
+                         %ck3: tensor<2x2x32xf32>, %cv3: tensor<2x2x32xf32>)
+    -> (tensor<?x?x128xf32>, tensor<?x?x128xf32>) {
+  // CHECK: hag.pyramid_attention %{{.+}}, %{{.+}}, %{{.+}} gate(%{{.+}}, %{{.+}}, %{{.+}}, %{{.+}}, %{{.+}}) {config = #[[SEL]]}
+  %o = hag.pyramid_attention %q, %q, %q gate (%h, %w1, %b1, %w2, %b2) {config = #hag.pyramid<heads = 4, head_dim = 32, select_k = 8, mass_bias = 0.0>}
+      : (tensor<?x?x128xf32>, tensor<?x?x128xf32>, tensor<?x?x128xf32>, tensor<?x?x128xf32>, tensor<96x128xf32>, tensor<96xf32>, tensor<96xf32>, tensor<1xf32>) -> tensor<?x?x128xf32>
+  // CHECK: hag.pyramid_attention %{{.+}}, %{{.+}}, %{{.+}} gate({{.*}}) conv[%{{.+}}, %{{.+}}] [%{{.+}}, %{{.+}}] {config = #[[R2]]}
+  %oc = hag.pyramid_attention %q, %k, %v gate (%h, %w1, %b1, %w2, %b2) conv [%ck2, %ck3] [%cv2, %cv3]
+      {config = #hag.pyramid<heads = 4, kv_heads = 2, head_dim = 32, ratio = 2, compress = conv>}
+      : (tensor<?x?x128xf32>, tensor<?x?x64xf32>, tensor<?x?x64xf32>, tensor<?x?x128xf32>, tensor<96x128xf32>, tensor<96xf32>, tensor<96xf32>, tensor<1xf32>,
+         tensor<2x2x32xf32>, tensor<2x2x32xf32>, tensor<2x2x32xf32>, tensor<2x2x32xf32>) -> tensor<?x?x128xf32>
+  return %o, %oc : tensor<?x?x128xf32>, tensor<?x?x128xf32>
+}
