@@ -5,6 +5,7 @@
 #include "hag/Frontend/ModelDescription.h"
 #include "hag/InitAll.h"
 #include "hag/Pipelines/Pipelines.h"
+#include "hag/Target/Artifact.h"
 
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/DialectRegistry.h"
@@ -28,8 +29,9 @@ namespace cl = llvm::cl;
 namespace {
 
 /// Phases of architecture.md, in order. Only those implemented so far are
-/// accepted on the command line.
-enum class Phase { Input, HAG };
+/// accepted on the command line (train and partition come later).
+enum class Phase { Input, HAG, Lower, Artifact };
+enum class Emit { Default, MLIR, LLVM, Artifact };
 enum class Report { None, Cost };
 enum class Format { Text, JSON };
 
@@ -41,14 +43,32 @@ struct Options {
                               cl::value_desc("file"), cl::init("-"),
                               cl::cat(category)};
   cl::opt<Phase> compileTo{
-      "compile-to", cl::desc("Stop after this phase"), cl::init(Phase::HAG),
+      "compile-to",
+      cl::desc("Stop after this phase (default: artifact when -o ends in "
+               ".hag, else hag)"),
       cl::values(clEnumValN(Phase::Input, "input",
                             "the model as unfused hag ops on tensors"),
                  clEnumValN(Phase::HAG, "hag",
-                            "verified, canonicalized and fused hag ops")),
+                            "verified, canonicalized and fused hag ops"),
+                 clEnumValN(Phase::Lower, "lower",
+                            "lowered to the LLVM dialect for the CPU"),
+                 clEnumValN(Phase::Artifact, "artifact",
+                            "compiled code and manifest in one .hag file")),
       cl::cat(category)};
-  cl::opt<std::string> emit{"emit", cl::desc("What to write: mlir"),
-                            cl::init("mlir"), cl::cat(category)};
+  cl::opt<Emit> emit{
+      "emit", cl::desc("What to write"), cl::init(Emit::Default),
+      cl::values(clEnumValN(Emit::MLIR, "mlir", "MLIR after the last phase"),
+                 clEnumValN(Emit::LLVM, "llvm",
+                            "optimized LLVM IR for the target CPU"),
+                 clEnumValN(Emit::Artifact, "artifact", "the .hag artifact")),
+      cl::cat(category)};
+  cl::opt<std::string> target{"target", cl::desc("Device: cpu"),
+                              cl::init("cpu"), cl::cat(category)};
+  cl::opt<std::string> cpu{
+      "cpu",
+      cl::desc("LLVM CPU name for the generated code ('native': this "
+               "machine, with AVX-512 where it has it)"),
+      cl::init("native"), cl::cat(category)};
   cl::opt<Report> report{
       "report", cl::desc("Print a report instead of IR"), cl::init(Report::None),
       cl::values(clEnumValN(Report::Cost, "cost",
@@ -109,9 +129,32 @@ int mlir::hag::hagCompileMain(int argc, char **argv) {
       "  hag-compile MODEL.yaml -o model.mlir --compile-to=hag\n"
       "  hag-compile MODEL.yaml --report=cost --seq 8192 --format=json\n");
 
-  if (opts.emit != "mlir")
-    return fail("--emit=" + opts.emit +
-                " is not available in this build (supported: mlir)");
+  if (opts.target != "cpu")
+    return fail("--target=" + opts.target +
+                " is not available in this build (supported: cpu)");
+  // Resolve the phase and what to emit from each other and from -o.
+  Phase phase = opts.compileTo.getNumOccurrences()
+                    ? opts.compileTo.getValue()
+                    : Phase::HAG;
+  Emit emit = opts.emit;
+  if (!opts.compileTo.getNumOccurrences()) {
+    if (emit == Emit::Artifact ||
+        (emit == Emit::Default && StringRef(opts.output).ends_with(".hag")))
+      phase = Phase::Artifact;
+    else if (emit == Emit::LLVM)
+      phase = Phase::Lower;
+  }
+  if (emit == Emit::Default)
+    emit = phase == Phase::Artifact ? Emit::Artifact : Emit::MLIR;
+  if (emit == Emit::LLVM && phase < Phase::Lower)
+    return fail("--emit=llvm needs --compile-to=lower or later");
+  if ((emit == Emit::Artifact) != (phase == Phase::Artifact))
+    return fail("--emit=artifact goes with --compile-to=artifact");
+  if (phase == Phase::Artifact && opts.output == "-")
+    return fail("an artifact is a binary file: give it a name with -o "
+                "(e.g. -o model.hag)");
+  if (opts.report == Report::Cost)
+    phase = Phase::HAG;
   if (opts.report == Report::Cost && opts.seq < 1)
     return fail("--report=cost needs --seq N with N >= 1");
   if (opts.batch < 1)
@@ -131,17 +174,39 @@ int mlir::hag::hagCompileMain(int argc, char **argv) {
   if (!module || failed(verify(*module)))
     return 1;
 
-  if (opts.compileTo >= Phase::HAG) {
+  if (phase >= Phase::HAG) {
     PassManager pm(&ctx);
     buildHAGPhasePipeline(pm);
     if (failed(pm.run(*module)))
       return 1;
   }
+  CPUTargetOptions targetOptions;
+  targetOptions.cpu = opts.cpu;
+  // The manifest describes the hag-level functions (names, shapes).
+  std::string manifest;
+  if (phase == Phase::Artifact)
+    manifest = buildManifest(*module, targetOptions);
+  if (phase >= Phase::Lower) {
+    PassManager pm(&ctx);
+    buildCPULoweringPipeline(pm);
+    if (failed(pm.run(*module)))
+      return 1;
+  }
+  if (phase == Phase::Artifact)
+    return failed(writeArtifact(*module, manifest, targetOptions, opts.output))
+               ? 1
+               : 0;
 
   std::string error;
   std::unique_ptr<llvm::ToolOutputFile> out = openOutputFile(opts.output, &error);
   if (!out)
     return fail(error);
+  if (emit == Emit::LLVM) {
+    if (failed(emitLLVMIR(*module, targetOptions, out->os())))
+      return 1;
+    out->keep();
+    return 0;
+  }
 
   if (opts.report == Report::Cost) {
     CostReport report;

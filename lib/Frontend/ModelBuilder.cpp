@@ -54,6 +54,7 @@ private:
   void beginFunction(ArrayRef<Type> inputs, ArrayRef<StringRef> inputNames) {
     entry = new Block();
     argNames.clear();
+    numInputs = inputs.size();
     for (auto [t, n] : llvm::zip(inputs, inputNames)) {
       entry->addArgument(t, fileLoc);
       argNames.push_back(b.getStringAttr(n));
@@ -76,6 +77,8 @@ private:
   Location fileLoc = UnknownLoc::get(&ctx);
   Block *entry = nullptr;
   SmallVector<Attribute> argNames;
+  /// The leading arguments that are model inputs, not weights.
+  size_t numInputs = 0;
 };
 
 Value ModelBuilder::attentionBlock(Value h, const std::string &prefix) {
@@ -184,8 +187,11 @@ func::FuncOp ModelBuilder::endFunction(ModuleOp module, StringRef name,
                                 ValueRange(results).getTypes());
   auto func = func::FuncOp::create(fileLoc, name, type);
   func.getBody().push_back(entry);
-  for (auto [i, n] : llvm::enumerate(argNames))
+  for (auto [i, n] : llvm::enumerate(argNames)) {
     func.setArgAttr(i, "hag.name", n);
+    if (i < numInputs)
+      func.setArgAttr(i, "hag.input", UnitAttr::get(&ctx));
+  }
   module.push_back(func);
   return func;
 }
@@ -194,6 +200,24 @@ OwningOpRef<ModuleOp> ModelBuilder::build(StringRef name) {
   fileLoc = FileLineColLoc::get(&ctx, name, 1, 1);
   OwningOpRef<ModuleOp> module = ModuleOp::create(fileLoc, name);
   module->getOperation()->setAttr("hag.config", config);
+  // The non-attention half of the description, for the artifact manifest.
+  SmallVector<NamedAttribute> model = {
+      b.getNamedAttr("kind", b.getStringAttr(md.kind == ::hag::ModelKind::LM
+                                                 ? "lm"
+                                                 : "attention")),
+      b.getNamedAttr("d_model", b.getI64IntegerAttr(md.dModel)),
+      b.getNamedAttr("gate_hidden", b.getI64IntegerAttr(md.resolvedGateHidden())),
+      b.getNamedAttr("rope", b.getBoolAttr(md.rope)),
+      b.getNamedAttr("rope_base", b.getF64FloatAttr(md.ropeBase))};
+  if (md.kind == ::hag::ModelKind::LM) {
+    model.push_back(b.getNamedAttr("vocab", b.getI64IntegerAttr(md.vocab)));
+    model.push_back(b.getNamedAttr("layers", b.getI64IntegerAttr(md.layers)));
+    model.push_back(b.getNamedAttr("mlp_hidden",
+                                   b.getI64IntegerAttr(md.resolvedMlpHidden())));
+    model.push_back(
+        b.getNamedAttr("tie_embeddings", b.getBoolAttr(md.tieEmbeddings)));
+  }
+  module->getOperation()->setAttr("hag.model", b.getDictionaryAttr(model));
   int64_t d = md.dModel;
 
   if (md.kind == ::hag::ModelKind::Attention) {

@@ -1,7 +1,14 @@
 //===- Pipelines.cpp - hag phase pipelines --------------------------------===//
 
 #include "hag/Pipelines/Pipelines.h"
+#include "hag/Conversion/Passes.h"
 #include "hag/Transforms/Passes.h"
+
+#include "mlir/Conversion/Passes.h"
+#include "mlir/Dialect/Bufferization/Pipelines/Passes.h"
+#include "mlir/Dialect/Bufferization/Transforms/Passes.h"
+#include "mlir/Dialect/Linalg/Passes.h"
+#include "mlir/Dialect/MemRef/Transforms/Passes.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Pass/PassManager.h"
@@ -17,7 +24,43 @@ void mlir::hag::buildHAGPhasePipeline(OpPassManager &pm) {
   pm.addPass(createCSEPass());
 }
 
+void mlir::hag::buildCPULoweringPipeline(OpPassManager &pm) {
+  pm.addPass(createHAGLowerToLinalg());
+  // The kernel helpers are small private functions: inline them so the
+  // configuration constants reach the loops.
+  pm.addPass(createInlinerPass());
+  pm.addPass(createCanonicalizerPass());
+  pm.addPass(createCSEPass());
+
+  bufferization::OneShotBufferizePassOptions bufferize;
+  bufferize.bufferizeFunctionBoundaries = true;
+  bufferize.functionBoundaryTypeConversion =
+      bufferization::LayoutMapOption::IdentityLayoutMap;
+  pm.addPass(bufferization::createOneShotBufferizePass(bufferize));
+  bufferization::BufferDeallocationPipelineOptions dealloc;
+  bufferization::buildBufferDeallocationPipeline(pm, dealloc);
+  pm.addPass(createCanonicalizerPass());
+
+  pm.addNestedPass<func::FuncOp>(createConvertLinalgToLoopsPass());
+  pm.addPass(createSCFToControlFlowPass());
+  pm.addPass(memref::createExpandStridedMetadataPass());
+  pm.addPass(createLowerAffinePass());
+  pm.addPass(createFinalizeMemRefToLLVMConversionPass());
+  pm.addPass(createConvertMathToLLVMPass());
+  pm.addPass(createConvertMathToLibmPass());
+  pm.addPass(createArithToLLVMConversionPass());
+  pm.addPass(createConvertIndexToLLVMPass());
+  pm.addPass(createConvertControlFlowToLLVMPass());
+  pm.addPass(createConvertFuncToLLVMPass());
+  pm.addPass(createReconcileUnrealizedCastsPass());
+  pm.addPass(createCanonicalizerPass());
+}
+
 void mlir::hag::registerHAGPipelines() {
+  PassPipelineRegistration<>(
+      "hag-pipeline-cpu",
+      "The CPU lowering: hag -> linalg/scf -> bufferized loops -> LLVM dialect",
+      [](OpPassManager &pm) { buildCPULoweringPipeline(pm); });
   PassPipelineRegistration<>(
       "hag-pipeline-hag",
       "The hag phase: canonicalize, fuse pyramid attention, CSE",

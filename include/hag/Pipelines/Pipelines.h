@@ -13,6 +13,11 @@ namespace mlir::hag {
 /// into hag.pyramid_attention, CSE. Anchored on the module.
 void buildHAGPhasePipeline(OpPassManager &pm);
 
+/// The CPU part of the `lower` phase: hag -> linalg/scf/memref (kernel
+/// library inlined) -> one-shot bufferization with buffer deallocation ->
+/// loops -> the LLVM dialect, with C-interface wrappers on entry points.
+void buildCPULoweringPipeline(OpPassManager &pm);
+
 /// Registers `hag-pipeline-hag` (and later phase pipelines) with the global
 /// pass-pipeline registry, for hag-opt.
 void registerHAGPipelines();

@@ -1,0 +1,30 @@
+//===- Passes.h - hag conversion passes -------------------------*- C++ -*-===//
+
+#ifndef HAG_CONVERSION_PASSES_H
+#define HAG_CONVERSION_PASSES_H
+
+#include "mlir/Pass/Pass.h"
+
+namespace mlir {
+class RewritePatternSet;
+} // namespace mlir
+
+namespace mlir::hag {
+
+#define GEN_PASS_DECL
+#include "hag/Conversion/Passes.h.inc"
+
+/// Patterns lowering the language-model ops (embedding, linear, rope,
+/// rms_norm, swiglu, add, cross_entropy, memory_gate) to linalg on tensors.
+void populateLanguageModelToLinalgPatterns(RewritePatternSet &patterns);
+
+/// The pattern lowering hag.pyramid_attention to the gate and a call to a
+/// generated kernel function on memrefs.
+void populatePyramidAttentionToLoopsPatterns(RewritePatternSet &patterns);
+
+#define GEN_PASS_REGISTRATION
+#include "hag/Conversion/Passes.h.inc"
+
+} // namespace mlir::hag
+
+#endif // HAG_CONVERSION_PASSES_H

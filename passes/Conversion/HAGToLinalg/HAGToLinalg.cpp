@@ -1,0 +1,106 @@
+//===- HAGToLinalg.cpp - hag-lower-to-linalg ------------------------------===//
+
+#include "hag/Conversion/Passes.h"
+#include "hag/Dialect/HAG/IR/HAGOps.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Bufferization/IR/Bufferization.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/SymbolTable.h"
+#include "mlir/Parser/Parser.h"
+#include "mlir/Transforms/DialectConversion.h"
+
+namespace mlir::hag {
+#define GEN_PASS_DEF_HAGLOWERTOLINALG
+#include "hag/Conversion/Passes.h.inc"
+} // namespace mlir::hag
+
+using namespace mlir;
+using namespace mlir::hag;
+
+/// kernels/pyramid_attention.mlir, embedded at build time.
+static const char kPyramidKernelSource[] =
+#include "PyramidAttentionKernel.inc"
+    ;
+
+namespace {
+
+/// Parses the kernel library and copies its functions into `module` (once).
+LogicalResult loadKernelLibrary(ModuleOp module) {
+  if (module.lookupSymbol("hag_pyramid_attention"))
+    return success();
+  ParserConfig config(module.getContext());
+  OwningOpRef<ModuleOp> library =
+      parseSourceString<ModuleOp>(kPyramidKernelSource, config,
+                                  "pyramid_attention.mlir");
+  if (!library)
+    return module.emitError("internal error: the pyramid-attention kernel "
+                            "library does not parse");
+  OpBuilder b(module.getContext());
+  b.setInsertionPointToEnd(module.getBody());
+  for (Operation &op : library->getBody()->getOperations())
+    b.clone(op);
+  return success();
+}
+
+struct HAGLowerToLinalgPass
+    : mlir::hag::impl::HAGLowerToLinalgBase<HAGLowerToLinalgPass> {
+  void runOnOperation() override {
+    ModuleOp module = getOperation();
+    // Public entry points get a C ABI wrapper (_mlir_ciface_<name>) that
+    // takes memref descriptors by pointer: the runtime calls those.
+    // The hag.* argument attributes (weight names) have been read by the
+    // manifest writer; LLVM does not know them.
+    for (auto func : module.getOps<func::FuncOp>()) {
+      if (func.isPublic() && !func.isExternal())
+        func->setAttr("llvm.emit_c_interface", UnitAttr::get(&getContext()));
+      for (unsigned i = 0; i < func.getNumArguments(); ++i) {
+        SmallVector<StringAttr> hagAttrs;
+        if (DictionaryAttr attrs = func.getArgAttrDict(i))
+          for (NamedAttribute a : attrs)
+            if (a.getName().getValue().starts_with("hag."))
+              hagAttrs.push_back(a.getName());
+        for (StringAttr name : hagAttrs)
+          func.removeArgAttr(i, name);
+      }
+    }
+    // The unfused pyramid has no CPU lowering of its own: say what to run.
+    WalkResult unfused = module.walk([&](Operation *op) {
+      if (!isa<BuildLevelOp, GlobalSummaryOp, CrossLevelAttentionOp>(op))
+        return WalkResult::advance();
+      op->emitError() << "cannot lower the unfused '"
+                      << op->getName().getStringRef()
+                      << "' to CPU code: run hag-fuse-pyramid first "
+                         "(hag-compile does)";
+      return WalkResult::interrupt();
+    });
+    if (unfused.wasInterrupted())
+      return signalPassFailure();
+
+    bool needsKernel = false;
+    module.walk([&](PyramidAttentionOp) { needsKernel = true; });
+    if (needsKernel && failed(loadKernelLibrary(module)))
+      return signalPassFailure();
+
+    ConversionTarget target(getContext());
+    target.addIllegalDialect<HAGDialect>();
+    target.addLegalDialect<linalg::LinalgDialect, tensor::TensorDialect,
+                           arith::ArithDialect, math::MathDialect,
+                           scf::SCFDialect, memref::MemRefDialect,
+                           bufferization::BufferizationDialect,
+                           func::FuncDialect>();
+    RewritePatternSet patterns(&getContext());
+    populateLanguageModelToLinalgPatterns(patterns);
+    populatePyramidAttentionToLoopsPatterns(patterns);
+    if (failed(applyPartialConversion(module, target, std::move(patterns))))
+      return signalPassFailure();
+  }
+};
+
+} // namespace

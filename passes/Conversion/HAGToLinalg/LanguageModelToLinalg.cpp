@@ -1,0 +1,455 @@
+//===- LanguageModelToLinalg.cpp - LM ops -> linalg on tensors ------------===//
+//
+// Every pattern writes its op's math (spec sections 2, 3 and 7) as
+// linalg.generic ops on tensors; tiling and vectorization happen later in the
+// CPU pipeline. Accumulations are in the element type (f32), except RoPE's
+// angles, which are formed in f64: a position near 65536 times a frequency
+// near 1 needs more than f32's 24 bits to keep the angle accurate to 1e-7.
+//
+//===----------------------------------------------------------------------===//
+
+#include "LinalgBuilders.h"
+#include "hag/Conversion/Passes.h"
+#include "hag/Dialect/HAG/IR/HAGOps.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Arith/Utils/Utils.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/IR/PatternMatch.h"
+
+using namespace mlir;
+using namespace mlir::hag;
+using namespace mlir::hag::lowering;
+
+//===----------------------------------------------------------------------===//
+// Builders
+//===----------------------------------------------------------------------===//
+
+SmallVector<OpFoldResult> lowering::tensorSizes(OpBuilder &b, Location loc,
+                                              Value v) {
+  return tensor::getMixedSizes(b, loc, v);
+}
+
+Value lowering::floatConst(OpBuilder &b, Location loc, Type t, double v) {
+  return arith::ConstantOp::create(b, loc, t, b.getFloatAttr(t, v));
+}
+
+Value lowering::filledTensor(OpBuilder &b, Location loc,
+                           ArrayRef<OpFoldResult> sizes, Type elementType,
+                           std::optional<double> value) {
+  Value empty = tensor::EmptyOp::create(b, loc, sizes, elementType);
+  if (!value)
+    return empty;
+  Value c = floatConst(b, loc, elementType, *value);
+  return linalg::FillOp::create(b, loc, ValueRange{c}, ValueRange{empty})
+      .getResult(0);
+}
+
+Value lowering::elementwise(OpBuilder &b, Location loc, Value init,
+                          ValueRange inputs, BodyFn body,
+                          ArrayRef<AffineMap> inputMaps) {
+  auto type = cast<RankedTensorType>(init.getType());
+  unsigned rank = type.getRank();
+  SmallVector<AffineMap> maps;
+  for (unsigned i = 0; i < inputs.size(); ++i)
+    maps.push_back(i < inputMaps.size() ? inputMaps[i]
+                                        : b.getMultiDimIdentityMap(rank));
+  maps.push_back(b.getMultiDimIdentityMap(rank));
+  SmallVector<utils::IteratorType> iters(rank, utils::IteratorType::parallel);
+  return linalg::GenericOp::create(b, loc, TypeRange{type}, inputs,
+                                   ValueRange{init}, maps, iters, body)
+      .getResult(0);
+}
+
+Value lowering::contractLastDim(OpBuilder &b, Location loc, Value x, Value w) {
+  auto xType = cast<RankedTensorType>(x.getType());
+  unsigned rank = xType.getRank();
+  // Loops: d0 .. d(rank-2) (x's leading dims), o, i.
+  unsigned nLoops = rank + 1;
+  SmallVector<AffineExpr> xExprs, wExprs, yExprs;
+  for (unsigned d = 0; d + 1 < rank; ++d) {
+    xExprs.push_back(b.getAffineDimExpr(d));
+    yExprs.push_back(b.getAffineDimExpr(d));
+  }
+  AffineExpr o = b.getAffineDimExpr(rank - 1), i = b.getAffineDimExpr(rank);
+  xExprs.push_back(i);
+  wExprs = {o, i};
+  yExprs.push_back(o);
+  MLIRContext *ctx = b.getContext();
+  SmallVector<AffineMap> maps = {AffineMap::get(nLoops, 0, xExprs, ctx),
+                                 AffineMap::get(nLoops, 0, wExprs, ctx),
+                                 AffineMap::get(nLoops, 0, yExprs, ctx)};
+  SmallVector<utils::IteratorType> iters(nLoops, utils::IteratorType::parallel);
+  iters.back() = utils::IteratorType::reduction;
+
+  SmallVector<OpFoldResult> sizes = tensorSizes(b, loc, x);
+  sizes.back() = tensor::getMixedSize(b, loc, w, 0);
+  Value init = filledTensor(b, loc, sizes, xType.getElementType(), 0.0);
+  return linalg::GenericOp::create(
+             b, loc, TypeRange{init.getType()}, ValueRange{x, w},
+             ValueRange{init}, maps, iters,
+             [](OpBuilder &nb, Location l, ValueRange args) {
+               Value m = arith::MulFOp::create(nb, l, args[0], args[1]);
+               Value s = arith::AddFOp::create(nb, l, args[2], m);
+               linalg::YieldOp::create(nb, l, s);
+             })
+      .getResult(0);
+}
+
+Value lowering::reduceLastDim(OpBuilder &b, Location loc, Value x, double init,
+                            BodyFn body) {
+  auto xType = cast<RankedTensorType>(x.getType());
+  unsigned rank = xType.getRank();
+  SmallVector<AffineExpr> outExprs;
+  for (unsigned d = 0; d + 1 < rank; ++d)
+    outExprs.push_back(b.getAffineDimExpr(d));
+  SmallVector<AffineMap> maps = {
+      b.getMultiDimIdentityMap(rank),
+      AffineMap::get(rank, 0, outExprs, b.getContext())};
+  SmallVector<utils::IteratorType> iters(rank, utils::IteratorType::parallel);
+  iters.back() = utils::IteratorType::reduction;
+  SmallVector<OpFoldResult> sizes = tensorSizes(b, loc, x);
+  sizes.pop_back();
+  Value out = filledTensor(b, loc, sizes, xType.getElementType(), init);
+  return linalg::GenericOp::create(b, loc, TypeRange{out.getType()},
+                                   ValueRange{x}, ValueRange{out}, maps, iters,
+                                   body)
+      .getResult(0);
+}
+
+Value lowering::sigmoid(OpBuilder &b, Location loc, Value x) {
+  Value one = floatConst(b, loc, x.getType(), 1.0);
+  Value e = math::ExpOp::create(b, loc, arith::NegFOp::create(b, loc, x));
+  return arith::DivFOp::create(b, loc, one, arith::AddFOp::create(b, loc, one, e));
+}
+
+Value lowering::silu(OpBuilder &b, Location loc, Value x) {
+  return arith::MulFOp::create(b, loc, x, sigmoid(b, loc, x));
+}
+
+//===----------------------------------------------------------------------===//
+// Patterns
+//===----------------------------------------------------------------------===//
+
+namespace {
+
+/// Adds a bias [out] to y [..., out].
+Value addBias(OpBuilder &b, Location loc, Value y, Value bias) {
+  auto type = cast<RankedTensorType>(y.getType());
+  unsigned rank = type.getRank();
+  AffineMap biasMap =
+      AffineMap::get(rank, 0, b.getAffineDimExpr(rank - 1), b.getContext());
+  Value init = filledTensor(b, loc, tensorSizes(b, loc, y),
+                            type.getElementType(), std::nullopt);
+  return elementwise(
+      b, loc, init, ValueRange{y, bias},
+      [](OpBuilder &nb, Location l, ValueRange a) {
+        linalg::YieldOp::create(nb, l, arith::AddFOp::create(nb, l, a[0], a[1]).getResult());
+      },
+      {b.getMultiDimIdentityMap(rank), biasMap});
+}
+
+struct LinearLowering : OpRewritePattern<LinearOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(LinearOp op,
+                                PatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    Value y = contractLastDim(rewriter, loc, op.getInput(), op.getWeight());
+    if (op.getBias())
+      y = addBias(rewriter, loc, y, op.getBias());
+    rewriter.replaceOp(op, y);
+    return success();
+  }
+};
+
+struct AddLowering : OpRewritePattern<AddOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(AddOp op,
+                                PatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    auto type = op.getType();
+    Value init = filledTensor(rewriter, loc, tensorSizes(rewriter, loc, op.getLhs()),
+                              type.getElementType(), std::nullopt);
+    rewriter.replaceOp(
+        op, elementwise(rewriter, loc, init, ValueRange{op.getLhs(), op.getRhs()},
+                        [](OpBuilder &nb, Location l, ValueRange a) {
+                          linalg::YieldOp::create(
+                              nb, l, arith::AddFOp::create(nb, l, a[0], a[1]).getResult());
+                        }));
+    return success();
+  }
+};
+
+struct RMSNormLowering : OpRewritePattern<RMSNormOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(RMSNormOp op,
+                                PatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    Value x = op.getInput();
+    auto type = cast<RankedTensorType>(x.getType());
+    unsigned rank = type.getRank();
+    Type elt = type.getElementType();
+    Value sumSq = reduceLastDim(rewriter, loc, x, 0.0,
+                                [](OpBuilder &nb, Location l, ValueRange a) {
+                                  Value sq = arith::MulFOp::create(nb, l, a[0], a[0]);
+                                  linalg::YieldOp::create(
+                                      nb, l, arith::AddFOp::create(nb, l, a[1], sq).getResult());
+                                });
+    // D as a float: from the static size, or tensor.dim at run time.
+    Value width = arith::IndexCastOp::create(
+        rewriter, loc, rewriter.getI64Type(),
+        getValueOrCreateConstantIndexOp(rewriter, loc,
+                                        tensor::getMixedSize(rewriter, loc, x, rank - 1)));
+    Value widthF = arith::SIToFPOp::create(rewriter, loc, elt, width);
+    Value eps = floatConst(rewriter, loc, elt, op.getEps().convertToDouble());
+
+    SmallVector<AffineExpr> rowExprs;
+    for (unsigned d = 0; d + 1 < rank; ++d)
+      rowExprs.push_back(rewriter.getAffineDimExpr(d));
+    AffineMap rowMap = AffineMap::get(rank, 0, rowExprs, getContext());
+    AffineMap scaleMap = AffineMap::get(
+        rank, 0, rewriter.getAffineDimExpr(rank - 1), getContext());
+    Value init = filledTensor(rewriter, loc, tensorSizes(rewriter, loc, x), elt,
+                              std::nullopt);
+    Value y = elementwise(
+        rewriter, loc, init, ValueRange{x, sumSq, op.getScale()},
+        [&](OpBuilder &nb, Location l, ValueRange a) {
+          Value mean = arith::DivFOp::create(nb, l, a[1], widthF);
+          Value inv = math::RsqrtOp::create(
+              nb, l, arith::AddFOp::create(nb, l, mean, eps));
+          Value n = arith::MulFOp::create(nb, l, a[0], inv);
+          linalg::YieldOp::create(nb, l, arith::MulFOp::create(nb, l, n, a[2]).getResult());
+        },
+        {rewriter.getMultiDimIdentityMap(rank), rowMap, scaleMap});
+    rewriter.replaceOp(op, y);
+    return success();
+  }
+};
+
+struct RopeLowering : OpRewritePattern<RopeOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(RopeOp op,
+                                PatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    Value x = op.getInput();
+    auto type = cast<RankedTensorType>(x.getType());
+    Type elt = type.getElementType();
+    int64_t hd = op.getHeadDimAttr().getInt(), half = hd / 2;
+    double base = op.getBase().convertToDouble();
+    int64_t offset = op.getOffsetAttr().getInt();
+    Type f64 = rewriter.getF64Type();
+    Value init = filledTensor(rewriter, loc, tensorSizes(rewriter, loc, x), elt,
+                              std::nullopt);
+    Value y = elementwise(
+        rewriter, loc, init, ValueRange{x},
+        [&](OpBuilder &nb, Location l, ValueRange a) {
+          auto idx = [&](int64_t v) {
+            return arith::ConstantIndexOp::create(nb, l, v).getResult();
+          };
+          Value bIdx = linalg::IndexOp::create(nb, l, 0);
+          Value pos = linalg::IndexOp::create(nb, l, 1);
+          Value f = linalg::IndexOp::create(nb, l, 2);
+          Value j = arith::RemUIOp::create(nb, l, f, idx(hd));
+          Value lowHalf = arith::CmpIOp::create(nb, l, arith::CmpIPredicate::ult,
+                                                j, idx(half));
+          Value jj = arith::RemUIOp::create(nb, l, j, idx(half));
+          // Partner element: f + d/2 in the low half, f - d/2 in the high half.
+          Value partnerIdx = arith::SelectOp::create(
+              nb, l, lowHalf, arith::AddIOp::create(nb, l, f, idx(half)),
+              arith::SubIOp::create(nb, l, f, idx(half)));
+          Value partner = tensor::ExtractOp::create(
+              nb, l, x, ValueRange{bIdx, pos, partnerIdx});
+          // theta = (pos + offset) * base^(-2 jj / d), in f64.
+          auto toF64 = [&](Value i) {
+            Value i64 = arith::IndexCastOp::create(nb, l, nb.getI64Type(), i);
+            return arith::SIToFPOp::create(nb, l, f64, i64).getResult();
+          };
+          Value p = arith::AddFOp::create(nb, l, toF64(pos),
+                                          floatConst(nb, l, f64, offset));
+          Value expo = arith::MulFOp::create(nb, l, toF64(jj),
+                                             floatConst(nb, l, f64, -2.0 / hd));
+          Value invFreq = math::PowFOp::create(nb, l, floatConst(nb, l, f64, base), expo);
+          Value theta = arith::MulFOp::create(nb, l, p, invFreq);
+          Value c = arith::TruncFOp::create(nb, l, elt, math::CosOp::create(nb, l, theta));
+          Value s = arith::TruncFOp::create(nb, l, elt, math::SinOp::create(nb, l, theta));
+          // low:  u_j cos - u_{j+d/2} sin;  high: u_j cos + u_{j-d/2} sin.
+          Value ps = arith::MulFOp::create(nb, l, partner, s);
+          Value signedPs = arith::SelectOp::create(
+              nb, l, lowHalf, arith::NegFOp::create(nb, l, ps), ps);
+          Value r = arith::AddFOp::create(
+              nb, l, arith::MulFOp::create(nb, l, a[0], c), signedPs);
+          linalg::YieldOp::create(nb, l, r);
+        });
+    rewriter.replaceOp(op, y);
+    return success();
+  }
+};
+
+struct SwiGLULowering : OpRewritePattern<SwiGLUOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(SwiGLUOp op,
+                                PatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    Value gate = contractLastDim(rewriter, loc, op.getInput(), op.getWGate());
+    Value up = contractLastDim(rewriter, loc, op.getInput(), op.getWUp());
+    auto type = cast<RankedTensorType>(gate.getType());
+    Value init = filledTensor(rewriter, loc, tensorSizes(rewriter, loc, gate),
+                              type.getElementType(), std::nullopt);
+    Value act = elementwise(rewriter, loc, init, ValueRange{gate, up},
+                            [](OpBuilder &nb, Location l, ValueRange a) {
+                              Value s = silu(nb, l, a[0]);
+                              linalg::YieldOp::create(
+                                  nb, l, arith::MulFOp::create(nb, l, s, a[1]).getResult());
+                            });
+    rewriter.replaceOp(op, contractLastDim(rewriter, loc, act, op.getWDown()));
+    return success();
+  }
+};
+
+struct EmbeddingLowering : OpRewritePattern<EmbeddingOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(EmbeddingOp op,
+                                PatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    Value table = op.getTable();
+    auto type = cast<RankedTensorType>(op.getResult().getType());
+    SmallVector<OpFoldResult> sizes = tensorSizes(rewriter, loc, op.getTokens());
+    sizes.push_back(tensor::getMixedSize(rewriter, loc, table, 1));
+    Value init = filledTensor(rewriter, loc, sizes, type.getElementType(),
+                              std::nullopt);
+    Value vocab = getValueOrCreateConstantIndexOp(
+        rewriter, loc, tensor::getMixedSize(rewriter, loc, table, 0));
+    AffineMap tokMap = AffineMap::get(
+        3, 0, {rewriter.getAffineDimExpr(0), rewriter.getAffineDimExpr(1)},
+        getContext());
+    Value y = elementwise(
+        rewriter, loc, init, ValueRange{op.getTokens()},
+        [&](OpBuilder &nb, Location l, ValueRange a) {
+          // The runtime rejects out-of-range tokens before the call; the
+          // clamp only keeps a bad id from reading outside the table.
+          Value id = arith::IndexCastOp::create(nb, l, nb.getIndexType(), a[0]);
+          Value zero = arith::ConstantIndexOp::create(nb, l, 0);
+          Value last = arith::SubIOp::create(
+              nb, l, vocab, arith::ConstantIndexOp::create(nb, l, 1));
+          id = arith::MaxSIOp::create(nb, l, zero,
+                                      arith::MinSIOp::create(nb, l, id, last));
+          Value j = linalg::IndexOp::create(nb, l, 2);
+          linalg::YieldOp::create(
+              nb, l, tensor::ExtractOp::create(nb, l, table, ValueRange{id, j}).getResult());
+        },
+        {tokMap});
+    rewriter.replaceOp(op, y);
+    return success();
+  }
+};
+
+struct CrossEntropyLowering : OpRewritePattern<CrossEntropyOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(CrossEntropyOp op,
+                                PatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    Value logits = op.getLogits(), tokens = op.getTokens();
+    Type elt = cast<RankedTensorType>(logits.getType()).getElementType();
+    double lowest = -std::numeric_limits<double>::infinity();
+    Value rowMax = reduceLastDim(rewriter, loc, logits, lowest,
+                                 [](OpBuilder &nb, Location l, ValueRange a) {
+                                   linalg::YieldOp::create(
+                                       nb, l, arith::MaximumFOp::create(nb, l, a[0], a[1]).getResult());
+                                 });
+    // sum_v exp(logit - max), with the max broadcast along v.
+    AffineMap id3 = rewriter.getMultiDimIdentityMap(3);
+    AffineMap row3 = AffineMap::get(
+        3, 0, {rewriter.getAffineDimExpr(0), rewriter.getAffineDimExpr(1)},
+        getContext());
+    AffineMap row2 = rewriter.getMultiDimIdentityMap(2);
+    SmallVector<OpFoldResult> rows = tensorSizes(rewriter, loc, tokens);
+    Value sumInit = filledTensor(rewriter, loc, rows, elt, 0.0);
+    Value sumExp =
+        linalg::GenericOp::create(
+            rewriter, loc, TypeRange{sumInit.getType()},
+            ValueRange{logits, rowMax}, ValueRange{sumInit},
+            ArrayRef<AffineMap>{id3, row3, row3},
+            ArrayRef<utils::IteratorType>{utils::IteratorType::parallel,
+                                          utils::IteratorType::parallel,
+                                          utils::IteratorType::reduction},
+            [](OpBuilder &nb, Location l, ValueRange a) {
+              Value e = math::ExpOp::create(
+                  nb, l, arith::SubFOp::create(nb, l, a[0], a[1]));
+              linalg::YieldOp::create(nb, l, arith::AddFOp::create(nb, l, a[2], e).getResult());
+            })
+            .getResult(0);
+    // Per position: log-sum-exp minus the next token's logit; 0 for the last.
+    Value seq = getValueOrCreateConstantIndexOp(
+        rewriter, loc, tensor::getMixedSize(rewriter, loc, tokens, 1));
+    Value vocab = getValueOrCreateConstantIndexOp(
+        rewriter, loc, tensor::getMixedSize(rewriter, loc, logits, 2));
+    Value lossInit = filledTensor(rewriter, loc, rows, elt, std::nullopt);
+    Value perPos = elementwise(
+        rewriter, loc, lossInit, ValueRange{rowMax, sumExp},
+        [&](OpBuilder &nb, Location l, ValueRange a) {
+          Value bIdx = linalg::IndexOp::create(nb, l, 0);
+          Value i = linalg::IndexOp::create(nb, l, 1);
+          Value one = arith::ConstantIndexOp::create(nb, l, 1);
+          Value zero = arith::ConstantIndexOp::create(nb, l, 0);
+          Value next = arith::AddIOp::create(nb, l, i, one);
+          Value hasNext = arith::CmpIOp::create(nb, l, arith::CmpIPredicate::ult,
+                                                next, seq);
+          Value nextIdx = arith::SelectOp::create(nb, l, hasNext, next, i);
+          Value tok = tensor::ExtractOp::create(nb, l, tokens, ValueRange{bIdx, nextIdx});
+          Value id = arith::IndexCastOp::create(nb, l, nb.getIndexType(), tok);
+          Value last = arith::SubIOp::create(nb, l, vocab, one);
+          id = arith::MaxSIOp::create(nb, l, zero,
+                                      arith::MinSIOp::create(nb, l, id, last));
+          Value target = tensor::ExtractOp::create(nb, l, logits, ValueRange{bIdx, i, id});
+          Value lse = arith::AddFOp::create(nb, l, a[0],
+                                            math::LogOp::create(nb, l, a[1]));
+          Value loss = arith::SubFOp::create(nb, l, lse, target);
+          Value zeroF = floatConst(nb, l, loss.getType(), 0.0);
+          linalg::YieldOp::create(nb, l, arith::SelectOp::create(nb, l, hasNext, loss, zeroF).getResult());
+        },
+        {row2, row2});
+    // Mean over batch * (seq - 1) positions (0 when there are none).
+    Value totalInit = filledTensor(rewriter, loc, {}, elt, 0.0);
+    Value total =
+        linalg::GenericOp::create(
+            rewriter, loc, TypeRange{totalInit.getType()}, ValueRange{perPos},
+            ValueRange{totalInit},
+            ArrayRef<AffineMap>{row2, AffineMap::get(2, 0, {}, getContext())},
+            ArrayRef<utils::IteratorType>{utils::IteratorType::reduction,
+                                          utils::IteratorType::reduction},
+            [](OpBuilder &nb, Location l, ValueRange a) {
+              linalg::YieldOp::create(nb, l, arith::AddFOp::create(nb, l, a[0], a[1]).getResult());
+            })
+            .getResult(0);
+    Value batch = getValueOrCreateConstantIndexOp(
+        rewriter, loc, tensor::getMixedSize(rewriter, loc, tokens, 0));
+    Value one = arith::ConstantIndexOp::create(rewriter, loc, 1);
+    Value positions = arith::MulIOp::create(
+        rewriter, loc, batch,
+        arith::MaxUIOp::create(rewriter, loc,
+                               arith::SubIOp::create(rewriter, loc, seq, one),
+                               one));
+    Value count = arith::SIToFPOp::create(
+        rewriter, loc, elt,
+        arith::IndexCastOp::create(rewriter, loc, rewriter.getI64Type(),
+                                   positions));
+    Value meanInit = filledTensor(rewriter, loc, {}, elt, std::nullopt);
+    Value mean = elementwise(rewriter, loc, meanInit, ValueRange{total},
+                             [&](OpBuilder &nb, Location l, ValueRange a) {
+                               linalg::YieldOp::create(
+                                   nb, l, arith::DivFOp::create(nb, l, a[0], count).getResult());
+                             });
+    rewriter.replaceOp(op, mean);
+    return success();
+  }
+};
+
+} // namespace
+
+void mlir::hag::populateLanguageModelToLinalgPatterns(
+    RewritePatternSet &patterns) {
+  patterns.add<LinearLowering, AddLowering, RMSNormLowering, RopeLowering,
+               SwiGLULowering, EmbeddingLowering, CrossEntropyLowering>(
+      patterns.getContext());
+}

@@ -1,0 +1,49 @@
+//===- LinalgBuilders.h - Small helpers for the hag lowerings ---*- C++ -*-===//
+//
+// Internal to passes/Conversion/HAGToLinalg: builders for the linalg.generic
+// shapes the lowerings use over and over (elementwise maps, contractions over
+// the last dimension, reductions), so each op's lowering reads like its math.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef HAG_PASSES_CONVERSION_HAGTOLINALG_LINALGBUILDERS_H
+#define HAG_PASSES_CONVERSION_HAGTOLINALG_LINALGBUILDERS_H
+
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/IR/Builders.h"
+
+namespace mlir::hag::lowering {
+
+using BodyFn = function_ref<void(OpBuilder &, Location, ValueRange)>;
+
+/// The sizes of tensor `v`, static or `tensor.dim`.
+SmallVector<OpFoldResult> tensorSizes(OpBuilder &b, Location loc, Value v);
+
+/// A tensor.empty of `sizes` filled with `value` (or left empty if null).
+Value filledTensor(OpBuilder &b, Location loc, ArrayRef<OpFoldResult> sizes,
+                   Type elementType, std::optional<double> value);
+
+/// A float constant of type `t`.
+Value floatConst(OpBuilder &b, Location loc, Type t, double v);
+
+/// out[..] = body(inputs[..]) over the full shape of `init`, all maps the
+/// identity except those given in `inputMaps` (defaults: identity).
+Value elementwise(OpBuilder &b, Location loc, Value init, ValueRange inputs,
+                  BodyFn body, ArrayRef<AffineMap> inputMaps = {});
+
+/// y[..., o] = sum_i x[..., i] * w[o, i]  (x of any rank >= 1, w [out, in]).
+Value contractLastDim(OpBuilder &b, Location loc, Value x, Value w);
+
+/// r[...] = sum over the last dimension of f(x[..., j]) (body maps the
+/// element and the accumulator to the new accumulator); result rank - 1.
+Value reduceLastDim(OpBuilder &b, Location loc, Value x, double init,
+                    BodyFn body);
+
+/// SiLU(x) = x * sigmoid(x).
+Value silu(OpBuilder &b, Location loc, Value x);
+/// sigmoid(x) = 1 / (1 + exp(-x)).
+Value sigmoid(OpBuilder &b, Location loc, Value x);
+
+} // namespace mlir::hag::lowering
+
+#endif // HAG_PASSES_CONVERSION_HAGTOLINALG_LINALGBUILDERS_H

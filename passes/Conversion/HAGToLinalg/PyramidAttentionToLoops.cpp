@@ -1,0 +1,182 @@
+//===- PyramidAttentionToLoops.cpp - hag.pyramid_attention -> kernel call -===//
+//
+// The memory gate becomes linalg on tensors (it is a matmul, spec 2); the
+// rest of the fused op becomes a call to @hag_pyramid_attention, the kernel
+// on memrefs in kernels/pyramid_attention.mlir, with the configuration passed
+// as constants (they fold into the kernel once it is inlined).
+//
+//===----------------------------------------------------------------------===//
+
+#include "LinalgBuilders.h"
+#include "hag/Analysis/PyramidWindows.h"
+#include "hag/Conversion/Passes.h"
+#include "hag/Dialect/HAG/IR/HAGOps.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Bufferization/IR/Bufferization.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/IR/PatternMatch.h"
+
+using namespace mlir;
+using namespace mlir::hag;
+using namespace mlir::hag::lowering;
+
+namespace {
+
+/// g = sigmoid((w2 . SiLU(W1 x + b1) + b2) / tau)   [batch, N]   (spec 2).
+Value buildMemoryGate(OpBuilder &b, Location loc, Value x, Value w1, Value b1,
+                      Value w2, Value b2, double tau) {
+  auto xType = cast<RankedTensorType>(x.getType());
+  Type elt = xType.getElementType();
+  MLIRContext *ctx = b.getContext();
+  Value hidden = contractLastDim(b, loc, x, w1); // [b, n, Dg]
+  // s[b, n] = sum_j SiLU(hidden + b1[j]) * w2[j]
+  AffineMap id3 = b.getMultiDimIdentityMap(3);
+  AffineMap last = AffineMap::get(3, 0, b.getAffineDimExpr(2), ctx);
+  AffineMap rows = AffineMap::get(
+      3, 0, {b.getAffineDimExpr(0), b.getAffineDimExpr(1)}, ctx);
+  SmallVector<OpFoldResult> sizes = tensorSizes(b, loc, x);
+  sizes.pop_back();
+  Value sInit = filledTensor(b, loc, sizes, elt, 0.0);
+  Value s = linalg::GenericOp::create(
+                b, loc, TypeRange{sInit.getType()}, ValueRange{hidden, b1, w2},
+                ValueRange{sInit}, ArrayRef<AffineMap>{id3, last, last, rows},
+                ArrayRef<utils::IteratorType>{utils::IteratorType::parallel,
+                                              utils::IteratorType::parallel,
+                                              utils::IteratorType::reduction},
+                [](OpBuilder &nb, Location l, ValueRange a) {
+                  Value h = arith::AddFOp::create(nb, l, a[0], a[1]);
+                  Value r = math::FmaOp::create(nb, l, silu(nb, l, h), a[2], a[3]);
+                  linalg::YieldOp::create(nb, l, r);
+                })
+                .getResult(0);
+  Value gInit = filledTensor(b, loc, sizes, elt, std::nullopt);
+  AffineMap id2 = b.getMultiDimIdentityMap(2);
+  AffineMap scalar = AffineMap::get(2, 0, b.getAffineConstantExpr(0), ctx);
+  Value invTau = floatConst(b, loc, elt, 1.0 / tau);
+  return elementwise(
+      b, loc, gInit, ValueRange{s, b2},
+      [&](OpBuilder &nb, Location l, ValueRange a) {
+        Value z = arith::MulFOp::create(
+            nb, l, arith::AddFOp::create(nb, l, a[0], a[1]), invTau);
+        linalg::YieldOp::create(nb, l, sigmoid(nb, l, z));
+      },
+      {id2, scalar});
+}
+
+struct MemoryGateLowering : OpRewritePattern<MemoryGateOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(MemoryGateOp op,
+                                PatternRewriter &rewriter) const override {
+    rewriter.replaceOp(
+        op, buildMemoryGate(rewriter, op.getLoc(), op.getInput(), op.getW1(),
+                            op.getB1(), op.getW2(), op.getB2(),
+                            op.getConfig().getTemperature().convertToDouble()));
+    return success();
+  }
+};
+
+/// Packs the per-level conv weights [Hkv, r, d] into [L-2, Hkv, r, d]; an
+/// empty [0, Hkv, r, d] tensor when the op has none.
+Value packConvWeights(OpBuilder &b, Location loc, ValueRange weights,
+                      PyramidConfigAttr config, Type elt) {
+  int64_t hkv = config.getKvHeads(), r = config.getRatio(),
+          d = config.getHeadDim();
+  auto packed = RankedTensorType::get(
+      {static_cast<int64_t>(weights.size()), hkv, r, d}, elt);
+  Value acc = tensor::EmptyOp::create(b, loc, packed.getShape(), elt);
+  for (auto [i, w] : llvm::enumerate(weights)) {
+    SmallVector<OpFoldResult> offsets = {b.getIndexAttr(i), b.getIndexAttr(0),
+                                         b.getIndexAttr(0), b.getIndexAttr(0)};
+    SmallVector<OpFoldResult> sizes = {b.getIndexAttr(1), b.getIndexAttr(hkv),
+                                       b.getIndexAttr(r), b.getIndexAttr(d)};
+    SmallVector<OpFoldResult> strides(4, b.getIndexAttr(1));
+    acc = tensor::InsertSliceOp::create(b, loc, w, acc, offsets, sizes, strides);
+  }
+  return acc;
+}
+
+/// A dynamic memref view of `tensor` (read only), for the kernel's signature.
+Value asDynamicBuffer(OpBuilder &b, Location loc, Value tensor) {
+  auto t = cast<RankedTensorType>(tensor.getType());
+  SmallVector<int64_t> dyn(t.getRank(), ShapedType::kDynamic);
+  auto staticType = MemRefType::get(t.getShape(), t.getElementType());
+  Value m = bufferization::ToBufferOp::create(b, loc, staticType, tensor,
+                                              /*readOnly=*/true);
+  auto dynType = MemRefType::get(dyn, t.getElementType());
+  if (staticType == dynType)
+    return m;
+  return memref::CastOp::create(b, loc, dynType, m);
+}
+
+struct PyramidAttentionLowering : OpRewritePattern<PyramidAttentionOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(PyramidAttentionOp op,
+                                PatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    PyramidConfigAttr config = op.getConfig();
+    auto qType = cast<RankedTensorType>(op.getQueries().getType());
+    Type elt = qType.getElementType();
+    if (!elt.isF32())
+      return rewriter.notifyMatchFailure(op, "the CPU kernel is f32 only");
+    auto module = op->getParentOfType<ModuleOp>();
+    auto kernel = module.lookupSymbol<func::FuncOp>("hag_pyramid_attention");
+    if (!kernel)
+      return rewriter.notifyMatchFailure(op, "kernel library not loaded");
+
+    Value g = buildMemoryGate(rewriter, loc, op.getGateInput(), op.getGateW1(),
+                              op.getGateB1(), op.getGateW2(), op.getGateB2(),
+                              config.getTemperature().convertToDouble());
+    Value convK = packConvWeights(rewriter, loc, op.getConvKeys(), config, elt);
+    Value convV =
+        packConvWeights(rewriter, loc, op.getConvValues(), config, elt);
+
+    SmallVector<Value> args;
+    for (Value t : {Value(op.getQueries()), Value(op.getKeys()), Value(op.getValues()), g, convK,
+                    convV})
+      args.push_back(asDynamicBuffer(rewriter, loc, t));
+    // The output buffer: [batch, N, H*d].
+    SmallVector<Value> dynSizes;
+    for (int64_t i = 0; i < qType.getRank(); ++i)
+      if (qType.isDynamicDim(i))
+        dynSizes.push_back(tensor::DimOp::create(rewriter, loc, op.getQueries(), i));
+    auto outType = MemRefType::get(qType.getShape(), elt);
+    Value out = memref::AllocOp::create(rewriter, loc, outType, dynSizes);
+    args.push_back(memref::CastOp::create(
+        rewriter, loc,
+        MemRefType::get(SmallVector<int64_t>(3, ShapedType::kDynamic), elt),
+        out));
+
+    auto index = [&](int64_t v) -> Value {
+      return arith::ConstantIndexOp::create(rewriter, loc, v);
+    };
+    args.append({index(config.getHeads()), index(config.getKvHeads()),
+                 index(config.getHeadDim()), index(config.getBlock()),
+                 index(config.getRatio()), index(config.getStaticLevels()),
+                 index(config.getWindow()), index(config.getSummary())});
+    args.push_back(arith::ConstantOp::create(
+        rewriter, loc, rewriter.getBoolAttr(config.getCausal())));
+    args.push_back(index(config.getSelectK()));
+    args.push_back(index(static_cast<int64_t>(config.getCompress())));
+    args.push_back(floatConst(rewriter, loc, rewriter.getF32Type(),
+                              config.getMassBias().convertToDouble()));
+    args.push_back(floatConst(rewriter, loc, rewriter.getF32Type(),
+                              config.getEps().convertToDouble()));
+    func::CallOp::create(rewriter, loc, kernel, args);
+    Value result = bufferization::ToTensorOp::create(
+        rewriter, loc, qType, out, rewriter.getUnitAttr(), rewriter.getUnitAttr());
+    rewriter.replaceOp(op, result);
+    return success();
+  }
+};
+
+} // namespace
+
+void mlir::hag::populatePyramidAttentionToLoopsPatterns(
+    RewritePatternSet &patterns) {
+  patterns.add<MemoryGateLowering, PyramidAttentionLowering>(
+      patterns.getContext());
+}

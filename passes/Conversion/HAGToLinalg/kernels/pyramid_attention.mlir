@@ -1,0 +1,435 @@
+// The CPU pyramid-attention kernel (spec sections 3-5 and 12), on memrefs.
+//
+// hag-lower-to-linalg clones these functions into the module and calls
+// @hag_pyramid_attention with the layer's configuration as constants; after
+// inlining, the constants fold into the loop bounds. One call:
+//   1. builds every compressed level once from the level below (exact gated
+//      mean via S_c = (m_c + eps) K_c for compressed children; max; conv),
+//   2. forms f64 running prefix sums of g*k, g*v and g for the summaries,
+//   3. runs every (batch, head, query block) in parallel; per block it forms
+//      the T' summary tokens once and picks the select_k tokens once, and
+//      per query it streams the keys of every window through one online
+//      softmax (no N x N buffer, no gathered copies of keys).
+//
+// Workspace buffers are freed by the buffer-deallocation pipeline that
+// runs after inlining; per-block scratch is stack-allocated.
+//
+// Layouts: q [batch, N, H*d], k and v [batch, N, Hkv*d], g [batch, N];
+// conv weights packed [L-2, Hkv, r, d] (size 0 unless compress = conv);
+// out [batch, N, H*d]. compress: 0 gated_mean, 1 max, 2 conv.
+
+// One key of the online softmax: logit = q.k / sqrt(d) + beta log(m + eps);
+// rescales the running sum and accumulator when the running max grows.
+func.func private @hag_online_step(
+    %q: memref<?x?x?xf32>, %bt: index, %i: index, %qoff: index,
+    %keys: memref<?x?x?xf32>, %vals: memref<?x?x?xf32>, %kb: index,
+    %kj: index, %koff: index, %mass: f32,
+    %d: index, %scale: f32, %beta: f32, %eps: f32,
+    %acc: memref<?xf32>, %m: f32, %s: f32) -> (f32, f32) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %zero = arith.constant 0.0 : f32
+  %dot = scf.for %x = %c0 to %d step %c1 iter_args(%a = %zero) -> (f32) {
+    %qi = arith.addi %qoff, %x : index
+    %ki = arith.addi %koff, %x : index
+    %qv = memref.load %q[%bt, %i, %qi] : memref<?x?x?xf32>
+    %kv = memref.load %keys[%kb, %kj, %ki] : memref<?x?x?xf32>
+    %a2 = math.fma %qv, %kv, %a : f32
+    scf.yield %a2 : f32
+  }
+  %me = arith.addf %mass, %eps : f32
+  %lg = math.log %me : f32
+  %bias = arith.mulf %beta, %lg : f32
+  %sc = arith.mulf %dot, %scale : f32
+  %logit = arith.addf %sc, %bias : f32
+  %mNew = arith.maximumf %m, %logit : f32
+  %dm = arith.subf %m, %mNew : f32
+  %corr = math.exp %dm : f32
+  %dl = arith.subf %logit, %mNew : f32
+  %p = math.exp %dl : f32
+  %sScaled = arith.mulf %s, %corr : f32
+  %sNew = arith.addf %sScaled, %p : f32
+  scf.for %x = %c0 to %d step %c1 {
+    %ki = arith.addi %koff, %x : index
+    %vv = memref.load %vals[%kb, %kj, %ki] : memref<?x?x?xf32>
+    %av = memref.load %acc[%x] : memref<?xf32>
+    %scaled = arith.mulf %av, %corr : f32
+    %upd = math.fma %p, %vv, %scaled : f32
+    memref.store %upd, %acc[%x] : memref<?xf32>
+  }
+  return %mNew, %sNew : f32, f32
+}
+
+// ceil(a / b) for a >= 0, b > 0.
+func.func private @hag_ceil_div(%a: index, %b: index) -> index {
+  %c1 = arith.constant 1 : index
+  %bm1 = arith.subi %b, %c1 : index
+  %n = arith.addi %a, %bm1 : index
+  %q = arith.divui %n, %b : index
+  return %q : index
+}
+
+// The windows of level `l` for a block whose level l-1 window is [aPrev, ...)
+// on the left and ends at ePrev on the right (spec section 4). Returns
+// (a_l, c_l, e'_l, e_l); the right range is empty when causal.
+func.func private @hag_level_window(%aPrev: index, %ePrev: index, %l: index,
+    %L: index, %r: index, %W: index, %nl: index, %causal: i1)
+    -> (index, index, index, index) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c = arith.divui %aPrev, %r : index
+  %lastL = arith.subi %L, %c1 : index
+  %isLast = arith.cmpi eq, %l, %lastL : index
+  // Left: a_l = max(0, r floor((c - W) / r)) below L-1, max(0, c - W) at L-1.
+  %cw = arith.subi %c, %W : index
+  %fl = arith.floordivsi %cw, %r : index
+  %rounded = arith.muli %fl, %r : index
+  %aRaw = arith.select %isLast, %cw, %rounded : index
+  %a = arith.maxsi %aRaw, %c0 : index
+  // Right: e'_l = ceil(e_{l-1} / r); e_l = min(n_l, r ceil((e' + W) / r))
+  // below L-1, min(n_l, e' + W) at L-1.
+  %ep = func.call @hag_ceil_div(%ePrev, %r) : (index, index) -> index
+  %epw = arith.addi %ep, %W : index
+  %up = func.call @hag_ceil_div(%epw, %r) : (index, index) -> index
+  %upr = arith.muli %up, %r : index
+  %eRaw = arith.select %isLast, %epw, %upr : index
+  %e = arith.minsi %eRaw, %nl : index
+  %epOut = arith.select %causal, %c0, %ep : index
+  %eOut = arith.select %causal, %c0, %e : index
+  return %a, %c, %epOut, %eOut : index, index, index, index
+}
+
+func.func private @hag_pyramid_attention(
+    %q: memref<?x?x?xf32>, %k: memref<?x?x?xf32>, %v: memref<?x?x?xf32>,
+    %g: memref<?x?xf32>, %convK: memref<?x?x?x?xf32>,
+    %convV: memref<?x?x?x?xf32>, %out: memref<?x?x?xf32>,
+    %H: index, %Hkv: index, %d: index, %B: index, %r: index, %L: index,
+    %W: index, %T: index, %causal: i1, %selectK: index, %compress: index,
+    %beta: f32, %eps: f32) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c2 = arith.constant 2 : index
+  %zero = arith.constant 0.0 : f32
+  %one = arith.constant 1.0 : f32
+  %ninf = arith.constant 0xFF800000 : f32
+  %zero64 = arith.constant 0.0 : f64
+  %true = arith.constant true
+  %bt = memref.dim %q, %c0 : memref<?x?x?xf32>
+  %n = memref.dim %q, %c1 : memref<?x?x?xf32>
+  %kvD = arith.muli %Hkv, %d : index
+  %epsF64 = arith.extf %eps : f32 to f64
+
+  // ---- 1. Compressed levels 2 .. L-1, packed one after the other. --------
+  // total = sum_{l=2}^{L-1} n_l (at least 1 so that the buffers exist).
+  %total:2 = scf.for %l = %c2 to %L step %c1 iter_args(%acc = %c0, %nPrev = %n) -> (index, index) {
+    %nl = func.call @hag_ceil_div(%nPrev, %r) : (index, index) -> index
+    %acc2 = arith.addi %acc, %nl : index
+    scf.yield %acc2, %nl : index, index
+  }
+  %alloc = arith.maxui %total#0, %c1 : index
+  %levK = memref.alloc(%bt, %alloc, %kvD) : memref<?x?x?xf32>
+  %levV = memref.alloc(%bt, %alloc, %kvD) : memref<?x?x?xf32>
+  %levM = memref.alloc(%bt, %alloc) : memref<?x?xf32>
+  %isMax = arith.cmpi eq, %compress, %c1 : index
+  %isConv = arith.cmpi eq, %compress, %c2 : index
+  scf.for %l = %c2 to %L step %c1 iter_args(%offPrev = %c0, %off = %c0, %nPrev = %n) -> (index, index, index) {
+    %nl = func.call @hag_ceil_div(%nPrev, %r) : (index, index) -> index
+    %fromRaw = arith.cmpi eq, %l, %c2 : index
+    %lc = arith.subi %l, %c2 : index
+    scf.parallel (%b, %j) = (%c0, %c0) to (%bt, %nl) step (%c1, %c1) {
+      %first = arith.muli %j, %r : index
+      %endR = arith.addi %first, %r : index
+      %end = arith.minui %endR, %nPrev : index
+      // m_l(j): the sum of the children's masses.
+      %mass = scf.for %c = %first to %end step %c1 iter_args(%ms = %zero) -> (f32) {
+        %mc = scf.if %fromRaw -> (f32) {
+          %x = memref.load %g[%b, %c] : memref<?x?xf32>
+          scf.yield %x : f32
+        } else {
+          %ci = arith.addi %offPrev, %c : index
+          %x = memref.load %levM[%b, %ci] : memref<?x?xf32>
+          scf.yield %x : f32
+        }
+        %ms2 = arith.addf %ms, %mc : f32
+        scf.yield %ms2 : f32
+      }
+      %den = arith.addf %mass, %eps : f32
+      %dst = arith.addi %off, %j : index
+      memref.store %mass, %levM[%b, %dst] : memref<?x?xf32>
+      scf.for %f = %c0 to %kvD step %c1 {
+        %kvh = arith.divui %f, %d : index
+        %dd = arith.remui %f, %d : index
+        %init = arith.select %isMax, %ninf, %zero : f32
+        %res:2 = scf.for %c = %first to %end step %c1 iter_args(%ak = %init, %av = %init) -> (f32, f32) {
+          // The child's key, value and mass (raw at level 2).
+          %ch:3 = scf.if %fromRaw -> (f32, f32, f32) {
+            %x = memref.load %k[%b, %c, %f] : memref<?x?x?xf32>
+            %y = memref.load %v[%b, %c, %f] : memref<?x?x?xf32>
+            %m = memref.load %g[%b, %c] : memref<?x?xf32>
+            scf.yield %x, %y, %m : f32, f32, f32
+          } else {
+            %ci = arith.addi %offPrev, %c : index
+            %x = memref.load %levK[%b, %ci, %f] : memref<?x?x?xf32>
+            %y = memref.load %levV[%b, %ci, %f] : memref<?x?x?xf32>
+            %m = memref.load %levM[%b, %ci] : memref<?x?xf32>
+            scf.yield %x, %y, %m : f32, f32, f32
+          }
+          %out2:2 = scf.if %isMax -> (f32, f32) {
+            %mk = arith.maximumf %ak, %ch#0 : f32
+            %mv = arith.maximumf %av, %ch#1 : f32
+            scf.yield %mk, %mv : f32, f32
+          } else {
+            // Weight of the child: gated_mean uses its gate-weighted sum
+            // (g_i for raw children, m_c + eps for compressed ones, which
+            // undoes their own division); conv uses m_c A[t] (spec 3).
+            %meps = arith.addf %ch#2, %eps : f32
+            %wMean = arith.select %fromRaw, %ch#2, %meps : f32
+            %wk:2 = scf.if %isConv -> (f32, f32) {
+              %t = arith.subi %c, %first : index
+              %ak2 = memref.load %convK[%lc, %kvh, %t, %dd] : memref<?x?x?x?xf32>
+              %av2 = memref.load %convV[%lc, %kvh, %t, %dd] : memref<?x?x?x?xf32>
+              %wk2 = arith.mulf %ch#2, %ak2 : f32
+              %wv2 = arith.mulf %ch#2, %av2 : f32
+              scf.yield %wk2, %wv2 : f32, f32
+            } else {
+              scf.yield %wMean, %wMean : f32, f32
+            }
+            %nk = math.fma %wk#0, %ch#0, %ak : f32
+            %nv = math.fma %wk#1, %ch#1, %av : f32
+            scf.yield %nk, %nv : f32, f32
+          }
+          scf.yield %out2#0, %out2#1 : f32, f32
+        }
+        %kOut = scf.if %isMax -> (f32) {
+          scf.yield %res#0 : f32
+        } else {
+          %x = arith.divf %res#0, %den : f32
+          scf.yield %x : f32
+        }
+        %vOut = scf.if %isMax -> (f32) {
+          scf.yield %res#1 : f32
+        } else {
+          %x = arith.divf %res#1, %den : f32
+          scf.yield %x : f32
+        }
+        memref.store %kOut, %levK[%b, %dst, %f] : memref<?x?x?xf32>
+        memref.store %vOut, %levV[%b, %dst, %f] : memref<?x?x?xf32>
+      }
+      scf.reduce
+    }
+    %offNext = arith.addi %off, %nl : index
+    scf.yield %off, %offNext, %nl : index, index, index
+  }
+
+  // ---- 2. f64 prefix sums of g*k, g*v and g (summaries). ----------------
+  %n1 = arith.addi %n, %c1 : index
+  %pk = memref.alloc(%bt, %n1, %kvD) : memref<?x?x?xf64>
+  %pv = memref.alloc(%bt, %n1, %kvD) : memref<?x?x?xf64>
+  %pg = memref.alloc(%bt, %n1) : memref<?x?xf64>
+  scf.parallel (%b) = (%c0) to (%bt) step (%c1) {
+    memref.store %zero64, %pg[%b, %c0] : memref<?x?xf64>
+    scf.for %f = %c0 to %kvD step %c1 {
+      memref.store %zero64, %pk[%b, %c0, %f] : memref<?x?x?xf64>
+      memref.store %zero64, %pv[%b, %c0, %f] : memref<?x?x?xf64>
+    }
+    scf.for %i = %c0 to %n step %c1 {
+      %i1 = arith.addi %i, %c1 : index
+      %gi = memref.load %g[%b, %i] : memref<?x?xf32>
+      %gd = arith.extf %gi : f32 to f64
+      %pgi = memref.load %pg[%b, %i] : memref<?x?xf64>
+      %pgn = arith.addf %pgi, %gd : f64
+      memref.store %pgn, %pg[%b, %i1] : memref<?x?xf64>
+      scf.for %f = %c0 to %kvD step %c1 {
+        %kx = memref.load %k[%b, %i, %f] : memref<?x?x?xf32>
+        %vx = memref.load %v[%b, %i, %f] : memref<?x?x?xf32>
+        %kd = arith.extf %kx : f32 to f64
+        %vd = arith.extf %vx : f32 to f64
+        %pki = memref.load %pk[%b, %i, %f] : memref<?x?x?xf64>
+        %pvi = memref.load %pv[%b, %i, %f] : memref<?x?x?xf64>
+        %pkn = math.fma %gd, %kd, %pki : f64
+        %pvn = math.fma %gd, %vd, %pvi : f64
+        memref.store %pkn, %pk[%b, %i1, %f] : memref<?x?x?xf64>
+        memref.store %pvn, %pv[%b, %i1, %f] : memref<?x?x?xf64>
+      }
+    }
+    scf.reduce
+  }
+
+  // ---- 3. Attention per (batch, head, query block). ---------------------
+  %blocks = func.call @hag_ceil_div(%n, %B) : (index, index) -> index
+  %dI64 = arith.index_cast %d : index to i64
+  %dF = arith.sitofp %dI64 : i64 to f32
+  %sqrtD = math.sqrt %dF : f32
+  %scale = arith.divf %one, %sqrtD : f32
+  %kAlloc = arith.maxui %selectK, %c1 : index
+  %tAlloc = arith.maxui %T, %c1 : index
+  scf.parallel (%b, %h, %qb) = (%c0, %c0, %c0) to (%bt, %H, %blocks) step (%c1, %c1, %c1) {
+    // Per-block scratch lives on the stack, released every iteration.
+    memref.alloca_scope {
+      // kv(h) = floor(h Hkv / H); columns of the head and of its kv head.
+      %hk = arith.muli %h, %Hkv : index
+      %kvh = arith.divui %hk, %H : index
+      %qoff = arith.muli %h, %d : index
+      %koff = arith.muli %kvh, %d : index
+      %q0 = arith.muli %qb, %B : index
+      %q1r = arith.addi %q0, %B : index
+      %q1 = arith.minui %q1r, %n : index
+      // Level 1: a_1 = max(0, (b-1) B); bidirectional end e_1 = min(N, (b+2) B).
+      %a1r = arith.subi %q0, %B : index
+      %a1 = arith.maxsi %a1r, %c0 : index
+      %b2 = arith.addi %q1r, %B : index
+      %e1b = arith.minui %b2, %n : index
+      %e1 = arith.select %causal, %q1, %e1b : index
+      // Summary prefix: causal [0, a_{L-1} sigma_{L-1}), bidirectional [0, N).
+      %last:3 = scf.for %l = %c2 to %L step %c1 iter_args(%a = %a1, %e = %e1, %nPrev = %n) -> (index, index, index) {
+        %nl = func.call @hag_ceil_div(%nPrev, %r) : (index, index) -> index
+        %w:4 = func.call @hag_level_window(%a, %e, %l, %L, %r, %W, %nl, %causal)
+            : (index, index, index, index, index, index, index, i1) -> (index, index, index, index)
+        scf.yield %w#0, %w#3, %nl : index, index, index
+      }
+      %Lm2 = arith.subi %L, %c2 : index
+      %sigma = scf.for %x = %c0 to %Lm2 step %c1 iter_args(%s = %c1) -> (index) {
+        %s2 = arith.muli %s, %r : index
+        scf.yield %s2 : index
+      }
+      %pc = arith.muli %last#0, %sigma : index
+      %prefix = arith.select %causal, %pc, %n : index
+      %tp = arith.minui %T, %prefix : index
+      // The T' summary tokens of this block and kv head: gated means of the
+      // floor-rule segments, from the f64 prefix sums.
+      %sK = memref.alloca(%tAlloc, %d) : memref<?x?xf32>
+      %sV = memref.alloca(%tAlloc, %d) : memref<?x?xf32>
+      %sM = memref.alloca(%tAlloc) : memref<?xf32>
+      scf.for %t = %c0 to %tp step %c1 {
+        %tP = arith.muli %t, %prefix : index
+        %s0 = arith.divui %tP, %tp : index
+        %t1 = arith.addi %t, %c1 : index
+        %t1P = arith.muli %t1, %prefix : index
+        %s1 = arith.divui %t1P, %tp : index
+        %g1 = memref.load %pg[%b, %s1] : memref<?x?xf64>
+        %g0 = memref.load %pg[%b, %s0] : memref<?x?xf64>
+        %mass = arith.subf %g1, %g0 : f64
+        %den = arith.addf %mass, %epsF64 : f64
+        %massF = arith.truncf %mass : f64 to f32
+        memref.store %massF, %sM[%t] : memref<?xf32>
+        scf.for %x = %c0 to %d step %c1 {
+          %f = arith.addi %koff, %x : index
+          %k1 = memref.load %pk[%b, %s1, %f] : memref<?x?x?xf64>
+          %k0 = memref.load %pk[%b, %s0, %f] : memref<?x?x?xf64>
+          %v1 = memref.load %pv[%b, %s1, %f] : memref<?x?x?xf64>
+          %v0 = memref.load %pv[%b, %s0, %f] : memref<?x?x?xf64>
+          %kd = arith.subf %k1, %k0 : f64
+          %vd = arith.subf %v1, %v0 : f64
+          %km = arith.divf %kd, %den : f64
+          %vm = arith.divf %vd, %den : f64
+          %kf = arith.truncf %km : f64 to f32
+          %vf = arith.truncf %vm : f64 to f32
+          memref.store %kf, %sK[%t, %x] : memref<?x?xf32>
+          memref.store %vf, %sV[%t, %x] : memref<?x?xf32>
+        }
+      }
+      %sK3 = memref.expand_shape %sK [[0, 1], [2]] output_shape [1, %tAlloc, %d] : memref<?x?xf32> into memref<1x?x?xf32>
+      %sV3 = memref.expand_shape %sV [[0, 1], [2]] output_shape [1, %tAlloc, %d] : memref<?x?xf32> into memref<1x?x?xf32>
+      %sKd = memref.cast %sK3 : memref<1x?x?xf32> to memref<?x?x?xf32>
+      %sVd = memref.cast %sV3 : memref<1x?x?xf32> to memref<?x?x?xf32>
+      // select_k: the k largest gates left of level 1's window (and right of
+      // it when bidirectional), ties to the lower index, picked in order
+      // (gate descending, index ascending) by repeated scans.
+      %picked = memref.alloca(%kAlloc) : memref<?xindex>
+      %nb = arith.subi %n, %e1 : index
+      %rightCand = arith.select %causal, %c0, %nb : index
+      %cands = arith.addi %a1, %rightCand : index
+      %kp = arith.minui %selectK, %cands : index
+      %pinf64 = arith.constant 0x7FF0000000000000 : f64
+      scf.for %p = %c0 to %kp step %c1 iter_args(%gPrev = %pinf64, %iPrev = %n) -> (f64, index) {
+        // Best candidate strictly after (gPrev, iPrev) in the order.
+        %best:2 = scf.for %c = %c0 to %n step %c1 iter_args(%bg = %ninf, %bi = %n) -> (f32, index) {
+          %inLeft = arith.cmpi ult, %c, %a1 : index
+          %inRight0 = arith.cmpi uge, %c, %e1 : index
+          %notCausal = arith.xori %causal, %true : i1
+          %inRight = arith.andi %inRight0, %notCausal : i1
+          %isCand = arith.ori %inLeft, %inRight : i1
+          %gc = memref.load %g[%b, %c] : memref<?x?xf32>
+          %gcd = arith.extf %gc : f32 to f64
+          %lower = arith.cmpf olt, %gcd, %gPrev : f64
+          %eqG = arith.cmpf oeq, %gcd, %gPrev : f64
+          %later = arith.cmpi ugt, %c, %iPrev : index
+          %tieLater = arith.andi %eqG, %later : i1
+          %after = arith.ori %lower, %tieLater : i1
+          %better = arith.cmpf ogt, %gc, %bg : f32
+          %noneYet = arith.cmpi eq, %bi, %n : index
+          %better2 = arith.ori %better, %noneYet : i1
+          %ok0 = arith.andi %isCand, %after : i1
+          %ok = arith.andi %ok0, %better2 : i1
+          %ng = arith.select %ok, %gc, %bg : f32
+          %ni = arith.select %ok, %c, %bi : index
+          scf.yield %ng, %ni : f32, index
+        }
+        memref.store %best#1, %picked[%p] : memref<?xindex>
+        %bgd = arith.extf %best#0 : f32 to f64
+        scf.yield %bgd, %best#1 : f64, index
+      }
+      %acc = memref.alloca(%d) : memref<?xf32>
+      scf.for %i = %q0 to %q1 step %c1 {
+        scf.for %x = %c0 to %d step %c1 {
+          memref.store %zero, %acc[%x] : memref<?xf32>
+        }
+        // Level 1: raw [a_1, i + 1) causal, [a_1, e_1) bidirectional.
+        %i1 = arith.addi %i, %c1 : index
+        %end1 = arith.select %causal, %i1, %e1 : index
+        %st1:2 = scf.for %j = %a1 to %end1 step %c1 iter_args(%m = %ninf, %s = %zero) -> (f32, f32) {
+          %gj = memref.load %g[%b, %j] : memref<?x?xf32>
+          %r2:2 = func.call @hag_online_step(%q, %b, %i, %qoff, %k, %v, %b, %j, %koff, %gj, %d, %scale, %beta, %eps, %acc, %m, %s)
+              : (memref<?x?x?xf32>, index, index, index, memref<?x?x?xf32>, memref<?x?x?xf32>, index, index, index, f32, index, f32, f32, f32, memref<?xf32>, f32, f32) -> (f32, f32)
+          scf.yield %r2#0, %r2#1 : f32, f32
+        }
+        // Compressed levels: left [a_l, c_l) and right [e'_l, e_l).
+        %st2:6 = scf.for %l = %c2 to %L step %c1 iter_args(%a = %a1, %e = %e1, %nPrev = %n, %off = %c0, %m = %st1#0, %s = %st1#1) -> (index, index, index, index, f32, f32) {
+          %nl = func.call @hag_ceil_div(%nPrev, %r) : (index, index) -> index
+          %w:4 = func.call @hag_level_window(%a, %e, %l, %L, %r, %W, %nl, %causal)
+              : (index, index, index, index, index, index, index, i1) -> (index, index, index, index)
+          %sl:2 = scf.for %j = %w#0 to %w#1 step %c1 iter_args(%m2 = %m, %s2 = %s) -> (f32, f32) {
+            %jj = arith.addi %off, %j : index
+            %mj = memref.load %levM[%b, %jj] : memref<?x?xf32>
+            %r2:2 = func.call @hag_online_step(%q, %b, %i, %qoff, %levK, %levV, %b, %jj, %koff, %mj, %d, %scale, %beta, %eps, %acc, %m2, %s2)
+                : (memref<?x?x?xf32>, index, index, index, memref<?x?x?xf32>, memref<?x?x?xf32>, index, index, index, f32, index, f32, f32, f32, memref<?xf32>, f32, f32) -> (f32, f32)
+            scf.yield %r2#0, %r2#1 : f32, f32
+          }
+          %sr:2 = scf.for %j = %w#2 to %w#3 step %c1 iter_args(%m2 = %sl#0, %s2 = %sl#1) -> (f32, f32) {
+            %jj = arith.addi %off, %j : index
+            %mj = memref.load %levM[%b, %jj] : memref<?x?xf32>
+            %r2:2 = func.call @hag_online_step(%q, %b, %i, %qoff, %levK, %levV, %b, %jj, %koff, %mj, %d, %scale, %beta, %eps, %acc, %m2, %s2)
+                : (memref<?x?x?xf32>, index, index, index, memref<?x?x?xf32>, memref<?x?x?xf32>, index, index, index, f32, index, f32, f32, f32, memref<?xf32>, f32, f32) -> (f32, f32)
+            scf.yield %r2#0, %r2#1 : f32, f32
+          }
+          %offNext = arith.addi %off, %nl : index
+          scf.yield %w#0, %w#3, %nl, %offNext, %sr#0, %sr#1 : index, index, index, index, f32, f32
+        }
+        // Summary tokens.
+        %st3:2 = scf.for %t = %c0 to %tp step %c1 iter_args(%m = %st2#4, %s = %st2#5) -> (f32, f32) {
+          %mt = memref.load %sM[%t] : memref<?xf32>
+          %r2:2 = func.call @hag_online_step(%q, %b, %i, %qoff, %sKd, %sVd, %c0, %t, %c0, %mt, %d, %scale, %beta, %eps, %acc, %m, %s)
+              : (memref<?x?x?xf32>, index, index, index, memref<?x?x?xf32>, memref<?x?x?xf32>, index, index, index, f32, index, f32, f32, f32, memref<?xf32>, f32, f32) -> (f32, f32)
+          scf.yield %r2#0, %r2#1 : f32, f32
+        }
+        // select_k raw tokens.
+        %st4:2 = scf.for %p = %c0 to %kp step %c1 iter_args(%m = %st3#0, %s = %st3#1) -> (f32, f32) {
+          %j = memref.load %picked[%p] : memref<?xindex>
+          %gj = memref.load %g[%b, %j] : memref<?x?xf32>
+          %r2:2 = func.call @hag_online_step(%q, %b, %i, %qoff, %k, %v, %b, %j, %koff, %gj, %d, %scale, %beta, %eps, %acc, %m, %s)
+              : (memref<?x?x?xf32>, index, index, index, memref<?x?x?xf32>, memref<?x?x?xf32>, index, index, index, f32, index, f32, f32, f32, memref<?xf32>, f32, f32) -> (f32, f32)
+          scf.yield %r2#0, %r2#1 : f32, f32
+        }
+        %inv = arith.divf %one, %st4#1 : f32
+        scf.for %x = %c0 to %d step %c1 {
+          %a = memref.load %acc[%x] : memref<?xf32>
+          %o = arith.mulf %a, %inv : f32
+          %col = arith.addi %qoff, %x : index
+          memref.store %o, %out[%b, %i, %col] : memref<?x?x?xf32>
+        }
+      }
+    }
+    scf.reduce
+  }
+  return
+}

@@ -1,0 +1,205 @@
+//===- AttentionConformanceTest.cpp - Compiled fp32 vs float64 reference --===//
+//
+// Runs the real compiler (YAML-equivalent description -> hag -> fused ->
+// CPU lowering -> JIT) and compares its fp32 outputs with the LibTorch
+// float64 reference on the same weights (spec section 11: max abs error
+// <= 1e-4 with inputs ~ N(0, 1) and weights as initialised).
+//
+//===----------------------------------------------------------------------===//
+
+#include "JitModel.h"
+#include "hag/reference/Reference.h"
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <sstream>
+
+using hag::testing::JitModel;
+using hag::testing::TensorArg;
+using hag::testing::TensorResult;
+
+namespace {
+
+/// One configuration of the matrix: an attention layer or a small LM.
+struct Case {
+  std::string name;
+  bool lm = false;
+  bool causal = true;
+  int64_t levels = 4; // 0: auto
+  int64_t ratio = 4;
+  hag::Compress compress = hag::Compress::GatedMean;
+  int64_t kvHeads = 4;
+  int64_t selectK = 0;
+  double massBias = 1.0;
+  int64_t block = 16;
+};
+
+std::ostream &operator<<(std::ostream &os, const Case &c) { return os << c.name; }
+
+/// The same model for the compiler and for the reference.
+void makeModel(const Case &c, hag::ModelDescription &md,
+               hag::ref::ModelConfig &cfg) {
+  md = hag::ModelDescription();
+  md.kind = c.lm ? hag::ModelKind::LM : hag::ModelKind::Attention;
+  md.vocab = 64;
+  md.dModel = 32;
+  md.layers = 2;
+  md.mlpHidden = 48;
+  md.gateHidden = 24;
+  md.tieEmbeddings = true;
+  md.rope = true;
+  hag::PyramidParams &p = md.attention;
+  p.heads = 4;
+  p.kvHeads = c.kvHeads;
+  p.headDim = 8;
+  p.block = c.block;
+  p.ratio = c.ratio;
+  p.levels = c.levels;
+  p.window = 3;
+  p.summary = 5;
+  p.compress = c.compress;
+  p.causal = c.causal;
+  p.massBias = c.massBias;
+  p.selectK = c.selectK;
+  p.maxSeq = 1024;
+
+  cfg.kind = c.lm ? hag::ref::ModelConfig::LM : hag::ref::ModelConfig::Attention;
+  cfg.vocab = md.vocab;
+  cfg.dModel = md.dModel;
+  cfg.layers = c.lm ? md.layers : 1;
+  cfg.mlpHidden = md.resolvedMlpHidden();
+  cfg.gateHidden = md.resolvedGateHidden();
+  cfg.tieEmbeddings = md.tieEmbeddings;
+  cfg.rope = md.rope;
+  cfg.ropeBase = md.ropeBase;
+  cfg.attn = p;
+}
+
+/// Weights in f64 for the reference; gate biases and conv weights are
+/// perturbed so the gate varies and conv differs from gated_mean, and Wq, Wk
+/// are scaled up so the logits are O(1). With the initialisation's std 0.02
+/// the logits are ~0, every key weighs its mass, and the output is the
+/// gated mean of everything in view whatever the windows are (spec 5's
+/// exactness property): a test at init would barely see a window bug.
+hag::ref::Weights makeWeights(const hag::ref::ModelConfig &cfg) {
+  hag::ref::Weights w = hag::ref::initWeights(cfg, /*seed=*/7, torch::kFloat64);
+  torch::manual_seed(11);
+  for (auto &[name, t] : w) {
+    // Gate logits s / tau of a few units: g spread over (0, 1) without
+    // saturating. Saturated gates tie at 1.0f in fp32 but not in f64, and
+    // select_k's top-k would then legitimately pick different tokens.
+    if (name.find("gate.b1") != std::string::npos)
+      t = 0.3 * torch::randn_like(t);
+    else if (name.find("gate.b2") != std::string::npos)
+      t = 0.05 * torch::randn_like(t);
+    else if (name.find("gate.w2") != std::string::npos)
+      t = 1.0 * torch::randn_like(t);
+    else if (name.find(".conv.") != std::string::npos)
+      t = 1.0 + 0.3 * torch::randn_like(t);
+    else if (name.find("attn.wq") != std::string::npos ||
+             name.find("attn.wk") != std::string::npos)
+      t = 0.25 * torch::randn_like(t);
+    // The compiler runs in f32: give both sides the same (f32) values.
+    t = t.to(torch::kFloat32).to(torch::kFloat64).contiguous();
+  }
+  return w;
+}
+
+class AttentionConformance : public ::testing::TestWithParam<Case> {};
+
+TEST_P(AttentionConformance, MatchesFloat64Reference) {
+  const Case &c = GetParam();
+  hag::ModelDescription md;
+  hag::ref::ModelConfig cfg;
+  makeModel(c, md, cfg);
+  std::string error;
+  std::unique_ptr<JitModel> jit = JitModel::compile(md, error);
+  ASSERT_TRUE(jit) << error;
+  hag::ref::Weights w64 = makeWeights(cfg);
+  std::map<std::string, torch::Tensor> w32;
+  for (auto &[name, t] : w64)
+    w32[name] = t.to(torch::kFloat32).contiguous();
+
+  std::vector<std::string> names = jit->argumentNames("forward");
+  ASSERT_FALSE(names.empty());
+  for (int64_t batch : {1, 3}) {
+    for (int64_t n : {1, 15, 16, 17, 63, 200}) {
+      SCOPED_TRACE("batch " + std::to_string(batch) + ", N " + std::to_string(n));
+      torch::manual_seed(100 + n + batch);
+      torch::Tensor input64, expected;
+      if (c.lm) {
+        input64 = torch::randint(0, cfg.vocab, {batch, n}, torch::kInt64);
+        // select_k is a top-k over gates: where two gates of a deep layer
+        // are closer than fp32 rounding, f32 and f64 legitimately pick
+        // different tokens (seen: 2.6e-2 apart while the f32 reference and
+        // the compiled code agree to 2e-7). Multi-layer models with
+        // select_k are therefore checked against the reference run in f32.
+        expected = c.selectK > 0 ? hag::ref::lmForward(cfg, w32, input64)
+                                       .to(torch::kFloat64)
+                                 : hag::ref::lmForward(cfg, w64, input64);
+      } else {
+        input64 = torch::randn({batch, n, cfg.dModel}, torch::kFloat64);
+        expected = hag::ref::attentionLayer(cfg, w64, "attn.", input64);
+      }
+      torch::Tensor input = c.lm ? input64.to(torch::kInt32).contiguous()
+                                 : input64.to(torch::kFloat32).contiguous();
+      std::vector<TensorArg> args;
+      args.push_back({input.sizes().vec(), input.data_ptr()});
+      for (size_t i = 1; i < names.size(); ++i) {
+        auto it = w32.find(names[i]);
+        ASSERT_NE(it, w32.end()) << "no reference weight " << names[i];
+        args.push_back({it->second.sizes().vec(), it->second.data_ptr()});
+      }
+      TensorResult out;
+      ASSERT_TRUE(jit->run("forward", args, 3, out, error)) << error;
+      torch::Tensor got =
+          torch::from_blob(out.data.data(), out.shape, torch::kFloat32)
+              .to(torch::kFloat64);
+      ASSERT_EQ(got.sizes(), expected.sizes());
+      double err = (got - expected).abs().max().item<double>();
+      EXPECT_LE(err, 1e-4) << "max abs error " << err;
+
+      if (c.lm && n > 1) {
+        TensorResult loss;
+        ASSERT_TRUE(jit->run("loss", args, 0, loss, error)) << error;
+        double ref = (c.selectK > 0 ? hag::ref::lmLoss(cfg, w32, input64)
+                                    : hag::ref::lmLoss(cfg, w64, input64))
+                         .item<double>();
+        EXPECT_NEAR(loss.data.at(0), ref, 1e-4);
+      }
+    }
+  }
+}
+
+std::vector<Case> cases() {
+  std::vector<Case> cs;
+  auto add = [&](Case c) { cs.push_back(c); };
+  using hag::Compress;
+  add({"causal_L4"});
+  add({"causal_L3", false, true, 3});
+  add({"causal_L5_r2", false, true, 5, 2});
+  add({"causal_auto", false, true, 0});
+  add({"causal_auto_r2", false, true, 0, 2});
+  add({"bidir_L4", false, false, 4});
+  add({"bidir_L3_r2", false, false, 3, 2});
+  add({"bidir_auto", false, false, 0});
+  add({"max", false, true, 4, 4, Compress::Max});
+  add({"conv", false, true, 4, 4, Compress::Conv});
+  add({"conv_bidir_r2", false, false, 5, 2, Compress::Conv});
+  add({"gqa", false, true, 4, 4, Compress::GatedMean, 2});
+  add({"mqa_max", false, true, 4, 2, Compress::Max, 1});
+  add({"select3", false, true, 4, 4, Compress::GatedMean, 4, 3});
+  add({"select3_bidir", false, false, 4, 4, Compress::GatedMean, 4, 3});
+  add({"no_mass_bias", false, true, 4, 4, Compress::GatedMean, 4, 0, 0.0});
+  add({"block64", false, true, 4, 4, Compress::GatedMean, 4, 0, 1.0, 64});
+  add({"lm", true});
+  add({"lm_conv_gqa_auto", true, true, 0, 4, Compress::Conv, 2, 2});
+  return cs;
+}
+
+INSTANTIATE_TEST_SUITE_P(Matrix, AttentionConformance,
+                         ::testing::ValuesIn(cases()),
+                         [](const auto &info) { return info.param.name; });
+
+} // namespace

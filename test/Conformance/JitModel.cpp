@@ -1,0 +1,157 @@
+//===- JitModel.cpp - Compile a model description and run it in-process ---===//
+
+#include "JitModel.h"
+
+#include "hag/InitAll.h"
+#include "hag/Pipelines/Pipelines.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/ExecutionEngine/ExecutionEngine.h"
+#include "mlir/ExecutionEngine/OptUtils.h"
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/Diagnostics.h"
+#include "mlir/IR/DialectRegistry.h"
+#include "mlir/IR/MLIRContext.h"
+#include "mlir/IR/OwningOpRef.h"
+#include "mlir/IR/Verifier.h"
+#include "mlir/Pass/PassManager.h"
+#include "llvm/Support/TargetSelect.h"
+
+#include <cstdlib>
+#include <cstring>
+#include <map>
+
+using namespace mlir;
+
+namespace hag::testing {
+
+struct JitModel::Impl {
+  DialectRegistry registry;
+  std::unique_ptr<MLIRContext> ctx;
+  OwningOpRef<ModuleOp> hagModule; // after the hag phase, for argument names
+  std::unique_ptr<ExecutionEngine> engine;
+};
+
+JitModel::~JitModel() = default;
+
+std::unique_ptr<JitModel> JitModel::compile(const ModelDescription &md,
+                                            std::string &error) {
+  static bool initialized = [] {
+    llvm::InitializeNativeTarget();
+    llvm::InitializeNativeTargetAsmPrinter();
+    mlir::hag::registerHAGPasses();
+    return true;
+  }();
+  (void)initialized;
+
+  auto model = std::unique_ptr<JitModel>(new JitModel());
+  model->impl = std::make_unique<Impl>();
+  Impl &impl = *model->impl;
+  mlir::hag::registerHAGDialects(impl.registry);
+  impl.ctx = std::make_unique<MLIRContext>(impl.registry);
+  impl.ctx->loadAllAvailableDialects();
+  std::string diagnostics;
+  ScopedDiagnosticHandler handler(impl.ctx.get(), [&](Diagnostic &d) {
+    diagnostics += d.str() + "\n";
+    return success();
+  });
+
+  OwningOpRef<ModuleOp> module = buildModelModule(*impl.ctx, md, "test");
+  PassManager hagPhase(impl.ctx.get());
+  mlir::hag::buildHAGPhasePipeline(hagPhase);
+  if (failed(verify(*module)) || failed(hagPhase.run(*module))) {
+    error = "hag phase failed: " + diagnostics;
+    return nullptr;
+  }
+  impl.hagModule = module->clone();
+  PassManager lower(impl.ctx.get());
+  mlir::hag::buildCPULoweringPipeline(lower);
+  if (failed(lower.run(*module))) {
+    error = "CPU lowering failed: " + diagnostics;
+    return nullptr;
+  }
+  ExecutionEngineOptions options;
+  options.transformer = makeOptimizingTransformer(/*optLevel=*/2, 0, nullptr);
+  auto engine = ExecutionEngine::create(*module, options);
+  if (!engine) {
+    error = "JIT failed: " + llvm::toString(engine.takeError());
+    return nullptr;
+  }
+  impl.engine = std::move(*engine);
+  return model;
+}
+
+std::vector<std::string>
+JitModel::argumentNames(const std::string &entry) const {
+  std::vector<std::string> names;
+  auto func = impl->hagModule->lookupSymbol<func::FuncOp>(entry);
+  if (!func)
+    return names;
+  for (unsigned i = 0; i < func.getNumArguments(); ++i)
+    names.push_back(
+        cast<StringAttr>(func.getArgAttr(i, "hag.name")).getValue().str());
+  return names;
+}
+
+namespace {
+/// A ranked memref descriptor as the C interface passes it: base pointer,
+/// aligned pointer, offset, sizes[rank], strides[rank].
+std::vector<int64_t> makeDescriptor(const TensorArg &arg) {
+  size_t rank = arg.shape.size();
+  std::vector<int64_t> desc(3 + 2 * rank);
+  auto *ptr = const_cast<void *>(arg.data);
+  std::memcpy(&desc[0], &ptr, sizeof(void *));
+  std::memcpy(&desc[1], &ptr, sizeof(void *));
+  desc[2] = 0;
+  int64_t stride = 1;
+  for (size_t i = rank; i-- > 0;) {
+    desc[3 + i] = arg.shape[i];
+    desc[3 + rank + i] = stride;
+    stride *= arg.shape[i];
+  }
+  return desc;
+}
+} // namespace
+
+bool JitModel::run(const std::string &entry, const std::vector<TensorArg> &args,
+                   int64_t resultRank, TensorResult &result,
+                   std::string &error) {
+  std::vector<int64_t> resultDesc(3 + 2 * resultRank, 0);
+  std::vector<std::vector<int64_t>> descs;
+  descs.reserve(args.size());
+  for (const TensorArg &a : args)
+    descs.push_back(makeDescriptor(a));
+  // invokePacked takes a pointer to each argument; each argument of the C
+  // interface is itself a pointer to a descriptor (the result's first).
+  std::vector<void *> argPtrs;
+  std::vector<void *> values;
+  values.reserve(descs.size() + 1);
+  values.push_back(resultDesc.data());
+  for (auto &d : descs)
+    values.push_back(d.data());
+  for (void *&v : values)
+    argPtrs.push_back(&v);
+  if (llvm::Error e = impl->engine->invokePacked("_mlir_ciface_" + entry,
+                                                 argPtrs)) {
+    error = llvm::toString(std::move(e));
+    return false;
+  }
+  void *base, *aligned;
+  std::memcpy(&base, &resultDesc[0], sizeof(void *));
+  std::memcpy(&aligned, &resultDesc[1], sizeof(void *));
+  int64_t offset = resultDesc[2];
+  result.shape.assign(resultDesc.begin() + 3,
+                      resultDesc.begin() + 3 + resultRank);
+  int64_t numel = 1;
+  for (int64_t s : result.shape)
+    numel *= s;
+  result.data.resize(numel);
+  // The result is contiguous (identity layout), malloc'ed by the compiled
+  // code: copy it out and free it.
+  std::memcpy(result.data.data(), static_cast<float *>(aligned) + offset,
+              numel * sizeof(float));
+  std::free(base);
+  return true;
+}
+
+} // namespace hag::testing

@@ -1,0 +1,57 @@
+//===- JitModel.h - Compile a model description and run it in-process -----===//
+//
+// Test support: runs the real compiler (frontend, hag phase, CPU lowering) on
+// a model description and JIT-compiles the result with MLIR's
+// ExecutionEngine, so conformance tests can call the entry points on host
+// buffers. Deliberately free of MLIR headers, so that test files that include
+// LibTorch do not also parse MLIR's.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef HAG_TEST_CONFORMANCE_JITMODEL_H
+#define HAG_TEST_CONFORMANCE_JITMODEL_H
+
+#include "hag/Frontend/ModelDescription.h"
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace hag::testing {
+
+/// A caller-owned tensor argument: f32 or i32, dense row-major.
+struct TensorArg {
+  std::vector<int64_t> shape;
+  const void *data = nullptr;
+};
+
+/// A result copied out of the compiled code.
+struct TensorResult {
+  std::vector<int64_t> shape;
+  std::vector<float> data;
+};
+
+class JitModel {
+public:
+  ~JitModel();
+  /// Compiles `md`; on failure returns null and sets `error` to the
+  /// diagnostics.
+  static std::unique_ptr<JitModel> compile(const ModelDescription &md,
+                                           std::string &error);
+
+  /// The `hag.name` of every argument of `entry`, in order.
+  std::vector<std::string> argumentNames(const std::string &entry) const;
+
+  /// Calls `entry` (which returns one f32 tensor of rank `resultRank`).
+  bool run(const std::string &entry, const std::vector<TensorArg> &args,
+           int64_t resultRank, TensorResult &result, std::string &error);
+
+private:
+  struct Impl;
+  std::unique_ptr<Impl> impl;
+};
+
+} // namespace hag::testing
+
+#endif // HAG_TEST_CONFORMANCE_JITMODEL_H

@@ -1,0 +1,62 @@
+// RUN: hag-opt %s -hag-lower-to-linalg -split-input-file -verify-diagnostics | FileCheck %s
+
+// A projection is one contraction over the last dimension, W in [out, in]
+// layout, accumulating into a zero-filled tensor; the bias is a broadcast add.
+// CHECK-DAG: #[[X:.+]] = affine_map<(d0, d1, d2, d3) -> (d0, d1, d3)>
+// CHECK-DAG: #[[W:.+]] = affine_map<(d0, d1, d2, d3) -> (d2, d3)>
+// CHECK-DAG: #[[YM:.+]] = affine_map<(d0, d1, d2, d3) -> (d0, d1, d2)>
+// CHECK-LABEL: func.func @linear
+// CHECK-SAME: attributes {llvm.emit_c_interface}
+// CHECK: %[[ZERO:.+]] = linalg.fill
+// CHECK: %[[Y:.+]] = linalg.generic {indexing_maps = [#[[X]], #[[W]], #[[YM]]], iterator_types = ["parallel", "parallel", "parallel", "reduction"]} ins(%{{.+}}, %{{.+}} : tensor<?x?x8xf32>, tensor<4x8xf32>) outs(%[[ZERO]] : tensor<?x?x4xf32>)
+// CHECK: arith.mulf
+// CHECK: arith.addf
+// CHECK: linalg.generic {{.*}} ins(%[[Y]], %{{.+}} : tensor<?x?x4xf32>, tensor<4xf32>)
+// CHECK-NOT: hag.
+func.func @linear(%x: tensor<?x?x8xf32>, %w: tensor<4x8xf32>, %b: tensor<4xf32>) -> tensor<?x?x4xf32> {
+  %y = hag.linear %x, %w, %b : (tensor<?x?x8xf32>, tensor<4x8xf32>, tensor<4xf32>) -> tensor<?x?x4xf32>
+  return %y : tensor<?x?x4xf32>
+}
+
+// -----
+
+// RoPE forms its angles in f64 and reads the partner element of the pair.
+// CHECK-LABEL: func.func @rope
+// CHECK: linalg.generic
+// CHECK: tensor.extract
+// CHECK: math.powf {{.*}} : f64
+// CHECK: math.cos {{.*}} : f64
+// CHECK: math.sin {{.*}} : f64
+// CHECK: arith.truncf {{.*}} : f64 to f32
+func.func @rope(%x: tensor<?x?x8xf32>) -> tensor<?x?x8xf32> {
+  %y = hag.rope %x {head_dim = 4 : i64} : (tensor<?x?x8xf32>) -> tensor<?x?x8xf32>
+  return %y : tensor<?x?x8xf32>
+}
+
+// -----
+
+// The fused attention: the gate in linalg, then one call to the kernel on
+// memrefs with the configuration as constants.
+// CHECK-LABEL: func.func @attention
+// CHECK: linalg.generic
+// CHECK: math.exp
+// CHECK: %[[OUT:.+]] = memref.alloc
+// CHECK: %[[CAUSAL:.+]] = arith.constant true
+// CHECK: call @hag_pyramid_attention({{.*}}, %[[CAUSAL]], {{.*}}) : (memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, memref<?x?x?x?xf32>, memref<?x?x?x?xf32>, memref<?x?x?xf32>, index, index, index, index, index, index, index, index, i1, index, index, f32, f32) -> ()
+// CHECK: bufferization.to_tensor %[[OUT]] restrict writable
+// CHECK: func.func private @hag_pyramid_attention
+func.func @attention(%q: tensor<?x?x8xf32>, %h: tensor<?x?x8xf32>, %w1: tensor<6x8xf32>, %b1: tensor<6xf32>, %w2: tensor<6xf32>, %b2: tensor<1xf32>) -> tensor<?x?x8xf32> {
+  %o = hag.pyramid_attention %q, %q, %q gate (%h, %w1, %b1, %w2, %b2) {config = #hag.pyramid<heads = 2, head_dim = 4, block = 8, window = 2, summary = 2, max_seq = 64>}
+      : (tensor<?x?x8xf32>, tensor<?x?x8xf32>, tensor<?x?x8xf32>, tensor<?x?x8xf32>, tensor<6x8xf32>, tensor<6xf32>, tensor<6xf32>, tensor<1xf32>) -> tensor<?x?x8xf32>
+  return %o : tensor<?x?x8xf32>
+}
+
+// -----
+
+// The unfused form is not lowered: the error says what to run first.
+func.func @unfused(%k: tensor<?x?x8xf32>, %v: tensor<?x?x8xf32>, %g: tensor<?x?xf32>) -> tensor<?x?x8xf32> {
+  // expected-error @+1 {{cannot lower the unfused 'hag.build_level' to CPU code: run hag-fuse-pyramid first (hag-compile does)}}
+  %k2, %v2, %m2 = hag.build_level %k, %v, %g {config = #hag.pyramid<heads = 2, head_dim = 4, block = 8, window = 2, summary = 2, max_seq = 64>, level = 2 : i64}
+      : (tensor<?x?x8xf32>, tensor<?x?x8xf32>, tensor<?x?xf32>) -> (tensor<?x?x8xf32>, tensor<?x?x8xf32>, tensor<?x?xf32>)
+  return %k2 : tensor<?x?x8xf32>
+}
