@@ -12,7 +12,8 @@
 //      softmax (no N x N buffer, no gathered copies of keys).
 //
 // Workspace buffers are freed by the buffer-deallocation pipeline that
-// runs after inlining; per-block scratch is stack-allocated.
+// runs after inlining; per-block scratch is stack-allocated in
+// @hag_attend_block.
 //
 // Layouts: q [batch, N, H*d], k and v [batch, N, Hkv*d], g [batch, N];
 // conv weights packed [L-2, Hkv, r, d] (size 0 unless compress = conv);
@@ -97,6 +98,194 @@ func.func private @hag_level_window(%aPrev: index, %ePrev: index, %l: index,
   %epOut = arith.select %causal, %c0, %ep : index
   %eOut = arith.select %causal, %c0, %e : index
   return %a, %c, %epOut, %eOut : index, index, index, index
+}
+
+// One (batch, head, query block): the block's summary tokens and select_k
+// picks, then every query of the block through one online softmax. A
+// function of its own (never inlined) so its stack scratch is released at
+// every return: allocas in a loop body would grow the stack per iteration.
+func.func private @hag_attend_block(
+    %q: memref<?x?x?xf32>, %k: memref<?x?x?xf32>, %v: memref<?x?x?xf32>,
+    %g: memref<?x?xf32>, %levK: memref<?x?x?xf32>, %levV: memref<?x?x?xf32>,
+    %levM: memref<?x?xf32>, %pk: memref<?x?x?xf64>, %pv: memref<?x?x?xf64>,
+    %pg: memref<?x?xf64>, %out: memref<?x?x?xf32>,
+    %b: index, %h: index, %qb: index, %n: index,
+    %H: index, %Hkv: index, %d: index, %B: index, %r: index, %L: index,
+    %W: index, %T: index, %causal: i1, %selectK: index,
+    %beta: f32, %eps: f32, %scale: f32) attributes {no_inline} {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c2 = arith.constant 2 : index
+  %zero = arith.constant 0.0 : f32
+  %one = arith.constant 1.0 : f32
+  %ninf = arith.constant 0xFF800000 : f32
+  %true = arith.constant true
+  %epsF64 = arith.extf %eps : f32 to f64
+  %kAlloc = arith.maxui %selectK, %c1 : index
+  %tAlloc = arith.maxui %T, %c1 : index
+  // kv(h) = floor(h Hkv / H); columns of the head and of its kv head.
+  %hk = arith.muli %h, %Hkv : index
+  %kvh = arith.divui %hk, %H : index
+  %qoff = arith.muli %h, %d : index
+  %koff = arith.muli %kvh, %d : index
+  %q0 = arith.muli %qb, %B : index
+  %q1r = arith.addi %q0, %B : index
+  %q1 = arith.minui %q1r, %n : index
+  // Level 1: a_1 = max(0, (b-1) B); bidirectional end e_1 = min(N, (b+2) B).
+  %a1r = arith.subi %q0, %B : index
+  %a1 = arith.maxsi %a1r, %c0 : index
+  %b2 = arith.addi %q1r, %B : index
+  %e1b = arith.minui %b2, %n : index
+  %e1 = arith.select %causal, %q1, %e1b : index
+  // Summary prefix: causal [0, a_{L-1} sigma_{L-1}), bidirectional [0, N).
+  %last:3 = scf.for %l = %c2 to %L step %c1 iter_args(%a = %a1, %e = %e1, %nPrev = %n) -> (index, index, index) {
+    %nl = func.call @hag_ceil_div(%nPrev, %r) : (index, index) -> index
+    %w:4 = func.call @hag_level_window(%a, %e, %l, %L, %r, %W, %nl, %causal)
+        : (index, index, index, index, index, index, index, i1) -> (index, index, index, index)
+    scf.yield %w#0, %w#3, %nl : index, index, index
+  }
+  %Lm2 = arith.subi %L, %c2 : index
+  %sigma = scf.for %x = %c0 to %Lm2 step %c1 iter_args(%s = %c1) -> (index) {
+    %s2 = arith.muli %s, %r : index
+    scf.yield %s2 : index
+  }
+  %pc = arith.muli %last#0, %sigma : index
+  %prefix = arith.select %causal, %pc, %n : index
+  %tp = arith.minui %T, %prefix : index
+  // The T' summary tokens of this block and kv head: gated means of the
+  // floor-rule segments, from the f64 prefix sums.
+  %sK = memref.alloca(%tAlloc, %d) : memref<?x?xf32>
+  %sV = memref.alloca(%tAlloc, %d) : memref<?x?xf32>
+  %sM = memref.alloca(%tAlloc) : memref<?xf32>
+  scf.for %t = %c0 to %tp step %c1 {
+    %tP = arith.muli %t, %prefix : index
+    %s0 = arith.divui %tP, %tp : index
+    %t1 = arith.addi %t, %c1 : index
+    %t1P = arith.muli %t1, %prefix : index
+    %s1 = arith.divui %t1P, %tp : index
+    %g1 = memref.load %pg[%b, %s1] : memref<?x?xf64>
+    %g0 = memref.load %pg[%b, %s0] : memref<?x?xf64>
+    %mass = arith.subf %g1, %g0 : f64
+    %den = arith.addf %mass, %epsF64 : f64
+    %massF = arith.truncf %mass : f64 to f32
+    memref.store %massF, %sM[%t] : memref<?xf32>
+    scf.for %x = %c0 to %d step %c1 {
+      %f = arith.addi %koff, %x : index
+      %k1 = memref.load %pk[%b, %s1, %f] : memref<?x?x?xf64>
+      %k0 = memref.load %pk[%b, %s0, %f] : memref<?x?x?xf64>
+      %v1 = memref.load %pv[%b, %s1, %f] : memref<?x?x?xf64>
+      %v0 = memref.load %pv[%b, %s0, %f] : memref<?x?x?xf64>
+      %kd = arith.subf %k1, %k0 : f64
+      %vd = arith.subf %v1, %v0 : f64
+      %km = arith.divf %kd, %den : f64
+      %vm = arith.divf %vd, %den : f64
+      %kf = arith.truncf %km : f64 to f32
+      %vf = arith.truncf %vm : f64 to f32
+      memref.store %kf, %sK[%t, %x] : memref<?x?xf32>
+      memref.store %vf, %sV[%t, %x] : memref<?x?xf32>
+    }
+  }
+  %sK3 = memref.expand_shape %sK [[0, 1], [2]] output_shape [1, %tAlloc, %d] : memref<?x?xf32> into memref<1x?x?xf32>
+  %sV3 = memref.expand_shape %sV [[0, 1], [2]] output_shape [1, %tAlloc, %d] : memref<?x?xf32> into memref<1x?x?xf32>
+  %sKd = memref.cast %sK3 : memref<1x?x?xf32> to memref<?x?x?xf32>
+  %sVd = memref.cast %sV3 : memref<1x?x?xf32> to memref<?x?x?xf32>
+  // select_k: the k largest gates left of level 1's window (and right of
+  // it when bidirectional), ties to the lower index, picked in order
+  // (gate descending, index ascending) by repeated scans.
+  %picked = memref.alloca(%kAlloc) : memref<?xindex>
+  %nb = arith.subi %n, %e1 : index
+  %rightCand = arith.select %causal, %c0, %nb : index
+  %cands = arith.addi %a1, %rightCand : index
+  %kp = arith.minui %selectK, %cands : index
+  %pinf64 = arith.constant 0x7FF0000000000000 : f64
+  scf.for %p = %c0 to %kp step %c1 iter_args(%gPrev = %pinf64, %iPrev = %n) -> (f64, index) {
+    // Best candidate strictly after (gPrev, iPrev) in the order.
+    %best:2 = scf.for %c = %c0 to %n step %c1 iter_args(%bg = %ninf, %bi = %n) -> (f32, index) {
+      %inLeft = arith.cmpi ult, %c, %a1 : index
+      %inRight0 = arith.cmpi uge, %c, %e1 : index
+      %notCausal = arith.xori %causal, %true : i1
+      %inRight = arith.andi %inRight0, %notCausal : i1
+      %isCand = arith.ori %inLeft, %inRight : i1
+      %gc = memref.load %g[%b, %c] : memref<?x?xf32>
+      %gcd = arith.extf %gc : f32 to f64
+      %lower = arith.cmpf olt, %gcd, %gPrev : f64
+      %eqG = arith.cmpf oeq, %gcd, %gPrev : f64
+      %later = arith.cmpi ugt, %c, %iPrev : index
+      %tieLater = arith.andi %eqG, %later : i1
+      %after = arith.ori %lower, %tieLater : i1
+      %better = arith.cmpf ogt, %gc, %bg : f32
+      %noneYet = arith.cmpi eq, %bi, %n : index
+      %better2 = arith.ori %better, %noneYet : i1
+      %ok0 = arith.andi %isCand, %after : i1
+      %ok = arith.andi %ok0, %better2 : i1
+      %ng = arith.select %ok, %gc, %bg : f32
+      %ni = arith.select %ok, %c, %bi : index
+      scf.yield %ng, %ni : f32, index
+    }
+    memref.store %best#1, %picked[%p] : memref<?xindex>
+    %bgd = arith.extf %best#0 : f32 to f64
+    scf.yield %bgd, %best#1 : f64, index
+  }
+  %acc = memref.alloca(%d) : memref<?xf32>
+  scf.for %i = %q0 to %q1 step %c1 {
+    scf.for %x = %c0 to %d step %c1 {
+      memref.store %zero, %acc[%x] : memref<?xf32>
+    }
+    // Level 1: raw [a_1, i + 1) causal, [a_1, e_1) bidirectional.
+    %i1 = arith.addi %i, %c1 : index
+    %end1 = arith.select %causal, %i1, %e1 : index
+    %st1:2 = scf.for %j = %a1 to %end1 step %c1 iter_args(%m = %ninf, %s = %zero) -> (f32, f32) {
+      %gj = memref.load %g[%b, %j] : memref<?x?xf32>
+      %r2:2 = func.call @hag_online_step(%q, %b, %i, %qoff, %k, %v, %b, %j, %koff, %gj, %d, %scale, %beta, %eps, %acc, %m, %s)
+          : (memref<?x?x?xf32>, index, index, index, memref<?x?x?xf32>, memref<?x?x?xf32>, index, index, index, f32, index, f32, f32, f32, memref<?xf32>, f32, f32) -> (f32, f32)
+      scf.yield %r2#0, %r2#1 : f32, f32
+    }
+    // Compressed levels: left [a_l, c_l) and right [e'_l, e_l).
+    %st2:6 = scf.for %l = %c2 to %L step %c1 iter_args(%a = %a1, %e = %e1, %nPrev = %n, %off = %c0, %m = %st1#0, %s = %st1#1) -> (index, index, index, index, f32, f32) {
+      %nl = func.call @hag_ceil_div(%nPrev, %r) : (index, index) -> index
+      %w:4 = func.call @hag_level_window(%a, %e, %l, %L, %r, %W, %nl, %causal)
+          : (index, index, index, index, index, index, index, i1) -> (index, index, index, index)
+      %sl:2 = scf.for %j = %w#0 to %w#1 step %c1 iter_args(%m2 = %m, %s2 = %s) -> (f32, f32) {
+        %jj = arith.addi %off, %j : index
+        %mj = memref.load %levM[%b, %jj] : memref<?x?xf32>
+        %r2:2 = func.call @hag_online_step(%q, %b, %i, %qoff, %levK, %levV, %b, %jj, %koff, %mj, %d, %scale, %beta, %eps, %acc, %m2, %s2)
+            : (memref<?x?x?xf32>, index, index, index, memref<?x?x?xf32>, memref<?x?x?xf32>, index, index, index, f32, index, f32, f32, f32, memref<?xf32>, f32, f32) -> (f32, f32)
+        scf.yield %r2#0, %r2#1 : f32, f32
+      }
+      %sr:2 = scf.for %j = %w#2 to %w#3 step %c1 iter_args(%m2 = %sl#0, %s2 = %sl#1) -> (f32, f32) {
+        %jj = arith.addi %off, %j : index
+        %mj = memref.load %levM[%b, %jj] : memref<?x?xf32>
+        %r2:2 = func.call @hag_online_step(%q, %b, %i, %qoff, %levK, %levV, %b, %jj, %koff, %mj, %d, %scale, %beta, %eps, %acc, %m2, %s2)
+            : (memref<?x?x?xf32>, index, index, index, memref<?x?x?xf32>, memref<?x?x?xf32>, index, index, index, f32, index, f32, f32, f32, memref<?xf32>, f32, f32) -> (f32, f32)
+        scf.yield %r2#0, %r2#1 : f32, f32
+      }
+      %offNext = arith.addi %off, %nl : index
+      scf.yield %w#0, %w#3, %nl, %offNext, %sr#0, %sr#1 : index, index, index, index, f32, f32
+    }
+    // Summary tokens.
+    %st3:2 = scf.for %t = %c0 to %tp step %c1 iter_args(%m = %st2#4, %s = %st2#5) -> (f32, f32) {
+      %mt = memref.load %sM[%t] : memref<?xf32>
+      %r2:2 = func.call @hag_online_step(%q, %b, %i, %qoff, %sKd, %sVd, %c0, %t, %c0, %mt, %d, %scale, %beta, %eps, %acc, %m, %s)
+          : (memref<?x?x?xf32>, index, index, index, memref<?x?x?xf32>, memref<?x?x?xf32>, index, index, index, f32, index, f32, f32, f32, memref<?xf32>, f32, f32) -> (f32, f32)
+      scf.yield %r2#0, %r2#1 : f32, f32
+    }
+    // select_k raw tokens.
+    %st4:2 = scf.for %p = %c0 to %kp step %c1 iter_args(%m = %st3#0, %s = %st3#1) -> (f32, f32) {
+      %j = memref.load %picked[%p] : memref<?xindex>
+      %gj = memref.load %g[%b, %j] : memref<?x?xf32>
+      %r2:2 = func.call @hag_online_step(%q, %b, %i, %qoff, %k, %v, %b, %j, %koff, %gj, %d, %scale, %beta, %eps, %acc, %m, %s)
+          : (memref<?x?x?xf32>, index, index, index, memref<?x?x?xf32>, memref<?x?x?xf32>, index, index, index, f32, index, f32, f32, f32, memref<?xf32>, f32, f32) -> (f32, f32)
+      scf.yield %r2#0, %r2#1 : f32, f32
+    }
+    %inv = arith.divf %one, %st4#1 : f32
+    scf.for %x = %c0 to %d step %c1 {
+      %a = memref.load %acc[%x] : memref<?xf32>
+      %o = arith.mulf %a, %inv : f32
+      %col = arith.addi %qoff, %x : index
+      memref.store %o, %out[%b, %i, %col] : memref<?x?x?xf32>
+    }
+  }
+  return
 }
 
 func.func private @hag_pyramid_attention(
@@ -261,174 +450,15 @@ func.func private @hag_pyramid_attention(
   %dF = arith.sitofp %dI64 : i64 to f32
   %sqrtD = math.sqrt %dF : f32
   %scale = arith.divf %one, %sqrtD : f32
-  %kAlloc = arith.maxui %selectK, %c1 : index
-  %tAlloc = arith.maxui %T, %c1 : index
   scf.parallel (%b, %h, %qb) = (%c0, %c0, %c0) to (%bt, %H, %blocks) step (%c1, %c1, %c1) {
-    // Per-block scratch lives on the stack, released every iteration.
-    memref.alloca_scope {
-      // kv(h) = floor(h Hkv / H); columns of the head and of its kv head.
-      %hk = arith.muli %h, %Hkv : index
-      %kvh = arith.divui %hk, %H : index
-      %qoff = arith.muli %h, %d : index
-      %koff = arith.muli %kvh, %d : index
-      %q0 = arith.muli %qb, %B : index
-      %q1r = arith.addi %q0, %B : index
-      %q1 = arith.minui %q1r, %n : index
-      // Level 1: a_1 = max(0, (b-1) B); bidirectional end e_1 = min(N, (b+2) B).
-      %a1r = arith.subi %q0, %B : index
-      %a1 = arith.maxsi %a1r, %c0 : index
-      %b2 = arith.addi %q1r, %B : index
-      %e1b = arith.minui %b2, %n : index
-      %e1 = arith.select %causal, %q1, %e1b : index
-      // Summary prefix: causal [0, a_{L-1} sigma_{L-1}), bidirectional [0, N).
-      %last:3 = scf.for %l = %c2 to %L step %c1 iter_args(%a = %a1, %e = %e1, %nPrev = %n) -> (index, index, index) {
-        %nl = func.call @hag_ceil_div(%nPrev, %r) : (index, index) -> index
-        %w:4 = func.call @hag_level_window(%a, %e, %l, %L, %r, %W, %nl, %causal)
-            : (index, index, index, index, index, index, index, i1) -> (index, index, index, index)
-        scf.yield %w#0, %w#3, %nl : index, index, index
-      }
-      %Lm2 = arith.subi %L, %c2 : index
-      %sigma = scf.for %x = %c0 to %Lm2 step %c1 iter_args(%s = %c1) -> (index) {
-        %s2 = arith.muli %s, %r : index
-        scf.yield %s2 : index
-      }
-      %pc = arith.muli %last#0, %sigma : index
-      %prefix = arith.select %causal, %pc, %n : index
-      %tp = arith.minui %T, %prefix : index
-      // The T' summary tokens of this block and kv head: gated means of the
-      // floor-rule segments, from the f64 prefix sums.
-      %sK = memref.alloca(%tAlloc, %d) : memref<?x?xf32>
-      %sV = memref.alloca(%tAlloc, %d) : memref<?x?xf32>
-      %sM = memref.alloca(%tAlloc) : memref<?xf32>
-      scf.for %t = %c0 to %tp step %c1 {
-        %tP = arith.muli %t, %prefix : index
-        %s0 = arith.divui %tP, %tp : index
-        %t1 = arith.addi %t, %c1 : index
-        %t1P = arith.muli %t1, %prefix : index
-        %s1 = arith.divui %t1P, %tp : index
-        %g1 = memref.load %pg[%b, %s1] : memref<?x?xf64>
-        %g0 = memref.load %pg[%b, %s0] : memref<?x?xf64>
-        %mass = arith.subf %g1, %g0 : f64
-        %den = arith.addf %mass, %epsF64 : f64
-        %massF = arith.truncf %mass : f64 to f32
-        memref.store %massF, %sM[%t] : memref<?xf32>
-        scf.for %x = %c0 to %d step %c1 {
-          %f = arith.addi %koff, %x : index
-          %k1 = memref.load %pk[%b, %s1, %f] : memref<?x?x?xf64>
-          %k0 = memref.load %pk[%b, %s0, %f] : memref<?x?x?xf64>
-          %v1 = memref.load %pv[%b, %s1, %f] : memref<?x?x?xf64>
-          %v0 = memref.load %pv[%b, %s0, %f] : memref<?x?x?xf64>
-          %kd = arith.subf %k1, %k0 : f64
-          %vd = arith.subf %v1, %v0 : f64
-          %km = arith.divf %kd, %den : f64
-          %vm = arith.divf %vd, %den : f64
-          %kf = arith.truncf %km : f64 to f32
-          %vf = arith.truncf %vm : f64 to f32
-          memref.store %kf, %sK[%t, %x] : memref<?x?xf32>
-          memref.store %vf, %sV[%t, %x] : memref<?x?xf32>
-        }
-      }
-      %sK3 = memref.expand_shape %sK [[0, 1], [2]] output_shape [1, %tAlloc, %d] : memref<?x?xf32> into memref<1x?x?xf32>
-      %sV3 = memref.expand_shape %sV [[0, 1], [2]] output_shape [1, %tAlloc, %d] : memref<?x?xf32> into memref<1x?x?xf32>
-      %sKd = memref.cast %sK3 : memref<1x?x?xf32> to memref<?x?x?xf32>
-      %sVd = memref.cast %sV3 : memref<1x?x?xf32> to memref<?x?x?xf32>
-      // select_k: the k largest gates left of level 1's window (and right of
-      // it when bidirectional), ties to the lower index, picked in order
-      // (gate descending, index ascending) by repeated scans.
-      %picked = memref.alloca(%kAlloc) : memref<?xindex>
-      %nb = arith.subi %n, %e1 : index
-      %rightCand = arith.select %causal, %c0, %nb : index
-      %cands = arith.addi %a1, %rightCand : index
-      %kp = arith.minui %selectK, %cands : index
-      %pinf64 = arith.constant 0x7FF0000000000000 : f64
-      scf.for %p = %c0 to %kp step %c1 iter_args(%gPrev = %pinf64, %iPrev = %n) -> (f64, index) {
-        // Best candidate strictly after (gPrev, iPrev) in the order.
-        %best:2 = scf.for %c = %c0 to %n step %c1 iter_args(%bg = %ninf, %bi = %n) -> (f32, index) {
-          %inLeft = arith.cmpi ult, %c, %a1 : index
-          %inRight0 = arith.cmpi uge, %c, %e1 : index
-          %notCausal = arith.xori %causal, %true : i1
-          %inRight = arith.andi %inRight0, %notCausal : i1
-          %isCand = arith.ori %inLeft, %inRight : i1
-          %gc = memref.load %g[%b, %c] : memref<?x?xf32>
-          %gcd = arith.extf %gc : f32 to f64
-          %lower = arith.cmpf olt, %gcd, %gPrev : f64
-          %eqG = arith.cmpf oeq, %gcd, %gPrev : f64
-          %later = arith.cmpi ugt, %c, %iPrev : index
-          %tieLater = arith.andi %eqG, %later : i1
-          %after = arith.ori %lower, %tieLater : i1
-          %better = arith.cmpf ogt, %gc, %bg : f32
-          %noneYet = arith.cmpi eq, %bi, %n : index
-          %better2 = arith.ori %better, %noneYet : i1
-          %ok0 = arith.andi %isCand, %after : i1
-          %ok = arith.andi %ok0, %better2 : i1
-          %ng = arith.select %ok, %gc, %bg : f32
-          %ni = arith.select %ok, %c, %bi : index
-          scf.yield %ng, %ni : f32, index
-        }
-        memref.store %best#1, %picked[%p] : memref<?xindex>
-        %bgd = arith.extf %best#0 : f32 to f64
-        scf.yield %bgd, %best#1 : f64, index
-      }
-      %acc = memref.alloca(%d) : memref<?xf32>
-      scf.for %i = %q0 to %q1 step %c1 {
-        scf.for %x = %c0 to %d step %c1 {
-          memref.store %zero, %acc[%x] : memref<?xf32>
-        }
-        // Level 1: raw [a_1, i + 1) causal, [a_1, e_1) bidirectional.
-        %i1 = arith.addi %i, %c1 : index
-        %end1 = arith.select %causal, %i1, %e1 : index
-        %st1:2 = scf.for %j = %a1 to %end1 step %c1 iter_args(%m = %ninf, %s = %zero) -> (f32, f32) {
-          %gj = memref.load %g[%b, %j] : memref<?x?xf32>
-          %r2:2 = func.call @hag_online_step(%q, %b, %i, %qoff, %k, %v, %b, %j, %koff, %gj, %d, %scale, %beta, %eps, %acc, %m, %s)
-              : (memref<?x?x?xf32>, index, index, index, memref<?x?x?xf32>, memref<?x?x?xf32>, index, index, index, f32, index, f32, f32, f32, memref<?xf32>, f32, f32) -> (f32, f32)
-          scf.yield %r2#0, %r2#1 : f32, f32
-        }
-        // Compressed levels: left [a_l, c_l) and right [e'_l, e_l).
-        %st2:6 = scf.for %l = %c2 to %L step %c1 iter_args(%a = %a1, %e = %e1, %nPrev = %n, %off = %c0, %m = %st1#0, %s = %st1#1) -> (index, index, index, index, f32, f32) {
-          %nl = func.call @hag_ceil_div(%nPrev, %r) : (index, index) -> index
-          %w:4 = func.call @hag_level_window(%a, %e, %l, %L, %r, %W, %nl, %causal)
-              : (index, index, index, index, index, index, index, i1) -> (index, index, index, index)
-          %sl:2 = scf.for %j = %w#0 to %w#1 step %c1 iter_args(%m2 = %m, %s2 = %s) -> (f32, f32) {
-            %jj = arith.addi %off, %j : index
-            %mj = memref.load %levM[%b, %jj] : memref<?x?xf32>
-            %r2:2 = func.call @hag_online_step(%q, %b, %i, %qoff, %levK, %levV, %b, %jj, %koff, %mj, %d, %scale, %beta, %eps, %acc, %m2, %s2)
-                : (memref<?x?x?xf32>, index, index, index, memref<?x?x?xf32>, memref<?x?x?xf32>, index, index, index, f32, index, f32, f32, f32, memref<?xf32>, f32, f32) -> (f32, f32)
-            scf.yield %r2#0, %r2#1 : f32, f32
-          }
-          %sr:2 = scf.for %j = %w#2 to %w#3 step %c1 iter_args(%m2 = %sl#0, %s2 = %sl#1) -> (f32, f32) {
-            %jj = arith.addi %off, %j : index
-            %mj = memref.load %levM[%b, %jj] : memref<?x?xf32>
-            %r2:2 = func.call @hag_online_step(%q, %b, %i, %qoff, %levK, %levV, %b, %jj, %koff, %mj, %d, %scale, %beta, %eps, %acc, %m2, %s2)
-                : (memref<?x?x?xf32>, index, index, index, memref<?x?x?xf32>, memref<?x?x?xf32>, index, index, index, f32, index, f32, f32, f32, memref<?xf32>, f32, f32) -> (f32, f32)
-            scf.yield %r2#0, %r2#1 : f32, f32
-          }
-          %offNext = arith.addi %off, %nl : index
-          scf.yield %w#0, %w#3, %nl, %offNext, %sr#0, %sr#1 : index, index, index, index, f32, f32
-        }
-        // Summary tokens.
-        %st3:2 = scf.for %t = %c0 to %tp step %c1 iter_args(%m = %st2#4, %s = %st2#5) -> (f32, f32) {
-          %mt = memref.load %sM[%t] : memref<?xf32>
-          %r2:2 = func.call @hag_online_step(%q, %b, %i, %qoff, %sKd, %sVd, %c0, %t, %c0, %mt, %d, %scale, %beta, %eps, %acc, %m, %s)
-              : (memref<?x?x?xf32>, index, index, index, memref<?x?x?xf32>, memref<?x?x?xf32>, index, index, index, f32, index, f32, f32, f32, memref<?xf32>, f32, f32) -> (f32, f32)
-          scf.yield %r2#0, %r2#1 : f32, f32
-        }
-        // select_k raw tokens.
-        %st4:2 = scf.for %p = %c0 to %kp step %c1 iter_args(%m = %st3#0, %s = %st3#1) -> (f32, f32) {
-          %j = memref.load %picked[%p] : memref<?xindex>
-          %gj = memref.load %g[%b, %j] : memref<?x?xf32>
-          %r2:2 = func.call @hag_online_step(%q, %b, %i, %qoff, %k, %v, %b, %j, %koff, %gj, %d, %scale, %beta, %eps, %acc, %m, %s)
-              : (memref<?x?x?xf32>, index, index, index, memref<?x?x?xf32>, memref<?x?x?xf32>, index, index, index, f32, index, f32, f32, f32, memref<?xf32>, f32, f32) -> (f32, f32)
-          scf.yield %r2#0, %r2#1 : f32, f32
-        }
-        %inv = arith.divf %one, %st4#1 : f32
-        scf.for %x = %c0 to %d step %c1 {
-          %a = memref.load %acc[%x] : memref<?xf32>
-          %o = arith.mulf %a, %inv : f32
-          %col = arith.addi %qoff, %x : index
-          memref.store %o, %out[%b, %i, %col] : memref<?x?x?xf32>
-        }
-      }
-    }
+    func.call @hag_attend_block(%q, %k, %v, %g, %levK, %levV, %levM, %pk, %pv, %pg, %out,
+        %b, %h, %qb, %n, %H, %Hkv, %d, %B, %r, %L, %W, %T, %causal, %selectK,
+        %beta, %eps, %scale)
+        : (memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>,
+           memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>,
+           memref<?x?x?xf64>, memref<?x?x?xf64>, memref<?x?xf64>, memref<?x?x?xf32>,
+           index, index, index, index, index, index, index, index, index, index, index, index,
+           i1, index, f32, f32, f32) -> ()
     scf.reduce
   }
   return
