@@ -26,6 +26,8 @@
 #include "mlir/Dialect/SCF/Transforms/BufferizableOpInterfaceImpl.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Dialect/Tensor/Transforms/BufferizableOpInterfaceImpl.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
+#include "mlir/Dialect/Vector/Transforms/BufferizableOpInterfaceImpl.h"
 #include "mlir/Dialect/Affine/IR/AffineOps.h"
 #include "mlir/Dialect/Index/IR/IndexDialect.h"
 #include "mlir/Target/LLVMIR/Dialect/Builtin/BuiltinToLLVMIRTranslation.h"
@@ -40,7 +42,7 @@ void mlir::hag::registerHAGDialects(DialectRegistry &registry) {
                   math::MathDialect, memref::MemRefDialect, scf::SCFDialect,
                   bufferization::BufferizationDialect, cf::ControlFlowDialect,
                   affine::AffineDialect, index::IndexDialect,
-                  LLVM::LLVMDialect>();
+                  vector::VectorDialect, LLVM::LLVMDialect>();
   // Bufferization and inlining models of the upstream ops HAG lowers to.
   arith::registerBufferizableOpInterfaceExternalModels(registry);
   bufferization::func_ext::registerBufferizableOpInterfaceExternalModels(
@@ -48,6 +50,7 @@ void mlir::hag::registerHAGDialects(DialectRegistry &registry) {
   linalg::registerBufferizableOpInterfaceExternalModels(registry);
   scf::registerBufferizableOpInterfaceExternalModels(registry);
   tensor::registerBufferizableOpInterfaceExternalModels(registry);
+  vector::registerBufferizableOpInterfaceExternalModels(registry);
   func::registerInlinerExtension(registry);
   registerBuiltinDialectTranslation(registry);
   registerLLVMDialectTranslation(registry);
@@ -69,6 +72,7 @@ void mlir::hag::registerHAGPasses() {
   registerSCFToControlFlowPass();
   registerLowerAffinePass();
   registerFinalizeMemRefToLLVMConversionPass();
+  registerConvertVectorToLLVMPass();
   registerConvertMathToLLVMPass();
   registerConvertMathToLibmPass();
   registerArithToLLVMConversionPass();

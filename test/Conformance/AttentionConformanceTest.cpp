@@ -33,6 +33,9 @@ struct Case {
   int64_t selectK = 0;
   double massBias = 1.0;
   int64_t block = 16;
+  /// 8 exercises the kernels' scalar tails, 24 the 16-lane vector path and
+  /// a tail, 64 the vector path alone.
+  int64_t headDim = 8;
 };
 
 std::ostream &operator<<(std::ostream &os, const Case &c) { return os << c.name; }
@@ -43,16 +46,16 @@ void makeModel(const Case &c, hag::ModelDescription &md,
   md = hag::ModelDescription();
   md.kind = c.lm ? hag::ModelKind::LM : hag::ModelKind::Attention;
   md.vocab = 64;
-  md.dModel = 32;
+  md.dModel = 4 * c.headDim;
   md.layers = 2;
   md.mlpHidden = 48;
-  md.gateHidden = 24;
+  md.gateHidden = 3 * c.headDim;
   md.tieEmbeddings = true;
   md.rope = true;
   hag::PyramidParams &p = md.attention;
   p.heads = 4;
   p.kvHeads = c.kvHeads;
-  p.headDim = 8;
+  p.headDim = c.headDim;
   p.block = c.block;
   p.ratio = c.ratio;
   p.levels = c.levels;
@@ -90,16 +93,16 @@ hag::ref::Weights makeWeights(const hag::ref::ModelConfig &cfg) {
     // saturating. Saturated gates tie at 1.0f in fp32 but not in f64, and
     // select_k's top-k would then legitimately pick different tokens.
     if (name.find("gate.b1") != std::string::npos)
-      t = 0.3 * torch::randn_like(t);
+      t = 0.1 * torch::randn_like(t);
     else if (name.find("gate.b2") != std::string::npos)
       t = 0.05 * torch::randn_like(t);
     else if (name.find("gate.w2") != std::string::npos)
-      t = 1.0 * torch::randn_like(t);
+      t = 0.2 * std::sqrt(24.0 / cfg.gateHidden) * torch::randn_like(t);
     else if (name.find(".conv.") != std::string::npos)
       t = 1.0 + 0.3 * torch::randn_like(t);
     else if (name.find("attn.wq") != std::string::npos ||
              name.find("attn.wk") != std::string::npos)
-      t = 0.25 * torch::randn_like(t);
+      t = std::sqrt(2.0 / cfg.dModel) * torch::randn_like(t); // q_j ~ N(0, 2)
     // The compiler runs in f32: give both sides the same (f32) values.
     t = t.to(torch::kFloat32).to(torch::kFloat64).contiguous();
   }
@@ -193,6 +196,10 @@ std::vector<Case> cases() {
   add({"select3_bidir", false, false, 4, 4, Compress::GatedMean, 4, 3});
   add({"no_mass_bias", false, true, 4, 4, Compress::GatedMean, 4, 0, 0.0});
   add({"block64", false, true, 4, 4, Compress::GatedMean, 4, 0, 1.0, 64});
+  add({"d24", false, true, 4, 4, Compress::GatedMean, 4, 0, 1.0, 16, 24});
+  add({"d64_gqa_bidir", false, false, 4, 4, Compress::GatedMean, 2, 0, 1.0, 16, 64});
+  add({"d64_conv_select", false, true, 0, 2, Compress::Conv, 4, 3, 1.0, 16, 64});
+  add({"lm_d24", true, true, 4, 4, Compress::GatedMean, 4, 0, 1.0, 16, 24});
   add({"lm", true});
   add({"lm_conv_gqa_auto", true, true, 0, 4, Compress::Conv, 2, 2});
   return cs;

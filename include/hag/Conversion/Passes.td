@@ -24,7 +24,7 @@ def HAGLowerToLinalg : Pass<"hag-lower-to-linalg", "::mlir::ModuleOp"> {
     "::mlir::arith::ArithDialect", "::mlir::math::MathDialect",
     "::mlir::scf::SCFDialect", "::mlir::memref::MemRefDialect",
     "::mlir::bufferization::BufferizationDialect",
-    "::mlir::func::FuncDialect"
+    "::mlir::func::FuncDialect", "::mlir::vector::VectorDialect"
   ];
 }
 

@@ -11,6 +11,7 @@
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/SymbolTable.h"
 #include "mlir/Parser/Parser.h"
@@ -24,24 +25,28 @@ namespace mlir::hag {
 using namespace mlir;
 using namespace mlir::hag;
 
-/// kernels/pyramid_attention.mlir, embedded at build time.
+/// The kernel library (kernels/*.mlir), embedded at build time.
 static const char kPyramidKernelSource[] =
 #include "PyramidAttentionKernel.inc"
+    ;
+static const char kMatmulKernelSource[] =
+#include "MatmulKernel.inc"
     ;
 
 namespace {
 
-/// Parses the kernel library and copies its functions into `module` (once).
-LogicalResult loadKernelLibrary(ModuleOp module) {
-  if (module.lookupSymbol("hag_pyramid_attention"))
+/// Parses one file of the kernel library and copies its functions into
+/// `module`, unless `symbol` is already there.
+LogicalResult loadKernelLibrary(ModuleOp module, StringRef symbol,
+                                const char *source, StringRef fileName) {
+  if (module.lookupSymbol(symbol))
     return success();
   ParserConfig config(module.getContext());
   OwningOpRef<ModuleOp> library =
-      parseSourceString<ModuleOp>(kPyramidKernelSource, config,
-                                  "pyramid_attention.mlir");
+      parseSourceString<ModuleOp>(source, config, fileName);
   if (!library)
-    return module.emitError("internal error: the pyramid-attention kernel "
-                            "library does not parse");
+    return module.emitError() << "internal error: the kernel library file "
+                              << fileName << " does not parse";
   OpBuilder b(module.getContext());
   b.setInsertionPointToEnd(module.getBody());
   for (Operation &op : library->getBody()->getOperations())
@@ -83,9 +88,19 @@ struct HAGLowerToLinalgPass
     if (unfused.wasInterrupted())
       return signalPassFailure();
 
-    bool needsKernel = false;
-    module.walk([&](PyramidAttentionOp) { needsKernel = true; });
-    if (needsKernel && failed(loadKernelLibrary(module)))
+    bool needsAttention = false, needsMatmul = false;
+    module.walk([&](Operation *op) {
+      needsAttention |= isa<PyramidAttentionOp>(op);
+      needsMatmul |= isa<LinearOp, SwiGLUOp, MemoryGateOp, PyramidAttentionOp>(op);
+    });
+    if (needsAttention &&
+        failed(loadKernelLibrary(module, "hag_pyramid_attention",
+                                 kPyramidKernelSource,
+                                 "pyramid_attention.mlir")))
+      return signalPassFailure();
+    if (needsMatmul &&
+        failed(loadKernelLibrary(module, "hag_matmul_nt", kMatmulKernelSource,
+                                 "matmul.mlir")))
       return signalPassFailure();
 
     ConversionTarget target(getContext());
@@ -94,7 +109,7 @@ struct HAGLowerToLinalgPass
                            arith::ArithDialect, math::MathDialect,
                            scf::SCFDialect, memref::MemRefDialect,
                            bufferization::BufferizationDialect,
-                           func::FuncDialect>();
+                           func::FuncDialect, vector::VectorDialect>();
     RewritePatternSet patterns(&getContext());
     populateLanguageModelToLinalgPatterns(patterns);
     populatePyramidAttentionToLoopsPatterns(patterns);

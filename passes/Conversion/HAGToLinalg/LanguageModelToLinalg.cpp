@@ -14,7 +14,11 @@
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Arith/Utils/Utils.h"
+#include "mlir/Dialect/Bufferization/IR/Bufferization.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/IR/BuiltinOps.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/PatternMatch.h"
 
@@ -62,7 +66,89 @@ Value lowering::elementwise(OpBuilder &b, Location loc, Value init,
       .getResult(0);
 }
 
+Value lowering::asDynamicBuffer(OpBuilder &b, Location loc, Value tensor) {
+  auto t = cast<RankedTensorType>(tensor.getType());
+  SmallVector<int64_t> dyn(t.getRank(), ShapedType::kDynamic);
+  auto staticType = MemRefType::get(t.getShape(), t.getElementType());
+  Value m = bufferization::ToBufferOp::create(b, loc, staticType, tensor,
+                                              /*readOnly=*/true);
+  auto dynType = MemRefType::get(dyn, t.getElementType());
+  if (staticType == dynType)
+    return m;
+  return memref::CastOp::create(b, loc, dynType, m);
+}
+
+/// y = x w^T through the kernel library's @hag_matmul_nt on the rows of x
+/// (x collapsed to [rows, in]); null when the kernel is not available.
+static Value contractWithKernel(OpBuilder &b, Location loc, Value x, Value w) {
+  auto xType = cast<RankedTensorType>(x.getType());
+  auto wType = cast<RankedTensorType>(w.getType());
+  Type elt = xType.getElementType();
+  if (!elt.isF32() || !wType.getElementType().isF32())
+    return nullptr;
+  auto module =
+      b.getInsertionBlock()->getParentOp()->getParentOfType<ModuleOp>();
+  auto kernel = module ? module.lookupSymbol<func::FuncOp>("hag_matmul_nt")
+                       : func::FuncOp();
+  if (!kernel)
+    return nullptr;
+  unsigned rank = xType.getRank();
+  Value rows2d = x;
+  if (rank != 2) {
+    ReassociationIndices lead;
+    for (unsigned d = 0; d + 1 < rank; ++d)
+      lead.push_back(d);
+    SmallVector<ReassociationIndices> reassoc;
+    if (!lead.empty())
+      reassoc.push_back(lead);
+    reassoc.push_back({static_cast<int64_t>(rank) - 1});
+    if (rank == 1)
+      reassoc = {};
+    rows2d = rank == 1 ? Value() : tensor::CollapseShapeOp::create(b, loc, x, reassoc).getResult();
+  }
+  if (!rows2d)
+    return nullptr;
+  auto rowsType = cast<RankedTensorType>(rows2d.getType());
+  int64_t out = wType.getDimSize(0);
+  Value a = asDynamicBuffer(b, loc, rows2d);
+  Value wb = asDynamicBuffer(b, loc, w);
+  // The result is allocated in its final shape [..., out] and the kernel
+  // writes through a collapsed [rows, out] view of it. (Expanding a
+  // [rows, out] result instead hits a crash in MLIR 22's
+  // expand-strided-metadata on memref.expand_shape with two dynamic dims.)
+  SmallVector<int64_t> shape(xType.getShape());
+  shape.back() = out;
+  SmallVector<Value> dynSizes;
+  for (unsigned d = 0; d + 1 < rank; ++d)
+    if (xType.isDynamicDim(d))
+      dynSizes.push_back(tensor::DimOp::create(b, loc, x, d));
+  if (ShapedType::isDynamic(out))
+    dynSizes.push_back(tensor::DimOp::create(b, loc, w, 0));
+  auto cType = MemRefType::get(shape, elt);
+  Value c = memref::AllocOp::create(b, loc, cType, dynSizes);
+  Value c2d = c;
+  if (rank != 2) {
+    SmallVector<ReassociationIndices> reassoc;
+    ReassociationIndices lead;
+    for (unsigned d = 0; d + 1 < rank; ++d)
+      lead.push_back(d);
+    reassoc.push_back(lead);
+    reassoc.push_back({static_cast<int64_t>(rank) - 1});
+    c2d = memref::CollapseShapeOp::create(b, loc, c, reassoc);
+  }
+  (void)rowsType;
+  Value cDyn = memref::CastOp::create(
+      b, loc, MemRefType::get({ShapedType::kDynamic, ShapedType::kDynamic}, elt),
+      c2d);
+  func::CallOp::create(b, loc, kernel, ValueRange{a, wb, cDyn});
+  return bufferization::ToTensorOp::create(b, loc,
+                                           RankedTensorType::get(shape, elt), c,
+                                           b.getUnitAttr(), b.getUnitAttr());
+}
+
 Value lowering::contractLastDim(OpBuilder &b, Location loc, Value x, Value w) {
+  if (Value y = contractWithKernel(b, loc, x, w))
+    return y;
   auto xType = cast<RankedTensorType>(x.getType());
   unsigned rank = xType.getRank();
   // Loops: d0 .. d(rank-2) (x's leading dims), o, i.

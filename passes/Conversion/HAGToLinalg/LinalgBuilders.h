@@ -32,7 +32,13 @@ Value elementwise(OpBuilder &b, Location loc, Value init, ValueRange inputs,
                   BodyFn body, ArrayRef<AffineMap> inputMaps = {});
 
 /// y[..., o] = sum_i x[..., i] * w[o, i]  (x of any rank >= 1, w [out, in]).
+/// f32 contractions call the register-tiled @hag_matmul_nt of the kernel
+/// library (kernels/matmul.mlir) on the rows of x; others are one
+/// linalg.generic.
 Value contractLastDim(OpBuilder &b, Location loc, Value x, Value w);
+
+/// A dynamic-shaped memref view of `tensor` (read only), for kernel calls.
+Value asDynamicBuffer(OpBuilder &b, Location loc, Value tensor);
 
 /// r[...] = sum over the last dimension of f(x[..., j]) (body maps the
 /// element and the accumulator to the new accumulator); result rank - 1.

@@ -99,19 +99,6 @@ Value packConvWeights(OpBuilder &b, Location loc, ValueRange weights,
   return acc;
 }
 
-/// A dynamic memref view of `tensor` (read only), for the kernel's signature.
-Value asDynamicBuffer(OpBuilder &b, Location loc, Value tensor) {
-  auto t = cast<RankedTensorType>(tensor.getType());
-  SmallVector<int64_t> dyn(t.getRank(), ShapedType::kDynamic);
-  auto staticType = MemRefType::get(t.getShape(), t.getElementType());
-  Value m = bufferization::ToBufferOp::create(b, loc, staticType, tensor,
-                                              /*readOnly=*/true);
-  auto dynType = MemRefType::get(dyn, t.getElementType());
-  if (staticType == dynType)
-    return m;
-  return memref::CastOp::create(b, loc, dynType, m);
-}
-
 struct PyramidAttentionLowering : OpRewritePattern<PyramidAttentionOp> {
   using OpRewritePattern::OpRewritePattern;
   LogicalResult matchAndRewrite(PyramidAttentionOp op,

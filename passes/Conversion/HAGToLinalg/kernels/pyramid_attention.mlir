@@ -29,8 +29,22 @@ func.func private @hag_online_step(
     %acc: memref<?xf32>, %m: f32, %s: f32) -> (f32, f32) {
   %c0 = arith.constant 0 : index
   %c1 = arith.constant 1 : index
+  %c16 = arith.constant 16 : index
   %zero = arith.constant 0.0 : f32
-  %dot = scf.for %x = %c0 to %d step %c1 iter_args(%a = %zero) -> (f32) {
+  %zv = arith.constant dense<0.0> : vector<16xf32>
+  // q.k: 16 lanes at a time, then the d % 16 tail.
+  %d16a = arith.divui %d, %c16 : index
+  %d16 = arith.muli %d16a, %c16 : index
+  %dotv = scf.for %x = %c0 to %d16 step %c16 iter_args(%a = %zv) -> (vector<16xf32>) {
+    %qi = arith.addi %qoff, %x : index
+    %ki = arith.addi %koff, %x : index
+    %qv = vector.load %q[%bt, %i, %qi] : memref<?x?x?xf32>, vector<16xf32>
+    %kv = vector.load %keys[%kb, %kj, %ki] : memref<?x?x?xf32>, vector<16xf32>
+    %a2 = vector.fma %qv, %kv, %a : vector<16xf32>
+    scf.yield %a2 : vector<16xf32>
+  }
+  %dotHead = vector.reduction <add>, %dotv : vector<16xf32> into f32
+  %dot = scf.for %x = %d16 to %d step %c1 iter_args(%a = %dotHead) -> (f32) {
     %qi = arith.addi %qoff, %x : index
     %ki = arith.addi %koff, %x : index
     %qv = memref.load %q[%bt, %i, %qi] : memref<?x?x?xf32>
@@ -50,7 +64,18 @@ func.func private @hag_online_step(
   %p = math.exp %dl : f32
   %sScaled = arith.mulf %s, %corr : f32
   %sNew = arith.addf %sScaled, %p : f32
-  scf.for %x = %c0 to %d step %c1 {
+  // acc = acc * corr + p * v, 16 lanes at a time, then the tail.
+  %corrV = vector.broadcast %corr : f32 to vector<16xf32>
+  %pV = vector.broadcast %p : f32 to vector<16xf32>
+  scf.for %x = %c0 to %d16 step %c16 {
+    %ki = arith.addi %koff, %x : index
+    %vv = vector.load %vals[%kb, %kj, %ki] : memref<?x?x?xf32>, vector<16xf32>
+    %av = vector.load %acc[%x] : memref<?xf32>, vector<16xf32>
+    %scaled = arith.mulf %av, %corrV : vector<16xf32>
+    %upd = vector.fma %pV, %vv, %scaled : vector<16xf32>
+    vector.store %upd, %acc[%x] : memref<?xf32>, vector<16xf32>
+  }
+  scf.for %x = %d16 to %d step %c1 {
     %ki = arith.addi %koff, %x : index
     %vv = memref.load %vals[%kb, %kj, %ki] : memref<?x?x?xf32>
     %av = memref.load %acc[%x] : memref<?xf32>
