@@ -1,18 +1,19 @@
 // RUN: hag-opt %s -hag-lower-to-linalg -split-input-file -verify-diagnostics | FileCheck %s
 
-// A projection is one contraction over the last dimension, W in [out, in]
-// layout, accumulating into a zero-filled tensor; the bias is a broadcast add.
-// CHECK-DAG: #[[X:.+]] = affine_map<(d0, d1, d2, d3) -> (d0, d1, d3)>
-// CHECK-DAG: #[[W:.+]] = affine_map<(d0, d1, d2, d3) -> (d2, d3)>
-// CHECK-DAG: #[[YM:.+]] = affine_map<(d0, d1, d2, d3) -> (d0, d1, d2)>
+// A projection calls the kernel library's register-tiled matmul on the rows
+// of its input (W in [out, in] layout), writing through a collapsed view of
+// the result in its final shape; the bias is a broadcast add.
 // CHECK-LABEL: func.func @linear
 // CHECK-SAME: attributes {llvm.emit_c_interface}
-// CHECK: %[[ZERO:.+]] = linalg.fill
-// CHECK: %[[Y:.+]] = linalg.generic {indexing_maps = [#[[X]], #[[W]], #[[YM]]], iterator_types = ["parallel", "parallel", "parallel", "reduction"]} ins(%{{.+}}, %{{.+}} : tensor<?x?x8xf32>, tensor<4x8xf32>) outs(%[[ZERO]] : tensor<?x?x4xf32>)
-// CHECK: arith.mulf
-// CHECK: arith.addf
+// CHECK: %[[ROWS:.+]] = tensor.collapse_shape %{{.+}} {{\[}}[0, 1], [2]] : tensor<?x?x8xf32> into tensor<?x8xf32>
+// CHECK: bufferization.to_buffer %[[ROWS]] read_only
+// CHECK: %[[C:.+]] = memref.alloc(%{{.+}}, %{{.+}}) : memref<?x?x4xf32>
+// CHECK: %[[C2:.+]] = memref.collapse_shape %[[C]] {{\[}}[0, 1], [2]] : memref<?x?x4xf32> into memref<?x4xf32>
+// CHECK: call @hag_matmul_nt(%{{.+}}, %{{.+}}, %{{.+}}) : (memref<?x?xf32>, memref<?x?xf32>, memref<?x?xf32>) -> ()
+// CHECK: %[[Y:.+]] = bufferization.to_tensor %[[C]] restrict writable
 // CHECK: linalg.generic {{.*}} ins(%[[Y]], %{{.+}} : tensor<?x?x4xf32>, tensor<4xf32>)
 // CHECK-NOT: hag.
+// CHECK: func.func private @hag_matmul_nt
 func.func @linear(%x: tensor<?x?x8xf32>, %w: tensor<4x8xf32>, %b: tensor<4xf32>) -> tensor<?x?x4xf32> {
   %y = hag.linear %x, %w, %b : (tensor<?x?x8xf32>, tensor<4x8xf32>, tensor<4xf32>) -> tensor<?x?x4xf32>
   return %y : tensor<?x?x4xf32>
