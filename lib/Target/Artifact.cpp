@@ -8,6 +8,7 @@
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/Target/LLVMIR/Dialect/Builtin/BuiltinToLLVMIRTranslation.h"
 #include "mlir/Target/LLVMIR/Dialect/LLVMIR/LLVMToLLVMIRTranslation.h"
+#include "mlir/Target/LLVMIR/Dialect/OpenMP/OpenMPToLLVMIRTranslation.h"
 #include "mlir/Target/LLVMIR/Export.h"
 #include "llvm/ADT/ScopeExit.h"
 #include "llvm/ADT/StringExtras.h"
@@ -184,6 +185,7 @@ translateAndOptimize(ModuleOp module, llvm::LLVMContext &llvmCtx,
   (void)initialized;
   registerBuiltinDialectTranslation(*module.getContext());
   registerLLVMDialectTranslation(*module.getContext());
+  registerOpenMPDialectTranslation(*module.getContext());
 
   std::unique_ptr<llvm::Module> llvmModule =
       translateModuleToLLVMIR(module, llvmCtx);
@@ -311,8 +313,10 @@ LogicalResult linkSharedObject(ArrayRef<char> object, std::string &so,
             linker + "', cc, clang, gcc; set HAG_LINKER)";
     return failure();
   }
-  SmallVector<StringRef> args = {*program, "-shared", "-o", soPath,
-                                 objPath,  "-lm"};
+  // The parallel loops run on LLVM's OpenMP runtime (libomp-22-dev).
+  SmallVector<StringRef> args = {*program, "-shared", "-o", soPath, objPath,
+                                 "-L" HAG_OMP_LIB_DIR,
+                                 "-Wl,-rpath," HAG_OMP_LIB_DIR, "-lomp", "-lm"};
   std::string errMsg;
   int rc = llvm::sys::ExecuteAndWait(*program, args, std::nullopt, {}, 0, 0,
                                      &errMsg);

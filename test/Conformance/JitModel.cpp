@@ -71,6 +71,10 @@ std::unique_ptr<JitModel> JitModel::compile(const ModelDescription &md,
     return nullptr;
   }
   ExecutionEngineOptions options;
+  // The parallel loops call LLVM's OpenMP runtime.
+  static const std::string libomp = HAG_OMP_LIB_DIR "/libomp.so";
+  static llvm::StringRef libs[] = {libomp};
+  options.sharedLibPaths = libs;
   options.transformer = makeOptimizingTransformer(/*optLevel=*/2, 0, nullptr);
   auto engine = ExecutionEngine::create(*module, options);
   if (!engine) {

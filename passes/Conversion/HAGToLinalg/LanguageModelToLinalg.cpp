@@ -1,10 +1,11 @@
 //===- LanguageModelToLinalg.cpp - LM ops -> linalg on tensors ------------===//
 //
 // Every pattern writes its op's math (spec sections 2, 3 and 7) as
-// linalg.generic ops on tensors; tiling and vectorization happen later in the
-// CPU pipeline. Accumulations are in the element type (f32), except RoPE's
-// angles, which are formed in f64: a position near 65536 times a frequency
-// near 1 needs more than f32's 24 bits to keep the angle accurate to 1e-7.
+// linalg.generic ops on tensors (projections call the kernel library's
+// matmul). Accumulations are in the element type (f32), except RoPE's angles,
+// which are formed in f64 (a position near 65536 times a frequency near 1
+// needs more than f32's 24 bits) in a [N, d/2] cos/sin table shared by every
+// batch row and head.
 //
 //===----------------------------------------------------------------------===//
 
@@ -325,6 +326,38 @@ struct RopeLowering : OpRewritePattern<RopeOp> {
     double base = op.getBase().convertToDouble();
     int64_t offset = op.getOffsetAttr().getInt();
     Type f64 = rewriter.getF64Type();
+
+    // cos and sin of theta = (pos + offset) * base^(-2 j / d), [N, d/2],
+    // computed once (in f64) and shared by every batch row and head.
+    SmallVector<OpFoldResult> tableSizes = {
+        tensor::getMixedSize(rewriter, loc, x, 1), rewriter.getIndexAttr(half)};
+    auto table = [&](bool isSin) {
+      Value init = filledTensor(rewriter, loc, tableSizes, elt, std::nullopt);
+      return elementwise(rewriter, loc, init, ValueRange{},
+                         [&](OpBuilder &nb, Location l, ValueRange) {
+                           auto toF64 = [&](Value i) {
+                             Value i64 = arith::IndexCastOp::create(
+                                 nb, l, nb.getI64Type(), i);
+                             return arith::SIToFPOp::create(nb, l, f64, i64)
+                                 .getResult();
+                           };
+                           Value pos = linalg::IndexOp::create(nb, l, 0);
+                           Value j = linalg::IndexOp::create(nb, l, 1);
+                           Value p = arith::AddFOp::create(
+                               nb, l, toF64(pos), floatConst(nb, l, f64, offset));
+                           Value expo = arith::MulFOp::create(
+                               nb, l, toF64(j), floatConst(nb, l, f64, -2.0 / hd));
+                           Value invFreq = math::PowFOp::create(
+                               nb, l, floatConst(nb, l, f64, base), expo);
+                           Value theta = arith::MulFOp::create(nb, l, p, invFreq);
+                           Value r = isSin ? math::SinOp::create(nb, l, theta).getResult()
+                                           : math::CosOp::create(nb, l, theta).getResult();
+                           linalg::YieldOp::create(
+                               nb, l, arith::TruncFOp::create(nb, l, elt, r).getResult());
+                         });
+    };
+    Value cosT = table(false), sinT = table(true);
+
     Value init = filledTensor(rewriter, loc, tensorSizes(rewriter, loc, x), elt,
                               std::nullopt);
     Value y = elementwise(
@@ -346,19 +379,8 @@ struct RopeLowering : OpRewritePattern<RopeOp> {
               arith::SubIOp::create(nb, l, f, idx(half)));
           Value partner = tensor::ExtractOp::create(
               nb, l, x, ValueRange{bIdx, pos, partnerIdx});
-          // theta = (pos + offset) * base^(-2 jj / d), in f64.
-          auto toF64 = [&](Value i) {
-            Value i64 = arith::IndexCastOp::create(nb, l, nb.getI64Type(), i);
-            return arith::SIToFPOp::create(nb, l, f64, i64).getResult();
-          };
-          Value p = arith::AddFOp::create(nb, l, toF64(pos),
-                                          floatConst(nb, l, f64, offset));
-          Value expo = arith::MulFOp::create(nb, l, toF64(jj),
-                                             floatConst(nb, l, f64, -2.0 / hd));
-          Value invFreq = math::PowFOp::create(nb, l, floatConst(nb, l, f64, base), expo);
-          Value theta = arith::MulFOp::create(nb, l, p, invFreq);
-          Value c = arith::TruncFOp::create(nb, l, elt, math::CosOp::create(nb, l, theta));
-          Value s = arith::TruncFOp::create(nb, l, elt, math::SinOp::create(nb, l, theta));
+          Value c = tensor::ExtractOp::create(nb, l, cosT, ValueRange{pos, jj});
+          Value s = tensor::ExtractOp::create(nb, l, sinT, ValueRange{pos, jj});
           // low:  u_j cos - u_{j+d/2} sin;  high: u_j cos + u_{j-d/2} sin.
           Value ps = arith::MulFOp::create(nb, l, partner, s);
           Value signedPs = arith::SelectOp::create(

@@ -19,13 +19,14 @@
 // conv weights packed [L-2, Hkv, r, d] (size 0 unless compress = conv);
 // out [batch, N, H*d]. compress: 0 gated_mean, 1 max, 2 conv.
 
-// One key of the online softmax: logit = q.k / sqrt(d) + beta log(m + eps);
-// rescales the running sum and accumulator when the running max grows.
+// One key of the online softmax: logit = q.k / sqrt(d) + bias, where the
+// caller passes the key's mass bias beta log(m + eps) (computed once per key,
+// not per query); rescales the running sum and accumulator.
 func.func private @hag_online_step(
     %q: memref<?x?x?xf32>, %bt: index, %i: index, %qoff: index,
     %keys: memref<?x?x?xf32>, %vals: memref<?x?x?xf32>, %kb: index,
-    %kj: index, %koff: index, %mass: f32,
-    %d: index, %scale: f32, %beta: f32, %eps: f32,
+    %kj: index, %koff: index, %bias: f32,
+    %d: index, %scale: f32,
     %acc: memref<?xf32>, %m: f32, %s: f32) -> (f32, f32) {
   %c0 = arith.constant 0 : index
   %c1 = arith.constant 1 : index
@@ -52,9 +53,6 @@ func.func private @hag_online_step(
     %a2 = math.fma %qv, %kv, %a : f32
     scf.yield %a2 : f32
   }
-  %me = arith.addf %mass, %eps : f32
-  %lg = math.log %me : f32
-  %bias = arith.mulf %beta, %lg : f32
   %sc = arith.mulf %dot, %scale : f32
   %logit = arith.addf %sc, %bias : f32
   %mNew = arith.maximumf %m, %logit : f32
@@ -132,8 +130,8 @@ func.func private @hag_level_window(%aPrev: index, %ePrev: index, %l: index,
 func.func private @hag_attend_block(
     %q: memref<?x?x?xf32>, %k: memref<?x?x?xf32>, %v: memref<?x?x?xf32>,
     %g: memref<?x?xf32>, %levK: memref<?x?x?xf32>, %levV: memref<?x?x?xf32>,
-    %levM: memref<?x?xf32>, %pk: memref<?x?x?xf64>, %pv: memref<?x?x?xf64>,
-    %pg: memref<?x?xf64>, %out: memref<?x?x?xf32>,
+    %levB: memref<?x?xf32>, %gB: memref<?x?xf32>, %pk: memref<?x?x?xf64>,
+    %pv: memref<?x?x?xf64>, %pg: memref<?x?xf64>, %out: memref<?x?x?xf32>,
     %b: index, %h: index, %qb: index, %n: index,
     %H: index, %Hkv: index, %d: index, %B: index, %r: index, %L: index,
     %W: index, %T: index, %causal: i1, %selectK: index,
@@ -193,7 +191,10 @@ func.func private @hag_attend_block(
     %mass = arith.subf %g1, %g0 : f64
     %den = arith.addf %mass, %epsF64 : f64
     %massF = arith.truncf %mass : f64 to f32
-    memref.store %massF, %sM[%t] : memref<?xf32>
+    %massE = arith.addf %massF, %eps : f32
+    %massLog = math.log %massE : f32
+    %massBias = arith.mulf %beta, %massLog : f32
+    memref.store %massBias, %sM[%t] : memref<?xf32>
     scf.for %x = %c0 to %d step %c1 {
       %f = arith.addi %koff, %x : index
       %k1 = memref.load %pk[%b, %s1, %f] : memref<?x?x?xf64>
@@ -260,9 +261,9 @@ func.func private @hag_attend_block(
     %i1 = arith.addi %i, %c1 : index
     %end1 = arith.select %causal, %i1, %e1 : index
     %st1:2 = scf.for %j = %a1 to %end1 step %c1 iter_args(%m = %ninf, %s = %zero) -> (f32, f32) {
-      %gj = memref.load %g[%b, %j] : memref<?x?xf32>
-      %r2:2 = func.call @hag_online_step(%q, %b, %i, %qoff, %k, %v, %b, %j, %koff, %gj, %d, %scale, %beta, %eps, %acc, %m, %s)
-          : (memref<?x?x?xf32>, index, index, index, memref<?x?x?xf32>, memref<?x?x?xf32>, index, index, index, f32, index, f32, f32, f32, memref<?xf32>, f32, f32) -> (f32, f32)
+      %gj = memref.load %gB[%b, %j] : memref<?x?xf32>
+      %r2:2 = func.call @hag_online_step(%q, %b, %i, %qoff, %k, %v, %b, %j, %koff, %gj, %d, %scale, %acc, %m, %s)
+          : (memref<?x?x?xf32>, index, index, index, memref<?x?x?xf32>, memref<?x?x?xf32>, index, index, index, f32, index, f32, memref<?xf32>, f32, f32) -> (f32, f32)
       scf.yield %r2#0, %r2#1 : f32, f32
     }
     // Compressed levels: left [a_l, c_l) and right [e'_l, e_l).
@@ -272,16 +273,16 @@ func.func private @hag_attend_block(
           : (index, index, index, index, index, index, index, i1) -> (index, index, index, index)
       %sl:2 = scf.for %j = %w#0 to %w#1 step %c1 iter_args(%m2 = %m, %s2 = %s) -> (f32, f32) {
         %jj = arith.addi %off, %j : index
-        %mj = memref.load %levM[%b, %jj] : memref<?x?xf32>
-        %r2:2 = func.call @hag_online_step(%q, %b, %i, %qoff, %levK, %levV, %b, %jj, %koff, %mj, %d, %scale, %beta, %eps, %acc, %m2, %s2)
-            : (memref<?x?x?xf32>, index, index, index, memref<?x?x?xf32>, memref<?x?x?xf32>, index, index, index, f32, index, f32, f32, f32, memref<?xf32>, f32, f32) -> (f32, f32)
+        %mj = memref.load %levB[%b, %jj] : memref<?x?xf32>
+        %r2:2 = func.call @hag_online_step(%q, %b, %i, %qoff, %levK, %levV, %b, %jj, %koff, %mj, %d, %scale, %acc, %m2, %s2)
+            : (memref<?x?x?xf32>, index, index, index, memref<?x?x?xf32>, memref<?x?x?xf32>, index, index, index, f32, index, f32, memref<?xf32>, f32, f32) -> (f32, f32)
         scf.yield %r2#0, %r2#1 : f32, f32
       }
       %sr:2 = scf.for %j = %w#2 to %w#3 step %c1 iter_args(%m2 = %sl#0, %s2 = %sl#1) -> (f32, f32) {
         %jj = arith.addi %off, %j : index
-        %mj = memref.load %levM[%b, %jj] : memref<?x?xf32>
-        %r2:2 = func.call @hag_online_step(%q, %b, %i, %qoff, %levK, %levV, %b, %jj, %koff, %mj, %d, %scale, %beta, %eps, %acc, %m2, %s2)
-            : (memref<?x?x?xf32>, index, index, index, memref<?x?x?xf32>, memref<?x?x?xf32>, index, index, index, f32, index, f32, f32, f32, memref<?xf32>, f32, f32) -> (f32, f32)
+        %mj = memref.load %levB[%b, %jj] : memref<?x?xf32>
+        %r2:2 = func.call @hag_online_step(%q, %b, %i, %qoff, %levK, %levV, %b, %jj, %koff, %mj, %d, %scale, %acc, %m2, %s2)
+            : (memref<?x?x?xf32>, index, index, index, memref<?x?x?xf32>, memref<?x?x?xf32>, index, index, index, f32, index, f32, memref<?xf32>, f32, f32) -> (f32, f32)
         scf.yield %r2#0, %r2#1 : f32, f32
       }
       %offNext = arith.addi %off, %nl : index
@@ -290,16 +291,16 @@ func.func private @hag_attend_block(
     // Summary tokens.
     %st3:2 = scf.for %t = %c0 to %tp step %c1 iter_args(%m = %st2#4, %s = %st2#5) -> (f32, f32) {
       %mt = memref.load %sM[%t] : memref<?xf32>
-      %r2:2 = func.call @hag_online_step(%q, %b, %i, %qoff, %sKd, %sVd, %c0, %t, %c0, %mt, %d, %scale, %beta, %eps, %acc, %m, %s)
-          : (memref<?x?x?xf32>, index, index, index, memref<?x?x?xf32>, memref<?x?x?xf32>, index, index, index, f32, index, f32, f32, f32, memref<?xf32>, f32, f32) -> (f32, f32)
+      %r2:2 = func.call @hag_online_step(%q, %b, %i, %qoff, %sKd, %sVd, %c0, %t, %c0, %mt, %d, %scale, %acc, %m, %s)
+          : (memref<?x?x?xf32>, index, index, index, memref<?x?x?xf32>, memref<?x?x?xf32>, index, index, index, f32, index, f32, memref<?xf32>, f32, f32) -> (f32, f32)
       scf.yield %r2#0, %r2#1 : f32, f32
     }
     // select_k raw tokens.
     %st4:2 = scf.for %p = %c0 to %kp step %c1 iter_args(%m = %st3#0, %s = %st3#1) -> (f32, f32) {
       %j = memref.load %picked[%p] : memref<?xindex>
-      %gj = memref.load %g[%b, %j] : memref<?x?xf32>
-      %r2:2 = func.call @hag_online_step(%q, %b, %i, %qoff, %k, %v, %b, %j, %koff, %gj, %d, %scale, %beta, %eps, %acc, %m, %s)
-          : (memref<?x?x?xf32>, index, index, index, memref<?x?x?xf32>, memref<?x?x?xf32>, index, index, index, f32, index, f32, f32, f32, memref<?xf32>, f32, f32) -> (f32, f32)
+      %gj = memref.load %gB[%b, %j] : memref<?x?xf32>
+      %r2:2 = func.call @hag_online_step(%q, %b, %i, %qoff, %k, %v, %b, %j, %koff, %gj, %d, %scale, %acc, %m, %s)
+          : (memref<?x?x?xf32>, index, index, index, memref<?x?x?xf32>, memref<?x?x?xf32>, index, index, index, f32, index, f32, memref<?xf32>, f32, f32) -> (f32, f32)
       scf.yield %r2#0, %r2#1 : f32, f32
     }
     %inv = arith.divf %one, %st4#1 : f32
@@ -469,18 +470,38 @@ func.func private @hag_pyramid_attention(
     scf.reduce
   }
 
-  // ---- 3. Attention per (batch, head, query block). ---------------------
+  // ---- 3. Mass biases beta log(m + eps), once per key. --------------------
+  %gB = memref.alloc(%bt, %n) : memref<?x?xf32>
+  %levB = memref.alloc(%bt, %alloc) : memref<?x?xf32>
+  scf.parallel (%b, %j) = (%c0, %c0) to (%bt, %n) step (%c1, %c1) {
+    %x = memref.load %g[%b, %j] : memref<?x?xf32>
+    %xe = arith.addf %x, %eps : f32
+    %lx = math.log %xe : f32
+    %bx = arith.mulf %beta, %lx : f32
+    memref.store %bx, %gB[%b, %j] : memref<?x?xf32>
+    scf.reduce
+  }
+  scf.parallel (%b, %j) = (%c0, %c0) to (%bt, %total#0) step (%c1, %c1) {
+    %x = memref.load %levM[%b, %j] : memref<?x?xf32>
+    %xe = arith.addf %x, %eps : f32
+    %lx = math.log %xe : f32
+    %bx = arith.mulf %beta, %lx : f32
+    memref.store %bx, %levB[%b, %j] : memref<?x?xf32>
+    scf.reduce
+  }
+
+  // ---- 4. Attention per (batch, head, query block). ---------------------
   %blocks = func.call @hag_ceil_div(%n, %B) : (index, index) -> index
   %dI64 = arith.index_cast %d : index to i64
   %dF = arith.sitofp %dI64 : i64 to f32
   %sqrtD = math.sqrt %dF : f32
   %scale = arith.divf %one, %sqrtD : f32
   scf.parallel (%b, %h, %qb) = (%c0, %c0, %c0) to (%bt, %H, %blocks) step (%c1, %c1, %c1) {
-    func.call @hag_attend_block(%q, %k, %v, %g, %levK, %levV, %levM, %pk, %pv, %pg, %out,
+    func.call @hag_attend_block(%q, %k, %v, %g, %levK, %levV, %levB, %gB, %pk, %pv, %pg, %out,
         %b, %h, %qb, %n, %H, %Hkv, %d, %B, %r, %L, %W, %T, %causal, %selectK,
         %beta, %eps, %scale)
         : (memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>,
-           memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>,
+           memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, memref<?x?xf32>,
            memref<?x?x?xf64>, memref<?x?x?xf64>, memref<?x?xf64>, memref<?x?x?xf32>,
            index, index, index, index, index, index, index, index, index, index, index, index,
            i1, index, f32, f32, f32) -> ()
