@@ -21,14 +21,19 @@ func.func @linear(%x: tensor<?x?x8xf32>, %w: tensor<4x8xf32>, %b: tensor<4xf32>)
 
 // -----
 
-// RoPE forms its angles in f64 and reads the partner element of the pair.
+// RoPE forms its angles in f64 into [N, d/2] cos and sin tables, then reads
+// the partner element of each pair and the tables.
 // CHECK-LABEL: func.func @rope
-// CHECK: linalg.generic
-// CHECK: tensor.extract
+// CHECK: %[[COS:.+]] = linalg.generic {{.*}} outs(%{{.+}} : tensor<?x2xf32>)
 // CHECK: math.powf {{.*}} : f64
 // CHECK: math.cos {{.*}} : f64
-// CHECK: math.sin {{.*}} : f64
 // CHECK: arith.truncf {{.*}} : f64 to f32
+// CHECK: %[[SIN:.+]] = linalg.generic {{.*}} outs(%{{.+}} : tensor<?x2xf32>)
+// CHECK: math.sin {{.*}} : f64
+// CHECK: linalg.generic {{.*}} ins(%{{.+}} : tensor<?x?x8xf32>)
+// CHECK: tensor.extract %{{.+}}[%{{.+}}, %{{.+}}, %{{.+}}] : tensor<?x?x8xf32>
+// CHECK: tensor.extract %[[COS]]
+// CHECK: tensor.extract %[[SIN]]
 func.func @rope(%x: tensor<?x?x8xf32>) -> tensor<?x?x8xf32> {
   %y = hag.rope %x {head_dim = 4 : i64} : (tensor<?x?x8xf32>) -> tensor<?x?x8xf32>
   return %y : tensor<?x?x8xf32>
