@@ -42,6 +42,7 @@ void mlir::hag::buildCPULoweringPipeline(OpPassManager &pm) {
   pm.addPass(createCanonicalizerPass());
 
   pm.addNestedPass<func::FuncOp>(createConvertLinalgToLoopsPass());
+  pm.addPass(createHAGApproximateMath());
   // Parallel loops (batch x head x query block, matmul row tiles, level
   // building) become OpenMP work-sharing loops; libomp runs them on all
   // cores (OMP_NUM_THREADS to limit). Canonicalization after the conversion

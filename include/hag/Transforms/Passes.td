@@ -37,4 +37,18 @@ def HAGFusePyramid : Pass<"hag-fuse-pyramid", "::mlir::func::FuncOp"> {
   ];
 }
 
+def HAGApproximateMath : Pass<"hag-approximate-math", "::mlir::ModuleOp"> {
+  let summary = "Rewrite f32 math.exp into a polynomial approximation";
+  let description = [{
+    The attention kernel exponentiates a vector<16xf32> of scores per query
+    and key tile. LLVM lowers a vector `llvm.exp` to one libm call per lane;
+    the polynomial approximation (Cephes-style range reduction, ~1 ulp in
+    f32) stays in vector registers. Only `math.exp` is rewritten: the mass
+    bias logs are computed once per key and stay exact.
+  }];
+  let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::math::MathDialect",
+                           "::mlir::vector::VectorDialect"];
+}
+
 #endif // HAG_TRANSFORMS_PASSES_TD

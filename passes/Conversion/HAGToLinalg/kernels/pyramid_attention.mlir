@@ -19,71 +19,6 @@
 // conv weights packed [L-2, Hkv, r, d] (size 0 unless compress = conv);
 // out [batch, N, H*d]. compress: 0 gated_mean, 1 max, 2 conv.
 
-// One key of the online softmax: logit = q.k / sqrt(d) + bias, where the
-// caller passes the key's mass bias beta log(m + eps) (computed once per key,
-// not per query); rescales the running sum and accumulator.
-func.func private @hag_online_step(
-    %q: memref<?x?x?xf32>, %bt: index, %i: index, %qoff: index,
-    %keys: memref<?x?x?xf32>, %vals: memref<?x?x?xf32>, %kb: index,
-    %kj: index, %koff: index, %bias: f32,
-    %d: index, %scale: f32,
-    %acc: memref<?xf32>, %m: f32, %s: f32) -> (f32, f32) {
-  %c0 = arith.constant 0 : index
-  %c1 = arith.constant 1 : index
-  %c16 = arith.constant 16 : index
-  %zero = arith.constant 0.0 : f32
-  %zv = arith.constant dense<0.0> : vector<16xf32>
-  // q.k: 16 lanes at a time, then the d % 16 tail.
-  %d16a = arith.divui %d, %c16 : index
-  %d16 = arith.muli %d16a, %c16 : index
-  %dotv = scf.for %x = %c0 to %d16 step %c16 iter_args(%a = %zv) -> (vector<16xf32>) {
-    %qi = arith.addi %qoff, %x : index
-    %ki = arith.addi %koff, %x : index
-    %qv = vector.load %q[%bt, %i, %qi] : memref<?x?x?xf32>, vector<16xf32>
-    %kv = vector.load %keys[%kb, %kj, %ki] : memref<?x?x?xf32>, vector<16xf32>
-    %a2 = vector.fma %qv, %kv, %a : vector<16xf32>
-    scf.yield %a2 : vector<16xf32>
-  }
-  %dotHead = vector.reduction <add>, %dotv : vector<16xf32> into f32
-  %dot = scf.for %x = %d16 to %d step %c1 iter_args(%a = %dotHead) -> (f32) {
-    %qi = arith.addi %qoff, %x : index
-    %ki = arith.addi %koff, %x : index
-    %qv = memref.load %q[%bt, %i, %qi] : memref<?x?x?xf32>
-    %kv = memref.load %keys[%kb, %kj, %ki] : memref<?x?x?xf32>
-    %a2 = math.fma %qv, %kv, %a : f32
-    scf.yield %a2 : f32
-  }
-  %sc = arith.mulf %dot, %scale : f32
-  %logit = arith.addf %sc, %bias : f32
-  %mNew = arith.maximumf %m, %logit : f32
-  %dm = arith.subf %m, %mNew : f32
-  %corr = math.exp %dm : f32
-  %dl = arith.subf %logit, %mNew : f32
-  %p = math.exp %dl : f32
-  %sScaled = arith.mulf %s, %corr : f32
-  %sNew = arith.addf %sScaled, %p : f32
-  // acc = acc * corr + p * v, 16 lanes at a time, then the tail.
-  %corrV = vector.broadcast %corr : f32 to vector<16xf32>
-  %pV = vector.broadcast %p : f32 to vector<16xf32>
-  scf.for %x = %c0 to %d16 step %c16 {
-    %ki = arith.addi %koff, %x : index
-    %vv = vector.load %vals[%kb, %kj, %ki] : memref<?x?x?xf32>, vector<16xf32>
-    %av = vector.load %acc[%x] : memref<?xf32>, vector<16xf32>
-    %scaled = arith.mulf %av, %corrV : vector<16xf32>
-    %upd = vector.fma %pV, %vv, %scaled : vector<16xf32>
-    vector.store %upd, %acc[%x] : memref<?xf32>, vector<16xf32>
-  }
-  scf.for %x = %d16 to %d step %c1 {
-    %ki = arith.addi %koff, %x : index
-    %vv = memref.load %vals[%kb, %kj, %ki] : memref<?x?x?xf32>
-    %av = memref.load %acc[%x] : memref<?xf32>
-    %scaled = arith.mulf %av, %corr : f32
-    %upd = math.fma %p, %vv, %scaled : f32
-    memref.store %upd, %acc[%x] : memref<?xf32>
-  }
-  return %mNew, %sNew : f32, f32
-}
-
 // ceil(a / b) for a >= 0, b > 0.
 func.func private @hag_ceil_div(%a: index, %b: index) -> index {
   %c1 = arith.constant 1 : index
@@ -121,6 +56,131 @@ func.func private @hag_level_window(%aPrev: index, %ePrev: index, %l: index,
   %epOut = arith.select %causal, %c0, %ep : index
   %eOut = arith.select %causal, %c0, %e : index
   return %a, %c, %epOut, %eOut : index, index, index, index
+}
+
+// Streams the keys [j0, j1) of one source through the online softmax of the
+// block's nq queries, 16 keys at a time (FlashAttention-style tiles):
+//   S = Q K_tile^T * scale + bias        one vector<16> per query row,
+//   m' = max(m, max S), l = l e^(m-m') + sum e^(S-m'),
+//   acc = acc e^(m-m') + e^(S-m') V_tile.
+// The tile's keys are transposed into kt [d, 16] once and reused by every
+// query. `diag` masks keys j > query position (level 1 of causal blocks):
+// key j and query q0 + r are raw positions there. Lanes past j1 are masked.
+func.func private @hag_attend_range(
+    %q: memref<?x?x?xf32>, %b: index, %q0: index, %nq: index, %qoff: index,
+    %keys: memref<?x?x?xf32>, %vals: memref<?x?x?xf32>, %kb: index,
+    %j0: index, %j1: index, %koff: index,
+    %bias: memref<?x?xf32>, %bb: index, %boff: index, %diag: i1,
+    %d: index, %scale: f32,
+    %mS: memref<?xf32>, %lS: memref<?xf32>, %acc: memref<?x?xf32>,
+    %kt: memref<?x16xf32>, %pt: memref<16xf32>) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c16 = arith.constant 16 : index
+  %zero = arith.constant 0.0 : f32
+  %ninf = arith.constant 0xFF800000 : f32
+  %ninfV = arith.constant dense<0xFF800000> : vector<16xf32>
+  %zv = arith.constant dense<0.0> : vector<16xf32>
+  %scaleV = vector.broadcast %scale : f32 to vector<16xf32>
+  %lanes = vector.step : vector<16xindex>
+  %d16a = arith.divui %d, %c16 : index
+  %d16 = arith.muli %d16a, %c16 : index
+  scf.for %t0 = %j0 to %j1 step %c16 {
+    %rem = arith.subi %j1, %t0 : index
+    %nk = arith.minui %rem, %c16 : index
+    // kt[x, c] = key t0 + c, feature x (0 past the range).
+    scf.for %c = %c0 to %c16 step %c1 {
+      %live = arith.cmpi ult, %c, %nk : index
+      %jc = arith.addi %t0, %c : index
+      scf.if %live {
+        scf.for %x = %c0 to %d step %c1 {
+          %f = arith.addi %koff, %x : index
+          %kv = memref.load %keys[%kb, %jc, %f] : memref<?x?x?xf32>
+          memref.store %kv, %kt[%x, %c] : memref<?x16xf32>
+        }
+      } else {
+        scf.for %x = %c0 to %d step %c1 {
+          memref.store %zero, %kt[%x, %c] : memref<?x16xf32>
+        }
+      }
+    }
+    // The tile's mass biases; -inf for lanes past the range.
+    %t0V = vector.broadcast %t0 : index to vector<16xindex>
+    %jV = arith.addi %t0V, %lanes : vector<16xindex>
+    %j1V = vector.broadcast %j1 : index to vector<16xindex>
+    %inRange = arith.cmpi ult, %jV, %j1V : vector<16xindex>
+    %bo = arith.addi %boff, %t0 : index
+    %biasV = vector.maskedload %bias[%bb, %bo], %inRange, %ninfV
+        : memref<?x?xf32>, vector<16xi1>, vector<16xf32> into vector<16xf32>
+    scf.for %r = %c0 to %nq step %c1 {
+      %qi = arith.addi %q0, %r : index
+      // Scores of query r against the 16 keys.
+      %sAcc = scf.for %x = %c0 to %d step %c1 iter_args(%sa = %zv) -> (vector<16xf32>) {
+        %f = arith.addi %qoff, %x : index
+        %qx = memref.load %q[%b, %qi, %f] : memref<?x?x?xf32>
+        %qxV = vector.broadcast %qx : f32 to vector<16xf32>
+        %ktx = vector.load %kt[%x, %c0] : memref<?x16xf32>, vector<16xf32>
+        %sa2 = vector.fma %qxV, %ktx, %sa : vector<16xf32>
+        scf.yield %sa2 : vector<16xf32>
+      }
+      %sc = arith.mulf %sAcc, %scaleV : vector<16xf32>
+      %sb = arith.addf %sc, %biasV : vector<16xf32>
+      // Causal mask on the diagonal: key j > query i is not a key.
+      %qiV = vector.broadcast %qi : index to vector<16xindex>
+      %future = arith.cmpi ugt, %jV, %qiV : vector<16xindex>
+      %diagV = vector.broadcast %diag : i1 to vector<16xi1>
+      %masked = arith.andi %future, %diagV : vector<16xi1>
+      %s = arith.select %masked, %ninfV, %sb : vector<16xi1>, vector<16xf32>
+      %tileMax = vector.reduction <maximumf>, %s : vector<16xf32> into f32
+      %mOld = memref.load %mS[%r] : memref<?xf32>
+      %mNew = arith.maximumf %mOld, %tileMax : f32
+      %anyKey = arith.cmpf ogt, %mNew, %ninf : f32
+      scf.if %anyKey {
+        %dm = arith.subf %mOld, %mNew : f32
+        %corr = math.exp %dm : f32
+        %mNewV = vector.broadcast %mNew : f32 to vector<16xf32>
+        %sm = arith.subf %s, %mNewV : vector<16xf32>
+        %p = math.exp %sm : vector<16xf32>
+        %pSum = vector.reduction <add>, %p : vector<16xf32> into f32
+        %lOld = memref.load %lS[%r] : memref<?xf32>
+        %lScaled = arith.mulf %lOld, %corr : f32
+        %lNew = arith.addf %lScaled, %pSum : f32
+        memref.store %lNew, %lS[%r] : memref<?xf32>
+        memref.store %mNew, %mS[%r] : memref<?xf32>
+        vector.store %p, %pt[%c0] : memref<16xf32>, vector<16xf32>
+        // acc[r] = acc[r] * corr + sum_c p[c] V[t0 + c].
+        %corrV = vector.broadcast %corr : f32 to vector<16xf32>
+        scf.for %x = %c0 to %d16 step %c16 {
+          %a0 = vector.load %acc[%r, %x] : memref<?x?xf32>, vector<16xf32>
+          %a1 = arith.mulf %a0, %corrV : vector<16xf32>
+          %f = arith.addi %koff, %x : index
+          %a2 = scf.for %c = %c0 to %nk step %c1 iter_args(%aa = %a1) -> (vector<16xf32>) {
+            %jc = arith.addi %t0, %c : index
+            %pc = memref.load %pt[%c] : memref<16xf32>
+            %pcV = vector.broadcast %pc : f32 to vector<16xf32>
+            %vv = vector.load %vals[%kb, %jc, %f] : memref<?x?x?xf32>, vector<16xf32>
+            %aa2 = vector.fma %pcV, %vv, %aa : vector<16xf32>
+            scf.yield %aa2 : vector<16xf32>
+          }
+          vector.store %a2, %acc[%r, %x] : memref<?x?xf32>, vector<16xf32>
+        }
+        scf.for %x = %d16 to %d step %c1 {
+          %a0 = memref.load %acc[%r, %x] : memref<?x?xf32>
+          %a1 = arith.mulf %a0, %corr : f32
+          %f = arith.addi %koff, %x : index
+          %a2 = scf.for %c = %c0 to %nk step %c1 iter_args(%aa = %a1) -> (f32) {
+            %jc = arith.addi %t0, %c : index
+            %pc = memref.load %pt[%c] : memref<16xf32>
+            %vv = memref.load %vals[%kb, %jc, %f] : memref<?x?x?xf32>
+            %aa2 = math.fma %pc, %vv, %aa : f32
+            scf.yield %aa2 : f32
+          }
+          memref.store %a2, %acc[%r, %x] : memref<?x?xf32>
+        }
+      }
+    }
+  }
+  return
 }
 
 // One (batch, head, query block): the block's summary tokens and select_k
@@ -252,63 +312,83 @@ func.func private @hag_attend_block(
     %bgd = arith.extf %best#0 : f32 to f64
     scf.yield %bgd, %best#1 : f64, index
   }
-  %acc = memref.alloca(%d) : memref<?xf32>
-  scf.for %i = %q0 to %q1 step %c1 {
+  // Gather the select_k tokens (and their biases) into the shape of a range.
+  %selK = memref.alloca(%kAlloc, %d) : memref<?x?xf32>
+  %selV = memref.alloca(%kAlloc, %d) : memref<?x?xf32>
+  %selB = memref.alloca(%kAlloc) : memref<?xf32>
+  scf.for %p = %c0 to %kp step %c1 {
+    %j = memref.load %picked[%p] : memref<?xindex>
+    %gj = memref.load %gB[%b, %j] : memref<?x?xf32>
+    memref.store %gj, %selB[%p] : memref<?xf32>
     scf.for %x = %c0 to %d step %c1 {
-      memref.store %zero, %acc[%x] : memref<?xf32>
+      %f = arith.addi %koff, %x : index
+      %kx = memref.load %k[%b, %j, %f] : memref<?x?x?xf32>
+      %vx = memref.load %v[%b, %j, %f] : memref<?x?x?xf32>
+      memref.store %kx, %selK[%p, %x] : memref<?x?xf32>
+      memref.store %vx, %selV[%p, %x] : memref<?x?xf32>
     }
-    // Level 1: raw [a_1, i + 1) causal, [a_1, e_1) bidirectional.
-    %i1 = arith.addi %i, %c1 : index
-    %end1 = arith.select %causal, %i1, %e1 : index
-    %st1:2 = scf.for %j = %a1 to %end1 step %c1 iter_args(%m = %ninf, %s = %zero) -> (f32, f32) {
-      %gj = memref.load %gB[%b, %j] : memref<?x?xf32>
-      %r2:2 = func.call @hag_online_step(%q, %b, %i, %qoff, %k, %v, %b, %j, %koff, %gj, %d, %scale, %acc, %m, %s)
-          : (memref<?x?x?xf32>, index, index, index, memref<?x?x?xf32>, memref<?x?x?xf32>, index, index, index, f32, index, f32, memref<?xf32>, f32, f32) -> (f32, f32)
-      scf.yield %r2#0, %r2#1 : f32, f32
-    }
-    // Compressed levels: left [a_l, c_l) and right [e'_l, e_l).
-    %st2:6 = scf.for %l = %c2 to %L step %c1 iter_args(%a = %a1, %e = %e1, %nPrev = %n, %off = %c0, %m = %st1#0, %s = %st1#1) -> (index, index, index, index, f32, f32) {
-      %nl = func.call @hag_ceil_div(%nPrev, %r) : (index, index) -> index
-      %w:4 = func.call @hag_level_window(%a, %e, %l, %L, %r, %W, %nl, %causal)
-          : (index, index, index, index, index, index, index, i1) -> (index, index, index, index)
-      %sl:2 = scf.for %j = %w#0 to %w#1 step %c1 iter_args(%m2 = %m, %s2 = %s) -> (f32, f32) {
-        %jj = arith.addi %off, %j : index
-        %mj = memref.load %levB[%b, %jj] : memref<?x?xf32>
-        %r2:2 = func.call @hag_online_step(%q, %b, %i, %qoff, %levK, %levV, %b, %jj, %koff, %mj, %d, %scale, %acc, %m2, %s2)
-            : (memref<?x?x?xf32>, index, index, index, memref<?x?x?xf32>, memref<?x?x?xf32>, index, index, index, f32, index, f32, memref<?xf32>, f32, f32) -> (f32, f32)
-        scf.yield %r2#0, %r2#1 : f32, f32
-      }
-      %sr:2 = scf.for %j = %w#2 to %w#3 step %c1 iter_args(%m2 = %sl#0, %s2 = %sl#1) -> (f32, f32) {
-        %jj = arith.addi %off, %j : index
-        %mj = memref.load %levB[%b, %jj] : memref<?x?xf32>
-        %r2:2 = func.call @hag_online_step(%q, %b, %i, %qoff, %levK, %levV, %b, %jj, %koff, %mj, %d, %scale, %acc, %m2, %s2)
-            : (memref<?x?x?xf32>, index, index, index, memref<?x?x?xf32>, memref<?x?x?xf32>, index, index, index, f32, index, f32, memref<?xf32>, f32, f32) -> (f32, f32)
-        scf.yield %r2#0, %r2#1 : f32, f32
-      }
-      %offNext = arith.addi %off, %nl : index
-      scf.yield %w#0, %w#3, %nl, %offNext, %sr#0, %sr#1 : index, index, index, index, f32, f32
-    }
-    // Summary tokens.
-    %st3:2 = scf.for %t = %c0 to %tp step %c1 iter_args(%m = %st2#4, %s = %st2#5) -> (f32, f32) {
-      %mt = memref.load %sM[%t] : memref<?xf32>
-      %r2:2 = func.call @hag_online_step(%q, %b, %i, %qoff, %sKd, %sVd, %c0, %t, %c0, %mt, %d, %scale, %acc, %m, %s)
-          : (memref<?x?x?xf32>, index, index, index, memref<?x?x?xf32>, memref<?x?x?xf32>, index, index, index, f32, index, f32, memref<?xf32>, f32, f32) -> (f32, f32)
-      scf.yield %r2#0, %r2#1 : f32, f32
-    }
-    // select_k raw tokens.
-    %st4:2 = scf.for %p = %c0 to %kp step %c1 iter_args(%m = %st3#0, %s = %st3#1) -> (f32, f32) {
-      %j = memref.load %picked[%p] : memref<?xindex>
-      %gj = memref.load %gB[%b, %j] : memref<?x?xf32>
-      %r2:2 = func.call @hag_online_step(%q, %b, %i, %qoff, %k, %v, %b, %j, %koff, %gj, %d, %scale, %acc, %m, %s)
-          : (memref<?x?x?xf32>, index, index, index, memref<?x?x?xf32>, memref<?x?x?xf32>, index, index, index, f32, index, f32, memref<?xf32>, f32, f32) -> (f32, f32)
-      scf.yield %r2#0, %r2#1 : f32, f32
-    }
-    %inv = arith.divf %one, %st4#1 : f32
+  }
+  %selK3 = memref.expand_shape %selK [[0, 1], [2]] output_shape [1, %kAlloc, %d] : memref<?x?xf32> into memref<1x?x?xf32>
+  %selV3 = memref.expand_shape %selV [[0, 1], [2]] output_shape [1, %kAlloc, %d] : memref<?x?xf32> into memref<1x?x?xf32>
+  %selKd = memref.cast %selK3 : memref<1x?x?xf32> to memref<?x?x?xf32>
+  %selVd = memref.cast %selV3 : memref<1x?x?xf32> to memref<?x?x?xf32>
+  %selB2 = memref.expand_shape %selB [[0, 1]] output_shape [1, %kAlloc] : memref<?xf32> into memref<1x?xf32>
+  %selBd = memref.cast %selB2 : memref<1x?xf32> to memref<?x?xf32>
+  %sM2 = memref.expand_shape %sM [[0, 1]] output_shape [1, %tAlloc] : memref<?xf32> into memref<1x?xf32>
+  %sMd = memref.cast %sM2 : memref<1x?xf32> to memref<?x?xf32>
+
+  // Online-softmax state of the block's queries and the tile scratch.
+  %nq = arith.subi %q1, %q0 : index
+  %mS = memref.alloca(%B) : memref<?xf32>
+  %lS = memref.alloca(%B) : memref<?xf32>
+  %acc = memref.alloca(%B, %d) : memref<?x?xf32>
+  %kt = memref.alloca(%d) : memref<?x16xf32>
+  %pt = memref.alloca() : memref<16xf32>
+  scf.for %row = %c0 to %nq step %c1 {
+    memref.store %ninf, %mS[%row] : memref<?xf32>
+    memref.store %zero, %lS[%row] : memref<?xf32>
     scf.for %x = %c0 to %d step %c1 {
-      %a = memref.load %acc[%x] : memref<?xf32>
+      memref.store %zero, %acc[%row, %x] : memref<?x?xf32>
+    }
+  }
+  %false = arith.constant false
+
+  // Level 1: raw [a_1, q1) with the causal mask on the diagonal, or
+  // [a_1, e_1) when bidirectional.
+  func.call @hag_attend_range(%q, %b, %q0, %nq, %qoff, %k, %v, %b, %a1, %e1, %koff, %gB, %b, %c0, %causal, %d, %scale, %mS, %lS, %acc, %kt, %pt)
+      : (memref<?x?x?xf32>, index, index, index, index, memref<?x?x?xf32>, memref<?x?x?xf32>, index, index, index, index, memref<?x?xf32>, index, index, i1, index, f32, memref<?xf32>, memref<?xf32>, memref<?x?xf32>, memref<?x16xf32>, memref<16xf32>) -> ()
+  // Compressed levels: left [a_l, c_l) and right [e'_l, e_l).
+  scf.for %l = %c2 to %L step %c1 iter_args(%a = %a1, %e = %e1, %nPrev = %n, %off = %c0) -> (index, index, index, index) {
+    %nl = func.call @hag_ceil_div(%nPrev, %r) : (index, index) -> index
+    %w:4 = func.call @hag_level_window(%a, %e, %l, %L, %r, %W, %nl, %causal)
+        : (index, index, index, index, index, index, index, i1) -> (index, index, index, index)
+    %la = arith.addi %off, %w#0 : index
+    %lc = arith.addi %off, %w#1 : index
+    func.call @hag_attend_range(%q, %b, %q0, %nq, %qoff, %levK, %levV, %b, %la, %lc, %koff, %levB, %b, %c0, %false, %d, %scale, %mS, %lS, %acc, %kt, %pt)
+        : (memref<?x?x?xf32>, index, index, index, index, memref<?x?x?xf32>, memref<?x?x?xf32>, index, index, index, index, memref<?x?xf32>, index, index, i1, index, f32, memref<?xf32>, memref<?xf32>, memref<?x?xf32>, memref<?x16xf32>, memref<16xf32>) -> ()
+    %ra = arith.addi %off, %w#2 : index
+    %rc = arith.addi %off, %w#3 : index
+    func.call @hag_attend_range(%q, %b, %q0, %nq, %qoff, %levK, %levV, %b, %ra, %rc, %koff, %levB, %b, %c0, %false, %d, %scale, %mS, %lS, %acc, %kt, %pt)
+        : (memref<?x?x?xf32>, index, index, index, index, memref<?x?x?xf32>, memref<?x?x?xf32>, index, index, index, index, memref<?x?xf32>, index, index, i1, index, f32, memref<?xf32>, memref<?xf32>, memref<?x?xf32>, memref<?x16xf32>, memref<16xf32>) -> ()
+    %offNext = arith.addi %off, %nl : index
+    scf.yield %w#0, %w#3, %nl, %offNext : index, index, index, index
+  }
+  // Summary tokens, then the select_k tokens.
+  func.call @hag_attend_range(%q, %b, %q0, %nq, %qoff, %sKd, %sVd, %c0, %c0, %tp, %c0, %sMd, %c0, %c0, %false, %d, %scale, %mS, %lS, %acc, %kt, %pt)
+      : (memref<?x?x?xf32>, index, index, index, index, memref<?x?x?xf32>, memref<?x?x?xf32>, index, index, index, index, memref<?x?xf32>, index, index, i1, index, f32, memref<?xf32>, memref<?xf32>, memref<?x?xf32>, memref<?x16xf32>, memref<16xf32>) -> ()
+  func.call @hag_attend_range(%q, %b, %q0, %nq, %qoff, %selKd, %selVd, %c0, %c0, %kp, %c0, %selBd, %c0, %c0, %false, %d, %scale, %mS, %lS, %acc, %kt, %pt)
+      : (memref<?x?x?xf32>, index, index, index, index, memref<?x?x?xf32>, memref<?x?x?xf32>, index, index, index, index, memref<?x?xf32>, index, index, i1, index, f32, memref<?xf32>, memref<?xf32>, memref<?x?xf32>, memref<?x16xf32>, memref<16xf32>) -> ()
+
+  // o = acc / l.
+  scf.for %row = %c0 to %nq step %c1 {
+    %qi = arith.addi %q0, %row : index
+    %l = memref.load %lS[%row] : memref<?xf32>
+    %inv = arith.divf %one, %l : f32
+    scf.for %x = %c0 to %d step %c1 {
+      %a = memref.load %acc[%row, %x] : memref<?x?xf32>
       %o = arith.mulf %a, %inv : f32
       %col = arith.addi %qoff, %x : index
-      memref.store %o, %out[%b, %i, %col] : memref<?x?x?xf32>
+      memref.store %o, %out[%b, %qi, %col] : memref<?x?x?xf32>
     }
   }
   return
