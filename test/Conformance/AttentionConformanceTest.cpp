@@ -65,7 +65,7 @@ void makeModel(const Case &c, hag::ModelDescription &md,
   p.causal = c.causal;
   p.massBias = c.massBias;
   p.selectK = c.selectK;
-  p.maxSeq = 1024;
+  p.maxSeq = 4096;
 
   cfg.kind = c.lm ? hag::ref::ModelConfig::LM : hag::ref::ModelConfig::Attention;
   cfg.vocab = md.vocab;
@@ -127,7 +127,11 @@ TEST_P(AttentionConformance, MatchesFloat64Reference) {
   std::vector<std::string> names = jit->argumentNames("forward");
   ASSERT_FALSE(names.empty());
   for (int64_t batch : {1, 3}) {
-    for (int64_t n : {1, 15, 16, 17, 63, 200}) {
+    // Around the block size (16 or 64), and long sequences for B = 64.
+    std::vector<int64_t> lengths = {1, 15, 16, 17, 63, 200};
+    if (c.block == 64)
+      lengths = {1, 63, 64, 65, 1000, 4096};
+    for (int64_t n : lengths) {
       SCOPED_TRACE("batch " + std::to_string(batch) + ", N " + std::to_string(n));
       torch::manual_seed(100 + n + batch);
       torch::Tensor input64, expected;
@@ -196,6 +200,9 @@ std::vector<Case> cases() {
   add({"select3_bidir", false, false, 4, 4, Compress::GatedMean, 4, 3});
   add({"no_mass_bias", false, true, 4, 4, Compress::GatedMean, 4, 0, 0.0});
   add({"block64", false, true, 4, 4, Compress::GatedMean, 4, 0, 1.0, 64});
+  add({"block64_bidir_auto_conv", false, false, 0, 4, Compress::Conv, 4, 0, 1.0, 64});
+  add({"block64_gqa_select_r2", false, true, 5, 2, Compress::Max, 2, 4, 1.0, 64, 24});
+  add({"lm_block64", true, true, 4, 4, Compress::GatedMean, 4, 0, 1.0, 64});
   add({"d24", false, true, 4, 4, Compress::GatedMean, 4, 0, 1.0, 16, 24});
   add({"d64_gqa_bidir", false, false, 4, 4, Compress::GatedMean, 2, 0, 1.0, 16, 64});
   add({"d64_conv_select", false, true, 0, 2, Compress::Conv, 4, 3, 1.0, 16, 64});
