@@ -73,7 +73,7 @@ func.func private @hag_attend_range(
     %bias: memref<?x?xf32>, %bb: index, %boff: index, %diag: i1,
     %d: index, %scale: f32,
     %mS: memref<?xf32>, %lS: memref<?xf32>, %acc: memref<?x?xf32>,
-    %kt: memref<?x16xf32>, %pt: memref<16xf32>) {
+    %kt: memref<?x16xf32>, %pt4: memref<4x16xf32>) {
   %c0 = arith.constant 0 : index
   %c1 = arith.constant 1 : index
   %c16 = arith.constant 16 : index
@@ -83,6 +83,11 @@ func.func private @hag_attend_range(
   %zv = arith.constant dense<0.0> : vector<16xf32>
   %scaleV = vector.broadcast %scale : f32 to vector<16xf32>
   %lanes = vector.step : vector<16xindex>
+  %cR = arith.constant 4 : index
+  %o0 = arith.constant 0 : index
+  %o1 = arith.constant 1 : index
+  %o2 = arith.constant 2 : index
+  %o3 = arith.constant 3 : index
   %d16a = arith.divui %d, %c16 : index
   %d16 = arith.muli %d16a, %c16 : index
   scf.for %t0 = %j0 to %j1 step %c16 {
@@ -112,7 +117,193 @@ func.func private @hag_attend_range(
     %bo = arith.addi %boff, %t0 : index
     %biasV = vector.maskedload %bias[%bb, %bo], %inRange, %ninfV
         : memref<?x?xf32>, vector<16xi1>, vector<16xf32> into vector<16xf32>
-    scf.for %r = %c0 to %nq step %c1 {
+    %diagV = vector.broadcast %diag : i1 to vector<16xi1>
+    // Rows in groups of 4: each kt row and each V chunk is loaded once per
+    // group. Branch-free: a row with no key in this tile (all masked) uses
+    // m' = 0 for the exponentials, which makes its p and corr 0.
+    %nqR0 = arith.divui %nq, %cR : index
+    %nqR = arith.muli %nqR0, %cR : index
+    scf.for %rb = %c0 to %nqR step %cR {
+      %r0 = arith.addi %rb, %o0 : index
+      %qi0 = arith.addi %q0, %r0 : index
+      %r1 = arith.addi %rb, %o1 : index
+      %qi1 = arith.addi %q0, %r1 : index
+      %r2 = arith.addi %rb, %o2 : index
+      %qi2 = arith.addi %q0, %r2 : index
+      %r3 = arith.addi %rb, %o3 : index
+      %qi3 = arith.addi %q0, %r3 : index
+      %sAcc:4 = scf.for %x = %c0 to %d step %c1 iter_args(%sa0 = %zv, %sa1 = %zv, %sa2 = %zv, %sa3 = %zv) -> (vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>) {
+        %f = arith.addi %qoff, %x : index
+        %ktx = vector.load %kt[%x, %c0] : memref<?x16xf32>, vector<16xf32>
+        %qx0 = memref.load %q[%b, %qi0, %f] : memref<?x?x?xf32>
+        %qxV0 = vector.broadcast %qx0 : f32 to vector<16xf32>
+        %sn0 = vector.fma %qxV0, %ktx, %sa0 : vector<16xf32>
+        %qx1 = memref.load %q[%b, %qi1, %f] : memref<?x?x?xf32>
+        %qxV1 = vector.broadcast %qx1 : f32 to vector<16xf32>
+        %sn1 = vector.fma %qxV1, %ktx, %sa1 : vector<16xf32>
+        %qx2 = memref.load %q[%b, %qi2, %f] : memref<?x?x?xf32>
+        %qxV2 = vector.broadcast %qx2 : f32 to vector<16xf32>
+        %sn2 = vector.fma %qxV2, %ktx, %sa2 : vector<16xf32>
+        %qx3 = memref.load %q[%b, %qi3, %f] : memref<?x?x?xf32>
+        %qxV3 = vector.broadcast %qx3 : f32 to vector<16xf32>
+        %sn3 = vector.fma %qxV3, %ktx, %sa3 : vector<16xf32>
+        scf.yield %sn0, %sn1, %sn2, %sn3 : vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>
+      }
+      %sc0 = arith.mulf %sAcc#0, %scaleV : vector<16xf32>
+      %sb0 = arith.addf %sc0, %biasV : vector<16xf32>
+      %qiV0 = vector.broadcast %qi0 : index to vector<16xindex>
+      %fut0 = arith.cmpi ugt, %jV, %qiV0 : vector<16xindex>
+      %msk0 = arith.andi %fut0, %diagV : vector<16xi1>
+      %s0 = arith.select %msk0, %ninfV, %sb0 : vector<16xi1>, vector<16xf32>
+      %tmax0 = vector.reduction <maximumf>, %s0 : vector<16xf32> into f32
+      %mOld0 = memref.load %mS[%r0] : memref<?xf32>
+      %mNew0 = arith.maximumf %mOld0, %tmax0 : f32
+      %none0 = arith.cmpf oeq, %mNew0, %ninf : f32
+      %mSafe0 = arith.select %none0, %zero, %mNew0 : f32
+      %dm0 = arith.subf %mOld0, %mSafe0 : f32
+      %corr0 = math.exp %dm0 : f32
+      %mSafeV0 = vector.broadcast %mSafe0 : f32 to vector<16xf32>
+      %smn0 = arith.subf %s0, %mSafeV0 : vector<16xf32>
+      %p0 = math.exp %smn0 : vector<16xf32>
+      %psum0 = vector.reduction <add>, %p0 : vector<16xf32> into f32
+      %lOld0 = memref.load %lS[%r0] : memref<?xf32>
+      %lNew0 = math.fma %lOld0, %corr0, %psum0 : f32
+      memref.store %lNew0, %lS[%r0] : memref<?xf32>
+      memref.store %mNew0, %mS[%r0] : memref<?xf32>
+      vector.store %p0, %pt4[%o0, %c0] : memref<4x16xf32>, vector<16xf32>
+      %corrV0 = vector.broadcast %corr0 : f32 to vector<16xf32>
+      %sc1 = arith.mulf %sAcc#1, %scaleV : vector<16xf32>
+      %sb1 = arith.addf %sc1, %biasV : vector<16xf32>
+      %qiV1 = vector.broadcast %qi1 : index to vector<16xindex>
+      %fut1 = arith.cmpi ugt, %jV, %qiV1 : vector<16xindex>
+      %msk1 = arith.andi %fut1, %diagV : vector<16xi1>
+      %s1 = arith.select %msk1, %ninfV, %sb1 : vector<16xi1>, vector<16xf32>
+      %tmax1 = vector.reduction <maximumf>, %s1 : vector<16xf32> into f32
+      %mOld1 = memref.load %mS[%r1] : memref<?xf32>
+      %mNew1 = arith.maximumf %mOld1, %tmax1 : f32
+      %none1 = arith.cmpf oeq, %mNew1, %ninf : f32
+      %mSafe1 = arith.select %none1, %zero, %mNew1 : f32
+      %dm1 = arith.subf %mOld1, %mSafe1 : f32
+      %corr1 = math.exp %dm1 : f32
+      %mSafeV1 = vector.broadcast %mSafe1 : f32 to vector<16xf32>
+      %smn1 = arith.subf %s1, %mSafeV1 : vector<16xf32>
+      %p1 = math.exp %smn1 : vector<16xf32>
+      %psum1 = vector.reduction <add>, %p1 : vector<16xf32> into f32
+      %lOld1 = memref.load %lS[%r1] : memref<?xf32>
+      %lNew1 = math.fma %lOld1, %corr1, %psum1 : f32
+      memref.store %lNew1, %lS[%r1] : memref<?xf32>
+      memref.store %mNew1, %mS[%r1] : memref<?xf32>
+      vector.store %p1, %pt4[%o1, %c0] : memref<4x16xf32>, vector<16xf32>
+      %corrV1 = vector.broadcast %corr1 : f32 to vector<16xf32>
+      %sc2 = arith.mulf %sAcc#2, %scaleV : vector<16xf32>
+      %sb2 = arith.addf %sc2, %biasV : vector<16xf32>
+      %qiV2 = vector.broadcast %qi2 : index to vector<16xindex>
+      %fut2 = arith.cmpi ugt, %jV, %qiV2 : vector<16xindex>
+      %msk2 = arith.andi %fut2, %diagV : vector<16xi1>
+      %s2 = arith.select %msk2, %ninfV, %sb2 : vector<16xi1>, vector<16xf32>
+      %tmax2 = vector.reduction <maximumf>, %s2 : vector<16xf32> into f32
+      %mOld2 = memref.load %mS[%r2] : memref<?xf32>
+      %mNew2 = arith.maximumf %mOld2, %tmax2 : f32
+      %none2 = arith.cmpf oeq, %mNew2, %ninf : f32
+      %mSafe2 = arith.select %none2, %zero, %mNew2 : f32
+      %dm2 = arith.subf %mOld2, %mSafe2 : f32
+      %corr2 = math.exp %dm2 : f32
+      %mSafeV2 = vector.broadcast %mSafe2 : f32 to vector<16xf32>
+      %smn2 = arith.subf %s2, %mSafeV2 : vector<16xf32>
+      %p2 = math.exp %smn2 : vector<16xf32>
+      %psum2 = vector.reduction <add>, %p2 : vector<16xf32> into f32
+      %lOld2 = memref.load %lS[%r2] : memref<?xf32>
+      %lNew2 = math.fma %lOld2, %corr2, %psum2 : f32
+      memref.store %lNew2, %lS[%r2] : memref<?xf32>
+      memref.store %mNew2, %mS[%r2] : memref<?xf32>
+      vector.store %p2, %pt4[%o2, %c0] : memref<4x16xf32>, vector<16xf32>
+      %corrV2 = vector.broadcast %corr2 : f32 to vector<16xf32>
+      %sc3 = arith.mulf %sAcc#3, %scaleV : vector<16xf32>
+      %sb3 = arith.addf %sc3, %biasV : vector<16xf32>
+      %qiV3 = vector.broadcast %qi3 : index to vector<16xindex>
+      %fut3 = arith.cmpi ugt, %jV, %qiV3 : vector<16xindex>
+      %msk3 = arith.andi %fut3, %diagV : vector<16xi1>
+      %s3 = arith.select %msk3, %ninfV, %sb3 : vector<16xi1>, vector<16xf32>
+      %tmax3 = vector.reduction <maximumf>, %s3 : vector<16xf32> into f32
+      %mOld3 = memref.load %mS[%r3] : memref<?xf32>
+      %mNew3 = arith.maximumf %mOld3, %tmax3 : f32
+      %none3 = arith.cmpf oeq, %mNew3, %ninf : f32
+      %mSafe3 = arith.select %none3, %zero, %mNew3 : f32
+      %dm3 = arith.subf %mOld3, %mSafe3 : f32
+      %corr3 = math.exp %dm3 : f32
+      %mSafeV3 = vector.broadcast %mSafe3 : f32 to vector<16xf32>
+      %smn3 = arith.subf %s3, %mSafeV3 : vector<16xf32>
+      %p3 = math.exp %smn3 : vector<16xf32>
+      %psum3 = vector.reduction <add>, %p3 : vector<16xf32> into f32
+      %lOld3 = memref.load %lS[%r3] : memref<?xf32>
+      %lNew3 = math.fma %lOld3, %corr3, %psum3 : f32
+      memref.store %lNew3, %lS[%r3] : memref<?xf32>
+      memref.store %mNew3, %mS[%r3] : memref<?xf32>
+      vector.store %p3, %pt4[%o3, %c0] : memref<4x16xf32>, vector<16xf32>
+      %corrV3 = vector.broadcast %corr3 : f32 to vector<16xf32>
+      scf.for %x = %c0 to %d16 step %c16 {
+        %f = arith.addi %koff, %x : index
+        %a00 = vector.load %acc[%r0, %x] : memref<?x?xf32>, vector<16xf32>
+        %a01 = arith.mulf %a00, %corrV0 : vector<16xf32>
+        %a10 = vector.load %acc[%r1, %x] : memref<?x?xf32>, vector<16xf32>
+        %a11 = arith.mulf %a10, %corrV1 : vector<16xf32>
+        %a20 = vector.load %acc[%r2, %x] : memref<?x?xf32>, vector<16xf32>
+        %a21 = arith.mulf %a20, %corrV2 : vector<16xf32>
+        %a30 = vector.load %acc[%r3, %x] : memref<?x?xf32>, vector<16xf32>
+        %a31 = arith.mulf %a30, %corrV3 : vector<16xf32>
+        %an:4 = scf.for %c = %c0 to %nk step %c1 iter_args(%aa0 = %a01, %aa1 = %a11, %aa2 = %a21, %aa3 = %a31) -> (vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>) {
+          %jc = arith.addi %t0, %c : index
+          %vv = vector.load %vals[%kb, %jc, %f] : memref<?x?x?xf32>, vector<16xf32>
+          %pc0 = memref.load %pt4[%o0, %c] : memref<4x16xf32>
+          %pcV0 = vector.broadcast %pc0 : f32 to vector<16xf32>
+          %ab0 = vector.fma %pcV0, %vv, %aa0 : vector<16xf32>
+          %pc1 = memref.load %pt4[%o1, %c] : memref<4x16xf32>
+          %pcV1 = vector.broadcast %pc1 : f32 to vector<16xf32>
+          %ab1 = vector.fma %pcV1, %vv, %aa1 : vector<16xf32>
+          %pc2 = memref.load %pt4[%o2, %c] : memref<4x16xf32>
+          %pcV2 = vector.broadcast %pc2 : f32 to vector<16xf32>
+          %ab2 = vector.fma %pcV2, %vv, %aa2 : vector<16xf32>
+          %pc3 = memref.load %pt4[%o3, %c] : memref<4x16xf32>
+          %pcV3 = vector.broadcast %pc3 : f32 to vector<16xf32>
+          %ab3 = vector.fma %pcV3, %vv, %aa3 : vector<16xf32>
+          scf.yield %ab0, %ab1, %ab2, %ab3 : vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>
+        }
+        vector.store %an#0, %acc[%r0, %x] : memref<?x?xf32>, vector<16xf32>
+        vector.store %an#1, %acc[%r1, %x] : memref<?x?xf32>, vector<16xf32>
+        vector.store %an#2, %acc[%r2, %x] : memref<?x?xf32>, vector<16xf32>
+        vector.store %an#3, %acc[%r3, %x] : memref<?x?xf32>, vector<16xf32>
+      }
+      scf.for %x = %d16 to %d step %c1 {
+        %f = arith.addi %koff, %x : index
+        %b00 = memref.load %acc[%r0, %x] : memref<?x?xf32>
+        %b01 = arith.mulf %b00, %corr0 : f32
+        %b10 = memref.load %acc[%r1, %x] : memref<?x?xf32>
+        %b11 = arith.mulf %b10, %corr1 : f32
+        %b20 = memref.load %acc[%r2, %x] : memref<?x?xf32>
+        %b21 = arith.mulf %b20, %corr2 : f32
+        %b30 = memref.load %acc[%r3, %x] : memref<?x?xf32>
+        %b31 = arith.mulf %b30, %corr3 : f32
+        %bn:4 = scf.for %c = %c0 to %nk step %c1 iter_args(%bb0 = %b01, %bb1 = %b11, %bb2 = %b21, %bb3 = %b31) -> (f32, f32, f32, f32) {
+          %jc = arith.addi %t0, %c : index
+          %vv = memref.load %vals[%kb, %jc, %f] : memref<?x?x?xf32>
+          %pc0 = memref.load %pt4[%o0, %c] : memref<4x16xf32>
+          %bc0 = math.fma %pc0, %vv, %bb0 : f32
+          %pc1 = memref.load %pt4[%o1, %c] : memref<4x16xf32>
+          %bc1 = math.fma %pc1, %vv, %bb1 : f32
+          %pc2 = memref.load %pt4[%o2, %c] : memref<4x16xf32>
+          %bc2 = math.fma %pc2, %vv, %bb2 : f32
+          %pc3 = memref.load %pt4[%o3, %c] : memref<4x16xf32>
+          %bc3 = math.fma %pc3, %vv, %bb3 : f32
+          scf.yield %bc0, %bc1, %bc2, %bc3 : f32, f32, f32, f32
+        }
+        memref.store %bn#0, %acc[%r0, %x] : memref<?x?xf32>
+        memref.store %bn#1, %acc[%r1, %x] : memref<?x?xf32>
+        memref.store %bn#2, %acc[%r2, %x] : memref<?x?xf32>
+        memref.store %bn#3, %acc[%r3, %x] : memref<?x?xf32>
+      }
+    }
+    // The remaining rows one at a time.
+    scf.for %r = %nqR to %nq step %c1 {
       %qi = arith.addi %q0, %r : index
       // Scores of query r against the 16 keys.
       %sAcc = scf.for %x = %c0 to %d step %c1 iter_args(%sa = %zv) -> (vector<16xf32>) {
@@ -128,7 +319,6 @@ func.func private @hag_attend_range(
       // Causal mask on the diagonal: key j > query i is not a key.
       %qiV = vector.broadcast %qi : index to vector<16xindex>
       %future = arith.cmpi ugt, %jV, %qiV : vector<16xindex>
-      %diagV = vector.broadcast %diag : i1 to vector<16xi1>
       %masked = arith.andi %future, %diagV : vector<16xi1>
       %s = arith.select %masked, %ninfV, %sb : vector<16xi1>, vector<16xf32>
       %tileMax = vector.reduction <maximumf>, %s : vector<16xf32> into f32
@@ -147,7 +337,7 @@ func.func private @hag_attend_range(
         %lNew = arith.addf %lScaled, %pSum : f32
         memref.store %lNew, %lS[%r] : memref<?xf32>
         memref.store %mNew, %mS[%r] : memref<?xf32>
-        vector.store %p, %pt[%c0] : memref<16xf32>, vector<16xf32>
+        vector.store %p, %pt4[%c0, %c0] : memref<4x16xf32>, vector<16xf32>
         // acc[r] = acc[r] * corr + sum_c p[c] V[t0 + c].
         %corrV = vector.broadcast %corr : f32 to vector<16xf32>
         scf.for %x = %c0 to %d16 step %c16 {
@@ -156,7 +346,7 @@ func.func private @hag_attend_range(
           %f = arith.addi %koff, %x : index
           %a2 = scf.for %c = %c0 to %nk step %c1 iter_args(%aa = %a1) -> (vector<16xf32>) {
             %jc = arith.addi %t0, %c : index
-            %pc = memref.load %pt[%c] : memref<16xf32>
+            %pc = memref.load %pt4[%c0, %c] : memref<4x16xf32>
             %pcV = vector.broadcast %pc : f32 to vector<16xf32>
             %vv = vector.load %vals[%kb, %jc, %f] : memref<?x?x?xf32>, vector<16xf32>
             %aa2 = vector.fma %pcV, %vv, %aa : vector<16xf32>
@@ -170,7 +360,7 @@ func.func private @hag_attend_range(
           %f = arith.addi %koff, %x : index
           %a2 = scf.for %c = %c0 to %nk step %c1 iter_args(%aa = %a1) -> (f32) {
             %jc = arith.addi %t0, %c : index
-            %pc = memref.load %pt[%c] : memref<16xf32>
+            %pc = memref.load %pt4[%c0, %c] : memref<4x16xf32>
             %vv = memref.load %vals[%kb, %jc, %f] : memref<?x?x?xf32>
             %aa2 = math.fma %pc, %vv, %aa : f32
             scf.yield %aa2 : f32
@@ -343,7 +533,7 @@ func.func private @hag_attend_block(
   %lS = memref.alloca(%B) : memref<?xf32>
   %acc = memref.alloca(%B, %d) : memref<?x?xf32>
   %kt = memref.alloca(%d) : memref<?x16xf32>
-  %pt = memref.alloca() : memref<16xf32>
+  %pt = memref.alloca() : memref<4x16xf32>
   scf.for %row = %c0 to %nq step %c1 {
     memref.store %ninf, %mS[%row] : memref<?xf32>
     memref.store %zero, %lS[%row] : memref<?xf32>
@@ -356,7 +546,7 @@ func.func private @hag_attend_block(
   // Level 1: raw [a_1, q1) with the causal mask on the diagonal, or
   // [a_1, e_1) when bidirectional.
   func.call @hag_attend_range(%q, %b, %q0, %nq, %qoff, %k, %v, %b, %a1, %e1, %koff, %gB, %b, %c0, %causal, %d, %scale, %mS, %lS, %acc, %kt, %pt)
-      : (memref<?x?x?xf32>, index, index, index, index, memref<?x?x?xf32>, memref<?x?x?xf32>, index, index, index, index, memref<?x?xf32>, index, index, i1, index, f32, memref<?xf32>, memref<?xf32>, memref<?x?xf32>, memref<?x16xf32>, memref<16xf32>) -> ()
+      : (memref<?x?x?xf32>, index, index, index, index, memref<?x?x?xf32>, memref<?x?x?xf32>, index, index, index, index, memref<?x?xf32>, index, index, i1, index, f32, memref<?xf32>, memref<?xf32>, memref<?x?xf32>, memref<?x16xf32>, memref<4x16xf32>) -> ()
   // Compressed levels: left [a_l, c_l) and right [e'_l, e_l).
   scf.for %l = %c2 to %L step %c1 iter_args(%a = %a1, %e = %e1, %nPrev = %n, %off = %c0) -> (index, index, index, index) {
     %nl = func.call @hag_ceil_div(%nPrev, %r) : (index, index) -> index
@@ -365,19 +555,19 @@ func.func private @hag_attend_block(
     %la = arith.addi %off, %w#0 : index
     %lc = arith.addi %off, %w#1 : index
     func.call @hag_attend_range(%q, %b, %q0, %nq, %qoff, %levK, %levV, %b, %la, %lc, %koff, %levB, %b, %c0, %false, %d, %scale, %mS, %lS, %acc, %kt, %pt)
-        : (memref<?x?x?xf32>, index, index, index, index, memref<?x?x?xf32>, memref<?x?x?xf32>, index, index, index, index, memref<?x?xf32>, index, index, i1, index, f32, memref<?xf32>, memref<?xf32>, memref<?x?xf32>, memref<?x16xf32>, memref<16xf32>) -> ()
+        : (memref<?x?x?xf32>, index, index, index, index, memref<?x?x?xf32>, memref<?x?x?xf32>, index, index, index, index, memref<?x?xf32>, index, index, i1, index, f32, memref<?xf32>, memref<?xf32>, memref<?x?xf32>, memref<?x16xf32>, memref<4x16xf32>) -> ()
     %ra = arith.addi %off, %w#2 : index
     %rc = arith.addi %off, %w#3 : index
     func.call @hag_attend_range(%q, %b, %q0, %nq, %qoff, %levK, %levV, %b, %ra, %rc, %koff, %levB, %b, %c0, %false, %d, %scale, %mS, %lS, %acc, %kt, %pt)
-        : (memref<?x?x?xf32>, index, index, index, index, memref<?x?x?xf32>, memref<?x?x?xf32>, index, index, index, index, memref<?x?xf32>, index, index, i1, index, f32, memref<?xf32>, memref<?xf32>, memref<?x?xf32>, memref<?x16xf32>, memref<16xf32>) -> ()
+        : (memref<?x?x?xf32>, index, index, index, index, memref<?x?x?xf32>, memref<?x?x?xf32>, index, index, index, index, memref<?x?xf32>, index, index, i1, index, f32, memref<?xf32>, memref<?xf32>, memref<?x?xf32>, memref<?x16xf32>, memref<4x16xf32>) -> ()
     %offNext = arith.addi %off, %nl : index
     scf.yield %w#0, %w#3, %nl, %offNext : index, index, index, index
   }
   // Summary tokens, then the select_k tokens.
   func.call @hag_attend_range(%q, %b, %q0, %nq, %qoff, %sKd, %sVd, %c0, %c0, %tp, %c0, %sMd, %c0, %c0, %false, %d, %scale, %mS, %lS, %acc, %kt, %pt)
-      : (memref<?x?x?xf32>, index, index, index, index, memref<?x?x?xf32>, memref<?x?x?xf32>, index, index, index, index, memref<?x?xf32>, index, index, i1, index, f32, memref<?xf32>, memref<?xf32>, memref<?x?xf32>, memref<?x16xf32>, memref<16xf32>) -> ()
+      : (memref<?x?x?xf32>, index, index, index, index, memref<?x?x?xf32>, memref<?x?x?xf32>, index, index, index, index, memref<?x?xf32>, index, index, i1, index, f32, memref<?xf32>, memref<?xf32>, memref<?x?xf32>, memref<?x16xf32>, memref<4x16xf32>) -> ()
   func.call @hag_attend_range(%q, %b, %q0, %nq, %qoff, %selKd, %selVd, %c0, %c0, %kp, %c0, %selBd, %c0, %c0, %false, %d, %scale, %mS, %lS, %acc, %kt, %pt)
-      : (memref<?x?x?xf32>, index, index, index, index, memref<?x?x?xf32>, memref<?x?x?xf32>, index, index, index, index, memref<?x?xf32>, index, index, i1, index, f32, memref<?xf32>, memref<?xf32>, memref<?x?xf32>, memref<?x16xf32>, memref<16xf32>) -> ()
+      : (memref<?x?x?xf32>, index, index, index, index, memref<?x?x?xf32>, memref<?x?x?xf32>, index, index, index, index, memref<?x?xf32>, index, index, i1, index, f32, memref<?xf32>, memref<?xf32>, memref<?x?xf32>, memref<?x16xf32>, memref<4x16xf32>) -> ()
 
   // o = acc / l.
   scf.for %row = %c0 to %nq step %c1 {
