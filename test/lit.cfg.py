@@ -21,7 +21,7 @@ llvm_config.with_system_environment(["HOME", "INCLUDE", "LIB", "TMP", "TEMP"])
 llvm_config.use_default_substitutions()
 
 tool_dirs = [config.hag_tools_dir, config.llvm_tools_dir]
-tools = ["hag-opt", "hag-compile", "not", "split-file", "count"]
+tools = ["hag-opt", "hag-compile", "hag-run", "hag-embed-example", "not", "split-file", "count"]
 llvm_config.add_tool_substitutions(tools, tool_dirs)
 llvm_config.with_environment("PATH", config.hag_tools_dir, append_path=True)
 llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)

@@ -45,9 +45,7 @@ struct Value {
   bool isString() const { return kind == Kind::String; }
   bool isInteger() const { return kind == Kind::Integer; }
   /// True for an Integer or a Real.
-  bool isNumber() const {
-    return kind == Kind::Integer || kind == Kind::Real;
-  }
+  bool isNumber() const { return kind == Kind::Integer || kind == Kind::Real; }
   /// An Integer or Real as a double (0 for other kinds).
   double asDouble() const {
     return kind == Kind::Real      ? real

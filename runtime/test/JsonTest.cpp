@@ -106,9 +106,8 @@ TEST(Json, Errors) {
 TEST(Json, RealsOnlyWhenAllowed) {
   json::ParseOptions reals;
   reals.allowReals = true;
-  Result<json::Value> v =
-      json::parse(R"([1.5, -0.25, 1e-06, 9.9999999999999995e-07, 2E+3, 7, -0.0])",
-                  reals);
+  Result<json::Value> v = json::parse(
+      R"([1.5, -0.25, 1e-06, 9.9999999999999995e-07, 2E+3, 7, -0.0])", reals);
   ASSERT_TRUE(v.ok()) << v.message();
   const std::vector<json::Value> &e = v->elements;
   ASSERT_EQ(e.size(), 7u);

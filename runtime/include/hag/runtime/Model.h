@@ -1,0 +1,122 @@
+//===- Model.h - a loaded artifact with its weights -------------*- C++ -*-===//
+//
+// hag::rt::Model is the C++ interface to a compiled model: it owns an
+// Artifact and the weights bound to it, and calls the artifact's entry
+// points ("forward", "loss") on host tensors. The C API (hagrt.h) wraps it.
+//
+// Inputs are checked against the entry's input spec before any code runs:
+//
+//  - rank and static dimensions; dynamic dimensions (batch, sequence) must be
+//    at least 1, and the sequence (dimension 1) at most the model's max_seq;
+//  - an input may leave out a dynamic leading (batch) dimension, e.g. an
+//    attention input x [N, D] for the entry's [batch, N, D]: it runs as a
+//    batch of one and the result loses its leading dimension again
+//    ([N, D] in, [N, D] out); lm tokens [N] work the same way;
+//  - f32 inputs must be f32; i32 inputs (token ids) may be any integer dtype
+//    (i64, u32, u16, u8 are converted), and for the lm kind every id must be
+//    in [0, vocab);
+//  - "loss" needs at least 2 tokens per sequence (it predicts the next one).
+//
+// Concurrency: run() is const and may be called from several threads at
+// once; initWeights/loadWeights/setWeights must not race with run().
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef HAG_RUNTIME_MODEL_H
+#define HAG_RUNTIME_MODEL_H
+
+#include "hag/runtime/Artifact.h"
+#include "hag/runtime/SafeTensors.h"
+#include "hag/runtime/Status.h"
+#include "hag/runtime/Tensor.h"
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace hag::rt {
+
+/// A non-owning view of a dense, row-major tensor the caller keeps alive
+/// during a call (an input that need not be copied into a HostTensor).
+struct TensorRef {
+  DType dtype = DType::F32;
+  std::vector<int64_t> shape;
+  /// numel(shape) elements of `dtype`.
+  const void *data = nullptr;
+};
+
+/// A compiled model and its weights.
+class Model {
+public:
+  /// Opens the artifact at `path` (see Artifact::open); no weights yet.
+  static Result<Model> open(const std::string &path);
+
+  /// Wraps an already loaded artifact; no weights yet.
+  explicit Model(Artifact artifact);
+
+  Model(Model &&) noexcept;
+  Model &operator=(Model &&) noexcept;
+  Model(const Model &) = delete;
+  Model &operator=(const Model &) = delete;
+  ~Model();
+
+  /// The artifact (its manifest, the file it came from).
+  const Artifact &artifact() const { return code; }
+
+  /// The manifest's model facts.
+  const ModelFacts &facts() const { return code.manifest().model; }
+
+  /// Every parameter the artifact expects, in the manifest's order.
+  const std::vector<TensorSpec> &parameters() const {
+    return code.manifest().parameters;
+  }
+
+  /// True once weights are bound.
+  bool hasWeights() const { return bound; }
+
+  /// The bound weights (empty before any are bound).
+  const TensorMap &weights() const { return tensors; }
+
+  /// Binds spec section 7's initial weights for `seed` (see WeightInit.h).
+  Status initWeights(uint64_t seed);
+
+  /// Binds the weights of a safetensors file. Missing, unexpected and
+  /// mis-shaped tensors are all reported in one message naming the file;
+  /// f16, bf16 and f64 tensors are converted to the expected f32. On error
+  /// the previously bound weights stay bound.
+  Status loadWeights(const std::string &path);
+
+  /// Binds `weights` (checked and converted like loadWeights; `source`
+  /// names them in messages).
+  Status setWeights(TensorMap weights, const std::string &source);
+
+  /// Writes the bound weights as safetensors, atomically, with metadata
+  /// {"format": "pt", "hag_artifact": <artifact file name>,
+  /// "hag_version": <the compiler's version>}.
+  Status saveWeights(const std::string &path) const;
+
+  /// Calls entry `entry` on one input (see the file comment for the
+  /// checks). The result is an owning copy of the code's result; "forward"
+  /// of an lm gives logits f32 [batch, N, vocab], of the attention kind
+  /// y f32 [batch, N, D]; "loss" gives a 0-d f32.
+  Result<HostTensor> run(const std::string &entry,
+                         const HostTensor &input) const;
+
+  /// Calls entry `entry` on all its inputs, in the manifest's order.
+  Result<HostTensor> run(const std::string &entry,
+                         const std::vector<HostTensor> &inputs) const;
+
+  /// Calls entry `entry` on inputs the caller owns (no copy is made unless
+  /// a dtype conversion is needed).
+  Result<HostTensor> run(const std::string &entry,
+                         const std::vector<TensorRef> &inputs) const;
+
+private:
+  Artifact code;
+  TensorMap tensors;
+  bool bound = false;
+};
+
+} // namespace hag::rt
+
+#endif // HAG_RUNTIME_MODEL_H

@@ -1,0 +1,546 @@
+//===- Model.cpp - a loaded artifact with its weights ---------------------===//
+//
+// Weight binding, input checks and the call into compiled code through
+// MLIR's C interface (docs/artifact-format.md, "Calling convention").
+//
+//===----------------------------------------------------------------------===//
+
+#include "hag/runtime/Model.h"
+
+#include "hag/runtime/WeightInit.h"
+
+#include "support/StringUtil.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <new>
+#include <utility>
+
+using namespace hag::rt;
+using namespace hag::rt::detail;
+
+static_assert(sizeof(void *) == sizeof(int64_t),
+              "memref descriptors are built for 64-bit pointers");
+
+//===----------------------------------------------------------------------===//
+// Calling a C-interface function with any number of pointer arguments
+//===----------------------------------------------------------------------===//
+
+namespace {
+
+/// The most arguments (result descriptor included) an entry may take.
+constexpr size_t kMaxArguments = 6 + 4096;
+
+// The callee's declared type differs from the one it is called through by
+// design (see callPacked), so clang's -fsanitize=function must not check.
+#if defined(__clang__)
+#define HAGRT_NO_SANITIZE_FUNCTION __attribute__((no_sanitize("function")))
+#else
+#define HAGRT_NO_SANITIZE_FUNCTION
+#endif
+
+#if defined(__x86_64__)
+/// The stack-passed arguments of a call, as one by-value aggregate.
+template <size_t K> struct StackArgs {
+  static_assert(K >= 4, "an aggregate of 16 bytes or less may use registers");
+  void *slots[K];
+};
+
+template <size_t K>
+HAGRT_NO_SANITIZE_FUNCTION void callWithStack(void *fn, void *const *args) {
+  using Fn =
+      void (*)(void *, void *, void *, void *, void *, void *, StackArgs<K>);
+  StackArgs<K> rest;
+  std::memcpy(rest.slots, args + 6, sizeof(rest.slots));
+  reinterpret_cast<Fn>(fn)(args[0], args[1], args[2], args[3], args[4], args[5],
+                           rest);
+}
+#endif
+
+/// Calls `fn(args[0], ..., args[n-1])`, where fn takes n pointers and
+/// returns nothing (MLIR's C interface with memref descriptors).
+///
+/// The SysV x86-64 convention passes the first six pointer arguments in
+/// registers and the rest in consecutive 8-byte stack slots, the first at
+/// the lowest address; an aggregate larger than 16 bytes passed by value
+/// goes in memory at that same place. So a call with six pointers and a
+/// by-value array of K >= n - 6 pointers is, to the callee, exactly the call
+/// it expects (plus unused slots above its own, in the caller-owned area).
+/// K takes a few sizes, so any arity is callable without libffi and without
+/// an instantiation per arity.
+Status callPacked(void *fn, std::vector<void *> args) {
+#if defined(__x86_64__)
+  size_t stackSlots = args.size() > 6 ? args.size() - 6 : 0;
+  size_t k = 4;
+  while (k < stackSlots)
+    k *= 4;
+  args.resize(6 + k, nullptr);
+  switch (k) {
+  case 4:
+    callWithStack<4>(fn, args.data());
+    break;
+  case 16:
+    callWithStack<16>(fn, args.data());
+    break;
+  case 64:
+    callWithStack<64>(fn, args.data());
+    break;
+  case 256:
+    callWithStack<256>(fn, args.data());
+    break;
+  case 1024:
+    callWithStack<1024>(fn, args.data());
+    break;
+  case 4096:
+    callWithStack<4096>(fn, args.data());
+    break;
+  default:
+    return Status::error("too many arguments"); // callers check first
+  }
+  return Status::success();
+#else
+  (void)fn;
+  (void)args;
+  return Status::error("calling compiled code is only implemented for the "
+                       "x86-64 SysV calling convention");
+#endif
+}
+
+/// A ranked memref descriptor {allocated, aligned, offset, sizes[r],
+/// strides[r]} as 64-bit words, for a dense row-major buffer.
+std::vector<int64_t> makeDescriptor(const void *data,
+                                    const std::vector<int64_t> &shape) {
+  size_t rank = shape.size();
+  std::vector<int64_t> words(3 + 2 * rank, 0);
+  int64_t address = static_cast<int64_t>(reinterpret_cast<intptr_t>(data));
+  words[0] = address;
+  words[1] = address;
+  int64_t stride = 1;
+  for (size_t i = rank; i-- > 0;) {
+    words[3 + i] = shape[i];
+    words[3 + rank + i] = stride;
+    stride *= shape[i];
+  }
+  return words;
+}
+
+/// "[batch, seq, 512]": a spec shape with its dynamic dimensions named.
+std::string specShapeToString(const std::vector<int64_t> &shape) {
+  std::string s = "[";
+  for (size_t i = 0; i < shape.size(); ++i) {
+    if (i)
+      s += ", ";
+    if (shape[i] >= 0)
+      s += std::to_string(shape[i]);
+    else
+      s += i == 0 ? "batch" : i == 1 ? "seq" : "?";
+  }
+  return s + "]";
+}
+
+/// Copies the code's result out of `words` (a descriptor of `rank`) and
+/// frees its buffer unless it is one of `argBases` (a result that aliases an
+/// argument must not be freed).
+Result<HostTensor> takeResult(const std::vector<int64_t> &words,
+                              const ArtifactEntry &entry,
+                              const std::vector<const void *> &argBases) {
+  size_t rank = entry.resultShape.size();
+  void *allocated = reinterpret_cast<void *>(static_cast<intptr_t>(words[0]));
+  const uint8_t *aligned =
+      reinterpret_cast<const uint8_t *>(static_cast<intptr_t>(words[1]));
+  int64_t offset = words[2];
+  struct FreeGuard {
+    void *p;
+    ~FreeGuard() { std::free(p); }
+  } guard{allocated};
+  if (std::find(argBases.begin(), argBases.end(), allocated) != argBases.end())
+    guard.p = nullptr;
+
+  std::vector<int64_t> sizes(words.begin() + 3, words.begin() + 3 + rank);
+  std::vector<int64_t> strides(words.begin() + 3 + rank,
+                               words.begin() + 3 + 2 * rank);
+  for (size_t i = 0; i < rank; ++i)
+    if (sizes[i] < 0 ||
+        (entry.resultShape[i] >= 0 && sizes[i] != entry.resultShape[i]))
+      return makeError(entry.name, ": the code returned shape ",
+                       shapeToString(sizes), ", expected ",
+                       specShapeToString(entry.resultShape));
+  Result<HostTensor> out = HostTensor::zeros(entry.resultDType, sizes);
+  if (!out.ok())
+    return out.status().withPrefix(entry.name + ": result");
+  int64_t n = out->numel();
+  if (n == 0)
+    return out;
+  if (!aligned)
+    return makeError(entry.name, ": the code returned a null buffer");
+  size_t elem = dtypeSize(entry.resultDType);
+  const uint8_t *base = aligned + offset * static_cast<int64_t>(elem);
+  bool dense = true;
+  int64_t expect = 1;
+  for (size_t i = rank; i-- > 0;) {
+    if (sizes[i] != 1 && strides[i] != expect)
+      dense = false;
+    expect *= sizes[i];
+  }
+  uint8_t *dst = out->data.data();
+  if (dense) {
+    std::memcpy(dst, base, static_cast<size_t>(n) * elem);
+    return out;
+  }
+  // General strided copy, odometer over the indices.
+  std::vector<int64_t> index(rank, 0);
+  for (int64_t k = 0; k < n; ++k) {
+    int64_t at = 0;
+    for (size_t i = 0; i < rank; ++i)
+      at += index[i] * strides[i];
+    std::memcpy(dst + k * static_cast<int64_t>(elem),
+                base + at * static_cast<int64_t>(elem), elem);
+    for (size_t i = rank; i-- > 0;) {
+      if (++index[i] < sizes[i])
+        break;
+      index[i] = 0;
+    }
+  }
+  return out;
+}
+
+/// Reads element `i` of an integer tensor as int64 (I32, I64, U16, U32, U8).
+int64_t integerAt(const TensorRef &t, int64_t i) {
+  const uint8_t *p = static_cast<const uint8_t *>(t.data);
+  switch (t.dtype) {
+  case DType::I32: {
+    int32_t v;
+    std::memcpy(&v, p + 4 * i, 4);
+    return v;
+  }
+  case DType::I64: {
+    int64_t v;
+    std::memcpy(&v, p + 8 * i, 8);
+    return v;
+  }
+  case DType::U32: {
+    uint32_t v;
+    std::memcpy(&v, p + 4 * i, 4);
+    return v;
+  }
+  case DType::U16: {
+    uint16_t v;
+    std::memcpy(&v, p + 2 * i, 2);
+    return v;
+  }
+  case DType::U8:
+    return p[i];
+  default:
+    return 0;
+  }
+}
+
+bool isIntegerDType(DType d) {
+  return d == DType::I32 || d == DType::I64 || d == DType::U32 ||
+         d == DType::U16 || d == DType::U8;
+}
+
+/// "[0, 2]": the multi-index of flat element `flat` in `shape`.
+std::string indexToString(int64_t flat, const std::vector<int64_t> &shape) {
+  std::vector<int64_t> index(shape.size(), 0);
+  for (size_t i = shape.size(); i-- > 0;) {
+    index[i] = shape[i] ? flat % shape[i] : 0;
+    flat = shape[i] ? flat / shape[i] : 0;
+  }
+  return shapeToString(index);
+}
+
+/// One checked input, in the dtype and rank the code takes.
+struct PreparedInput {
+  /// The elements passed to the code: the caller's, or `converted`'s when
+  /// the dtype had to change.
+  const void *data = nullptr;
+  /// The shape passed to the code (with the batch dimension).
+  std::vector<int64_t> shape;
+  HostTensor converted;
+  /// True when the caller left out the batch dimension.
+  bool addedBatch = false;
+};
+
+Status prepareInput(const ArtifactEntry &entry, const TensorSpec &spec,
+                    const ModelFacts &model, const TensorRef &given,
+                    PreparedInput &out) {
+  std::string what = strCat(entry.name, ": input ", quoted(spec.name));
+  Result<int64_t> numel =
+      checkedNumElements(given.shape, dtypeSize(given.dtype));
+  if (!numel.ok())
+    return numel.status().withPrefix(what);
+  if (*numel > 0 && !given.data)
+    return makeError(what, " has no data");
+  size_t rank = spec.shape.size();
+  std::vector<int64_t> shape = given.shape;
+  if (shape.size() + 1 == rank && rank >= 2 && spec.shape[0] < 0) {
+    shape.insert(shape.begin(), 1);
+    out.addedBatch = true;
+  }
+  if (shape.size() != rank)
+    return makeError(what, " has shape ", shapeToString(given.shape),
+                     ", expected ", specShapeToString(spec.shape));
+  for (size_t i = 0; i < rank; ++i)
+    if (spec.shape[i] >= 0 && shape[i] != spec.shape[i])
+      return makeError(what, " has shape ", shapeToString(given.shape),
+                       ", expected ", specShapeToString(spec.shape));
+  for (size_t i = 0; i < rank; ++i)
+    if (spec.shape[i] < 0 && shape[i] < 1)
+      return makeError(what, " has shape ", shapeToString(given.shape), ": ",
+                       i == 0 ? "the batch" : "every dynamic dimension",
+                       " must be at least 1",
+                       i == 1 ? " (an empty sequence)" : "");
+  if (rank >= 2 && spec.shape[1] < 0 && shape[1] > model.maxSeq)
+    return makeError(entry.name, ": sequence length ", shape[1],
+                     " exceeds max_seq ", model.maxSeq);
+  if (entry.name == "loss" && rank >= 2 && spec.shape[1] < 0 &&
+      isIntegerDType(spec.dtype) && shape[1] < 2)
+    return makeError(entry.name,
+                     ": loss needs at least 2 tokens per sequence (it "
+                     "predicts each next token), got ",
+                     shape[1]);
+
+  out.shape = shape;
+  bool convert = false;
+  if (spec.dtype == DType::I32) {
+    if (!isIntegerDType(given.dtype))
+      return makeError(what, " has dtype ", dtypeName(given.dtype),
+                       ", expected integer token ids (i32 or i64)");
+    int64_t lo = std::numeric_limits<int32_t>::min();
+    int64_t hi = std::numeric_limits<int32_t>::max();
+    bool vocabCheck = model.kind == ModelFacts::Kind::LM && model.vocab > 0;
+    if (vocabCheck) {
+      lo = 0;
+      hi = model.vocab - 1;
+    }
+    for (int64_t i = 0; i < *numel; ++i) {
+      int64_t v = integerAt(given, i);
+      if (v < lo || v > hi) {
+        if (vocabCheck)
+          return makeError(what, ": token ", v, " at ",
+                           indexToString(i, given.shape),
+                           " is outside the vocabulary [0, ", model.vocab, ")");
+        return makeError(what, ": value ", v, " at ",
+                         indexToString(i, given.shape), " does not fit in i32");
+      }
+    }
+    convert = given.dtype != DType::I32;
+  } else if (given.dtype != spec.dtype) {
+    return makeError(what, " has dtype ", dtypeName(given.dtype), ", expected ",
+                     dtypeName(spec.dtype));
+  }
+
+  if (!convert) {
+    out.data = given.data;
+    return Status::success();
+  }
+  Result<HostTensor> copy = HostTensor::zeros(DType::I32, shape);
+  if (!copy.ok())
+    return copy.status().withPrefix(what);
+  int32_t *dst = copy->dataAs<int32_t>();
+  for (int64_t i = 0; i < *numel; ++i)
+    dst[i] = static_cast<int32_t>(integerAt(given, i));
+  out.converted = std::move(*copy);
+  out.data = out.converted.data.data();
+  return Status::success();
+}
+
+std::string baseName(const std::string &path) {
+  size_t slash = path.find_last_of('/');
+  return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
+} // namespace
+
+//===----------------------------------------------------------------------===//
+// Model
+//===----------------------------------------------------------------------===//
+
+Model::Model(Artifact artifact) : code(std::move(artifact)) {}
+Model::Model(Model &&) noexcept = default;
+Model &Model::operator=(Model &&) noexcept = default;
+Model::~Model() = default;
+
+Result<Model> Model::open(const std::string &path) {
+  try {
+    Result<Artifact> a = Artifact::open(path);
+    if (!a.ok())
+      return a.status();
+    return Model(std::move(*a));
+  } catch (const std::bad_alloc &) {
+    return makeError(path, ": out of memory");
+  }
+}
+
+Status Model::initWeights(uint64_t seed) {
+  try {
+    Result<TensorMap> w = initialWeights(parameters(), facts(), seed);
+    if (!w.ok())
+      return w.status().withPrefix(code.source());
+    tensors = std::move(*w);
+    bound = true;
+    return Status::success();
+  } catch (const std::bad_alloc &) {
+    return makeError(code.source(), ": out of memory initialising weights");
+  }
+}
+
+Status Model::setWeights(TensorMap weights, const std::string &source) {
+  try {
+    if (Status s =
+            checkTensors(weights, parameters(), source, DTypeMatch::AnyFloat);
+        !s.ok())
+      return s;
+    if (Status s = convertFloatTensors(weights, parameters()); !s.ok())
+      return s.withPrefix(source);
+    tensors = std::move(weights);
+    bound = true;
+    return Status::success();
+  } catch (const std::bad_alloc &) {
+    return makeError(source, ": out of memory binding weights");
+  }
+}
+
+Status Model::loadWeights(const std::string &path) {
+  try {
+    Result<SafeTensorsFile> file = readSafeTensors(path);
+    if (!file.ok())
+      return file.status();
+    return setWeights(std::move(file->tensors), path);
+  } catch (const std::bad_alloc &) {
+    return makeError(path, ": out of memory reading weights");
+  }
+}
+
+Status Model::saveWeights(const std::string &path) const {
+  if (!bound)
+    return makeError(path, ": no weights to save: ", code.source(),
+                     " has no weights bound yet");
+  try {
+    std::map<std::string, std::string> metadata = {
+        {"format", "pt"},
+        {"hag_artifact", baseName(code.source())},
+        {"hag_version", code.manifest().hagVersion}};
+    return writeSafeTensors(path, tensors, metadata);
+  } catch (const std::bad_alloc &) {
+    return makeError(path, ": out of memory writing weights");
+  }
+}
+
+namespace {
+
+/// A view of `t`, after checking its invariants.
+Result<TensorRef> refOf(const HostTensor &t) {
+  if (Status s = t.validate(); !s.ok())
+    return s;
+  return TensorRef{t.dtype, t.shape, t.data.data()};
+}
+
+} // namespace
+
+Result<HostTensor> Model::run(const std::string &entryName,
+                              const HostTensor &input) const {
+  try {
+    Result<TensorRef> r = refOf(input);
+    if (!r.ok())
+      return r.status().withPrefix(entryName + ": input");
+    return run(entryName, std::vector<TensorRef>{std::move(*r)});
+  } catch (const std::bad_alloc &) {
+    return makeError(entryName, ": out of memory");
+  }
+}
+
+Result<HostTensor> Model::run(const std::string &entryName,
+                              const std::vector<HostTensor> &inputs) const {
+  try {
+    std::vector<TensorRef> refs;
+    for (size_t i = 0; i < inputs.size(); ++i) {
+      Result<TensorRef> r = refOf(inputs[i]);
+      if (!r.ok())
+        return r.status().withPrefix(strCat(entryName, ": input ", i));
+      refs.push_back(std::move(*r));
+    }
+    return run(entryName, refs);
+  } catch (const std::bad_alloc &) {
+    return makeError(entryName, ": out of memory");
+  }
+}
+
+Result<HostTensor> Model::run(const std::string &entryName,
+                              const std::vector<TensorRef> &inputs) const {
+  try {
+    size_t numInputs = inputs.size();
+    const ArtifactEntry *entry = code.findEntry(entryName);
+    if (!entry) {
+      std::string names;
+      for (const ArtifactEntry &e : code.manifest().entries)
+        names += strCat(names.empty() ? "" : ", ", e.name);
+      return makeError(code.source(), " has no entry ", quoted(entryName),
+                       " (it has: ", names, ")");
+    }
+    if (!bound)
+      return makeError(code.source(),
+                       ": no weights bound (initialise or load weights "
+                       "before running ",
+                       quoted(entryName), ")");
+    if (numInputs != entry->inputs.size())
+      return makeError(entryName, ": the entry takes ", entry->inputs.size(),
+                       " inputs, got ", numInputs);
+    size_t numArgs = 1 + entry->inputs.size() + entry->parameters.size();
+    if (numArgs > kMaxArguments)
+      return makeError(entryName, ": the entry takes ", numArgs,
+                       " arguments; this runtime calls at most ",
+                       kMaxArguments);
+
+    std::vector<PreparedInput> prepared(numInputs);
+    for (size_t i = 0; i < numInputs; ++i)
+      if (Status s = prepareInput(*entry, entry->inputs[i], facts(), inputs[i],
+                                  prepared[i]);
+          !s.ok())
+        return s;
+    bool addedBatch = !prepared.empty() && prepared[0].addedBatch;
+    for (const PreparedInput &p : prepared)
+      if (p.addedBatch != addedBatch)
+        return makeError(entryName, ": either every input or none may "
+                                    "leave out the batch dimension");
+
+    // Descriptors: result first, then inputs, then parameters.
+    std::vector<std::vector<int64_t>> descriptors;
+    descriptors.reserve(numArgs);
+    std::vector<const void *> argBases;
+    descriptors.emplace_back(3 + 2 * entry->resultShape.size(), 0);
+    for (const PreparedInput &p : prepared) {
+      descriptors.push_back(makeDescriptor(p.data, p.shape));
+      argBases.push_back(p.data);
+    }
+    for (const std::string &name : entry->parameters) {
+      auto it = tensors.find(name);
+      if (it == tensors.end()) // setWeights checked every name
+        return makeError(entryName, ": weight ", quoted(name), " is not bound");
+      descriptors.push_back(
+          makeDescriptor(it->second.data.data(), it->second.shape));
+      argBases.push_back(it->second.data.data());
+    }
+    std::vector<void *> args;
+    args.reserve(descriptors.size());
+    for (std::vector<int64_t> &d : descriptors)
+      args.push_back(d.data());
+
+    if (Status s = callPacked(entry->address, std::move(args)); !s.ok())
+      return s.withPrefix(entryName);
+
+    Result<HostTensor> result = takeResult(descriptors[0], *entry, argBases);
+    if (!result.ok() || !addedBatch || result->rank() == 0)
+      return result;
+    if (result->shape[0] != 1)
+      return makeError(entryName, ": the code returned shape ",
+                       shapeToString(result->shape), " for a batch of one");
+    result->shape.erase(result->shape.begin());
+    return result;
+  } catch (const std::bad_alloc &) {
+    return makeError(entryName, ": out of memory");
+  }
+}

@@ -1,0 +1,631 @@
+//===- ModelTest.cpp - weights binding, inputs, calls into the code -------===//
+//
+// The first half runs on FakeModel (exactly checkable entry points); the
+// second on artifacts hag-compile built from examples/*.yaml.
+//
+//===----------------------------------------------------------------------===//
+
+#include "hag/runtime/Model.h"
+
+#include "hag/runtime/SafeTensors.h"
+#include "hag/runtime/WeightInit.h"
+
+#include "ModelTestUtil.h"
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+#include <cmath>
+#include <thread>
+
+using namespace hag::rt;
+using namespace hag::rt::test;
+using ::testing::HasSubstr;
+
+namespace {
+
+/// A Model over FakeModel with `manifest`, weights not bound.
+Model fakeModel(const std::string &manifest) {
+  std::vector<uint8_t> image = packArtifact(manifest, fakeCode());
+  Result<Artifact> a = Artifact::load(image.data(), image.size(), "fake.hag");
+  EXPECT_TRUE(a.ok()) << a.message();
+  return Model(std::move(*a));
+}
+
+HostTensor tokens(std::vector<int64_t> shape, std::vector<int32_t> values) {
+  return *HostTensor::fromValues(DType::I32, std::move(shape), values);
+}
+
+HostTensor floats(std::vector<int64_t> shape, std::vector<float> values) {
+  return *HostTensor::fromValues(DType::F32, std::move(shape), values);
+}
+
+std::string runError(const Model &m, const std::string &entry,
+                     const HostTensor &input) {
+  Result<HostTensor> r = m.run(entry, input);
+  EXPECT_FALSE(r.ok());
+  return r.ok() ? std::string() : r.message();
+}
+
+/// Fake weights: embed[v, d] = v + d / 10, p_i = 0.
+TensorMap fakeWeights() {
+  TensorMap w;
+  std::vector<float> e;
+  for (int v = 0; v < 8; ++v)
+    for (int d = 0; d < 4; ++d)
+      e.push_back(static_cast<float>(v) + static_cast<float>(d) / 10.0f);
+  w["embed"] = floats({8, 4}, e);
+  for (int i = 0; i < 70; ++i)
+    w["p" + std::to_string(i)] = floats({1}, {0.0f});
+  return w;
+}
+
+//===----------------------------------------------------------------------===//
+// FakeModel: the calling convention
+//===----------------------------------------------------------------------===//
+
+TEST(ModelFake, ForwardPassesTokensAndWeights) {
+  Model m = fakeModel(fakeLmManifest());
+  ASSERT_TRUE(m.setWeights(fakeWeights(), "w").ok());
+  Result<HostTensor> r = m.run("forward", tokens({2, 3}, {0, 1, 2, 7, 6, 5}));
+  ASSERT_TRUE(r.ok()) << r.message();
+  EXPECT_EQ(r->shape, (std::vector<int64_t>{2, 3, 8}));
+  const float *p = r->dataAs<float>();
+  const std::vector<int32_t> t = {0, 1, 2, 7, 6, 5};
+  for (int i = 0; i < 6; ++i)
+    for (int v = 0; v < 8; ++v) {
+      float want = 0;
+      for (int d = 0; d < 4; ++d)
+        want += (t[i] + d / 10.0f) * (v + d / 10.0f);
+      EXPECT_FLOAT_EQ(p[i * 8 + v], want) << i << " " << v;
+    }
+  Result<HostTensor> loss = m.run("loss", tokens({1, 3}, {1, 2, 3}));
+  ASSERT_TRUE(loss.ok()) << loss.message();
+  EXPECT_EQ(loss->rank(), 0);
+  EXPECT_FLOAT_EQ(loss->dataAs<float>()[0], 6.0f); // 1+2+3 + embed[0,0]=0
+}
+
+TEST(ModelFake, SeventyParametersArriveInOrder) {
+  Model m = fakeModel(fakeLmManifest());
+  TensorMap w = fakeWeights();
+  float want = 0.5f;
+  for (int i = 0; i < 70; ++i) {
+    float v = static_cast<float>(i % 7) - 3.0f;
+    w["p" + std::to_string(i)] = floats({1}, {v});
+    want += static_cast<float>(i + 1) * v;
+  }
+  ASSERT_TRUE(m.setWeights(std::move(w), "w").ok());
+  Result<HostTensor> r = m.run("many", floats({1, 1}, {0.5f}));
+  ASSERT_TRUE(r.ok()) << r.message();
+  EXPECT_FLOAT_EQ(r->dataAs<float>()[0], want);
+}
+
+TEST(ModelFake, ResultAliasingTheInputIsCopiedNotFreed) {
+  Model m = fakeModel(fakeLmManifest());
+  ASSERT_TRUE(m.setWeights(fakeWeights(), "w").ok());
+  HostTensor x = floats({2, 4}, {1, 2, 3, 4, 5, 6, 7, 8});
+  for (int i = 0; i < 3; ++i) { // a wrong free() would show under ASan
+    Result<HostTensor> r = m.run("alias", x);
+    ASSERT_TRUE(r.ok()) << r.message();
+    EXPECT_TRUE(bitwiseEqual(*r, x));
+  }
+}
+
+TEST(ModelFake, StridedResultIsCopiedInRowMajorOrder) {
+  Model m = fakeModel(fakeLmManifest());
+  ASSERT_TRUE(m.setWeights(fakeWeights(), "w").ok());
+  Result<HostTensor> r = m.run("transpose", floats({2, 3}, {1, 2, 3, 4, 5, 6}));
+  ASSERT_TRUE(r.ok()) << r.message();
+  EXPECT_EQ(r->shape, (std::vector<int64_t>{3, 2}));
+  EXPECT_EQ(r->toVector<float>(), (std::vector<float>{1, 4, 2, 5, 3, 6}));
+}
+
+TEST(ModelFake, AttentionInputWithoutBatch) {
+  Model m = fakeModel(fakeAttentionManifest());
+  ASSERT_TRUE(m.setWeights({}, "w").ok());
+  std::vector<float> x(3 * 4);
+  for (size_t i = 0; i < x.size(); ++i)
+    x[i] = static_cast<float>(i);
+  Result<HostTensor> batched = m.run("forward", floats({1, 3, 4}, x));
+  Result<HostTensor> plain = m.run("forward", floats({3, 4}, x));
+  ASSERT_TRUE(batched.ok() && plain.ok()) << plain.message();
+  EXPECT_EQ(batched->shape, (std::vector<int64_t>{1, 3, 4}));
+  EXPECT_EQ(plain->shape, (std::vector<int64_t>{3, 4}));
+  EXPECT_EQ(plain->toVector<float>(), batched->toVector<float>());
+  EXPECT_EQ(plain->dataAs<float>()[5], 10.0f);
+}
+
+TEST(ModelFake, WrongResultShapeIsAnError) {
+  Model m = fakeModel(fakeAttentionManifest());
+  ASSERT_TRUE(m.setWeights({}, "w").ok());
+  EXPECT_EQ(runError(m, "badshape", floats({1, 1, 4}, {1, 2, 3, 4})),
+            "badshape: the code returned shape [1, 1, 3], expected "
+            "[batch, seq, 4]");
+}
+
+TEST(ModelFake, InputErrors) {
+  Model m = fakeModel(fakeLmManifest());
+  EXPECT_EQ(runError(m, "forward", tokens({1, 2}, {1, 2})),
+            "fake.hag: no weights bound (initialise or load weights before "
+            "running 'forward')");
+  ASSERT_TRUE(m.setWeights(fakeWeights(), "w").ok());
+  EXPECT_EQ(runError(m, "backward", tokens({1, 2}, {1, 2})),
+            "fake.hag has no entry 'backward' (it has: forward, loss, many, "
+            "alias, transpose)");
+  EXPECT_EQ(runError(m, "forward", tokens({1, 1, 2}, {1, 2})),
+            "forward: input 'tokens' has shape [1, 1, 2], expected "
+            "[batch, seq]");
+  EXPECT_EQ(runError(m, "forward", floats({1, 2}, {1, 2})),
+            "forward: input 'tokens' has dtype f32, expected integer token "
+            "ids (i32 or i64)");
+  EXPECT_EQ(runError(m, "forward", tokens({1, 17}, std::vector<int32_t>(17))),
+            "forward: sequence length 17 exceeds max_seq 16");
+  EXPECT_EQ(runError(m, "forward", tokens({1, 3}, {1, 8, 2})),
+            "forward: input 'tokens': token 8 at [0, 1] is outside the "
+            "vocabulary [0, 8)");
+  EXPECT_EQ(runError(m, "forward", tokens({2, 2}, {1, 2, 3, -1})),
+            "forward: input 'tokens': token -1 at [1, 1] is outside the "
+            "vocabulary [0, 8)");
+  EXPECT_EQ(runError(m, "forward", tokens({0, 2}, {})),
+            "forward: input 'tokens' has shape [0, 2]: the batch must be at "
+            "least 1");
+  EXPECT_EQ(runError(m, "forward", tokens({1, 0}, {})),
+            "forward: input 'tokens' has shape [1, 0]: every dynamic "
+            "dimension must be at least 1 (an empty sequence)");
+  EXPECT_THAT(runError(m, "loss", tokens({1, 1}, {3})),
+              HasSubstr("loss: loss needs at least 2 tokens per sequence"));
+  EXPECT_EQ(runError(m, "alias", floats({2, 3}, {1, 2, 3, 4, 5, 6})),
+            "alias: input 'x' has shape [2, 3], expected [batch, 4]");
+  EXPECT_EQ(runError(m, "alias",
+                     *HostTensor::fromValues<double>(DType::F64, {1, 4},
+                                                     {1, 2, 3, 4})),
+            "alias: input 'x' has dtype f64, expected f32");
+  // A hand-built tensor whose bytes do not match its shape.
+  HostTensor broken = tokens({1, 2}, {1, 2});
+  broken.shape = {1, 3};
+  EXPECT_THAT(runError(m, "forward", broken), HasSubstr("forward: input"));
+  EXPECT_EQ(m.run("forward", std::vector<HostTensor>{}).message(),
+            "forward: the entry takes 1 inputs, got 0");
+}
+
+TEST(ModelFake, IntegerTokenTypesAreConverted) {
+  Model m = fakeModel(fakeLmManifest());
+  ASSERT_TRUE(m.setWeights(fakeWeights(), "w").ok());
+  Result<HostTensor> want = m.run("forward", tokens({1, 3}, {3, 0, 7}));
+  ASSERT_TRUE(want.ok());
+  std::vector<HostTensor> variants = {
+      *HostTensor::fromValues<int64_t>(DType::I64, {1, 3}, {3, 0, 7}),
+      *HostTensor::fromValues<uint32_t>(DType::U32, {1, 3}, {3, 0, 7}),
+      *HostTensor::fromValues<uint16_t>(DType::U16, {1, 3}, {3, 0, 7}),
+      *HostTensor::fromValues<uint8_t>(DType::U8, {1, 3}, {3, 0, 7}),
+  };
+  for (const HostTensor &t : variants) {
+    Result<HostTensor> r = m.run("forward", t);
+    ASSERT_TRUE(r.ok()) << dtypeName(t.dtype) << ": " << r.message();
+    EXPECT_TRUE(bitwiseEqual(*r, *want)) << dtypeName(t.dtype);
+  }
+  // An i64 id beyond i32 is still reported as itself.
+  EXPECT_EQ(runError(m, "forward",
+                     *HostTensor::fromValues<int64_t>(DType::I64, {1, 1},
+                                                      {1LL << 40})),
+            "forward: input 'tokens': token 1099511627776 at [0, 0] is "
+            "outside the vocabulary [0, 8)");
+  // Tokens without a batch dimension.
+  Result<HostTensor> plain = m.run("forward", tokens({3}, {3, 0, 7}));
+  ASSERT_TRUE(plain.ok()) << plain.message();
+  EXPECT_EQ(plain->shape, (std::vector<int64_t>{3, 8}));
+  EXPECT_EQ(plain->toVector<float>(), want->toVector<float>());
+}
+
+TEST(ModelFake, WeightsBindingErrors) {
+  Model m = fakeModel(fakeLmManifest());
+  TensorMap w = fakeWeights();
+  w.erase("p3");
+  w["extra"] = floats({1}, {0});
+  w["embed"] = floats({4, 8}, std::vector<float>(32));
+  Status s = m.setWeights(std::move(w), "w.safetensors");
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.message(),
+            "w.safetensors: missing tensor 'p3' [1] f32; unexpected tensor "
+            "'extra'; 'embed' has shape [4, 8], expected [8, 4]");
+  EXPECT_FALSE(m.hasWeights());
+  // Integer weights are not floats.
+  TensorMap ints = fakeWeights();
+  ints["p0"] = *HostTensor::fromValues<int32_t>(DType::I32, {1}, {1});
+  EXPECT_EQ(m.setWeights(std::move(ints), "w").message(),
+            "w: 'p0' has dtype i32, expected f32");
+}
+
+TEST(ModelFake, SaveAndLoadWeights) {
+  TempDir dir;
+  Model m = fakeModel(fakeLmManifest());
+  EXPECT_THAT(m.saveWeights(dir.path("none.safetensors")).message(),
+              HasSubstr("no weights to save"));
+  ASSERT_TRUE(m.initWeights(5).ok());
+  std::string path = dir.path("w.safetensors");
+  ASSERT_TRUE(m.saveWeights(path).ok());
+  Result<SafeTensorsFile> f = readSafeTensors(path);
+  ASSERT_TRUE(f.ok()) << f.message();
+  EXPECT_EQ(f->metadata.at("format"), "pt");
+  EXPECT_EQ(f->metadata.at("hag_artifact"), "fake.hag");
+  EXPECT_EQ(f->metadata.at("hag_version"), "0.1.0");
+
+  // Other float dtypes load and convert to f32.
+  TensorMap halves;
+  for (const auto &kv : f->tensors)
+    halves[kv.first] = *convertFromF32(kv.second, DType::BF16);
+  std::string bf16Path = dir.path("bf16.safetensors");
+  ASSERT_TRUE(writeSafeTensors(bf16Path, halves).ok());
+  Model other = fakeModel(fakeLmManifest());
+  ASSERT_TRUE(other.loadWeights(bf16Path).ok());
+  const HostTensor &embed = other.weights().at("embed");
+  EXPECT_EQ(embed.dtype, DType::F32);
+  EXPECT_NEAR(embed.dataAs<float>()[0],
+              f->tensors.at("embed").dataAs<float>()[0], 1e-3);
+
+  // A failed load keeps the bound weights.
+  TensorMap bad = f->tensors;
+  bad.erase("embed");
+  ASSERT_TRUE(writeSafeTensors(dir.path("bad.safetensors"), bad).ok());
+  Status s = other.loadWeights(dir.path("bad.safetensors"));
+  EXPECT_THAT(s.message(), HasSubstr("bad.safetensors: missing tensor "
+                                     "'embed' [8, 4] f32"));
+  EXPECT_TRUE(other.hasWeights());
+  EXPECT_EQ(other.weights().count("embed"), 1u);
+  EXPECT_THAT(other.loadWeights(dir.path("absent.safetensors")).message(),
+              HasSubstr("absent.safetensors"));
+}
+
+//===----------------------------------------------------------------------===//
+// Initialisation rules (no artifact needed)
+//===----------------------------------------------------------------------===//
+
+TEST(WeightInit, Rules) {
+  ModelFacts lm;
+  lm.kind = ModelFacts::Kind::LM;
+  lm.layers = 8;
+  ModelFacts att;
+  att.kind = ModelFacts::Kind::Attention;
+  using K = ParameterInit::Kind;
+  EXPECT_EQ(parameterInit("embed", lm).kind, K::Normal);
+  EXPECT_DOUBLE_EQ(parameterInit("embed", lm).stddev, 0.02);
+  EXPECT_DOUBLE_EQ(parameterInit("lm_head", lm).stddev, 0.02);
+  EXPECT_DOUBLE_EQ(parameterInit("layers.3.attn.wq", lm).stddev, 0.02);
+  EXPECT_DOUBLE_EQ(parameterInit("layers.3.attn.gate.w2", lm).stddev, 0.02);
+  EXPECT_DOUBLE_EQ(parameterInit("layers.3.attn.wo", lm).stddev, 0.005);
+  EXPECT_DOUBLE_EQ(parameterInit("layers.3.mlp.w_down", lm).stddev, 0.005);
+  EXPECT_DOUBLE_EQ(parameterInit("layers.3.mlp.w_up", lm).stddev, 0.02);
+  EXPECT_DOUBLE_EQ(parameterInit("attn.wo", att).stddev, 0.02 / std::sqrt(2.0));
+  EXPECT_EQ(parameterInit("attn.gate.b1", att).kind, K::Zeros);
+  EXPECT_EQ(parameterInit("layers.0.attn.gate.b2", lm).kind, K::Zeros);
+  EXPECT_EQ(parameterInit("layers.0.attn_norm.scale", lm).kind, K::Ones);
+  EXPECT_EQ(parameterInit("layers.0.mlp_norm.scale", lm).kind, K::Ones);
+  EXPECT_EQ(parameterInit("final_norm.scale", lm).kind, K::Ones);
+  EXPECT_EQ(parameterInit("attn.conv.k.2", att).kind, K::Ones);
+  EXPECT_EQ(parameterInit("layers.1.attn.conv.v.5", lm).kind, K::Ones);
+}
+
+TEST(WeightInit, StreamsDependOnSeedAndNameOnly) {
+  std::vector<float> a(1001), b(1001), c(1001), d(1001);
+  fillNormal(a.data(), a.size(), 1.0, 42, "x");
+  fillNormal(b.data(), b.size(), 1.0, 42, "x");
+  fillNormal(c.data(), c.size(), 1.0, 43, "x");
+  fillNormal(d.data(), d.size(), 1.0, 42, "y");
+  EXPECT_EQ(a, b);
+  EXPECT_NE(a, c);
+  EXPECT_NE(a, d);
+  // A prefix of a longer draw is the shorter draw.
+  std::vector<float> shorter(10);
+  fillNormal(shorter.data(), shorter.size(), 1.0, 42, "x");
+  EXPECT_TRUE(std::equal(shorter.begin(), shorter.end(), a.begin()));
+  // Standard normal moments over 10^5 samples.
+  std::vector<float> big(100000);
+  fillNormal(big.data(), big.size(), 1.0, 7, "big");
+  double sum = 0, sq = 0, quart = 0;
+  for (float v : big) {
+    sum += v;
+    sq += double(v) * v;
+    quart += double(v) * v * v * v;
+  }
+  double n = double(big.size());
+  EXPECT_NEAR(sum / n, 0.0, 0.015);
+  EXPECT_NEAR(sq / n, 1.0, 0.015);
+  EXPECT_NEAR(quart / n, 3.0, 0.1); // kurtosis of a normal
+  // Other float dtypes are drawn in f32 and converted; integers are refused.
+  ModelFacts lm;
+  Result<HostTensor> h = initParameter({"w", {4}, DType::F64}, lm, 1);
+  Result<HostTensor> f = initParameter({"w", {4}, DType::F32}, lm, 1);
+  ASSERT_TRUE(h.ok() && f.ok());
+  EXPECT_EQ(h->dtype, DType::F64);
+  EXPECT_EQ(float(h->dataAs<double>()[3]), f->dataAs<float>()[3]);
+  EXPECT_THAT(initParameter({"w", {4}, DType::I32}, lm, 1).message(),
+              HasSubstr("only floating-point weights are initialised"));
+}
+
+//===----------------------------------------------------------------------===//
+// Compiled artifacts
+//===----------------------------------------------------------------------===//
+
+Model openCompiled(const std::string &path) {
+  Result<Model> m = Model::open(path);
+  EXPECT_TRUE(m.ok()) << m.message();
+  return std::move(*m);
+}
+
+double stdOf(const HostTensor &t) {
+  const float *p = t.dataAs<float>();
+  double sum = 0, sq = 0;
+  int64_t n = t.numel();
+  for (int64_t i = 0; i < n; ++i) {
+    sum += p[i];
+    sq += double(p[i]) * p[i];
+  }
+  double mean = sum / double(n);
+  return std::sqrt(sq / double(n) - mean * mean);
+}
+
+/// The largest |a - b| over two f32 tensors of the same size (results of
+/// parallel code may differ in the order of their sums).
+double maxAbsDifference(const HostTensor &a, const HostTensor &b) {
+  std::vector<float> x = a.toVector<float>(), y = b.toVector<float>();
+  double worst = x.size() == y.size() ? 0.0 : INFINITY;
+  for (size_t i = 0; i < x.size() && i < y.size(); ++i)
+    worst = std::max(worst, std::fabs(double(x[i]) - double(y[i])));
+  return worst;
+}
+
+bool allEqual(const HostTensor &t, float value) {
+  for (float v : t.toVector<float>())
+    if (v != value)
+      return false;
+  return true;
+}
+
+/// Random tokens in [0, vocab) from a simple generator.
+HostTensor randomTokens(int64_t batch, int64_t n, int64_t vocab,
+                        uint32_t seed) {
+  std::vector<int32_t> t(static_cast<size_t>(batch * n));
+  uint32_t x = seed * 2654435761u + 1;
+  for (int32_t &v : t) {
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    v = static_cast<int32_t>(x % static_cast<uint32_t>(vocab));
+  }
+  return tokens({batch, n}, t);
+}
+
+TEST(ModelCompiled, InitIsDeterministic) {
+  std::string path = compiledArtifact("tiny_lm");
+  HAGRT_REQUIRE_COMPILED(path);
+  Model a = openCompiled(path), b = openCompiled(path);
+  ASSERT_TRUE(a.initWeights(1234).ok());
+  ASSERT_TRUE(b.initWeights(1234).ok());
+  ASSERT_EQ(a.weights().size(), a.parameters().size());
+  for (const auto &kv : a.weights())
+    EXPECT_TRUE(bitwiseEqual(kv.second, b.weights().at(kv.first))) << kv.first;
+  ASSERT_TRUE(b.initWeights(1235).ok());
+  EXPECT_FALSE(bitwiseEqual(a.weights().at("embed"), b.weights().at("embed")));
+  EXPECT_FALSE(bitwiseEqual(a.weights().at("layers.1.attn.wo"),
+                            b.weights().at("layers.1.attn.wo")));
+  // Same-shaped parameters get different values.
+  EXPECT_FALSE(bitwiseEqual(a.weights().at("layers.0.attn.wq"),
+                            a.weights().at("layers.0.attn.wk")));
+}
+
+TEST(ModelCompiled, InitStatistics) {
+  std::string path = compiledArtifact("tiny_lm");
+  HAGRT_REQUIRE_COMPILED(path);
+  Model m = openCompiled(path);
+  ASSERT_TRUE(m.initWeights(0).ok());
+  const TensorMap &w = m.weights();
+  // 32768 samples: the standard error of the std is about 0.02 / 256.
+  EXPECT_NEAR(stdOf(w.at("embed")), 0.02, 0.0005);
+  EXPECT_NEAR(stdOf(w.at("layers.0.mlp.w_up")), 0.02, 0.0005);
+  // layers = 2: 0.02 / sqrt(4).
+  EXPECT_NEAR(stdOf(w.at("layers.1.attn.wo")), 0.01, 0.0005);
+  EXPECT_NEAR(stdOf(w.at("layers.1.mlp.w_down")), 0.01, 0.0003);
+  EXPECT_TRUE(allEqual(w.at("layers.0.attn_norm.scale"), 1.0f));
+  EXPECT_TRUE(allEqual(w.at("layers.1.mlp_norm.scale"), 1.0f));
+  EXPECT_TRUE(allEqual(w.at("final_norm.scale"), 1.0f));
+  EXPECT_TRUE(allEqual(w.at("layers.0.attn.gate.b1"), 0.0f));
+  EXPECT_TRUE(allEqual(w.at("layers.1.attn.gate.b2"), 0.0f));
+}
+
+TEST(ModelCompiled, InitStatisticsAttentionAndConv) {
+  std::string att = compiledArtifact("pyramid_attention");
+  HAGRT_REQUIRE_COMPILED(att);
+  Model a = openCompiled(att);
+  ASSERT_TRUE(a.initWeights(3).ok());
+  EXPECT_NEAR(stdOf(a.weights().at("attn.wq")), 0.02, 0.0003);
+  EXPECT_NEAR(stdOf(a.weights().at("attn.wo")), 0.02 / std::sqrt(2.0), 0.0003);
+  Model c = openCompiled(compiledArtifact("conv_gqa_lm"));
+  ASSERT_TRUE(c.initWeights(3).ok());
+  EXPECT_TRUE(allEqual(c.weights().at("layers.0.attn.conv.k.2"), 1.0f));
+  EXPECT_TRUE(allEqual(c.weights().at("layers.3.attn.conv.v.5"), 1.0f));
+  EXPECT_NEAR(stdOf(c.weights().at("lm_head")), 0.02, 0.0005);
+  // layers = 4: 0.02 / sqrt(8).
+  EXPECT_NEAR(stdOf(c.weights().at("layers.2.mlp.w_down")),
+              0.02 / std::sqrt(8.0), 0.0003);
+}
+
+TEST(ModelCompiled, SaveLoadRoundTripIsBitwise) {
+  std::string path = compiledArtifact("tiny_lm");
+  HAGRT_REQUIRE_COMPILED(path);
+  TempDir dir;
+  Model a = openCompiled(path);
+  ASSERT_TRUE(a.initWeights(99).ok());
+  std::string w = dir.path("w.safetensors");
+  ASSERT_TRUE(a.saveWeights(w).ok());
+  Model b = openCompiled(path);
+  ASSERT_TRUE(b.loadWeights(w).ok());
+  ASSERT_EQ(a.weights().size(), b.weights().size());
+  for (const auto &kv : a.weights())
+    EXPECT_TRUE(bitwiseEqual(kv.second, b.weights().at(kv.first))) << kv.first;
+  Result<SafeTensorsFile> f = readSafeTensors(w);
+  ASSERT_TRUE(f.ok());
+  EXPECT_EQ(f->metadata.at("hag_artifact"), "tiny_lm.hag");
+  // Weights of another model do not bind.
+  Model c = openCompiled(compiledArtifact("conv_gqa_lm"));
+  Status s = c.loadWeights(w);
+  EXPECT_THAT(s.message(),
+              HasSubstr("w.safetensors: missing tensor "
+                        "'layers.0.attn.conv.k.2' [2, 4, 32] f32"));
+  EXPECT_THAT(s.message(), HasSubstr("more problems"));
+}
+
+TEST(ModelCompiled, ForwardShapeAndFiniteValues) {
+  std::string path = compiledArtifact("tiny_lm");
+  HAGRT_REQUIRE_COMPILED(path);
+  Model m = openCompiled(path);
+  ASSERT_TRUE(m.initWeights(0).ok());
+  for (int64_t n : {1, 7, 64, 130}) {
+    Result<HostTensor> r = m.run("forward", randomTokens(2, n, 256, 1));
+    ASSERT_TRUE(r.ok()) << r.message();
+    EXPECT_EQ(r->shape, (std::vector<int64_t>{2, n, 256}));
+    for (float v : r->toVector<float>())
+      ASSERT_TRUE(std::isfinite(v));
+  }
+}
+
+TEST(ModelCompiled, BatchRowsAreIndependent) {
+  std::string path = compiledArtifact("tiny_lm");
+  HAGRT_REQUIRE_COMPILED(path);
+  Model m = openCompiled(path);
+  ASSERT_TRUE(m.initWeights(0).ok());
+  HostTensor both = randomTokens(2, 20, 256, 5);
+  std::vector<int32_t> t = both.toVector<int32_t>();
+  Result<HostTensor> r = m.run("forward", both);
+  Result<HostTensor> second =
+      m.run("forward",
+            tokens({1, 20}, std::vector<int32_t>(t.begin() + 20, t.end())));
+  ASSERT_TRUE(r.ok() && second.ok());
+  std::vector<float> all = r->toVector<float>(),
+                     two = second->toVector<float>();
+  for (size_t i = 0; i < two.size(); ++i)
+    ASSERT_NEAR(all[two.size() + i], two[i], 1e-5) << i;
+}
+
+TEST(ModelCompiled, ForwardMatchesAHandComputationWithBlocksSwitchedOff) {
+  // With attn.wo = 0 and mlp.w_down = 0 every block adds zero, so the
+  // logits are RMSNorm(embed[token]) * final_norm.scale . embed^T.
+  std::string path = compiledArtifact("tiny_lm");
+  HAGRT_REQUIRE_COMPILED(path);
+  Model m = openCompiled(path);
+  Result<TensorMap> w = initialWeights(m.parameters(), m.facts(), 11);
+  ASSERT_TRUE(w.ok());
+  for (auto &kv : *w) {
+    const std::string &name = kv.first;
+    if (name.find("attn.wo") != std::string::npos ||
+        name.find("mlp.w_down") != std::string::npos)
+      std::fill(kv.second.data.begin(), kv.second.data.end(), 0);
+  }
+  std::vector<float> scale(128);
+  for (int d = 0; d < 128; ++d)
+    scale[d] = 0.5f + 0.01f * static_cast<float>(d);
+  (*w)["final_norm.scale"] = floats({128}, scale);
+  TensorMap weights = *w;
+  ASSERT_TRUE(m.setWeights(std::move(*w), "w").ok());
+  HostTensor t = tokens({1, 4}, {65, 0, 255, 65});
+  Result<HostTensor> r = m.run("forward", t);
+  ASSERT_TRUE(r.ok()) << r.message();
+  const float *e = weights.at("embed").dataAs<float>();
+  const float *logits = r->dataAs<float>();
+  for (int i = 0; i < 4; ++i) {
+    const float *x = e + 128 * t.dataAs<int32_t>()[i];
+    double ms = 0;
+    for (int d = 0; d < 128; ++d)
+      ms += double(x[d]) * x[d];
+    double inv = 1.0 / std::sqrt(ms / 128 + 1e-5);
+    for (int v = 0; v < 256; ++v) {
+      double want = 0;
+      for (int d = 0; d < 128; ++d)
+        want += x[d] * inv * scale[d] * e[128 * v + d];
+      ASSERT_NEAR(logits[i * 256 + v], want, 1e-4) << i << " " << v;
+    }
+  }
+}
+
+TEST(ModelCompiled, LossAtInitIsNearLogVocab) {
+  std::string path = compiledArtifact("tiny_lm");
+  HAGRT_REQUIRE_COMPILED(path);
+  Model m = openCompiled(path);
+  ASSERT_TRUE(m.initWeights(0).ok());
+  Result<HostTensor> loss = m.run("loss", randomTokens(4, 100, 256, 9));
+  ASSERT_TRUE(loss.ok()) << loss.message();
+  ASSERT_EQ(loss->rank(), 0);
+  EXPECT_NEAR(loss->dataAs<float>()[0], std::log(256.0), 0.3);
+}
+
+TEST(ModelCompiled, InputErrors) {
+  std::string path = compiledArtifact("tiny_lm");
+  HAGRT_REQUIRE_COMPILED(path);
+  Model m = openCompiled(path);
+  ASSERT_TRUE(m.initWeights(0).ok());
+  EXPECT_EQ(runError(m, "forward", randomTokens(1, 5000, 256, 1)),
+            "forward: sequence length 5000 exceeds max_seq 2048");
+  EXPECT_EQ(runError(m, "forward", tokens({1, 2}, {1, 256})),
+            "forward: input 'tokens': token 256 at [0, 1] is outside the "
+            "vocabulary [0, 256)");
+  EXPECT_EQ(runError(m, "forward", floats({1, 2}, {1, 2})),
+            "forward: input 'tokens' has dtype f32, expected integer token "
+            "ids (i32 or i64)");
+  EXPECT_EQ(runError(m, "forward", tokens({1, 1, 2}, {1, 2})),
+            "forward: input 'tokens' has shape [1, 1, 2], expected "
+            "[batch, seq]");
+  EXPECT_THAT(runError(m, "loss", tokens({2, 1}, {1, 2})),
+              HasSubstr("loss needs at least 2 tokens per sequence"));
+
+  std::string att = compiledArtifact("pyramid_attention");
+  Model a = openCompiled(att);
+  ASSERT_TRUE(a.initWeights(0).ok());
+  EXPECT_EQ(runError(a, "forward", floats({2, 256}, std::vector<float>(512))),
+            "forward: input 'x' has shape [2, 256], expected "
+            "[batch, seq, 512]");
+}
+
+TEST(ModelCompiled, AttentionWithAndWithoutBatch) {
+  std::string path = compiledArtifact("pyramid_attention");
+  HAGRT_REQUIRE_COMPILED(path);
+  Model m = openCompiled(path);
+  ASSERT_TRUE(m.initWeights(2).ok());
+  std::vector<float> x(70 * 512);
+  for (size_t i = 0; i < x.size(); ++i)
+    x[i] = std::sin(0.01f * static_cast<float>(i));
+  Result<HostTensor> plain = m.run("forward", floats({70, 512}, x));
+  Result<HostTensor> batched = m.run("forward", floats({1, 70, 512}, x));
+  ASSERT_TRUE(plain.ok()) << plain.message();
+  ASSERT_TRUE(batched.ok()) << batched.message();
+  EXPECT_EQ(plain->shape, (std::vector<int64_t>{70, 512}));
+  EXPECT_EQ(batched->shape, (std::vector<int64_t>{1, 70, 512}));
+  std::vector<float> a = plain->toVector<float>(),
+                     b = batched->toVector<float>();
+  for (size_t i = 0; i < a.size(); ++i) {
+    ASSERT_TRUE(std::isfinite(a[i]));
+    ASSERT_NEAR(a[i], b[i], 1e-5) << i;
+  }
+}
+
+TEST(ModelCompiled, ConcurrentRunsAgree) {
+  std::string path = compiledArtifact("tiny_lm");
+  HAGRT_REQUIRE_COMPILED(path);
+  Model m = openCompiled(path);
+  ASSERT_TRUE(m.initWeights(0).ok());
+  HostTensor in = randomTokens(1, 40, 256, 3);
+  Result<HostTensor> want = m.run("forward", in);
+  ASSERT_TRUE(want.ok());
+  std::vector<char> same(4, 0);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 4; ++i)
+    threads.emplace_back([&, i] {
+      Result<HostTensor> r = m.run("forward", in);
+      same[i] = r.ok() && r->shape == want->shape &&
+                maxAbsDifference(*r, *want) <= 1e-5;
+    });
+  for (std::thread &t : threads)
+    t.join();
+  for (int i = 0; i < 4; ++i)
+    EXPECT_TRUE(same[i]) << "thread " << i;
+}
+
+} // namespace

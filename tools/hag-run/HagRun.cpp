@@ -1,0 +1,437 @@
+//===- HagRun.cpp - the hag-run command line ------------------------------===//
+
+#include "HagRun.h"
+
+#include "hag/runtime/Model.h"
+#include "hag/runtime/Npy.h"
+#include "hag/runtime/hagrt.h"
+
+#include <chrono>
+#include <cmath>
+#include <cstdarg>
+#include <exception>
+#include <new>
+
+using namespace hag::rt;
+using namespace hag::run;
+
+namespace {
+
+/// Flags of interfaces.md that need entry points the compiler does not emit
+/// yet (generation, training, gradients), with whether they take a value.
+struct FutureFlag {
+  const char *name;
+  bool takesValue;
+};
+constexpr FutureFlag kFutureFlags[] = {
+    {"--generate", false},   {"--prompt", true}, {"--max-tokens", true},
+    {"--temperature", true}, {"--train", false}, {"--data", true},
+    {"--steps", true},       {"--resume", true}, {"--log", true},
+    {"--grads", true},       {"--dy", true},
+};
+
+/// Parses a decimal uint64 (digits only, no sign, no overflow).
+std::optional<uint64_t> parseUnsigned(const std::string &s) {
+  if (s.empty() || s.size() > 20)
+    return std::nullopt;
+  uint64_t v = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9')
+      return std::nullopt;
+    if (__builtin_mul_overflow(v, 10, &v) ||
+        __builtin_add_overflow(v, static_cast<uint64_t>(c - '0'), &v))
+      return std::nullopt;
+  }
+  return v;
+}
+
+ParsedArgs usageError(std::string message) {
+  ParsedArgs p;
+  p.error = std::move(message);
+  p.exitCode = kExitUsage;
+  return p;
+}
+
+/// "[2, 5]", or for an entry's spec "[batch, seq, 256]" (dynamic
+/// dimensions named as in Model.h).
+std::string describeShape(const std::vector<int64_t> &shape) {
+  std::string s = "[";
+  for (size_t i = 0; i < shape.size(); ++i) {
+    if (i)
+      s += ", ";
+    if (shape[i] >= 0)
+      s += std::to_string(shape[i]);
+    else
+      s += i == 0 ? "batch" : i == 1 ? "seq" : "?";
+  }
+  return s + "]";
+}
+
+double millisecondsSince(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double, std::milli>(
+             std::chrono::steady_clock::now() - start)
+      .count();
+}
+
+/// Makes a message one line (the runtime's messages already are).
+std::string oneLine(std::string s) {
+  for (char &c : s)
+    if (c == '\n' || c == '\r')
+      c = ' ';
+  return s;
+}
+
+} // namespace
+
+std::string hag::run::runUsage() {
+  return "usage: hag-run ARTIFACT [options]\n"
+         "\n"
+         "Loads a compiled HAG model (hag-compile MODEL.yaml -o ARTIFACT),\n"
+         "binds weights and runs an entry point.\n"
+         "\n"
+         "  hag-run ARTIFACT --init-weights SEED --save-weights W.safetensors\n"
+         "  hag-run ARTIFACT --weights W.safetensors --input X.npy --output "
+         "Y.npy\n"
+         "  hag-run ARTIFACT --weights W.safetensors --input TOKENS.npy "
+         "--entry loss\n"
+         "  hag-run ARTIFACT                  (describe the artifact)\n"
+         "\n"
+         "options:\n"
+         "  --init-weights SEED     initial weights (spec section 7) for "
+         "SEED\n"
+         "  --weights FILE          weights from a safetensors file\n"
+         "  --save-weights FILE     write the weights (safetensors)\n"
+         "  --input FILE            the entry's input (.npy): lm tokens "
+         "int32/int64\n"
+         "                          [batch, N] or [N]; attention x f32 "
+         "[batch, N, D]\n"
+         "                          or [N, D]\n"
+         "  --output FILE           write the result (.npy): lm logits f32\n"
+         "                          [batch, N, vocab]; attention y like x\n"
+         "  --entry NAME            the entry point: forward (default) or "
+         "loss\n"
+         "                          (prints the mean next-token loss)\n"
+         "  --quiet                 no progress lines on stderr\n"
+         "  --help                  this text\n"
+         "  --version               the version\n"
+         "\n"
+         "Options take their value as the next argument or after '='.\n"
+         "Progress and timing go to stderr when the command succeeds; a\n"
+         "failure prints one line, \"hag-run: error: <reason>\".\n"
+         "Exit status: 0 on success, 1 on failure, 2 on a usage error.\n";
+}
+
+ParsedArgs hag::run::parseRunArgs(const std::vector<std::string> &args) {
+  ParsedArgs parsed;
+  RunOptions &o = parsed.options;
+  bool optionsEnded = false;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string &arg = args[i];
+    if (optionsEnded || arg.empty() || arg[0] != '-' || arg == "-") {
+      if (!o.artifact.empty())
+        return usageError("unexpected argument '" + arg +
+                          "' (the artifact is '" + o.artifact + "')");
+      o.artifact = arg;
+      continue;
+    }
+    if (arg == "--") {
+      optionsEnded = true;
+      continue;
+    }
+    // --name=value or --name value.
+    std::string name = arg;
+    std::optional<std::string> inlineValue;
+    if (size_t eq = arg.find('='); eq != std::string::npos) {
+      name = arg.substr(0, eq);
+      inlineValue = arg.substr(eq + 1);
+    }
+    auto flagWithoutValue = [&](bool &flag) -> std::string {
+      if (inlineValue)
+        return name + " does not take a value";
+      flag = true;
+      return "";
+    };
+    std::string value;
+    auto takeValue = [&]() -> std::string {
+      if (inlineValue) {
+        value = *inlineValue;
+        if (value.empty())
+          return name + " needs a value";
+        return "";
+      }
+      if (i + 1 >= args.size())
+        return name + " needs a value";
+      const std::string &next = args[i + 1];
+      if (next.size() > 1 && next[0] == '-' && next[1] == '-')
+        return name + " needs a value (got '" + next + "')";
+      value = args[++i];
+      return "";
+    };
+
+    std::string problem;
+    if (name == "--help" || name == "-h") {
+      problem = flagWithoutValue(o.help);
+    } else if (name == "--version") {
+      problem = flagWithoutValue(o.version);
+    } else if (name == "--quiet" || name == "-q") {
+      problem = flagWithoutValue(o.quiet);
+    } else if (name == "--init-weights") {
+      problem = takeValue();
+      if (problem.empty()) {
+        o.initSeed = parseUnsigned(value);
+        if (!o.initSeed)
+          problem = "--init-weights: '" + value +
+                    "' is not a seed (a decimal integer in [0, 2^64))";
+      }
+    } else if (name == "--weights") {
+      problem = takeValue();
+      o.weights = value;
+    } else if (name == "--save-weights") {
+      problem = takeValue();
+      o.saveWeights = value;
+    } else if (name == "--input") {
+      problem = takeValue();
+      o.input = value;
+    } else if (name == "--output") {
+      problem = takeValue();
+      o.output = value;
+    } else if (name == "--entry") {
+      problem = takeValue();
+      o.entry = value;
+      o.entryGiven = true;
+    } else {
+      bool future = false;
+      for (const FutureFlag &f : kFutureFlags)
+        if (name == f.name)
+          future = true;
+      if (future)
+        return usageError(name + " is not available in this build yet");
+      return usageError("unknown option '" + name + "' (see --help)");
+    }
+    if (!problem.empty())
+      return usageError(problem);
+  }
+  if (o.help || o.version)
+    return parsed;
+  if (o.artifact.empty())
+    return usageError("no artifact given (usage: hag-run ARTIFACT "
+                      "[options]; see --help)");
+  bool haveWeights = o.initSeed.has_value() || !o.weights.empty();
+  if (o.initSeed && !o.weights.empty())
+    return usageError("--weights and --init-weights cannot be used together");
+  if (!o.saveWeights.empty() && !haveWeights)
+    return usageError(
+        "--save-weights needs --init-weights SEED or --weights FILE");
+  if (!o.input.empty() && !haveWeights)
+    return usageError(
+        "--input needs weights: give --weights FILE or --init-weights SEED");
+  if (!o.output.empty() && o.input.empty())
+    return usageError("--output needs --input");
+  if (o.entryGiven && o.input.empty())
+    return usageError("--entry needs --input");
+  return parsed;
+}
+
+namespace {
+
+/// One hag-run invocation: the work after parsing.
+class Runner {
+public:
+  Runner(const RunOptions &options, std::FILE *out, std::FILE *err)
+      : o(options), out(out), err(err) {}
+
+  int run();
+
+private:
+  int fail(const std::string &message) {
+    std::fprintf(err, "hag-run: error: %s\n", oneLine(message).c_str());
+    return kExitFailure;
+  }
+  /// Records a progress line for stderr (unless --quiet). The lines are
+  /// written when the command succeeds: a failing command writes only its
+  /// one error line.
+  __attribute__((format(printf, 2, 3))) void progress(const char *format, ...) {
+    if (o.quiet)
+      return;
+    char buf[1024];
+    std::va_list args;
+    va_start(args, format);
+    std::vsnprintf(buf, sizeof(buf), format, args);
+    va_end(args);
+    pending += std::string("hag-run: ") + buf + "\n";
+  }
+  int succeed() {
+    std::fputs(pending.c_str(), err);
+    std::fputs(results.c_str(), out);
+    return kExitOk;
+  }
+  void describe(const Model &model);
+
+  const RunOptions &o;
+  std::FILE *out;
+  std::FILE *err;
+  /// Progress lines (stderr) and results (stdout) of a successful run.
+  std::string pending;
+  std::string results;
+};
+
+void Runner::describe(const Model &model) {
+  const ArtifactManifest &m = model.artifact().manifest();
+  const ModelFacts &f = m.model;
+  int64_t weights = 0;
+  for (const TensorSpec &p : m.parameters) {
+    int64_t n = 1;
+    for (int64_t d : p.shape)
+      n *= d;
+    weights += n;
+  }
+  std::fprintf(out, "artifact: %s (format %u, hag %s, %s, cpu %s)\n",
+               model.artifact().source().c_str(), m.formatVersion,
+               m.hagVersion.c_str(), m.target.triple.c_str(),
+               m.target.cpu.empty() ? "generic" : m.target.cpu.c_str());
+  std::fprintf(out, "model: %s, d_model %lld, heads %lld, kv_heads %lld",
+               f.kindName(), static_cast<long long>(f.dModel),
+               static_cast<long long>(f.heads),
+               static_cast<long long>(f.kvHeads));
+  if (f.kind == ModelFacts::Kind::LM)
+    std::fprintf(out, ", vocab %lld, layers %lld",
+                 static_cast<long long>(f.vocab),
+                 static_cast<long long>(f.layers));
+  std::fprintf(out, ", max_seq %lld\n", static_cast<long long>(f.maxSeq));
+  std::fprintf(out, "parameters: %zu tensors, %lld weights\n",
+               m.parameters.size(), static_cast<long long>(weights));
+  for (const ArtifactEntry &e : m.entries) {
+    std::string inputs;
+    for (const TensorSpec &in : e.inputs)
+      inputs += (inputs.empty() ? "" : ", ") + in.name + " " +
+                dtypeName(in.dtype) + " " + describeShape(in.shape);
+    std::fprintf(out, "entry: %s (%s) -> %s %s\n", e.name.c_str(),
+                 inputs.c_str(), dtypeName(e.resultDType),
+                 describeShape(e.resultShape).c_str());
+  }
+}
+
+int Runner::run() {
+  auto start = std::chrono::steady_clock::now();
+  Result<Model> opened = Model::open(o.artifact);
+  if (!opened.ok())
+    return fail(opened.message());
+  Model &model = *opened;
+  double loadMs = millisecondsSince(start);
+
+  // Check the entry before any expensive work.
+  const ArtifactEntry *entry = nullptr;
+  if (!o.input.empty()) {
+    entry = model.artifact().findEntry(o.entry);
+    if (!entry) {
+      std::string names;
+      for (const ArtifactEntry &e : model.artifact().manifest().entries)
+        names += (names.empty() ? "" : ", ") + e.name;
+      return fail(o.artifact + " has no entry '" + o.entry +
+                  "' (it has: " + names + ")");
+    }
+    if (entry->inputs.size() != 1)
+      return fail("entry '" + o.entry + "' takes " +
+                  std::to_string(entry->inputs.size()) +
+                  " inputs; hag-run gives it one (--input)");
+    if (!entry->resultShape.empty() && o.output.empty())
+      return fail("--output is required: '" + o.entry + "' returns " +
+                  dtypeName(entry->resultDType) + " " +
+                  describeShape(entry->resultShape) +
+                  " (give --output FILE.npy)");
+  }
+  progress("loaded %s (%s, %zu parameters) in %.1f ms", o.artifact.c_str(),
+           model.facts().kindName(), model.parameters().size(), loadMs);
+
+  if (o.initSeed) {
+    start = std::chrono::steady_clock::now();
+    if (Status s = model.initWeights(*o.initSeed); !s.ok())
+      return fail(s.message());
+    progress("initialised %zu weights (seed %llu) in %.1f ms",
+             model.parameters().size(),
+             static_cast<unsigned long long>(*o.initSeed),
+             millisecondsSince(start));
+  } else if (!o.weights.empty()) {
+    start = std::chrono::steady_clock::now();
+    if (Status s = model.loadWeights(o.weights); !s.ok())
+      return fail(s.message());
+    progress("loaded weights %s in %.1f ms", o.weights.c_str(),
+             millisecondsSince(start));
+  }
+
+  if (!o.saveWeights.empty()) {
+    start = std::chrono::steady_clock::now();
+    if (Status s = model.saveWeights(o.saveWeights); !s.ok())
+      return fail(s.message());
+    progress("saved weights to %s in %.1f ms", o.saveWeights.c_str(),
+             millisecondsSince(start));
+  }
+
+  if (!entry) {
+    // Nothing to run: describe the artifact unless weights were the point.
+    if (o.saveWeights.empty() && !model.hasWeights())
+      describe(model);
+    return succeed();
+  }
+
+  Result<HostTensor> input = readNpy(o.input);
+  if (!input.ok())
+    return fail(input.message());
+  start = std::chrono::steady_clock::now();
+  Result<HostTensor> result = model.run(o.entry, *input);
+  if (!result.ok())
+    return fail(o.input + ": " + result.message());
+  progress("%s %s in %.1f ms", o.entry.c_str(),
+           describeShape(input->shape).c_str(), millisecondsSince(start));
+
+  if (result->rank() == 0 && result->dtype == DType::F32) {
+    char line[256];
+    std::snprintf(line, sizeof(line), "%s %.6f\n", o.entry.c_str(),
+                  static_cast<double>(result->dataAs<float>()[0]));
+    results += line;
+  }
+  if (!o.output.empty()) {
+    if (Status s = writeNpy(o.output, *result); !s.ok())
+      return fail(s.message());
+    progress("wrote %s %s to %s", dtypeName(result->dtype),
+             describeShape(result->shape).c_str(), o.output.c_str());
+  }
+  return succeed();
+}
+
+} // namespace
+
+int hag::run::hagRunMain(int argc, const char *const *argv, std::FILE *out,
+                         std::FILE *err) {
+  try {
+    std::vector<std::string> args;
+    for (int i = 1; i < argc; ++i)
+      args.emplace_back(argv[i]);
+    ParsedArgs parsed = parseRunArgs(args);
+    if (!parsed.ok()) {
+      std::fprintf(err, "hag-run: error: %s\n", oneLine(parsed.error).c_str());
+      return parsed.exitCode;
+    }
+    if (parsed.options.help) {
+      std::fputs(runUsage().c_str(), out);
+      return kExitOk;
+    }
+    if (parsed.options.version) {
+      std::fprintf(out, "hag-run %s\n", hagrt_version());
+      return kExitOk;
+    }
+    int code = Runner(parsed.options, out, err).run();
+    if (std::fflush(out) != 0 && code == kExitOk) {
+      std::fprintf(err, "hag-run: error: cannot write the output\n");
+      return kExitFailure;
+    }
+    return code;
+  } catch (const std::bad_alloc &) {
+    std::fprintf(err, "hag-run: error: out of memory\n");
+  } catch (const std::exception &e) {
+    std::fprintf(err, "hag-run: error: %s\n", oneLine(e.what()).c_str());
+  } catch (...) {
+    std::fprintf(err, "hag-run: error: unknown failure\n");
+  }
+  return kExitFailure;
+}
