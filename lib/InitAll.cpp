@@ -1,12 +1,14 @@
 //===- InitAll.cpp - Register hag dialects and passes ---------------------===//
 
 #include "hag/InitAll.h"
-#include "hag/Dialect/HAG/IR/HAGDialect.h"
 #include "hag/Conversion/Passes.h"
+#include "hag/Dialect/HAG/IR/HAGDialect.h"
 #include "hag/Pipelines/Pipelines.h"
 #include "hag/Transforms/Passes.h"
 
+#include "mlir/Conversion/ConvertToLLVM/ToLLVMInterface.h"
 #include "mlir/Conversion/Passes.h"
+#include "mlir/Dialect/Affine/IR/AffineOps.h"
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Arith/Transforms/BufferizableOpInterfaceImpl.h"
 #include "mlir/Dialect/Bufferization/IR/Bufferization.h"
@@ -15,6 +17,7 @@
 #include "mlir/Dialect/ControlFlow/IR/ControlFlow.h"
 #include "mlir/Dialect/Func/Extensions/InlinerExtension.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Index/IR/IndexDialect.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Linalg/Passes.h"
@@ -22,30 +25,26 @@
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/MemRef/Transforms/Passes.h"
+#include "mlir/Dialect/OpenMP/OpenMPDialect.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/SCF/Transforms/BufferizableOpInterfaceImpl.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Dialect/Tensor/Transforms/BufferizableOpInterfaceImpl.h"
-#include "mlir/Dialect/OpenMP/OpenMPDialect.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/Dialect/Vector/Transforms/BufferizableOpInterfaceImpl.h"
-#include "mlir/Dialect/Affine/IR/AffineOps.h"
-#include "mlir/Dialect/Index/IR/IndexDialect.h"
+#include "mlir/IR/DialectRegistry.h"
 #include "mlir/Target/LLVMIR/Dialect/Builtin/BuiltinToLLVMIRTranslation.h"
 #include "mlir/Target/LLVMIR/Dialect/LLVMIR/LLVMToLLVMIRTranslation.h"
 #include "mlir/Target/LLVMIR/Dialect/OpenMP/OpenMPToLLVMIRTranslation.h"
-#include "mlir/Conversion/ConvertToLLVM/ToLLVMInterface.h"
-#include "mlir/IR/DialectRegistry.h"
 #include "mlir/Transforms/Passes.h"
 
 void mlir::hag::registerHAGDialects(DialectRegistry &registry) {
-  registry.insert<HAGDialect, func::FuncDialect, tensor::TensorDialect,
-                  arith::ArithDialect, linalg::LinalgDialect,
-                  math::MathDialect, memref::MemRefDialect, scf::SCFDialect,
-                  bufferization::BufferizationDialect, cf::ControlFlowDialect,
-                  affine::AffineDialect, index::IndexDialect,
-                  vector::VectorDialect, omp::OpenMPDialect,
-                  LLVM::LLVMDialect>();
+  registry.insert<
+      HAGDialect, func::FuncDialect, tensor::TensorDialect, arith::ArithDialect,
+      linalg::LinalgDialect, math::MathDialect, memref::MemRefDialect,
+      scf::SCFDialect, bufferization::BufferizationDialect,
+      cf::ControlFlowDialect, affine::AffineDialect, index::IndexDialect,
+      vector::VectorDialect, omp::OpenMPDialect, LLVM::LLVMDialect>();
   // Bufferization and inlining models of the upstream ops HAG lowers to.
   arith::registerBufferizableOpInterfaceExternalModels(registry);
   bufferization::func_ext::registerBufferizableOpInterfaceExternalModels(

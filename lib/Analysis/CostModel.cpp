@@ -63,10 +63,11 @@ LogicalResult mlir::hag::computeCostReport(ModuleOp module,
       continue;
 
     ::hag::PyramidParams p = config.toParams();
-    auto it = llvm::find_if(report.attention, [&](const AttentionCostSummary &s) {
-      return PyramidConfigAttr::fromParams(module.getContext(), s.params) ==
-             config;
-    });
+    auto it =
+        llvm::find_if(report.attention, [&](const AttentionCostSummary &s) {
+          return PyramidConfigAttr::fromParams(module.getContext(), s.params) ==
+                 config;
+        });
     if (it == report.attention.end()) {
       AttentionCostSummary s;
       s.params = p;

@@ -57,8 +57,7 @@ std::string validatePyramidParams(const PyramidParams &p) {
   else if (p.window < 1)
     os << "window (" << p.window << ") must be >= 1";
   else if (p.summary < 1 || p.summary > kMaxSummary)
-    os << "summary (" << p.summary << ") must be in [1, " << kMaxSummary
-       << "]";
+    os << "summary (" << p.summary << ") must be in [1, " << kMaxSummary << "]";
   else if (!(p.temperature > 0) || !std::isfinite(p.temperature))
     os << "temperature (" << p.temperature << ") must be finite and > 0";
   else if (!(p.massBias >= 0) || !std::isfinite(p.massBias))

@@ -106,8 +106,8 @@ static bool windowsReachEnds(const PyramidParams &p, int64_t seqLen,
     BlockWindows first = computeBlockWindows(p, seqLen, levels, 0);
     int64_t lastLevel = levels - 1;
     int64_t endOfLevel = levelLength(p.ratio, lastLevel, seqLen);
-    int64_t reached = lastLevel == 1 ? first.left[0].end
-                                     : first.right.back().end;
+    int64_t reached =
+        lastLevel == 1 ? first.left[0].end : first.right.back().end;
     if (reached != endOfLevel)
       return false;
   }
@@ -139,7 +139,8 @@ KeyCounts countKeys(const PyramidParams &p, int64_t seqLen) {
   for (int64_t b = 0; b < blocks; ++b) {
     BlockWindows bw = computeBlockWindows(p, seqLen, kc.levels, b);
     int64_t q = bw.queryEnd - bw.queryBegin;
-    std::vector<int64_t> perQuery(entries, 0); // keys of every query but level 1
+    std::vector<int64_t> perQuery(entries,
+                                  0); // keys of every query but level 1
     int64_t level1Sum, level1Max;
     if (p.causal) {
       // Query i sees raw [a_1, i + 1).

@@ -37,8 +37,9 @@ enum class Format { Text, JSON };
 
 struct Options {
   cl::OptionCategory category{"hag-compile options"};
-  cl::opt<std::string> input{cl::Positional, cl::desc("<model.yaml|model.mlir>"),
-                             cl::init("-"), cl::cat(category)};
+  cl::opt<std::string> input{cl::Positional,
+                             cl::desc("<model.yaml|model.mlir>"), cl::init("-"),
+                             cl::cat(category)};
   cl::opt<std::string> output{"o", cl::desc("Output file ('-' for stdout)"),
                               cl::value_desc("file"), cl::init("-"),
                               cl::cat(category)};
@@ -70,7 +71,8 @@ struct Options {
                "machine, with AVX-512 where it has it)"),
       cl::init("native"), cl::cat(category)};
   cl::opt<Report> report{
-      "report", cl::desc("Print a report instead of IR"), cl::init(Report::None),
+      "report", cl::desc("Print a report instead of IR"),
+      cl::init(Report::None),
       cl::values(clEnumValN(Report::Cost, "cost",
                             "FLOPs and bytes per op, keys per query per "
                             "level, dense-equivalent ratio")),
@@ -133,9 +135,8 @@ int mlir::hag::hagCompileMain(int argc, char **argv) {
     return fail("--target=" + opts.target +
                 " is not available in this build (supported: cpu)");
   // Resolve the phase and what to emit from each other and from -o.
-  Phase phase = opts.compileTo.getNumOccurrences()
-                    ? opts.compileTo.getValue()
-                    : Phase::HAG;
+  Phase phase = opts.compileTo.getNumOccurrences() ? opts.compileTo.getValue()
+                                                   : Phase::HAG;
   Emit emit = opts.emit;
   if (!opts.compileTo.getNumOccurrences()) {
     if (emit == Emit::Artifact ||
@@ -198,7 +199,8 @@ int mlir::hag::hagCompileMain(int argc, char **argv) {
                : 0;
 
   std::string error;
-  std::unique_ptr<llvm::ToolOutputFile> out = openOutputFile(opts.output, &error);
+  std::unique_ptr<llvm::ToolOutputFile> out =
+      openOutputFile(opts.output, &error);
   if (!out)
     return fail(error);
   if (emit == Emit::LLVM) {

@@ -102,10 +102,9 @@ Value ModelBuilder::attentionBlock(Value h, const std::string &prefix) {
   Value v = LinearOp::create(b, l, act(kvDim), h, wv, Value());
   if (md.rope) {
     auto rope = [&](Value x) {
-      return RopeOp::create(b, l, x.getType(), x,
-                            b.getI64IntegerAttr(p.headDim),
-                            b.getF64FloatAttr(md.ropeBase),
-                            b.getI64IntegerAttr(0));
+      return RopeOp::create(
+          b, l, x.getType(), x, b.getI64IntegerAttr(p.headDim),
+          b.getF64FloatAttr(md.ropeBase), b.getI64IntegerAttr(0));
     };
     q = rope(q);
     k = rope(k);
@@ -120,8 +119,10 @@ Value ModelBuilder::attentionBlock(Value h, const std::string &prefix) {
     Value convK, convV;
     if (p.compress == ::hag::Compress::Conv) {
       std::string suffix = "." + std::to_string(level);
-      convK = weight(prefix + "conv.k" + suffix, {p.kvHeads, p.ratio, p.headDim});
-      convV = weight(prefix + "conv.v" + suffix, {p.kvHeads, p.ratio, p.headDim});
+      convK =
+          weight(prefix + "conv.k" + suffix, {p.kvHeads, p.ratio, p.headDim});
+      convV =
+          weight(prefix + "conv.v" + suffix, {p.kvHeads, p.ratio, p.headDim});
     }
     auto build = BuildLevelOp::create(
         b, l, TypeRange{act(kvDim), act(kvDim), tensor({kDyn, kDyn})}, belowK,
@@ -206,14 +207,15 @@ OwningOpRef<ModuleOp> ModelBuilder::build(StringRef name) {
                                                  ? "lm"
                                                  : "attention")),
       b.getNamedAttr("d_model", b.getI64IntegerAttr(md.dModel)),
-      b.getNamedAttr("gate_hidden", b.getI64IntegerAttr(md.resolvedGateHidden())),
+      b.getNamedAttr("gate_hidden",
+                     b.getI64IntegerAttr(md.resolvedGateHidden())),
       b.getNamedAttr("rope", b.getBoolAttr(md.rope)),
       b.getNamedAttr("rope_base", b.getF64FloatAttr(md.ropeBase))};
   if (md.kind == ::hag::ModelKind::LM) {
     model.push_back(b.getNamedAttr("vocab", b.getI64IntegerAttr(md.vocab)));
     model.push_back(b.getNamedAttr("layers", b.getI64IntegerAttr(md.layers)));
-    model.push_back(b.getNamedAttr("mlp_hidden",
-                                   b.getI64IntegerAttr(md.resolvedMlpHidden())));
+    model.push_back(b.getNamedAttr(
+        "mlp_hidden", b.getI64IntegerAttr(md.resolvedMlpHidden())));
     model.push_back(
         b.getNamedAttr("tie_embeddings", b.getBoolAttr(md.tieEmbeddings)));
   }
@@ -241,9 +243,9 @@ OwningOpRef<ModuleOp> ModelBuilder::build(StringRef name) {
     argNames.push_back(forward.getArgAttr(i, "hag.name"));
   }
   auto call = func::CallOp::create(b, fileLoc, forward, args);
-  Value loss = CrossEntropyOp::create(b, loc("loss"),
-                                      RankedTensorType::get({}, f32),
-                                      call.getResult(0), args[0]);
+  Value loss =
+      CrossEntropyOp::create(b, loc("loss"), RankedTensorType::get({}, f32),
+                             call.getResult(0), args[0]);
   endFunction(*module, "loss", {loss});
   return module;
 }
@@ -251,9 +253,8 @@ OwningOpRef<ModuleOp> ModelBuilder::build(StringRef name) {
 } // namespace
 
 namespace hag {
-OwningOpRef<ModuleOp> buildModelModule(MLIRContext &ctx,
-                                       const ModelDescription &md,
-                                       StringRef name) {
+OwningOpRef<ModuleOp>
+buildModelModule(MLIRContext &ctx, const ModelDescription &md, StringRef name) {
   ctx.loadDialect<HAGDialect, func::FuncDialect>();
   return ModelBuilder(ctx, md).build(name);
 }

@@ -88,18 +88,19 @@ std::string mlir::hag::buildManifest(ModuleOp module,
   root["format_version"] = int64_t(kArtifactFormatVersion);
   root["hag_version"] = HAG_VERSION;
   auto [cpu, features] = resolveCPU(target);
-  root["target"] = llvm::json::Object{
-      {"triple", llvm::sys::getDefaultTargetTriple()},
-      {"cpu", cpu},
-      {"features", features}};
+  root["target"] =
+      llvm::json::Object{{"triple", llvm::sys::getDefaultTargetTriple()},
+                         {"cpu", cpu},
+                         {"features", features}};
 
   llvm::json::Object model;
   if (auto dict = module->getAttrOfType<DictionaryAttr>("hag.model")) {
     for (NamedAttribute a : dict) {
       if (auto i = dyn_cast<IntegerAttr>(a.getValue()))
         model[a.getName().str()] =
-            i.getType().isInteger(1) ? llvm::json::Value(i.getValue().getBoolValue())
-                                     : llvm::json::Value(i.getInt());
+            i.getType().isInteger(1)
+                ? llvm::json::Value(i.getValue().getBoolValue())
+                : llvm::json::Value(i.getInt());
       else if (auto f = dyn_cast<FloatAttr>(a.getValue()))
         model[a.getName().str()] = f.getValueAsDouble();
       else if (auto s = dyn_cast<StringAttr>(a.getValue()))
@@ -213,9 +214,9 @@ translateAndOptimize(ModuleOp module, llvm::LLVMContext &llvmCtx,
     return nullptr;
   }
   llvm::TargetOptions options;
-  tm.reset(llvmTarget->createTargetMachine(
-      triple, cpu, features, options, llvm::Reloc::PIC_, std::nullopt,
-      llvm::CodeGenOptLevel::Aggressive));
+  tm.reset(llvmTarget->createTargetMachine(triple, cpu, features, options,
+                                           llvm::Reloc::PIC_, std::nullopt,
+                                           llvm::CodeGenOptLevel::Aggressive));
   if (!tm) {
     module.emitError() << "cannot create a target machine for CPU '" << cpu
                        << "'";
@@ -309,14 +310,20 @@ LogicalResult linkSharedObject(ArrayRef<char> object, std::string &so,
         break;
   }
   if (!program) {
-    error = "no C compiler driver to link the shared object (tried '" +
-            linker + "', cc, clang, gcc; set HAG_LINKER)";
+    error = "no C compiler driver to link the shared object (tried '" + linker +
+            "', cc, clang, gcc; set HAG_LINKER)";
     return failure();
   }
   // The parallel loops run on LLVM's OpenMP runtime (libomp-22-dev).
-  SmallVector<StringRef> args = {*program, "-shared", "-o", soPath, objPath,
+  SmallVector<StringRef> args = {*program,
+                                 "-shared",
+                                 "-o",
+                                 soPath,
+                                 objPath,
                                  "-L" HAG_OMP_LIB_DIR,
-                                 "-Wl,-rpath," HAG_OMP_LIB_DIR, "-lomp", "-lm"};
+                                 "-Wl,-rpath," HAG_OMP_LIB_DIR,
+                                 "-lomp",
+                                 "-lm"};
   std::string errMsg;
   int rc = llvm::sys::ExecuteAndWait(*program, args, std::nullopt, {}, 0, 0,
                                      &errMsg);
@@ -327,8 +334,8 @@ LogicalResult linkSharedObject(ArrayRef<char> object, std::string &so,
   }
   auto buffer = llvm::MemoryBuffer::getFile(soPath);
   if (!buffer) {
-    error = "cannot read the linked shared object: " +
-            buffer.getError().message();
+    error =
+        "cannot read the linked shared object: " + buffer.getError().message();
     return failure();
   }
   so = (*buffer)->getBuffer().str();

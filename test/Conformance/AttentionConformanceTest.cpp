@@ -38,7 +38,9 @@ struct Case {
   int64_t headDim = 8;
 };
 
-std::ostream &operator<<(std::ostream &os, const Case &c) { return os << c.name; }
+std::ostream &operator<<(std::ostream &os, const Case &c) {
+  return os << c.name;
+}
 
 /// The same model for the compiler and for the reference.
 void makeModel(const Case &c, hag::ModelDescription &md,
@@ -67,7 +69,8 @@ void makeModel(const Case &c, hag::ModelDescription &md,
   p.selectK = c.selectK;
   p.maxSeq = 4096;
 
-  cfg.kind = c.lm ? hag::ref::ModelConfig::LM : hag::ref::ModelConfig::Attention;
+  cfg.kind =
+      c.lm ? hag::ref::ModelConfig::LM : hag::ref::ModelConfig::Attention;
   cfg.vocab = md.vocab;
   cfg.dModel = md.dModel;
   cfg.layers = c.lm ? md.layers : 1;
@@ -132,7 +135,8 @@ TEST_P(AttentionConformance, MatchesFloat64Reference) {
     if (c.block == 64)
       lengths = {1, 63, 64, 65, 1000, 4096};
     for (int64_t n : lengths) {
-      SCOPED_TRACE("batch " + std::to_string(batch) + ", N " + std::to_string(n));
+      SCOPED_TRACE("batch " + std::to_string(batch) + ", N " +
+                   std::to_string(n));
       torch::manual_seed(100 + n + batch);
       torch::Tensor input64, expected;
       if (c.lm) {
@@ -142,9 +146,10 @@ TEST_P(AttentionConformance, MatchesFloat64Reference) {
         // different tokens (seen: 2.6e-2 apart while the f32 reference and
         // the compiled code agree to 2e-7). Multi-layer models with
         // select_k are therefore checked against the reference run in f32.
-        expected = c.selectK > 0 ? hag::ref::lmForward(cfg, w32, input64)
-                                       .to(torch::kFloat64)
-                                 : hag::ref::lmForward(cfg, w64, input64);
+        expected =
+            c.selectK > 0
+                ? hag::ref::lmForward(cfg, w32, input64).to(torch::kFloat64)
+                : hag::ref::lmForward(cfg, w64, input64);
       } else {
         input64 = torch::randn({batch, n, cfg.dModel}, torch::kFloat64);
         expected = hag::ref::attentionLayer(cfg, w64, "attn.", input64);
@@ -200,12 +205,16 @@ std::vector<Case> cases() {
   add({"select3_bidir", false, false, 4, 4, Compress::GatedMean, 4, 3});
   add({"no_mass_bias", false, true, 4, 4, Compress::GatedMean, 4, 0, 0.0});
   add({"block64", false, true, 4, 4, Compress::GatedMean, 4, 0, 1.0, 64});
-  add({"block64_bidir_auto_conv", false, false, 0, 4, Compress::Conv, 4, 0, 1.0, 64});
-  add({"block64_gqa_select_r2", false, true, 5, 2, Compress::Max, 2, 4, 1.0, 64, 24});
+  add({"block64_bidir_auto_conv", false, false, 0, 4, Compress::Conv, 4, 0, 1.0,
+       64});
+  add({"block64_gqa_select_r2", false, true, 5, 2, Compress::Max, 2, 4, 1.0, 64,
+       24});
   add({"lm_block64", true, true, 4, 4, Compress::GatedMean, 4, 0, 1.0, 64});
   add({"d24", false, true, 4, 4, Compress::GatedMean, 4, 0, 1.0, 16, 24});
-  add({"d64_gqa_bidir", false, false, 4, 4, Compress::GatedMean, 2, 0, 1.0, 16, 64});
-  add({"d64_conv_select", false, true, 0, 2, Compress::Conv, 4, 3, 1.0, 16, 64});
+  add({"d64_gqa_bidir", false, false, 4, 4, Compress::GatedMean, 2, 0, 1.0, 16,
+       64});
+  add({"d64_conv_select", false, true, 0, 2, Compress::Conv, 4, 3, 1.0, 16,
+       64});
   add({"lm_d24", true, true, 4, 4, Compress::GatedMean, 4, 0, 1.0, 16, 24});
   add({"lm", true});
   add({"lm_conv_gqa_auto", true, true, 0, 4, Compress::Conv, 2, 2});

@@ -135,8 +135,8 @@ bool JitModel::run(const std::string &entry, const std::vector<TensorArg> &args,
     values.push_back(d.data());
   for (void *&v : values)
     argPtrs.push_back(&v);
-  if (llvm::Error e = impl->engine->invokePacked("_mlir_ciface_" + entry,
-                                                 argPtrs)) {
+  if (llvm::Error e =
+          impl->engine->invokePacked("_mlir_ciface_" + entry, argPtrs)) {
     error = llvm::toString(std::move(e));
     return false;
   }

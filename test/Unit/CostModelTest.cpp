@@ -81,13 +81,15 @@ TEST_F(CostModelTest, AttentionLayerMatchesClosedForms) {
         CostReport r;
         ASSERT_TRUE(succeeded(computeCostReport(*m, {n, batch}, r)));
         // Wq, Wk, Wv, Wo: 2 * rows * 512 * 512 each.
-        EXPECT_DOUBLE_EQ(sumFlops(r, "hag.linear"), 4 * 2.0 * n * batch * 512 * 512);
+        EXPECT_DOUBLE_EQ(sumFlops(r, "hag.linear"),
+                         4 * 2.0 * n * batch * 512 * 512);
         ASSERT_EQ(r.attention.size(), 1u);
         const AttentionCostSummary &a = r.attention[0];
         ::hag::KeyCounts kc = ::hag::countKeys(md.attention, n);
         double keys = static_cast<double>(kc.totalKeys);
         EXPECT_DOUBLE_EQ(a.attentionFlops, 4.0 * 64 * keys * 8 * batch);
-        EXPECT_DOUBLE_EQ(a.denseFlops, 4.0 * 64 * (n * (n + 1) / 2.0) * 8 * batch);
+        EXPECT_DOUBLE_EQ(a.denseFlops,
+                         4.0 * 64 * (n * (n + 1) / 2.0) * 8 * batch);
         EXPECT_DOUBLE_EQ(a.denseEquivalentRatio(), keys / (n * (n + 1) / 2.0));
         EXPECT_DOUBLE_EQ(a.keysPerQueryMean(), keys / n);
         if (!fuse)
@@ -126,10 +128,10 @@ TEST_F(CostModelTest, FusedAndUnfusedCountTheSameAttention) {
     // than the attention core alone, and the same total as the unfused ops.
     EXPECT_GT(sumFlops(rf, "hag.pyramid_attention"),
               rf.attention[0].attentionFlops);
-    double unfusedPyramid =
-        sumFlops(ru, "hag.memory_gate") + sumFlops(ru, "hag.build_level") +
-        sumFlops(ru, "hag.global_summary") +
-        sumFlops(ru, "hag.cross_level_attention");
+    double unfusedPyramid = sumFlops(ru, "hag.memory_gate") +
+                            sumFlops(ru, "hag.build_level") +
+                            sumFlops(ru, "hag.global_summary") +
+                            sumFlops(ru, "hag.cross_level_attention");
     EXPECT_DOUBLE_EQ(sumFlops(rf, "hag.pyramid_attention"), unfusedPyramid);
   }
 }

@@ -2,4 +2,6 @@
 
 #include "hag/Driver/HagCompile.h"
 
-int main(int argc, char **argv) { return mlir::hag::hagCompileMain(argc, argv); }
+int main(int argc, char **argv) {
+  return mlir::hag::hagCompileMain(argc, argv);
+}

@@ -137,7 +137,8 @@ Attribute PyramidConfigAttr::parse(AsmParser &parser, Type) {
       if (parseInt(p.levels))
         return failure();
       if (p.levels == ::hag::kAutoLevels)
-        return parser.emitError(valLoc) << "levels must be 3..12 or auto, got 0";
+        return parser.emitError(valLoc)
+               << "levels must be 3..12 or auto, got 0";
       return success();
     }
     if (key == "window")
@@ -223,7 +224,8 @@ void PyramidConfigAttr::print(AsmPrinter &printer) const {
   else
     printer << getLevels();
   printer << ", window = " << getWindow() << ", summary = " << getSummary()
-          << ", temperature = " << shortFloat(getTemperature().convertToDouble())
+          << ", temperature = "
+          << shortFloat(getTemperature().convertToDouble())
           << ", compress = " << stringifyCompressMode(getCompress())
           << ", causal = " << (getCausal() ? "true" : "false")
           << ", mass_bias = " << shortFloat(getMassBias().convertToDouble())

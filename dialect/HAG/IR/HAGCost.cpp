@@ -95,8 +95,8 @@ double summaryFlops(const ::hag::PyramidParams &p, const CostContext &ctx) {
   } else {
     tokens = std::min<int64_t>(p.summary, ctx.seqLen);
   }
-  return ctx.batch * (ctx.seqLen * (4.0 * p.kvDim() + 1) +
-                      tokens * (2.0 * p.kvDim() + 1));
+  return ctx.batch *
+         (ctx.seqLen * (4.0 * p.kvDim() + 1) + tokens * (2.0 * p.kvDim() + 1));
 }
 
 /// The spec's attention FLOPs: 4 d sum_i K(i) per head (QK^T and PV).
@@ -171,8 +171,7 @@ OpCost BuildLevelOp::estimateCost(const CostContext &ctx) {
 
 OpCost GlobalSummaryOp::estimateCost(const CostContext &ctx) {
   ::hag::PyramidParams p = getConfig().toParams();
-  int64_t blocks =
-      p.causal ? ::hag::numQueryBlocks(p.block, ctx.seqLen) : 1;
+  int64_t blocks = p.causal ? ::hag::numQueryBlocks(p.block, ctx.seqLen) : 1;
   double bytes = 0;
   for (Value v : getOperands())
     bytes += bytesOf(v, ctx, ctx.seqLen);
@@ -191,8 +190,7 @@ OpCost CrossLevelAttentionOp::estimateCost(const CostContext &ctx) {
     bytes += bytesOf(k, ctx, n) + bytesOf(getLevelValues()[i], ctx, n) +
              bytesOf(getLevelMasses()[i], ctx, n);
   }
-  int64_t blocks =
-      p.causal ? ::hag::numQueryBlocks(p.block, ctx.seqLen) : 1;
+  int64_t blocks = p.causal ? ::hag::numQueryBlocks(p.block, ctx.seqLen) : 1;
   for (Value v : {getSummaryKeys(), getSummaryValues(), getSummaryMass()})
     bytes += bytesOf(v, ctx, blocks);
   return {attentionFlops(p, ctx), bytes};
@@ -201,8 +199,8 @@ OpCost CrossLevelAttentionOp::estimateCost(const CostContext &ctx) {
 OpCost PyramidAttentionOp::estimateCost(const CostContext &ctx) {
   ::hag::PyramidParams p = getConfig().toParams();
   double flops = attentionFlops(p, ctx) + summaryFlops(p, ctx) +
-                 gateFlops(rows(getGateInput(), ctx),
-                           staticDim(getGateW1(), 1), staticDim(getGateW1(), 0));
+                 gateFlops(rows(getGateInput(), ctx), staticDim(getGateW1(), 1),
+                           staticDim(getGateW1(), 0));
   int64_t levels = ::hag::staticLevels(p);
   for (int64_t l = 2; l < levels; ++l)
     flops += levelFlops(p, l, ctx);

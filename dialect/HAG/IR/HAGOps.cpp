@@ -44,14 +44,13 @@ public:
 
   /// Dimension `da` of `a` must equal dimension `db` of `b` (when both static).
   LogicalResult sameDim(Value a, StringRef nameA, int64_t da, StringRef whatA,
-                        Value b, StringRef nameB, int64_t db,
-                        StringRef whatB) {
+                        Value b, StringRef nameB, int64_t db, StringRef whatB) {
     int64_t x = dim(a, da), y = dim(b, db);
     if (ShapedType::isDynamic(x) || ShapedType::isDynamic(y) || x == y)
       return success();
-    return op->emitOpError() << "expects " << whatA << " of " << nameA << " ("
-                             << x << ") to equal " << whatB << " of " << nameB
-                             << " (" << y << ")";
+    return op->emitOpError()
+           << "expects " << whatA << " of " << nameA << " (" << x
+           << ") to equal " << whatB << " of " << nameB << " (" << y << ")";
   }
 
   /// Dimension `d` of `v` must equal `expected` (when static).
@@ -61,9 +60,9 @@ public:
     if (ShapedType::isDynamic(x) || ShapedType::isDynamic(expected) ||
         x == expected)
       return success();
-    return op->emitOpError() << "expects " << what << " of " << name << " ("
-                             << x << ") to equal " << because << " ("
-                             << expected << ")";
+    return op->emitOpError()
+           << "expects " << what << " of " << name << " (" << x << ") to equal "
+           << because << " (" << expected << ")";
   }
 
   /// All float tensors of the op share the element type of the first one.
@@ -113,17 +112,17 @@ int64_t ceilDivDyn(int64_t a, int64_t b) {
 LogicalResult checkMaxSeq(Operation *op, int64_t seq, StringRef name,
                           PyramidConfigAttr config) {
   if (!ShapedType::isDynamic(seq) && seq > config.getMaxSeq())
-    return op->emitOpError() << "sequence length of " << name << " (" << seq
-                             << ") exceeds max_seq (" << config.getMaxSeq()
-                             << ")";
+    return op->emitOpError()
+           << "sequence length of " << name << " (" << seq
+           << ") exceeds max_seq (" << config.getMaxSeq() << ")";
   return success();
 }
 
 /// Checks raw keys/values [b, N, kv_dim] and a [b, N] mass or gate operand.
-LogicalResult checkRawKV(ShapeChecker &sc, Value keys, Value values,
-                         Value mass, StringRef massName,
-                         PyramidConfigAttr config) {
-  if (failed(sc.rank(keys, "keys", 3)) || failed(sc.rank(values, "values", 3)) ||
+LogicalResult checkRawKV(ShapeChecker &sc, Value keys, Value values, Value mass,
+                         StringRef massName, PyramidConfigAttr config) {
+  if (failed(sc.rank(keys, "keys", 3)) ||
+      failed(sc.rank(values, "values", 3)) ||
       failed(sc.rank(mass, massName, 2)))
     return failure();
   if (failed(sc.dimIs(keys, "keys", 2, "feature size", config.getKvDim(),
@@ -303,8 +302,8 @@ LogicalResult MemoryGateOp::verify() {
   ShapeChecker sc(*this);
   if (failed(sc.rank(getInput(), "input", 3)) ||
       failed(sc.rank(getGate(), "result", 2)) || failed(sc.sameElementType()) ||
-      failed(checkGateWeights(sc, getInput(), getW1(), getB1(), getW2(),
-                              getB2())))
+      failed(
+          checkGateWeights(sc, getInput(), getW1(), getB1(), getW2(), getB2())))
     return failure();
   for (int64_t d : {0, 1})
     if (failed(sc.sameDim(getGate(), "result", d, d ? "length" : "batch",
@@ -328,8 +327,8 @@ LogicalResult BuildLevelOp::verify() {
                          << "] (the config has " << levels
                          << " levels), got level " << level;
   if (failed(sc.sameElementType()) ||
-      failed(checkRawKV(sc, getKeys(), getValues(), getMass(), "mass",
-                        config)) ||
+      failed(
+          checkRawKV(sc, getKeys(), getValues(), getMass(), "mass", config)) ||
       failed(checkRawKV(sc, getLevelKeys(), getLevelValues(), getLevelMass(),
                         "result mass", config)))
     return failure();
@@ -338,12 +337,13 @@ LogicalResult BuildLevelOp::verify() {
   if (isConv != hasConv)
     return emitOpError() << (isConv ? "expects conv weights for compress = conv"
                                     : "expects no conv weights for compress = ")
-                         << (isConv ? "" : stringifyCompressMode(
-                                               config.getCompress()));
+                         << (isConv
+                                 ? ""
+                                 : stringifyCompressMode(config.getCompress()));
   if (hasConv &&
       (failed(checkConvWeight(*this, sc, getConvKeys(), "conv_keys", config)) ||
-       failed(checkConvWeight(*this, sc, getConvValues(), "conv_values",
-                              config))))
+       failed(
+           checkConvWeight(*this, sc, getConvValues(), "conv_values", config))))
     return failure();
   if (failed(sc.sameDim(getLevelKeys(), "result keys", 0, "batch", getKeys(),
                         "keys", 0, "batch")))
@@ -367,8 +367,8 @@ LogicalResult GlobalSummaryOp::verify() {
   ShapeChecker sc(*this);
   PyramidConfigAttr config = getConfig();
   if (failed(sc.sameElementType()) ||
-      failed(checkRawKV(sc, getKeys(), getValues(), getGate(), "gate",
-                        config)) ||
+      failed(
+          checkRawKV(sc, getKeys(), getValues(), getGate(), "gate", config)) ||
       failed(sc.rank(getSummaryKeys(), "summary keys", 4)) ||
       failed(sc.rank(getSummaryValues(), "summary values", 4)) ||
       failed(sc.rank(getSummaryMass(), "summary mass", 3)))
@@ -378,11 +378,9 @@ LogicalResult GlobalSummaryOp::verify() {
                          << getSummaryKeys().getType() << " and "
                          << getSummaryValues().getType();
   int64_t seq = ShapeChecker::dim(getKeys(), 1);
-  int64_t blocks = config.getCausal()
-                       ? ceilDivDyn(seq, config.getBlock())
-                       : 1;
-  if (failed(sc.sameDim(getSummaryKeys(), "summary keys", 0, "batch",
-                        getKeys(), "keys", 0, "batch")) ||
+  int64_t blocks = config.getCausal() ? ceilDivDyn(seq, config.getBlock()) : 1;
+  if (failed(sc.sameDim(getSummaryKeys(), "summary keys", 0, "batch", getKeys(),
+                        "keys", 0, "batch")) ||
       failed(sc.dimIs(getSummaryKeys(), "summary keys", 1, "block count",
                       blocks,
                       config.getCausal() ? "ceil(length / block)"
@@ -421,9 +419,10 @@ static LogicalResult checkAttentionIO(Operation *op, ShapeChecker &sc,
     return failure();
   for (int64_t d : {0, 1}) {
     StringRef what = d ? "length" : "batch";
-    if (failed(sc.sameDim(keys, "keys", d, what, queries, "queries", d, what)) ||
-        failed(sc.sameDim(values, "values", d, what, queries, "queries", d,
-                          what)))
+    if (failed(
+            sc.sameDim(keys, "keys", d, what, queries, "queries", d, what)) ||
+        failed(
+            sc.sameDim(values, "values", d, what, queries, "queries", d, what)))
       return failure();
   }
   return checkMaxSeq(op, ShapeChecker::dim(queries, 1), "queries", config);
@@ -444,27 +443,25 @@ LogicalResult CrossLevelAttentionOp::verify() {
   if (nk != compressed || nv != compressed || nm != compressed)
     return emitOpError() << "expects " << compressed
                          << " compressed levels (levels 2.." << compressed + 1
-                         << " of " << config.getStaticLevels()
-                         << "), got " << nk << " keys, " << nv
-                         << " values and " << nm << " masses";
+                         << " of " << config.getStaticLevels() << "), got "
+                         << nk << " keys, " << nv << " values and " << nm
+                         << " masses";
   int64_t seq = ShapeChecker::dim(getQueries(), 1);
   for (int64_t i = 0; i < compressed; ++i) {
     int64_t level = i + 2;
     std::string kName = "level " + std::to_string(level) + " keys";
-    if (failed(checkRawKV(sc, getLevelKeys()[i], getLevelValues()[i],
-                          getLevelMasses()[i],
-                          "level " + std::to_string(level) + " mass",
-                          config)) ||
+    if (failed(checkRawKV(
+            sc, getLevelKeys()[i], getLevelValues()[i], getLevelMasses()[i],
+            "level " + std::to_string(level) + " mass", config)) ||
         failed(sc.sameDim(getLevelKeys()[i], kName, 0, "batch", getQueries(),
                           "queries", 0, "batch")))
       return failure();
-    int64_t expected =
-        ShapedType::isDynamic(seq)
-            ? ShapedType::kDynamic
-            : ::hag::levelLength(config.getRatio(), level, seq);
-    if (failed(sc.dimIs(getLevelKeys()[i], kName, 1, "length", expected,
-                        "ceil(length / ratio^" + std::to_string(level - 1) +
-                            ")")))
+    int64_t expected = ShapedType::isDynamic(seq)
+                           ? ShapedType::kDynamic
+                           : ::hag::levelLength(config.getRatio(), level, seq);
+    if (failed(
+            sc.dimIs(getLevelKeys()[i], kName, 1, "length", expected,
+                     "ceil(length / ratio^" + std::to_string(level - 1) + ")")))
       return failure();
   }
 
@@ -472,8 +469,7 @@ LogicalResult CrossLevelAttentionOp::verify() {
       failed(sc.rank(getSummaryValues(), "summary values", 4)) ||
       failed(sc.rank(getSummaryMass(), "summary mass", 3)))
     return failure();
-  int64_t blocks =
-      config.getCausal() ? ceilDivDyn(seq, config.getBlock()) : 1;
+  int64_t blocks = config.getCausal() ? ceilDivDyn(seq, config.getBlock()) : 1;
   if (failed(sc.dimIs(getSummaryKeys(), "summary keys", 1, "block count",
                       blocks,
                       config.getCausal() ? "ceil(length / block)"

@@ -1,8 +1,8 @@
 //===- PyramidParams.h - Pyramid attention configuration --------*- C++ -*-===//
 //
 // The parameters of spec section 1 as a plain struct, with no MLIR dependency,
-// so the dialect, the cost model, the frontend and (later) the runtime share one
-// definition and one validation routine.
+// so the dialect, the cost model, the frontend and (later) the runtime share
+// one definition and one validation routine.
 //
 //===----------------------------------------------------------------------===//
 
@@ -44,7 +44,8 @@ struct PyramidParams {
   double massBias = 1.0;
   int64_t selectK = 0;
   double eps = 1e-6;
-  /// The longest sequence an artifact serves; `levels: auto` resolves against it.
+  /// The longest sequence an artifact serves; `levels: auto` resolves against
+  /// it.
   int64_t maxSeq = 8192;
 
   bool isAutoLevels() const { return levels == kAutoLevels; }

@@ -1,8 +1,8 @@
 //===- PyramidWindows.h - Which keys a query sees (spec 4) ------*- C++ -*-===//
 //
 // The window rules of spec section 4, computed per query block. This is the one
-// implementation the compiler uses (cost model, verifiers, code generators); the
-// tests check it against an independent per-query brute force.
+// implementation the compiler uses (cost model, verifiers, code generators);
+// the tests check it against an independent per-query brute force.
 //
 //===----------------------------------------------------------------------===//
 
@@ -58,7 +58,8 @@ struct BlockWindows {
 int64_t resolveLevels(const PyramidParams &p, int64_t seqLen);
 
 /// The number of levels an artifact is built with: resolveLevels at max_seq.
-/// For auto this serves every N <= max_seq: the extra levels hold empty windows.
+/// For auto this serves every N <= max_seq: the extra levels hold empty
+/// windows.
 int64_t staticLevels(const PyramidParams &p);
 
 /// Windows of query block `blockIndex` for a sequence of `seqLen` tokens and

@@ -1,4 +1,5 @@
-//===- Artifact.h - LLVM dialect -> object code -> .hag artifact -*- C++ -*-===//
+//===- Artifact.h - LLVM dialect -> object code -> .hag artifact -*- C++
+//-*-===//
 //
 // The `artifact` phase (architecture.md phase 6): translates a module in the
 // LLVM dialect to LLVM IR, optimizes and compiles it for the host CPU (or the

@@ -91,12 +91,12 @@ struct HAGLowerToLinalgPass
     bool needsAttention = false, needsMatmul = false;
     module.walk([&](Operation *op) {
       needsAttention |= isa<PyramidAttentionOp>(op);
-      needsMatmul |= isa<LinearOp, SwiGLUOp, MemoryGateOp, PyramidAttentionOp>(op);
+      needsMatmul |=
+          isa<LinearOp, SwiGLUOp, MemoryGateOp, PyramidAttentionOp>(op);
     });
-    if (needsAttention &&
-        failed(loadKernelLibrary(module, "hag_pyramid_attention",
-                                 kPyramidKernelSource,
-                                 "pyramid_attention.mlir")))
+    if (needsAttention && failed(loadKernelLibrary(
+                              module, "hag_pyramid_attention",
+                              kPyramidKernelSource, "pyramid_attention.mlir")))
       return signalPassFailure();
     if (needsMatmul &&
         failed(loadKernelLibrary(module, "hag_matmul_nt", kMatmulKernelSource,

@@ -19,8 +19,8 @@
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
-#include "mlir/IR/BuiltinOps.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/PatternMatch.h"
 
 using namespace mlir;
@@ -32,7 +32,7 @@ using namespace mlir::hag::lowering;
 //===----------------------------------------------------------------------===//
 
 SmallVector<OpFoldResult> lowering::tensorSizes(OpBuilder &b, Location loc,
-                                              Value v) {
+                                                Value v) {
   return tensor::getMixedSizes(b, loc, v);
 }
 
@@ -41,8 +41,8 @@ Value lowering::floatConst(OpBuilder &b, Location loc, Type t, double v) {
 }
 
 Value lowering::filledTensor(OpBuilder &b, Location loc,
-                           ArrayRef<OpFoldResult> sizes, Type elementType,
-                           std::optional<double> value) {
+                             ArrayRef<OpFoldResult> sizes, Type elementType,
+                             std::optional<double> value) {
   Value empty = tensor::EmptyOp::create(b, loc, sizes, elementType);
   if (!value)
     return empty;
@@ -52,8 +52,8 @@ Value lowering::filledTensor(OpBuilder &b, Location loc,
 }
 
 Value lowering::elementwise(OpBuilder &b, Location loc, Value init,
-                          ValueRange inputs, BodyFn body,
-                          ArrayRef<AffineMap> inputMaps) {
+                            ValueRange inputs, BodyFn body,
+                            ArrayRef<AffineMap> inputMaps) {
   auto type = cast<RankedTensorType>(init.getType());
   unsigned rank = type.getRank();
   SmallVector<AffineMap> maps;
@@ -105,7 +105,10 @@ static Value contractWithKernel(OpBuilder &b, Location loc, Value x, Value w) {
     reassoc.push_back({static_cast<int64_t>(rank) - 1});
     if (rank == 1)
       reassoc = {};
-    rows2d = rank == 1 ? Value() : tensor::CollapseShapeOp::create(b, loc, x, reassoc).getResult();
+    rows2d =
+        rank == 1
+            ? Value()
+            : tensor::CollapseShapeOp::create(b, loc, x, reassoc).getResult();
   }
   if (!rows2d)
     return nullptr;
@@ -139,8 +142,8 @@ static Value contractWithKernel(OpBuilder &b, Location loc, Value x, Value w) {
   }
   (void)rowsType;
   Value cDyn = memref::CastOp::create(
-      b, loc, MemRefType::get({ShapedType::kDynamic, ShapedType::kDynamic}, elt),
-      c2d);
+      b, loc,
+      MemRefType::get({ShapedType::kDynamic, ShapedType::kDynamic}, elt), c2d);
   func::CallOp::create(b, loc, kernel, ValueRange{a, wb, cDyn});
   return bufferization::ToTensorOp::create(b, loc,
                                            RankedTensorType::get(shape, elt), c,
@@ -185,7 +188,7 @@ Value lowering::contractLastDim(OpBuilder &b, Location loc, Value x, Value w) {
 }
 
 Value lowering::reduceLastDim(OpBuilder &b, Location loc, Value x, double init,
-                            BodyFn body) {
+                              BodyFn body) {
   auto xType = cast<RankedTensorType>(x.getType());
   unsigned rank = xType.getRank();
   SmallVector<AffineExpr> outExprs;
@@ -208,7 +211,8 @@ Value lowering::reduceLastDim(OpBuilder &b, Location loc, Value x, double init,
 Value lowering::sigmoid(OpBuilder &b, Location loc, Value x) {
   Value one = floatConst(b, loc, x.getType(), 1.0);
   Value e = math::ExpOp::create(b, loc, arith::NegFOp::create(b, loc, x));
-  return arith::DivFOp::create(b, loc, one, arith::AddFOp::create(b, loc, one, e));
+  return arith::DivFOp::create(b, loc, one,
+                               arith::AddFOp::create(b, loc, one, e));
 }
 
 Value lowering::silu(OpBuilder &b, Location loc, Value x) {
@@ -232,7 +236,8 @@ Value addBias(OpBuilder &b, Location loc, Value y, Value bias) {
   return elementwise(
       b, loc, init, ValueRange{y, bias},
       [](OpBuilder &nb, Location l, ValueRange a) {
-        linalg::YieldOp::create(nb, l, arith::AddFOp::create(nb, l, a[0], a[1]).getResult());
+        linalg::YieldOp::create(
+            nb, l, arith::AddFOp::create(nb, l, a[0], a[1]).getResult());
       },
       {b.getMultiDimIdentityMap(rank), biasMap});
 }
@@ -256,14 +261,17 @@ struct AddLowering : OpRewritePattern<AddOp> {
                                 PatternRewriter &rewriter) const override {
     Location loc = op.getLoc();
     auto type = op.getType();
-    Value init = filledTensor(rewriter, loc, tensorSizes(rewriter, loc, op.getLhs()),
-                              type.getElementType(), std::nullopt);
+    Value init =
+        filledTensor(rewriter, loc, tensorSizes(rewriter, loc, op.getLhs()),
+                     type.getElementType(), std::nullopt);
     rewriter.replaceOp(
-        op, elementwise(rewriter, loc, init, ValueRange{op.getLhs(), op.getRhs()},
-                        [](OpBuilder &nb, Location l, ValueRange a) {
-                          linalg::YieldOp::create(
-                              nb, l, arith::AddFOp::create(nb, l, a[0], a[1]).getResult());
-                        }));
+        op,
+        elementwise(rewriter, loc, init, ValueRange{op.getLhs(), op.getRhs()},
+                    [](OpBuilder &nb, Location l, ValueRange a) {
+                      linalg::YieldOp::create(
+                          nb, l,
+                          arith::AddFOp::create(nb, l, a[0], a[1]).getResult());
+                    }));
     return success();
   }
 };
@@ -277,17 +285,17 @@ struct RMSNormLowering : OpRewritePattern<RMSNormOp> {
     auto type = cast<RankedTensorType>(x.getType());
     unsigned rank = type.getRank();
     Type elt = type.getElementType();
-    Value sumSq = reduceLastDim(rewriter, loc, x, 0.0,
-                                [](OpBuilder &nb, Location l, ValueRange a) {
-                                  Value sq = arith::MulFOp::create(nb, l, a[0], a[0]);
-                                  linalg::YieldOp::create(
-                                      nb, l, arith::AddFOp::create(nb, l, a[1], sq).getResult());
-                                });
+    Value sumSq = reduceLastDim(
+        rewriter, loc, x, 0.0, [](OpBuilder &nb, Location l, ValueRange a) {
+          Value sq = arith::MulFOp::create(nb, l, a[0], a[0]);
+          linalg::YieldOp::create(
+              nb, l, arith::AddFOp::create(nb, l, a[1], sq).getResult());
+        });
     // D as a float: from the static size, or tensor.dim at run time.
     Value width = arith::IndexCastOp::create(
         rewriter, loc, rewriter.getI64Type(),
-        getValueOrCreateConstantIndexOp(rewriter, loc,
-                                        tensor::getMixedSize(rewriter, loc, x, rank - 1)));
+        getValueOrCreateConstantIndexOp(
+            rewriter, loc, tensor::getMixedSize(rewriter, loc, x, rank - 1)));
     Value widthF = arith::SIToFPOp::create(rewriter, loc, elt, width);
     Value eps = floatConst(rewriter, loc, elt, op.getEps().convertToDouble());
 
@@ -306,7 +314,8 @@ struct RMSNormLowering : OpRewritePattern<RMSNormOp> {
           Value inv = math::RsqrtOp::create(
               nb, l, arith::AddFOp::create(nb, l, mean, eps));
           Value n = arith::MulFOp::create(nb, l, a[0], inv);
-          linalg::YieldOp::create(nb, l, arith::MulFOp::create(nb, l, n, a[2]).getResult());
+          linalg::YieldOp::create(
+              nb, l, arith::MulFOp::create(nb, l, n, a[2]).getResult());
         },
         {rewriter.getMultiDimIdentityMap(rank), rowMap, scaleMap});
     rewriter.replaceOp(op, y);
@@ -333,28 +342,27 @@ struct RopeLowering : OpRewritePattern<RopeOp> {
         tensor::getMixedSize(rewriter, loc, x, 1), rewriter.getIndexAttr(half)};
     auto table = [&](bool isSin) {
       Value init = filledTensor(rewriter, loc, tableSizes, elt, std::nullopt);
-      return elementwise(rewriter, loc, init, ValueRange{},
-                         [&](OpBuilder &nb, Location l, ValueRange) {
-                           auto toF64 = [&](Value i) {
-                             Value i64 = arith::IndexCastOp::create(
-                                 nb, l, nb.getI64Type(), i);
-                             return arith::SIToFPOp::create(nb, l, f64, i64)
-                                 .getResult();
-                           };
-                           Value pos = linalg::IndexOp::create(nb, l, 0);
-                           Value j = linalg::IndexOp::create(nb, l, 1);
-                           Value p = arith::AddFOp::create(
-                               nb, l, toF64(pos), floatConst(nb, l, f64, offset));
-                           Value expo = arith::MulFOp::create(
-                               nb, l, toF64(j), floatConst(nb, l, f64, -2.0 / hd));
-                           Value invFreq = math::PowFOp::create(
-                               nb, l, floatConst(nb, l, f64, base), expo);
-                           Value theta = arith::MulFOp::create(nb, l, p, invFreq);
-                           Value r = isSin ? math::SinOp::create(nb, l, theta).getResult()
-                                           : math::CosOp::create(nb, l, theta).getResult();
-                           linalg::YieldOp::create(
-                               nb, l, arith::TruncFOp::create(nb, l, elt, r).getResult());
-                         });
+      return elementwise(
+          rewriter, loc, init, ValueRange{},
+          [&](OpBuilder &nb, Location l, ValueRange) {
+            auto toF64 = [&](Value i) {
+              Value i64 = arith::IndexCastOp::create(nb, l, nb.getI64Type(), i);
+              return arith::SIToFPOp::create(nb, l, f64, i64).getResult();
+            };
+            Value pos = linalg::IndexOp::create(nb, l, 0);
+            Value j = linalg::IndexOp::create(nb, l, 1);
+            Value p = arith::AddFOp::create(nb, l, toF64(pos),
+                                            floatConst(nb, l, f64, offset));
+            Value expo = arith::MulFOp::create(
+                nb, l, toF64(j), floatConst(nb, l, f64, -2.0 / hd));
+            Value invFreq =
+                math::PowFOp::create(nb, l, floatConst(nb, l, f64, base), expo);
+            Value theta = arith::MulFOp::create(nb, l, p, invFreq);
+            Value r = isSin ? math::SinOp::create(nb, l, theta).getResult()
+                            : math::CosOp::create(nb, l, theta).getResult();
+            linalg::YieldOp::create(
+                nb, l, arith::TruncFOp::create(nb, l, elt, r).getResult());
+          });
     };
     Value cosT = table(false), sinT = table(true);
 
@@ -370,8 +378,8 @@ struct RopeLowering : OpRewritePattern<RopeOp> {
           Value pos = linalg::IndexOp::create(nb, l, 1);
           Value f = linalg::IndexOp::create(nb, l, 2);
           Value j = arith::RemUIOp::create(nb, l, f, idx(hd));
-          Value lowHalf = arith::CmpIOp::create(nb, l, arith::CmpIPredicate::ult,
-                                                j, idx(half));
+          Value lowHalf = arith::CmpIOp::create(
+              nb, l, arith::CmpIPredicate::ult, j, idx(half));
           Value jj = arith::RemUIOp::create(nb, l, j, idx(half));
           // Partner element: f + d/2 in the low half, f - d/2 in the high half.
           Value partnerIdx = arith::SelectOp::create(
@@ -404,12 +412,13 @@ struct SwiGLULowering : OpRewritePattern<SwiGLUOp> {
     auto type = cast<RankedTensorType>(gate.getType());
     Value init = filledTensor(rewriter, loc, tensorSizes(rewriter, loc, gate),
                               type.getElementType(), std::nullopt);
-    Value act = elementwise(rewriter, loc, init, ValueRange{gate, up},
-                            [](OpBuilder &nb, Location l, ValueRange a) {
-                              Value s = silu(nb, l, a[0]);
-                              linalg::YieldOp::create(
-                                  nb, l, arith::MulFOp::create(nb, l, s, a[1]).getResult());
-                            });
+    Value act = elementwise(
+        rewriter, loc, init, ValueRange{gate, up},
+        [](OpBuilder &nb, Location l, ValueRange a) {
+          Value s = silu(nb, l, a[0]);
+          linalg::YieldOp::create(
+              nb, l, arith::MulFOp::create(nb, l, s, a[1]).getResult());
+        });
     rewriter.replaceOp(op, contractLastDim(rewriter, loc, act, op.getWDown()));
     return success();
   }
@@ -422,10 +431,11 @@ struct EmbeddingLowering : OpRewritePattern<EmbeddingOp> {
     Location loc = op.getLoc();
     Value table = op.getTable();
     auto type = cast<RankedTensorType>(op.getResult().getType());
-    SmallVector<OpFoldResult> sizes = tensorSizes(rewriter, loc, op.getTokens());
+    SmallVector<OpFoldResult> sizes =
+        tensorSizes(rewriter, loc, op.getTokens());
     sizes.push_back(tensor::getMixedSize(rewriter, loc, table, 1));
-    Value init = filledTensor(rewriter, loc, sizes, type.getElementType(),
-                              std::nullopt);
+    Value init =
+        filledTensor(rewriter, loc, sizes, type.getElementType(), std::nullopt);
     Value vocab = getValueOrCreateConstantIndexOp(
         rewriter, loc, tensor::getMixedSize(rewriter, loc, table, 0));
     AffineMap tokMap = AffineMap::get(
@@ -444,7 +454,9 @@ struct EmbeddingLowering : OpRewritePattern<EmbeddingOp> {
                                       arith::MinSIOp::create(nb, l, id, last));
           Value j = linalg::IndexOp::create(nb, l, 2);
           linalg::YieldOp::create(
-              nb, l, tensor::ExtractOp::create(nb, l, table, ValueRange{id, j}).getResult());
+              nb, l,
+              tensor::ExtractOp::create(nb, l, table, ValueRange{id, j})
+                  .getResult());
         },
         {tokMap});
     rewriter.replaceOp(op, y);
@@ -460,11 +472,12 @@ struct CrossEntropyLowering : OpRewritePattern<CrossEntropyOp> {
     Value logits = op.getLogits(), tokens = op.getTokens();
     Type elt = cast<RankedTensorType>(logits.getType()).getElementType();
     double lowest = -std::numeric_limits<double>::infinity();
-    Value rowMax = reduceLastDim(rewriter, loc, logits, lowest,
-                                 [](OpBuilder &nb, Location l, ValueRange a) {
-                                   linalg::YieldOp::create(
-                                       nb, l, arith::MaximumFOp::create(nb, l, a[0], a[1]).getResult());
-                                 });
+    Value rowMax = reduceLastDim(
+        rewriter, loc, logits, lowest,
+        [](OpBuilder &nb, Location l, ValueRange a) {
+          linalg::YieldOp::create(
+              nb, l, arith::MaximumFOp::create(nb, l, a[0], a[1]).getResult());
+        });
     // sum_v exp(logit - max), with the max broadcast along v.
     AffineMap id3 = rewriter.getMultiDimIdentityMap(3);
     AffineMap row3 = AffineMap::get(
@@ -484,7 +497,8 @@ struct CrossEntropyLowering : OpRewritePattern<CrossEntropyOp> {
             [](OpBuilder &nb, Location l, ValueRange a) {
               Value e = math::ExpOp::create(
                   nb, l, arith::SubFOp::create(nb, l, a[0], a[1]));
-              linalg::YieldOp::create(nb, l, arith::AddFOp::create(nb, l, a[2], e).getResult());
+              linalg::YieldOp::create(
+                  nb, l, arith::AddFOp::create(nb, l, a[2], e).getResult());
             })
             .getResult(0);
     // Per position: log-sum-exp minus the next token's logit; 0 for the last.
@@ -501,20 +515,24 @@ struct CrossEntropyLowering : OpRewritePattern<CrossEntropyOp> {
           Value one = arith::ConstantIndexOp::create(nb, l, 1);
           Value zero = arith::ConstantIndexOp::create(nb, l, 0);
           Value next = arith::AddIOp::create(nb, l, i, one);
-          Value hasNext = arith::CmpIOp::create(nb, l, arith::CmpIPredicate::ult,
-                                                next, seq);
+          Value hasNext = arith::CmpIOp::create(
+              nb, l, arith::CmpIPredicate::ult, next, seq);
           Value nextIdx = arith::SelectOp::create(nb, l, hasNext, next, i);
-          Value tok = tensor::ExtractOp::create(nb, l, tokens, ValueRange{bIdx, nextIdx});
+          Value tok = tensor::ExtractOp::create(nb, l, tokens,
+                                                ValueRange{bIdx, nextIdx});
           Value id = arith::IndexCastOp::create(nb, l, nb.getIndexType(), tok);
           Value last = arith::SubIOp::create(nb, l, vocab, one);
           id = arith::MaxSIOp::create(nb, l, zero,
                                       arith::MinSIOp::create(nb, l, id, last));
-          Value target = tensor::ExtractOp::create(nb, l, logits, ValueRange{bIdx, i, id});
+          Value target =
+              tensor::ExtractOp::create(nb, l, logits, ValueRange{bIdx, i, id});
           Value lse = arith::AddFOp::create(nb, l, a[0],
                                             math::LogOp::create(nb, l, a[1]));
           Value loss = arith::SubFOp::create(nb, l, lse, target);
           Value zeroF = floatConst(nb, l, loss.getType(), 0.0);
-          linalg::YieldOp::create(nb, l, arith::SelectOp::create(nb, l, hasNext, loss, zeroF).getResult());
+          linalg::YieldOp::create(
+              nb, l,
+              arith::SelectOp::create(nb, l, hasNext, loss, zeroF).getResult());
         },
         {row2, row2});
     // Mean over batch * (seq - 1) positions (0 when there are none).
@@ -527,7 +545,8 @@ struct CrossEntropyLowering : OpRewritePattern<CrossEntropyOp> {
             ArrayRef<utils::IteratorType>{utils::IteratorType::reduction,
                                           utils::IteratorType::reduction},
             [](OpBuilder &nb, Location l, ValueRange a) {
-              linalg::YieldOp::create(nb, l, arith::AddFOp::create(nb, l, a[0], a[1]).getResult());
+              linalg::YieldOp::create(
+                  nb, l, arith::AddFOp::create(nb, l, a[0], a[1]).getResult());
             })
             .getResult(0);
     Value batch = getValueOrCreateConstantIndexOp(
@@ -543,11 +562,12 @@ struct CrossEntropyLowering : OpRewritePattern<CrossEntropyOp> {
         arith::IndexCastOp::create(rewriter, loc, rewriter.getI64Type(),
                                    positions));
     Value meanInit = filledTensor(rewriter, loc, {}, elt, std::nullopt);
-    Value mean = elementwise(rewriter, loc, meanInit, ValueRange{total},
-                             [&](OpBuilder &nb, Location l, ValueRange a) {
-                               linalg::YieldOp::create(
-                                   nb, l, arith::DivFOp::create(nb, l, a[0], count).getResult());
-                             });
+    Value mean = elementwise(
+        rewriter, loc, meanInit, ValueRange{total},
+        [&](OpBuilder &nb, Location l, ValueRange a) {
+          linalg::YieldOp::create(
+              nb, l, arith::DivFOp::create(nb, l, a[0], count).getResult());
+        });
     rewriter.replaceOp(op, mean);
     return success();
   }

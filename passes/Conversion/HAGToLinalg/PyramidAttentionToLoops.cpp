@@ -36,8 +36,8 @@ Value buildMemoryGate(OpBuilder &b, Location loc, Value x, Value w1, Value b1,
   // s[b, n] = sum_j SiLU(hidden + b1[j]) * w2[j]
   AffineMap id3 = b.getMultiDimIdentityMap(3);
   AffineMap last = AffineMap::get(3, 0, b.getAffineDimExpr(2), ctx);
-  AffineMap rows = AffineMap::get(
-      3, 0, {b.getAffineDimExpr(0), b.getAffineDimExpr(1)}, ctx);
+  AffineMap rows =
+      AffineMap::get(3, 0, {b.getAffineDimExpr(0), b.getAffineDimExpr(1)}, ctx);
   SmallVector<OpFoldResult> sizes = tensorSizes(b, loc, x);
   sizes.pop_back();
   Value sInit = filledTensor(b, loc, sizes, elt, 0.0);
@@ -49,7 +49,8 @@ Value buildMemoryGate(OpBuilder &b, Location loc, Value x, Value w1, Value b1,
                                               utils::IteratorType::reduction},
                 [](OpBuilder &nb, Location l, ValueRange a) {
                   Value h = arith::AddFOp::create(nb, l, a[0], a[1]);
-                  Value r = math::FmaOp::create(nb, l, silu(nb, l, h), a[2], a[3]);
+                  Value r =
+                      math::FmaOp::create(nb, l, silu(nb, l, h), a[2], a[3]);
                   linalg::YieldOp::create(nb, l, r);
                 })
                 .getResult(0);
@@ -57,14 +58,14 @@ Value buildMemoryGate(OpBuilder &b, Location loc, Value x, Value w1, Value b1,
   AffineMap id2 = b.getMultiDimIdentityMap(2);
   AffineMap scalar = AffineMap::get(2, 0, b.getAffineConstantExpr(0), ctx);
   Value invTau = floatConst(b, loc, elt, 1.0 / tau);
-  return elementwise(
-      b, loc, gInit, ValueRange{s, b2},
-      [&](OpBuilder &nb, Location l, ValueRange a) {
-        Value z = arith::MulFOp::create(
-            nb, l, arith::AddFOp::create(nb, l, a[0], a[1]), invTau);
-        linalg::YieldOp::create(nb, l, sigmoid(nb, l, z));
-      },
-      {id2, scalar});
+  return elementwise(b, loc, gInit, ValueRange{s, b2},
+                     [&](OpBuilder &nb, Location l, ValueRange a) {
+                       Value z = arith::MulFOp::create(
+                           nb, l, arith::AddFOp::create(nb, l, a[0], a[1]),
+                           invTau);
+                       linalg::YieldOp::create(nb, l, sigmoid(nb, l, z));
+                     },
+                     {id2, scalar});
 }
 
 struct MemoryGateLowering : OpRewritePattern<MemoryGateOp> {
@@ -94,7 +95,8 @@ Value packConvWeights(OpBuilder &b, Location loc, ValueRange weights,
     SmallVector<OpFoldResult> sizes = {b.getIndexAttr(1), b.getIndexAttr(hkv),
                                        b.getIndexAttr(r), b.getIndexAttr(d)};
     SmallVector<OpFoldResult> strides(4, b.getIndexAttr(1));
-    acc = tensor::InsertSliceOp::create(b, loc, w, acc, offsets, sizes, strides);
+    acc =
+        tensor::InsertSliceOp::create(b, loc, w, acc, offsets, sizes, strides);
   }
   return acc;
 }
@@ -122,14 +124,15 @@ struct PyramidAttentionLowering : OpRewritePattern<PyramidAttentionOp> {
         packConvWeights(rewriter, loc, op.getConvValues(), config, elt);
 
     SmallVector<Value> args;
-    for (Value t : {Value(op.getQueries()), Value(op.getKeys()), Value(op.getValues()), g, convK,
-                    convV})
+    for (Value t : {Value(op.getQueries()), Value(op.getKeys()),
+                    Value(op.getValues()), g, convK, convV})
       args.push_back(asDynamicBuffer(rewriter, loc, t));
     // The output buffer: [batch, N, H*d].
     SmallVector<Value> dynSizes;
     for (int64_t i = 0; i < qType.getRank(); ++i)
       if (qType.isDynamicDim(i))
-        dynSizes.push_back(tensor::DimOp::create(rewriter, loc, op.getQueries(), i));
+        dynSizes.push_back(
+            tensor::DimOp::create(rewriter, loc, op.getQueries(), i));
     auto outType = MemRefType::get(qType.getShape(), elt);
     Value out = memref::AllocOp::create(rewriter, loc, outType, dynSizes);
     args.push_back(memref::CastOp::create(
@@ -153,8 +156,9 @@ struct PyramidAttentionLowering : OpRewritePattern<PyramidAttentionOp> {
     args.push_back(floatConst(rewriter, loc, rewriter.getF32Type(),
                               config.getEps().convertToDouble()));
     func::CallOp::create(rewriter, loc, kernel, args);
-    Value result = bufferization::ToTensorOp::create(
-        rewriter, loc, qType, out, rewriter.getUnitAttr(), rewriter.getUnitAttr());
+    Value result = bufferization::ToTensorOp::create(rewriter, loc, qType, out,
+                                                     rewriter.getUnitAttr(),
+                                                     rewriter.getUnitAttr());
     rewriter.replaceOp(op, result);
     return success();
   }
