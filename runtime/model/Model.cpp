@@ -126,19 +126,6 @@ std::vector<int64_t> makeDescriptor(const void *data,
   return words;
 }
 
-/// "[batch, seq, 512]": a spec shape with its dynamic dimensions named.
-std::string specShapeToString(const std::vector<int64_t> &shape) {
-  std::string s = "[";
-  for (size_t i = 0; i < shape.size(); ++i) {
-    if (i)
-      s += ", ";
-    if (shape[i] >= 0)
-      s += std::to_string(shape[i]);
-    else
-      s += i == 0 ? "batch" : i == 1 ? "seq" : "?";
-  }
-  return s + "]";
-}
 
 /// Copies the code's result out of `words` (a descriptor of `rank`) and
 /// frees its buffer unless it is one of `argBases` (a result that aliases an
@@ -166,7 +153,7 @@ Result<HostTensor> takeResult(const std::vector<int64_t> &words,
         (entry.resultShape[i] >= 0 && sizes[i] != entry.resultShape[i]))
       return makeError(entry.name, ": the code returned shape ",
                        shapeToString(sizes), ", expected ",
-                       specShapeToString(entry.resultShape));
+                       describeShape(entry.resultShape));
   Result<HostTensor> out = HostTensor::zeros(entry.resultDType, sizes);
   if (!out.ok())
     return out.status().withPrefix(entry.name + ": result");
@@ -282,11 +269,11 @@ Status prepareInput(const ArtifactEntry &entry, const TensorSpec &spec,
   }
   if (shape.size() != rank)
     return makeError(what, " has shape ", shapeToString(given.shape),
-                     ", expected ", specShapeToString(spec.shape));
+                     ", expected ", describeShape(spec.shape));
   for (size_t i = 0; i < rank; ++i)
     if (spec.shape[i] >= 0 && shape[i] != spec.shape[i])
       return makeError(what, " has shape ", shapeToString(given.shape),
-                       ", expected ", specShapeToString(spec.shape));
+                       ", expected ", describeShape(spec.shape));
   for (size_t i = 0; i < rank; ++i)
     if (spec.shape[i] < 0 && shape[i] < 1)
       return makeError(what, " has shape ", shapeToString(given.shape), ": ",
@@ -543,4 +530,17 @@ Result<HostTensor> Model::run(const std::string &entryName,
   } catch (const std::bad_alloc &) {
     return makeError(entryName, ": out of memory");
   }
+}
+
+std::string hag::rt::describeShape(const std::vector<int64_t> &shape) {
+  std::string s = "[";
+  for (size_t i = 0; i < shape.size(); ++i) {
+    if (i)
+      s += ", ";
+    if (shape[i] >= 0)
+      s += std::to_string(shape[i]);
+    else
+      s += i == 0 ? "batch" : i == 1 ? "seq" : "?";
+  }
+  return s + "]";
 }

@@ -52,20 +52,6 @@ ParsedArgs usageError(std::string message) {
   return p;
 }
 
-/// "[2, 5]", or for an entry's spec "[batch, seq, 256]" (dynamic
-/// dimensions named as in Model.h).
-std::string describeShape(const std::vector<int64_t> &shape) {
-  std::string s = "[";
-  for (size_t i = 0; i < shape.size(); ++i) {
-    if (i)
-      s += ", ";
-    if (shape[i] >= 0)
-      s += std::to_string(shape[i]);
-    else
-      s += i == 0 ? "batch" : i == 1 ? "seq" : "?";
-  }
-  return s + "]";
-}
 
 double millisecondsSince(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double, std::milli>(

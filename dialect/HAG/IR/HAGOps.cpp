@@ -167,6 +167,39 @@ LogicalResult checkConvWeight(Operation *op, ShapeChecker &sc, Value w,
   return success();
 }
 
+/// Checks summary keys and values [b, blocks, T, kv_dim] and masses
+/// [b, blocks, T] against the raw sequence length `seq`, the batch of `ref`
+/// (called `refName`) and the configuration (one block when bidirectional).
+LogicalResult checkSummaryTensors(ShapeChecker &sc, Value keys, Value values,
+                                  Value mass, Value ref, StringRef refName,
+                                  int64_t seq, PyramidConfigAttr config) {
+  if (failed(sc.rank(keys, "summary keys", 4)) ||
+      failed(sc.rank(values, "summary values", 4)) ||
+      failed(sc.rank(mass, "summary mass", 3)))
+    return failure();
+  int64_t blocks = config.getCausal() ? ceilDivDyn(seq, config.getBlock()) : 1;
+  if (failed(sc.sameDim(keys, "summary keys", 0, "batch", ref, refName, 0,
+                        "batch")) ||
+      failed(sc.dimIs(keys, "summary keys", 1, "block count", blocks,
+                      config.getCausal() ? "ceil(length / block)"
+                                         : "one block when bidirectional")) ||
+      failed(sc.dimIs(keys, "summary keys", 2, "token count",
+                      config.getSummary(), "summary")) ||
+      failed(sc.dimIs(keys, "summary keys", 3, "feature size",
+                      config.getKvDim(), "kv_heads * head_dim")))
+    return failure();
+  for (int64_t d : {0, 1, 2, 3})
+    if (failed(sc.sameDim(values, "summary values", d,
+                          "dim " + std::to_string(d), keys, "summary keys", d,
+                          "dim " + std::to_string(d))))
+      return failure();
+  for (int64_t d : {0, 1, 2})
+    if (failed(sc.sameDim(mass, "summary mass", d, "dim " + std::to_string(d),
+                          keys, "summary keys", d, "dim " + std::to_string(d))))
+      return failure();
+  return success();
+}
+
 } // namespace
 
 //===----------------------------------------------------------------------===//
@@ -367,34 +400,17 @@ LogicalResult GlobalSummaryOp::verify() {
   ShapeChecker sc(*this);
   PyramidConfigAttr config = getConfig();
   if (failed(sc.sameElementType()) ||
-      failed(
-          checkRawKV(sc, getKeys(), getValues(), getGate(), "gate", config)) ||
-      failed(sc.rank(getSummaryKeys(), "summary keys", 4)) ||
-      failed(sc.rank(getSummaryValues(), "summary values", 4)) ||
-      failed(sc.rank(getSummaryMass(), "summary mass", 3)))
+      failed(checkRawKV(sc, getKeys(), getValues(), getGate(), "gate", config)))
     return failure();
   if (getSummaryKeys().getType() != getSummaryValues().getType())
     return emitOpError() << "expects summary keys and values of one type, got "
                          << getSummaryKeys().getType() << " and "
                          << getSummaryValues().getType();
   int64_t seq = ShapeChecker::dim(getKeys(), 1);
-  int64_t blocks = config.getCausal() ? ceilDivDyn(seq, config.getBlock()) : 1;
-  if (failed(sc.sameDim(getSummaryKeys(), "summary keys", 0, "batch", getKeys(),
-                        "keys", 0, "batch")) ||
-      failed(sc.dimIs(getSummaryKeys(), "summary keys", 1, "block count",
-                      blocks,
-                      config.getCausal() ? "ceil(length / block)"
-                                         : "one block when bidirectional")) ||
-      failed(sc.dimIs(getSummaryKeys(), "summary keys", 2, "token count",
-                      config.getSummary(), "summary")) ||
-      failed(sc.dimIs(getSummaryKeys(), "summary keys", 3, "feature size",
-                      config.getKvDim(), "kv_heads * head_dim")))
+  if (failed(checkSummaryTensors(sc, getSummaryKeys(), getSummaryValues(),
+                                 getSummaryMass(), getKeys(), "keys", seq,
+                                 config)))
     return failure();
-  for (int64_t d : {0, 1, 2})
-    if (failed(sc.sameDim(getSummaryMass(), "summary mass", d,
-                          "dim " + std::to_string(d), getSummaryKeys(),
-                          "summary keys", d, "dim " + std::to_string(d))))
-      return failure();
   return checkMaxSeq(*this, seq, "keys", config);
 }
 
@@ -465,31 +481,9 @@ LogicalResult CrossLevelAttentionOp::verify() {
       return failure();
   }
 
-  if (failed(sc.rank(getSummaryKeys(), "summary keys", 4)) ||
-      failed(sc.rank(getSummaryValues(), "summary values", 4)) ||
-      failed(sc.rank(getSummaryMass(), "summary mass", 3)))
-    return failure();
-  int64_t blocks = config.getCausal() ? ceilDivDyn(seq, config.getBlock()) : 1;
-  if (failed(sc.dimIs(getSummaryKeys(), "summary keys", 1, "block count",
-                      blocks,
-                      config.getCausal() ? "ceil(length / block)"
-                                         : "one block when bidirectional")) ||
-      failed(sc.dimIs(getSummaryKeys(), "summary keys", 2, "token count",
-                      config.getSummary(), "summary")) ||
-      failed(sc.dimIs(getSummaryKeys(), "summary keys", 3, "feature size",
-                      config.getKvDim(), "kv_heads * head_dim")))
-    return failure();
-  for (int64_t d : {0, 1, 2, 3})
-    if (failed(sc.sameDim(getSummaryValues(), "summary values", d,
-                          "dim " + std::to_string(d), getSummaryKeys(),
-                          "summary keys", d, "dim " + std::to_string(d))))
-      return failure();
-  for (int64_t d : {0, 1, 2})
-    if (failed(sc.sameDim(getSummaryMass(), "summary mass", d,
-                          "dim " + std::to_string(d), getSummaryKeys(),
-                          "summary keys", d, "dim " + std::to_string(d))))
-      return failure();
-  return success();
+  return checkSummaryTensors(sc, getSummaryKeys(), getSummaryValues(),
+                             getSummaryMass(), getQueries(), "queries", seq,
+                             config);
 }
 
 LogicalResult PyramidAttentionOp::verify() {

@@ -79,8 +79,18 @@ Value lowering::asDynamicBuffer(OpBuilder &b, Location loc, Value tensor) {
   return memref::CastOp::create(b, loc, dynType, m);
 }
 
+/// [[0, ..., rank-2], [rank-1]]: folds the leading dimensions of a shape of
+/// rank >= 2 into rows.
+static SmallVector<ReassociationIndices> rowsReassociation(unsigned rank) {
+  ReassociationIndices lead;
+  for (unsigned d = 0; d + 1 < rank; ++d)
+    lead.push_back(d);
+  return {lead, {static_cast<int64_t>(rank) - 1}};
+}
+
 /// y = x w^T through the kernel library's @hag_matmul_nt on the rows of x
-/// (x collapsed to [rows, in]); null when the kernel is not available.
+/// (x collapsed to [rows, in]); null when the kernel is not available or x
+/// is a vector.
 static Value contractWithKernel(OpBuilder &b, Location loc, Value x, Value w) {
   auto xType = cast<RankedTensorType>(x.getType());
   auto wType = cast<RankedTensorType>(w.getType());
@@ -94,25 +104,13 @@ static Value contractWithKernel(OpBuilder &b, Location loc, Value x, Value w) {
   if (!kernel)
     return nullptr;
   unsigned rank = xType.getRank();
-  Value rows2d = x;
-  if (rank != 2) {
-    ReassociationIndices lead;
-    for (unsigned d = 0; d + 1 < rank; ++d)
-      lead.push_back(d);
-    SmallVector<ReassociationIndices> reassoc;
-    if (!lead.empty())
-      reassoc.push_back(lead);
-    reassoc.push_back({static_cast<int64_t>(rank) - 1});
-    if (rank == 1)
-      reassoc = {};
-    rows2d =
-        rank == 1
-            ? Value()
-            : tensor::CollapseShapeOp::create(b, loc, x, reassoc).getResult();
-  }
-  if (!rows2d)
+  if (rank < 2)
     return nullptr;
-  auto rowsType = cast<RankedTensorType>(rows2d.getType());
+  Value rows2d =
+      rank == 2
+          ? x
+          : tensor::CollapseShapeOp::create(b, loc, x, rowsReassociation(rank))
+                .getResult();
   int64_t out = wType.getDimSize(0);
   Value a = asDynamicBuffer(b, loc, rows2d);
   Value wb = asDynamicBuffer(b, loc, w);
@@ -130,17 +128,11 @@ static Value contractWithKernel(OpBuilder &b, Location loc, Value x, Value w) {
     dynSizes.push_back(tensor::DimOp::create(b, loc, w, 0));
   auto cType = MemRefType::get(shape, elt);
   Value c = memref::AllocOp::create(b, loc, cType, dynSizes);
-  Value c2d = c;
-  if (rank != 2) {
-    SmallVector<ReassociationIndices> reassoc;
-    ReassociationIndices lead;
-    for (unsigned d = 0; d + 1 < rank; ++d)
-      lead.push_back(d);
-    reassoc.push_back(lead);
-    reassoc.push_back({static_cast<int64_t>(rank) - 1});
-    c2d = memref::CollapseShapeOp::create(b, loc, c, reassoc);
-  }
-  (void)rowsType;
+  Value c2d =
+      rank == 2
+          ? c
+          : memref::CollapseShapeOp::create(b, loc, c, rowsReassociation(rank))
+                .getResult();
   Value cDyn = memref::CastOp::create(
       b, loc,
       MemRefType::get({ShapedType::kDynamic, ShapedType::kDynamic}, elt), c2d);

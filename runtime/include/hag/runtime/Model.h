@@ -45,6 +45,10 @@ struct TensorRef {
   const void *data = nullptr;
 };
 
+/// "[2, 5]", or for a spec shape "[batch, seq, 256]": dimensions of -1 are
+/// named batch (first), seq (second) or "?".
+std::string describeShape(const std::vector<int64_t> &shape);
+
 /// A compiled model and its weights.
 class Model {
 public:
