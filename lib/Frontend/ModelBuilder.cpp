@@ -198,7 +198,9 @@ func::FuncOp ModelBuilder::endFunction(ModuleOp module, StringRef name,
 }
 
 OwningOpRef<ModuleOp> ModelBuilder::build(StringRef name) {
-  fileLoc = FileLineColLoc::get(&ctx, name, 1, 1);
+  // Line 0: errors after the frontend concern the model, not a line of
+  // its description (line 1 would make the handler quote that line).
+  fileLoc = FileLineColLoc::get(&ctx, name, 0, 0);
   OwningOpRef<ModuleOp> module = ModuleOp::create(fileLoc, name);
   module->getOperation()->setAttr("hag.config", config);
   // The non-attention half of the description, for the artifact manifest.
