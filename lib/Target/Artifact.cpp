@@ -2,6 +2,8 @@
 
 #include "hag/Target/Artifact.h"
 #include "hag/Dialect/HAG/IR/HAGOps.h"
+#include "hag/runtime/Artifact.h"
+#include "hag/runtime/FileIO.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/ExecutionEngine/OptUtils.h"
@@ -27,11 +29,7 @@
 #include "llvm/TargetParser/Host.h"
 #include "llvm/TargetParser/SubtargetFeature.h"
 
-#include <cerrno>
 #include <cstdio>
-#include <cstring>
-#include <fcntl.h>
-#include <unistd.h>
 
 using namespace mlir;
 using namespace mlir::hag;
@@ -246,38 +244,6 @@ translateAndOptimize(ModuleOp module, llvm::LLVMContext &llvmCtx,
   return llvmModule;
 }
 
-/// Writes `bytes` to `path` atomically: a temporary file beside it, fsync,
-/// rename. The previous file stays intact on any failure.
-LogicalResult writeFileAtomically(StringRef path, ArrayRef<char> bytes,
-                                  std::string &error) {
-  std::string tmp = (path + ".tmp." + std::to_string(::getpid())).str();
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  if (fd < 0) {
-    error = "cannot create '" + tmp + "': " + std::strerror(errno);
-    return failure();
-  }
-  size_t done = 0;
-  while (done < bytes.size()) {
-    ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
-    if (n < 0) {
-      if (errno == EINTR)
-        continue;
-      error = "cannot write '" + tmp + "': " + std::strerror(errno);
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      return failure();
-    }
-    done += n;
-  }
-  if (::fsync(fd) != 0 || ::close(fd) != 0 ||
-      ::rename(tmp.c_str(), path.str().c_str()) != 0) {
-    error = "cannot write '" + path.str() + "': " + std::strerror(errno);
-    ::unlink(tmp.c_str());
-    return failure();
-  }
-  return success();
-}
-
 /// Links an object file into a shared object with the host C driver.
 LogicalResult linkSharedObject(ArrayRef<char> object, std::string &so,
                                std::string &error) {
@@ -351,14 +317,6 @@ void appendU64(std::string &s, uint64_t v) {
     s.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
 }
 
-uint64_t fnv1a64(StringRef bytes) {
-  uint64_t h = 0xcbf29ce484222325ULL;
-  for (unsigned char c : bytes) {
-    h ^= c;
-    h *= 0x100000001b3ULL;
-  }
-  return h;
-}
 
 } // namespace
 
@@ -407,9 +365,14 @@ LogicalResult mlir::hag::writeArtifact(ModuleOp module,
   appendU64(file, so.size());
   file += manifest;
   file += so;
-  appendU64(file, fnv1a64(file));
-  if (failed(writeFileAtomically(path, ArrayRef<char>(file.data(), file.size()),
-                                 error)))
-    return module.emitError(error);
+  // The runtime's checksum and atomic writer: one implementation of the
+  // format on both sides (temporary file, fsync, rename, directory fsync).
+  appendU64(file, ::hag::rt::fnv1a64(
+                      reinterpret_cast<const uint8_t *>(file.data()),
+                      file.size()));
+  ::hag::rt::Status written =
+      ::hag::rt::writeFileAtomic(path.str(), file.data(), file.size());
+  if (!written.ok())
+    return module.emitError(written.message());
   return success();
 }

@@ -12,6 +12,7 @@
 #ifndef HAG_TARGET_ARTIFACT_H
 #define HAG_TARGET_ARTIFACT_H
 
+#include "hag/runtime/Artifact.h"
 #include "mlir/Support/LLVM.h"
 
 #include <string>
@@ -26,8 +27,9 @@ class ModuleOp;
 
 namespace mlir::hag {
 
-/// The artifact format this compiler writes (docs/artifact-format.md).
-constexpr uint32_t kArtifactFormatVersion = 1;
+/// The artifact format this compiler writes (docs/artifact-format.md): the
+/// one the runtime reads.
+constexpr uint32_t kArtifactFormatVersion = ::hag::rt::kArtifactFormatVersion;
 
 struct CPUTargetOptions {
   /// An LLVM CPU name; "native" (the default) is the build machine's CPU
