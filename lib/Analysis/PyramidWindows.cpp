@@ -175,4 +175,19 @@ int64_t denseKeys(bool causal, int64_t seqLen) {
   return causal ? seqLen * (seqLen + 1) / 2 : seqLen * seqLen;
 }
 
+DecodeCacheLayout decodeCacheLayout(const PyramidParams &p) {
+  DecodeCacheLayout c;
+  c.maxSeq = p.maxSeq;
+  c.levels = staticLevels(p);
+  int64_t row = p.maxSeq;
+  for (int64_t l = 2; l < c.levels; ++l) {
+    c.levelOffset.push_back(row);
+    row += levelLength(p.ratio, l, p.maxSeq);
+  }
+  c.summaryOffset = row;
+  c.selectOffset = row + p.summary;
+  c.rows = c.selectOffset + p.selectK;
+  return c;
+}
+
 } // namespace hag

@@ -12,7 +12,10 @@
 #include "hag/Dialect/HAG/IR/HAGOps.h"
 #include "hag/Frontend/ModelDescription.h"
 
+#include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/OwningOpRef.h"
@@ -54,6 +57,7 @@ private:
   void beginFunction(ArrayRef<Type> inputs, ArrayRef<StringRef> inputNames) {
     entry = new Block();
     argNames.clear();
+    numState = 0;
     numInputs = inputs.size();
     for (auto [t, n] : llvm::zip(inputs, inputNames)) {
       entry->addArgument(t, fileLoc);
@@ -65,9 +69,22 @@ private:
   func::FuncOp endFunction(ModuleOp module, StringRef name,
                            ArrayRef<Value> results);
 
+  /// The projections (RoPE applied, at `position` when given) and the
+  /// weights of one attention layer.
+  struct AttentionInputs {
+    Value q, k, v, wo, w1, b1, w2, b2;
+  };
+  AttentionInputs attentionInputs(Value h, const std::string &prefix,
+                                  Value position);
+  /// The conv weights ("k" or "v") of every compressed level, if any.
+  SmallVector<Value> convWeights(const std::string &prefix, StringRef which);
   Value attentionBlock(Value h, const std::string &prefix);
+  /// One decoding step of an attention layer, with its cache arguments.
+  Value attentionDecode(Value h, const std::string &prefix, Value position);
   Value mlpBlock(Value h, const std::string &prefix);
-  Value lmForward(Value tokens);
+  /// The language model over `tokens` [batch, seq]; `position` (an index)
+  /// makes it one incremental-decoding step of a [batch, 1] token.
+  Value lmForward(Value tokens, Value position = Value());
 
   MLIRContext &ctx;
   const ::hag::ModelDescription &md;
@@ -79,38 +96,105 @@ private:
   SmallVector<Attribute> argNames;
   /// The leading arguments that are model inputs, not weights.
   size_t numInputs = 0;
+  /// The arguments after the inputs that are state buffers (the decoding
+  /// cache), in front of the weights.
+  unsigned numState = 0;
 };
 
-Value ModelBuilder::attentionBlock(Value h, const std::string &prefix) {
+ModelBuilder::AttentionInputs
+ModelBuilder::attentionInputs(Value h, const std::string &prefix,
+                              Value position) {
   const ::hag::PyramidParams &p = md.attention;
   int64_t d = md.dModel, qDim = p.modelDim(), kvDim = p.kvDim();
   int64_t dg = md.resolvedGateHidden();
   Location l = loc(prefix);
-  auto act = [&](int64_t features) { return tensor({kDyn, kDyn, features}); };
+  int64_t seq = cast<RankedTensorType>(h.getType()).getDimSize(1);
+  auto act = [&](int64_t features) { return tensor({kDyn, seq, features}); };
 
+  AttentionInputs in;
   Value wq = weight(prefix + "wq", {qDim, d});
   Value wk = weight(prefix + "wk", {kvDim, d});
   Value wv = weight(prefix + "wv", {kvDim, d});
-  Value wo = weight(prefix + "wo", {d, qDim});
-  Value w1 = weight(prefix + "gate.w1", {dg, d});
-  Value b1 = weight(prefix + "gate.b1", {dg});
-  Value w2 = weight(prefix + "gate.w2", {dg});
-  Value b2 = weight(prefix + "gate.b2", {1});
+  in.wo = weight(prefix + "wo", {d, qDim});
+  in.w1 = weight(prefix + "gate.w1", {dg, d});
+  in.b1 = weight(prefix + "gate.b1", {dg});
+  in.w2 = weight(prefix + "gate.w2", {dg});
+  in.b2 = weight(prefix + "gate.b2", {1});
 
-  Value q = LinearOp::create(b, l, act(qDim), h, wq, Value());
-  Value k = LinearOp::create(b, l, act(kvDim), h, wk, Value());
-  Value v = LinearOp::create(b, l, act(kvDim), h, wv, Value());
+  in.q = LinearOp::create(b, l, act(qDim), h, wq, Value());
+  in.k = LinearOp::create(b, l, act(kvDim), h, wk, Value());
+  in.v = LinearOp::create(b, l, act(kvDim), h, wv, Value());
   if (md.rope) {
     auto rope = [&](Value x) {
-      return RopeOp::create(
-          b, l, x.getType(), x, b.getI64IntegerAttr(p.headDim),
-          b.getF64FloatAttr(md.ropeBase), b.getI64IntegerAttr(0));
+      return RopeOp::create(b, l, x.getType(), x, position,
+                            b.getI64IntegerAttr(p.headDim),
+                            b.getF64FloatAttr(md.ropeBase),
+                            b.getI64IntegerAttr(0));
     };
-    q = rope(q);
-    k = rope(k);
+    in.q = rope(in.q);
+    in.k = rope(in.k);
   }
-  Value g = MemoryGateOp::create(b, l, tensor({kDyn, kDyn}), h, w1, b1, w2, b2,
-                                 config);
+  return in;
+}
+
+SmallVector<Value> ModelBuilder::convWeights(const std::string &prefix,
+                                             StringRef which) {
+  const ::hag::PyramidParams &p = md.attention;
+  SmallVector<Value> ws;
+  if (p.compress != ::hag::Compress::Conv)
+    return ws;
+  for (int64_t level = 2; level < ::hag::staticLevels(p); ++level)
+    ws.push_back(weight(prefix + "conv." + which.str() + "." +
+                            std::to_string(level),
+                        {p.kvHeads, p.ratio, p.headDim}));
+  return ws;
+}
+
+Value ModelBuilder::attentionDecode(Value h, const std::string &prefix,
+                                    Value position) {
+  const ::hag::PyramidParams &p = md.attention;
+  int64_t d = md.dModel, qDim = p.modelDim(), kvDim = p.kvDim();
+  Location l = loc(prefix);
+  AttentionInputs in = attentionInputs(h, prefix, position);
+  SmallVector<Value> convK = convWeights(prefix, "k");
+  SmallVector<Value> convV = convWeights(prefix, "v");
+
+  // The layer's cache: function arguments the step updates in place.
+  ::hag::DecodeCacheLayout layout = ::hag::decodeCacheLayout(p);
+  Type f64 = b.getF64Type();
+  auto buffer = [&](StringRef name, ArrayRef<int64_t> shape, Type elt) {
+    // After the inputs and the earlier buffers, before every weight.
+    unsigned at = numInputs + numState++;
+    Value v = entry->insertArgument(at, MemRefType::get(shape, elt), fileLoc);
+    argNames.insert(argNames.begin() + at,
+                    b.getStringAttr(prefix + "cache." + name.str()));
+    return v;
+  };
+  int64_t prefixRows = p.maxSeq + 1;
+  Value cacheK = buffer("keys", {kDyn, layout.rows, kvDim}, f32);
+  Value cacheV = buffer("values", {kDyn, layout.rows, kvDim}, f32);
+  Value cacheAux = buffer("aux", {kDyn, 2 * layout.rows}, f32);
+  Value prefixK = buffer("prefix_keys", {kDyn, prefixRows, kvDim}, f64);
+  Value prefixV = buffer("prefix_values", {kDyn, prefixRows, kvDim}, f64);
+  Value prefixG = buffer("prefix_gate", {kDyn, prefixRows}, f64);
+
+  Value o = PyramidDecodeOp::create(
+      b, l, tensor({kDyn, 1, qDim}), in.q, in.k, in.v, h, in.w1, in.b1, in.w2,
+      in.b2, convK, convV, position, cacheK, cacheV, cacheAux, prefixK,
+      prefixV, prefixG, config);
+  return LinearOp::create(b, l, tensor({kDyn, 1, d}), o, in.wo, Value());
+}
+
+Value ModelBuilder::attentionBlock(Value h, const std::string &prefix) {
+  const ::hag::PyramidParams &p = md.attention;
+  int64_t d = md.dModel, qDim = p.modelDim(), kvDim = p.kvDim();
+  Location l = loc(prefix);
+  auto act = [&](int64_t features) { return tensor({kDyn, kDyn, features}); };
+
+  AttentionInputs in = attentionInputs(h, prefix, Value());
+  Value q = in.q, k = in.k, v = in.v, wo = in.wo;
+  Value g = MemoryGateOp::create(b, l, tensor({kDyn, kDyn}), h, in.w1, in.b1,
+                                 in.w2, in.b2, config);
 
   SmallVector<Value> levelK, levelV, levelM;
   Value belowK = k, belowV = v, belowM = g;
@@ -157,9 +241,10 @@ Value ModelBuilder::mlpBlock(Value h, const std::string &prefix) {
   return SwiGLUOp::create(b, loc(prefix), h.getType(), h, wg, wu, wd);
 }
 
-Value ModelBuilder::lmForward(Value tokens) {
+Value ModelBuilder::lmForward(Value tokens, Value position) {
   int64_t d = md.dModel;
-  auto act = tensor({kDyn, kDyn, d});
+  int64_t seq = cast<RankedTensorType>(tokens.getType()).getDimSize(1);
+  auto act = tensor({kDyn, seq, d});
   auto rmsNorm = [&](Value x, const std::string &scaleName) {
     Value scale = weight(scaleName, {d});
     return RMSNormOp::create(b, loc(scaleName), act, x, scale,
@@ -170,14 +255,15 @@ Value ModelBuilder::lmForward(Value tokens) {
   for (int64_t i = 0; i < md.layers; ++i) {
     std::string layer = "layers." + std::to_string(i) + ".";
     Value h = rmsNorm(x, layer + "attn_norm.scale");
-    x = AddOp::create(b, loc(layer + "attn"), x,
-                      attentionBlock(h, layer + "attn."));
+    Value attn = position ? attentionDecode(h, layer + "attn.", position)
+                          : attentionBlock(h, layer + "attn.");
+    x = AddOp::create(b, loc(layer + "attn"), x, attn);
     h = rmsNorm(x, layer + "mlp_norm.scale");
     x = AddOp::create(b, loc(layer + "mlp"), x, mlpBlock(h, layer + "mlp."));
   }
   Value h = rmsNorm(x, "final_norm.scale");
   Value head = md.tieEmbeddings ? embed : weight("lm_head", {md.vocab, d});
-  return LinearOp::create(b, loc("lm_head"), tensor({kDyn, kDyn, md.vocab}), h,
+  return LinearOp::create(b, loc("lm_head"), tensor({kDyn, seq, md.vocab}), h,
                           head, Value());
 }
 
@@ -193,6 +279,8 @@ func::FuncOp ModelBuilder::endFunction(ModuleOp module, StringRef name,
     if (i < numInputs)
       func.setArgAttr(i, "hag.input", UnitAttr::get(&ctx));
   }
+  for (unsigned i = numInputs; i < numInputs + numState; ++i)
+    func.setArgAttr(i, "hag.state", UnitAttr::get(&ctx));
   module.push_back(func);
   return func;
 }
@@ -249,6 +337,18 @@ OwningOpRef<ModuleOp> ModelBuilder::build(StringRef name) {
       CrossEntropyOp::create(b, loc("loss"), RankedTensorType::get({}, f32),
                              call.getResult(0), args[0]);
   endFunction(*module, "loss", {loss});
+
+  // @decode: one incremental-decoding step (spec section 10), causal only.
+  if (md.attention.causal) {
+    Type stepTokens = RankedTensorType::get({kDyn, 1}, b.getI32Type());
+    Type position = RankedTensorType::get({}, b.getI64Type());
+    beginFunction({stepTokens, position}, {"tokens", "position"});
+    Value pos = tensor::ExtractOp::create(b, fileLoc, entry->getArgument(1),
+                                          ValueRange{});
+    pos = arith::IndexCastOp::create(b, fileLoc, b.getIndexType(), pos);
+    endFunction(*module, "decode",
+                {lmForward(entry->getArgument(0), pos)});
+  }
   return module;
 }
 
@@ -257,7 +357,8 @@ OwningOpRef<ModuleOp> ModelBuilder::build(StringRef name) {
 namespace hag {
 OwningOpRef<ModuleOp>
 buildModelModule(MLIRContext &ctx, const ModelDescription &md, StringRef name) {
-  ctx.loadDialect<HAGDialect, func::FuncDialect>();
+  ctx.loadDialect<HAGDialect, func::FuncDialect, arith::ArithDialect,
+                  tensor::TensorDialect, memref::MemRefDialect>();
   return ModelBuilder(ctx, md).build(name);
 }
 } // namespace hag

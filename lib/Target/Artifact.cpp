@@ -58,7 +58,7 @@ static std::string dtypeName(Type t) {
 }
 
 static llvm::json::Object tensorJson(StringRef name, Type type) {
-  auto t = cast<RankedTensorType>(type);
+  auto t = cast<ShapedType>(type);
   llvm::json::Array shape;
   for (int64_t d : t.getShape())
     shape.push_back(ShapedType::isDynamic(d) ? int64_t(-1) : d);
@@ -133,7 +133,7 @@ std::string mlir::hag::buildManifest(ModuleOp module,
   for (auto func : module.getOps<func::FuncOp>()) {
     if (!func.isPublic() || func.isExternal())
       continue;
-    llvm::json::Array inputs, params;
+    llvm::json::Array inputs, state, params;
     for (unsigned i = 0; i < func.getNumArguments(); ++i) {
       auto name = func.getArgAttrOfType<StringAttr>(i, "hag.name");
       Type type = func.getArgumentTypes()[i];
@@ -144,6 +144,10 @@ std::string mlir::hag::buildManifest(ModuleOp module,
         inputs.push_back(tensorJson(argName, type));
         continue;
       }
+      if (func.getArgAttr(i, "hag.state")) {
+        state.push_back(tensorJson(argName, type));
+        continue;
+      }
       params.push_back(argName);
       if (seen.insert(argName).second)
         parameters.push_back(tensorJson(argName, type));
@@ -152,6 +156,8 @@ std::string mlir::hag::buildManifest(ModuleOp module,
                              {"symbol", "_mlir_ciface_" + func.getName().str()},
                              {"inputs", std::move(inputs)},
                              {"parameters", std::move(params)}};
+    if (!state.empty())
+      entry["state"] = std::move(state);
     if (func.getNumResults() == 1)
       entry["result"] = tensorJson("", func.getResultTypes()[0]);
     entries.push_back(std::move(entry));

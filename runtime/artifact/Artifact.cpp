@@ -275,23 +275,38 @@ Status parseEntry(const ManifestReader &r, const json::Value &v,
     if (!s.ok())
       return s;
   Status st;
+  // An array of {name, dtype, shape} specs ("inputs", "state").
+  auto specs = [&](const json::Value &arr, const char *key,
+                   std::vector<TensorSpec> &out) -> Status {
+    for (size_t i = 0; i < arr.elements.size(); ++i) {
+      const json::Value &in = arr.elements[i];
+      std::string inPath = strCat(path, ".", key, "[", i, "]");
+      if (!in.isObject())
+        return r.error(strCat(inPath, " is ", json::kindName(in.kind),
+                              ", expected an object"));
+      TensorSpec spec;
+      for (Status s : {r.getString(in, inPath, "name", spec.name),
+                       r.getDType(in, inPath, spec.dtype),
+                       r.getShape(in, inPath, spec.shape, -1)})
+        if (!s.ok())
+          return s;
+      out.push_back(std::move(spec));
+    }
+    return Status::success();
+  };
   const json::Value *inputs =
       r.member(v, path, "inputs", json::Value::Kind::Array, st);
   if (!inputs)
     return st;
-  for (size_t i = 0; i < inputs->elements.size(); ++i) {
-    const json::Value &in = inputs->elements[i];
-    std::string inPath = strCat(path, ".inputs[", i, "]");
-    if (!in.isObject())
-      return r.error(strCat(inPath, " is ", json::kindName(in.kind),
-                            ", expected an object"));
-    TensorSpec spec;
-    for (Status s : {r.getString(in, inPath, "name", spec.name),
-                     r.getDType(in, inPath, spec.dtype),
-                     r.getShape(in, inPath, spec.shape, -1)})
-      if (!s.ok())
-        return s;
-    e.inputs.push_back(std::move(spec));
+  if (Status s = specs(*inputs, "inputs", e.inputs); !s.ok())
+    return s;
+  // "state" is optional: the buffers an entry updates in place.
+  if (const json::Value *state = v.find("state")) {
+    if (!state->isArray())
+      return r.error(strCat(path, ".state is ", json::kindName(state->kind),
+                            ", expected an array"));
+    if (Status s = specs(*state, "state", e.state); !s.ok())
+      return s;
   }
   const json::Value *params =
       r.member(v, path, "parameters", json::Value::Kind::Array, st);

@@ -473,6 +473,9 @@ Result<HostTensor> Model::run(const std::string &entryName,
                        ": no weights bound (initialise or load weights "
                        "before running ",
                        quoted(entryName), ")");
+    if (!entry->state.empty())
+      return makeError(entryName, ": the entry keeps state between calls (a ",
+                       "decoding cache); call it through a Decoder");
     if (numInputs != entry->inputs.size())
       return makeError(entryName, ": the entry takes ", entry->inputs.size(),
                        " inputs, got ", numInputs);
@@ -529,6 +532,125 @@ Result<HostTensor> Model::run(const std::string &entryName,
     return result;
   } catch (const std::bad_alloc &) {
     return makeError(entryName, ": out of memory");
+  }
+}
+
+//===----------------------------------------------------------------------===//
+// Decoder
+//===----------------------------------------------------------------------===//
+
+Result<Decoder> Decoder::create(const Model &model, int64_t batch) {
+  try {
+    const std::string &source = model.artifact().source();
+    const ArtifactEntry *entry = model.artifact().findEntry("decode");
+    if (!entry)
+      return makeError(source,
+                       " cannot decode incrementally: it has no 'decode' entry "
+                       "(only causal language models have one)");
+    if (!model.hasWeights())
+      return makeError(source, ": no weights bound (initialise or load "
+                               "weights before decoding)");
+    if (batch < 1)
+      return makeError("decoding needs a batch of at least 1, got ", batch);
+    if (entry->inputs.size() != 2 || entry->resultShape.size() != 3 ||
+        entry->resultDType != DType::F32)
+      return makeError(source, ": entry 'decode' does not take (tokens, ",
+                       "position) and return f32 [batch, 1, vocab]");
+    if (1 + 2 + entry->state.size() + entry->parameters.size() > kMaxArguments)
+      return makeError(source, ": entry 'decode' takes too many arguments");
+    Decoder d(model, *entry, batch);
+    for (const TensorSpec &spec : entry->state) {
+      std::vector<int64_t> shape = spec.shape;
+      if (shape.empty() || shape[0] != -1)
+        return makeError(source, ": decoding cache ", quoted(spec.name),
+                         " has no batch dimension");
+      shape[0] = batch;
+      for (size_t i = 1; i < shape.size(); ++i)
+        if (shape[i] < 0)
+          return makeError(source, ": decoding cache ", quoted(spec.name),
+                           " has a dynamic dimension ", i);
+      Result<HostTensor> t = HostTensor::zeros(spec.dtype, shape);
+      if (!t.ok())
+        return t.status().withPrefix(strCat("decoding cache ",
+                                            quoted(spec.name)));
+      d.state.push_back(std::move(*t));
+    }
+    return d;
+  } catch (const std::bad_alloc &) {
+    return makeError("decoding caches for a batch of ", batch,
+                     ": out of memory");
+  }
+}
+
+int64_t Decoder::capacity() const { return model->facts().maxSeq; }
+
+size_t Decoder::cacheBytes() const {
+  size_t bytes = 0;
+  for (const HostTensor &t : state)
+    bytes += t.data.size();
+  return bytes;
+}
+
+void Decoder::reset() {
+  for (HostTensor &t : state)
+    std::fill(t.data.begin(), t.data.end(), uint8_t(0));
+  pos = 0;
+}
+
+Result<HostTensor> Decoder::step(const std::vector<int64_t> &tokens) {
+  try {
+    if (static_cast<int64_t>(tokens.size()) != batch)
+      return makeError("decode: got ", tokens.size(), " tokens for a batch of ",
+                       batch);
+    if (pos >= capacity())
+      return makeError("decode: the context is full (max_seq ", capacity(),
+                       " tokens)");
+    int64_t vocab = model->facts().vocab;
+    std::vector<int32_t> ids(batch);
+    for (int64_t b = 0; b < batch; ++b) {
+      if (tokens[b] < 0 || tokens[b] >= vocab)
+        return makeError("decode: token ", tokens[b], " of sequence ", b,
+                         " is outside the vocabulary [0, ", vocab, ")");
+      ids[b] = static_cast<int32_t>(tokens[b]);
+    }
+    int64_t position = pos;
+
+    // Descriptors: result, tokens [batch, 1], position [], the caches, the
+    // weights.
+    std::vector<std::vector<int64_t>> descriptors;
+    std::vector<const void *> argBases;
+    descriptors.emplace_back(3 + 2 * entry->resultShape.size(), 0);
+    descriptors.push_back(makeDescriptor(ids.data(), {batch, 1}));
+    descriptors.push_back(makeDescriptor(&position, {}));
+    argBases = {ids.data(), &position};
+    for (HostTensor &t : state) {
+      descriptors.push_back(makeDescriptor(t.data.data(), t.shape));
+      argBases.push_back(t.data.data());
+    }
+    for (const std::string &name : entry->parameters) {
+      auto it = model->tensors.find(name);
+      if (it == model->tensors.end())
+        return makeError("decode: weight ", quoted(name), " is not bound");
+      descriptors.push_back(
+          makeDescriptor(it->second.data.data(), it->second.shape));
+      argBases.push_back(it->second.data.data());
+    }
+    std::vector<void *> args;
+    for (std::vector<int64_t> &d : descriptors)
+      args.push_back(d.data());
+    if (Status s = callPacked(entry->address, std::move(args)); !s.ok())
+      return s.withPrefix("decode");
+    ++pos;
+    Result<HostTensor> result = takeResult(descriptors[0], *entry, argBases);
+    if (!result.ok())
+      return result;
+    if (result->shape != std::vector<int64_t>{batch, 1, vocab})
+      return makeError("decode: the code returned shape ",
+                       shapeToString(result->shape));
+    result->shape = {batch, vocab};
+    return result;
+  } catch (const std::bad_alloc &) {
+    return makeError("decode: out of memory");
   }
 }
 

@@ -8,6 +8,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "JitModel.h"
+#include "hag/Analysis/PyramidWindows.h"
 #include "hag/reference/Reference.h"
 
 #include <gtest/gtest.h>
@@ -223,6 +224,147 @@ std::vector<Case> cases() {
 
 INSTANTIATE_TEST_SUITE_P(Matrix, AttentionConformance,
                          ::testing::ValuesIn(cases()),
+                         [](const auto &info) { return info.param.name; });
+
+//===----------------------------------------------------------------------===//
+// Incremental decoding (spec section 10): @decode, one token at a time on
+// per-level caches, gives the rows of the full @forward (max abs error
+// <= 1e-4, the forward being checked against the float64 reference above),
+// and greedy decoding picks the argmax of the full forward's logits.
+//===----------------------------------------------------------------------===//
+
+class DecodeConformance : public ::testing::TestWithParam<Case> {};
+
+TEST_P(DecodeConformance, MatchesFullForward) {
+  const Case &c = GetParam();
+  hag::ModelDescription md;
+  hag::ref::ModelConfig cfg;
+  makeModel(c, md, cfg);
+  md.attention.maxSeq = c.block == 64 ? 512 : 160;
+  std::string error;
+  std::unique_ptr<JitModel> jit = JitModel::compile(md, error);
+  ASSERT_TRUE(jit) << error;
+  hag::ref::Weights w64 = makeWeights(cfg);
+  std::map<std::string, torch::Tensor> w32;
+  for (auto &[name, t] : w64)
+    w32[name] = t.to(torch::kFloat32).contiguous();
+
+  const int64_t batch = 2, prompt = 5;
+  // Past several query blocks, so that every level's window, the summary
+  // and the select_k picks are in use.
+  const int64_t n = md.attention.maxSeq;
+  const hag::PyramidParams &p = md.attention;
+  hag::DecodeCacheLayout layout = hag::decodeCacheLayout(p);
+  int64_t kvDim = p.kvDim(), prefixRows = p.maxSeq + 1;
+
+  // Zeroed caches, one set per layer, in the entry's argument order.
+  std::vector<std::string> names = jit->argumentNames("decode");
+  std::vector<torch::Tensor> state;
+  for (size_t i = 2; i < names.size() && names[i].find(".cache.") !=
+                                             std::string::npos;
+       ++i) {
+    const std::string &name = names[i];
+    auto endsWith = [&](const std::string &suffix) {
+      return name.size() >= suffix.size() &&
+             name.compare(name.size() - suffix.size(), suffix.size(),
+                          suffix) == 0;
+    };
+    auto f32 = torch::kFloat32, f64 = torch::kFloat64;
+    torch::Tensor t;
+    if (endsWith(".cache.keys") || endsWith(".cache.values"))
+      t = torch::zeros({batch, layout.rows, kvDim}, f32);
+    else if (endsWith(".cache.aux"))
+      t = torch::zeros({batch, 2 * layout.rows}, f32);
+    else if (endsWith(".prefix_gate"))
+      t = torch::zeros({batch, prefixRows}, f64);
+    else
+      t = torch::zeros({batch, prefixRows, kvDim}, f64);
+    state.push_back(t);
+  }
+  ASSERT_EQ(state.size(), 6u * md.layers);
+
+  // Greedy decoding after a random prompt: every step's logits are the
+  // full forward's row at that position.
+  torch::manual_seed(5);
+  torch::Tensor tokens = torch::zeros({batch, n}, torch::kInt32);
+  tokens.slice(1, 0, prompt) =
+      torch::randint(0, cfg.vocab, {batch, prompt}, torch::kInt32);
+  torch::Tensor decoded = torch::zeros({batch, n, cfg.vocab}, torch::kFloat32);
+  for (int64_t pos = 0; pos < n; ++pos) {
+    torch::Tensor step = tokens.slice(1, pos, pos + 1).contiguous();
+    torch::Tensor position = torch::tensor(pos, torch::kInt64);
+    std::vector<TensorArg> args;
+    args.push_back({step.sizes().vec(), step.data_ptr()});
+    args.push_back({{}, position.data_ptr()});
+    for (torch::Tensor &t : state)
+      args.push_back({t.sizes().vec(), t.data_ptr()});
+    for (size_t i = 2 + state.size(); i < names.size(); ++i)
+      args.push_back({w32.at(names[i]).sizes().vec(),
+                      w32.at(names[i]).data_ptr()});
+    TensorResult out;
+    ASSERT_TRUE(jit->run("decode", args, 3, out, error)) << error;
+    ASSERT_EQ(out.shape, (std::vector<int64_t>{batch, 1, cfg.vocab}));
+    torch::Tensor logits =
+        torch::from_blob(out.data.data(), {batch, cfg.vocab}, torch::kFloat32)
+            .clone();
+    decoded.select(1, pos) = logits;
+    if (pos + 1 >= prompt && pos + 1 < n)
+      tokens.select(1, pos + 1) = logits.argmax(1).to(torch::kInt32);
+  }
+
+  std::vector<std::string> fwdNames = jit->argumentNames("forward");
+  std::vector<TensorArg> args;
+  args.push_back({tokens.sizes().vec(), tokens.data_ptr()});
+  for (size_t i = 1; i < fwdNames.size(); ++i)
+    args.push_back({w32.at(fwdNames[i]).sizes().vec(),
+                    w32.at(fwdNames[i]).data_ptr()});
+  TensorResult out;
+  ASSERT_TRUE(jit->run("forward", args, 3, out, error)) << error;
+  torch::Tensor full =
+      torch::from_blob(out.data.data(), out.shape, torch::kFloat32);
+  ASSERT_EQ(full.sizes(), decoded.sizes());
+  torch::Tensor diff = (full - decoded).abs();
+  double err = diff.max().item<double>();
+  EXPECT_LE(err, 1e-4) << "max abs error " << err << " at flat index "
+                       << diff.argmax().item<int64_t>();
+
+  // Greedy tokens are the argmax of the full forward, except where the top
+  // two logits are closer than the tolerance (fp32 may order those either
+  // way); such near-ties are counted and must stay rare.
+  int64_t ties = 0;
+  for (int64_t b = 0; b < batch; ++b)
+    for (int64_t pos = prompt - 1; pos + 1 < n; ++pos) {
+      torch::Tensor row = full[b][pos];
+      auto top = row.topk(2);
+      float gap = (std::get<0>(top)[0] - std::get<0>(top)[1]).item<float>();
+      int64_t want = std::get<1>(top)[0].item<int64_t>();
+      int64_t got = tokens[b][pos + 1].item<int32_t>();
+      if (gap < 1e-4f) {
+        ++ties;
+        continue;
+      }
+      EXPECT_EQ(got, want) << "batch " << b << ", position " << pos + 1;
+    }
+  EXPECT_LE(ties, 2);
+}
+
+std::vector<Case> decodeCases() {
+  std::vector<Case> cs;
+  using hag::Compress;
+  cs.push_back({"lm", true});
+  cs.push_back({"lm_L3", true, true, 3});
+  cs.push_back({"lm_L5_r2_max", true, true, 5, 2, Compress::Max});
+  cs.push_back({"lm_conv_gqa_auto", true, true, 0, 4, Compress::Conv, 2, 2});
+  cs.push_back({"lm_select3_mqa", true, true, 4, 4, Compress::GatedMean, 1, 3});
+  cs.push_back({"lm_no_mass_bias_d24", true, true, 4, 4, Compress::GatedMean,
+                4, 0, 0.0, 16, 24});
+  cs.push_back({"lm_block64_r2_auto", true, true, 0, 2, Compress::GatedMean, 4,
+                0, 1.0, 64});
+  return cs;
+}
+
+INSTANTIATE_TEST_SUITE_P(Matrix, DecodeConformance,
+                         ::testing::ValuesIn(decodeCases()),
                          [](const auto &info) { return info.param.name; });
 
 } // namespace

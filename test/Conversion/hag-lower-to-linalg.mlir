@@ -66,3 +66,27 @@ func.func @unfused(%k: tensor<?x?x8xf32>, %v: tensor<?x?x8xf32>, %g: tensor<?x?x
       : (tensor<?x?x8xf32>, tensor<?x?x8xf32>, tensor<?x?xf32>) -> (tensor<?x?x8xf32>, tensor<?x?x8xf32>, tensor<?x?xf32>)
   return %k2 : tensor<?x?x8xf32>
 }
+
+// -----
+
+// A decoding step: the cache arguments go to the kernel as they are (cast to
+// dynamic shapes, no copy), followed by the position and max_seq; rope adds
+// the position to the row index.
+// CHECK-LABEL: func.func @decode
+// CHECK-SAME: %[[POS:[a-z0-9]+]]: index, %[[CK:[a-z0-9]+]]: memref<?x86x8xf32>
+// CHECK: arith.addi %{{.+}}, %[[POS]] : index
+// CHECK: %[[S:.+]] = arith.constant 64 : index
+// CHECK: %[[CKD:.+]] = memref.cast %[[CK]] : memref<?x86x8xf32> to memref<?x?x?xf32>
+// CHECK: call @hag_pyramid_decode({{.*}}, %[[CKD]], {{.*}}, %[[POS]], %[[S]], {{.*}}) : (memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, memref<?x?x?x?xf32>, memref<?x?x?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, memref<?x?x?xf64>, memref<?x?x?xf64>, memref<?x?xf64>, index, index, index, index, index, index, index, index, index, index, i1, index, index, f32, f32) -> ()
+// CHECK-NOT: memref.copy
+// CHECK: func.func private @hag_pyramid_decode
+func.func @decode(%q: tensor<?x1x8xf32>, %w1: tensor<6x8xf32>, %b1: tensor<6xf32>, %w2: tensor<6xf32>, %b2: tensor<1xf32>,
+                  %pos: index, %ck: memref<?x86x8xf32>, %cv: memref<?x86x8xf32>, %aux: memref<?x172xf32>,
+                  %pk: memref<?x65x8xf64>, %pv: memref<?x65x8xf64>, %pg: memref<?x65xf64>) -> tensor<?x1x8xf32> {
+  %qr = hag.rope %q at %pos {head_dim = 4 : i64} : (tensor<?x1x8xf32>, index) -> tensor<?x1x8xf32>
+  %o = hag.pyramid_decode %qr, %qr, %q gate (%q, %w1, %b1, %w2, %b2) at %pos cache (%ck, %cv, %aux, %pk, %pv, %pg)
+      {config = #hag.pyramid<heads = 2, head_dim = 4, block = 8, window = 2, summary = 2, max_seq = 64>}
+      : (tensor<?x1x8xf32>, tensor<?x1x8xf32>, tensor<?x1x8xf32>, tensor<?x1x8xf32>, tensor<6x8xf32>, tensor<6xf32>, tensor<6xf32>, tensor<1xf32>,
+         index, memref<?x86x8xf32>, memref<?x86x8xf32>, memref<?x172xf32>, memref<?x65x8xf64>, memref<?x65x8xf64>, memref<?x65xf64>) -> tensor<?x1x8xf32>
+  return %o : tensor<?x1x8xf32>
+}

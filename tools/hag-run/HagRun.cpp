@@ -4,11 +4,15 @@
 
 #include "hag/runtime/Model.h"
 #include "hag/runtime/Npy.h"
+#include "hag/runtime/Random.h"
+#include "hag/runtime/Tokenizer.h"
 #include "hag/runtime/hagrt.h"
 
 #include <chrono>
 #include <cmath>
 #include <cstdarg>
+#include <cstdlib>
+#include <cstring>
 #include <exception>
 #include <new>
 
@@ -24,10 +28,8 @@ struct FutureFlag {
   bool takesValue;
 };
 constexpr FutureFlag kFutureFlags[] = {
-    {"--generate", false},   {"--prompt", true}, {"--max-tokens", true},
-    {"--temperature", true}, {"--train", false}, {"--data", true},
-    {"--steps", true},       {"--resume", true}, {"--log", true},
-    {"--grads", true},       {"--dy", true},
+    {"--train", false}, {"--data", true},  {"--steps", true}, {"--resume", true},
+    {"--log", true},    {"--grads", true}, {"--dy", true},
 };
 
 /// Parses a decimal uint64 (digits only, no sign, no overflow).
@@ -80,6 +82,10 @@ std::string hag::run::runUsage() {
          "Y.npy\n"
          "  hag-run ARTIFACT --weights W.safetensors --input TOKENS.npy "
          "--entry loss\n"
+         "  hag-run ARTIFACT --weights W.safetensors --generate --prompt "
+         "TEXT\n"
+         "          [--max-tokens K] [--temperature T] [--seed S] "
+         "[--output IDS.npy]\n"
          "  hag-run ARTIFACT                  (describe the artifact)\n"
          "\n"
          "options:\n"
@@ -97,6 +103,20 @@ std::string hag::run::runUsage() {
          "  --entry NAME            the entry point: forward (default) or "
          "loss\n"
          "                          (prints the mean next-token loss)\n"
+         "  --generate              incremental decoding (causal lm): "
+         "prints the\n"
+         "                          continuation of --prompt on stdout as "
+         "it is made\n"
+         "  --prompt TEXT           the prompt (byte-level tokens)\n"
+         "  --max-tokens K          tokens to generate (default 64; at "
+         "most\n"
+         "                          max_seq minus the prompt's length)\n"
+         "  --temperature T         0 (default): greedy, the argmax; T > 0: "
+         "sample\n"
+         "                          softmax(logits / T)\n"
+         "  --seed S                the sampler's seed (default 0)\n"
+         "  --output FILE           with --generate: the token ids, int32 "
+         "[prompt + K]\n"
          "  --quiet                 no progress lines on stderr\n"
          "  --help                  this text\n"
          "  --version               the version\n"
@@ -181,6 +201,48 @@ ParsedArgs hag::run::parseRunArgs(const std::vector<std::string> &args) {
     } else if (name == "--output") {
       problem = takeValue();
       o.output = value;
+    } else if (name == "--generate") {
+      problem = flagWithoutValue(o.generate);
+    } else if (name == "--prompt") {
+      // The prompt may start with "--": take the next argument as is.
+      if (inlineValue) {
+        o.prompt = *inlineValue;
+      } else if (i + 1 < args.size()) {
+        o.prompt = args[++i];
+      } else {
+        problem = "--prompt needs a value";
+      }
+    } else if (name == "--max-tokens") {
+      problem = takeValue();
+      if (problem.empty()) {
+        std::optional<uint64_t> k = parseUnsigned(value);
+        if (!k || *k > (uint64_t(1) << 40))
+          problem = "--max-tokens: '" + value + "' is not a token count";
+        else
+          o.maxTokens = static_cast<int64_t>(*k);
+      }
+    } else if (name == "--temperature") {
+      problem = takeValue();
+      if (problem.empty()) {
+        char *end = nullptr;
+        double t = std::strtod(value.c_str(), &end);
+        if (end != value.c_str() + value.size() || !(t >= 0.0) ||
+            !std::isfinite(t))
+          problem = "--temperature: '" + value +
+                    "' is not a temperature (a number >= 0; 0 is greedy)";
+        else
+          o.temperature = t;
+      }
+    } else if (name == "--seed") {
+      problem = takeValue();
+      if (problem.empty()) {
+        std::optional<uint64_t> seed = parseUnsigned(value);
+        if (!seed)
+          problem = "--seed: '" + value +
+                    "' is not a seed (a decimal integer in [0, 2^64))";
+        else
+          o.seed = *seed;
+      }
     } else if (name == "--entry") {
       problem = takeValue();
       o.entry = value;
@@ -211,10 +273,29 @@ ParsedArgs hag::run::parseRunArgs(const std::vector<std::string> &args) {
   if (!o.input.empty() && !haveWeights)
     return usageError(
         "--input needs weights: give --weights FILE or --init-weights SEED");
-  if (!o.output.empty() && o.input.empty())
-    return usageError("--output needs --input");
   if (o.entryGiven && o.input.empty())
     return usageError("--entry needs --input");
+  if (o.generate) {
+    if (!o.input.empty())
+      return usageError("--generate and --input cannot be used together");
+    if (!haveWeights)
+      return usageError("--generate needs weights: give --weights FILE or "
+                        "--init-weights SEED");
+    if (!o.prompt || o.prompt->empty())
+      return usageError("--generate needs a non-empty --prompt TEXT");
+  } else {
+    for (const char *flag :
+         {"--prompt", "--max-tokens", "--temperature", "--seed"}) {
+      bool given = false;
+      for (const std::string &a : args)
+        if (a == flag || a.rfind(std::string(flag) + "=", 0) == 0)
+          given = true;
+      if (given)
+        return usageError(std::string(flag) + " needs --generate");
+    }
+    if (!o.output.empty() && o.input.empty())
+      return usageError("--output needs --input");
+  }
   return parsed;
 }
 
@@ -252,6 +333,7 @@ private:
     return kExitOk;
   }
   void describe(const Model &model);
+  int generate(const Model &model);
 
   const RunOptions &o;
   std::FILE *out;
@@ -295,6 +377,111 @@ void Runner::describe(const Model &model) {
                  inputs.c_str(), dtypeName(e.resultDType),
                  describeShape(e.resultShape).c_str());
   }
+}
+
+/// The next token from `logits` [vocab]: the argmax (lowest index on ties)
+/// at temperature 0, else a sample of softmax(logits / T).
+int64_t pickToken(const float *logits, int64_t vocab, double temperature,
+                  Xoshiro256 &rng) {
+  int64_t best = 0;
+  for (int64_t v = 1; v < vocab; ++v)
+    if (logits[v] > logits[best])
+      best = v;
+  if (temperature == 0.0)
+    return best;
+  std::vector<double> p(vocab);
+  double sum = 0.0;
+  for (int64_t v = 0; v < vocab; ++v) {
+    p[v] = std::exp((static_cast<double>(logits[v]) - logits[best]) /
+                    temperature);
+    sum += p[v];
+  }
+  double u = rng.uniformDouble() * sum;
+  for (int64_t v = 0; v < vocab; ++v) {
+    u -= p[v];
+    if (u < 0.0)
+      return v;
+  }
+  return best;
+}
+
+/// Token `id` as text: its byte when the vocabulary is byte-level, else
+/// "<|id|>".
+std::string tokenText(int64_t id) {
+  if (id >= 0 && id < 256)
+    return std::string(1, static_cast<char>(id));
+  return "<|" + std::to_string(id) + "|>";
+}
+
+int Runner::generate(const Model &model) {
+  const ModelFacts &f = model.facts();
+  Result<Decoder> created = Decoder::create(model, 1);
+  if (!created.ok())
+    return fail(created.message());
+  Decoder &decoder = *created;
+  std::vector<int32_t> ids = ByteTokenizer::encode(*o.prompt);
+  int64_t promptLen = static_cast<int64_t>(ids.size());
+  for (int32_t id : ids)
+    if (id >= f.vocab)
+      return fail("--prompt: byte " + std::to_string(id) +
+                  " is outside the model's vocabulary of " +
+                  std::to_string(f.vocab));
+  if (promptLen + o.maxTokens > f.maxSeq)
+    return fail("--prompt (" + std::to_string(promptLen) +
+                " tokens) plus --max-tokens " + std::to_string(o.maxTokens) +
+                " exceed the model's max_seq of " + std::to_string(f.maxSeq));
+  progress("decoding cache: %.1f MiB for max_seq %lld",
+           decoder.cacheBytes() / 1048576.0,
+           static_cast<long long>(decoder.capacity()));
+
+  // The prompt, one step per token; the last step's logits give the first
+  // new token.
+  auto start = std::chrono::steady_clock::now();
+  Result<HostTensor> logits = Status::error("empty prompt");
+  for (int32_t id : ids) {
+    logits = decoder.step({id});
+    if (!logits.ok())
+      return fail(logits.message());
+  }
+  double promptMs = millisecondsSince(start);
+
+  Xoshiro256 rng(o.seed);
+  start = std::chrono::steady_clock::now();
+  for (int64_t k = 0; k < o.maxTokens; ++k) {
+    int64_t next =
+        pickToken(logits->dataAs<float>(), f.vocab, o.temperature, rng);
+    ids.push_back(static_cast<int32_t>(next));
+    // The continuation streams to stdout as it is made.
+    std::string text = tokenText(next);
+    std::fwrite(text.data(), 1, text.size(), out);
+    std::fflush(out);
+    if (k + 1 == o.maxTokens)
+      break;
+    logits = decoder.step({next});
+    if (!logits.ok())
+      return fail(logits.message());
+  }
+  double genMs = millisecondsSince(start);
+  if (o.maxTokens > 0)
+    std::fputc('\n', out);
+  progress("prompt: %lld tokens in %.1f ms (%.1f tokens/s)",
+           static_cast<long long>(promptLen), promptMs,
+           promptLen / std::max(promptMs, 1e-3) * 1e3);
+  progress("generated %lld tokens (%s) in %.1f ms (%.1f tokens/s)",
+           static_cast<long long>(o.maxTokens),
+           o.temperature == 0.0 ? "greedy" : "sampled", genMs,
+           o.maxTokens / std::max(genMs, 1e-3) * 1e3);
+  if (!o.output.empty()) {
+    Result<HostTensor> t =
+        HostTensor::zeros(DType::I32, {static_cast<int64_t>(ids.size())});
+    if (!t.ok())
+      return fail(t.message());
+    std::memcpy(t->data.data(), ids.data(), ids.size() * sizeof(int32_t));
+    if (Status s = writeNpy(o.output, *t); !s.ok())
+      return fail(s.message());
+    progress("wrote %zu token ids to %s", ids.size(), o.output.c_str());
+  }
+  return succeed();
 }
 
 int Runner::run() {
@@ -352,6 +539,9 @@ int Runner::run() {
     progress("saved weights to %s in %.1f ms", o.saveWeights.c_str(),
              millisecondsSince(start));
   }
+
+  if (o.generate)
+    return generate(model);
 
   if (!entry) {
     // Nothing to run: describe the artifact unless weights were the point.

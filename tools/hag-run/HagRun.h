@@ -38,6 +38,16 @@ struct RunOptions {
   /// --entry NAME
   std::string entry = "forward";
   bool entryGiven = false;
+  /// --generate: incremental decoding after --prompt.
+  bool generate = false;
+  /// --prompt TEXT (byte-level tokens).
+  std::optional<std::string> prompt;
+  /// --max-tokens K: tokens to generate.
+  int64_t maxTokens = 64;
+  /// --temperature T: 0 is greedy (argmax); > 0 samples softmax(logits / T).
+  double temperature = 0.0;
+  /// --seed S: the sampler's seed.
+  uint64_t seed = 0;
   bool help = false;
   bool version = false;
   /// --quiet: no progress lines on stderr.

@@ -486,42 +486,102 @@ LogicalResult CrossLevelAttentionOp::verify() {
                              config);
 }
 
-LogicalResult PyramidAttentionOp::verify() {
-  ShapeChecker sc(*this);
-  PyramidConfigAttr config = getConfig();
-  if (failed(sc.sameElementType()) ||
-      failed(checkAttentionIO(*this, sc, getQueries(), getKeys(), getValues(),
-                              getResult(), config)) ||
-      failed(sc.rank(getGateInput(), "gate input", 3)) ||
-      failed(checkGateWeights(sc, getGateInput(), getGateW1(), getGateB1(),
-                              getGateW2(), getGateB2())))
+/// The gate inputs and conv weights of the fused forms (pyramid_attention,
+/// pyramid_decode).
+template <typename FusedOp>
+static LogicalResult checkFusedGateAndConv(FusedOp op, ShapeChecker &sc,
+                                           PyramidConfigAttr config) {
+  if (failed(sc.rank(op.getGateInput(), "gate input", 3)) ||
+      failed(checkGateWeights(sc, op.getGateInput(), op.getGateW1(),
+                              op.getGateB1(), op.getGateW2(), op.getGateB2())))
     return failure();
   for (int64_t d : {0, 1}) {
     StringRef what = d ? "length" : "batch";
-    if (failed(sc.sameDim(getGateInput(), "gate input", d, what, getQueries(),
-                          "queries", d, what)))
+    if (failed(sc.sameDim(op.getGateInput(), "gate input", d, what,
+                          op.getQueries(), "queries", d, what)))
       return failure();
   }
-  if (failed(sc.dimIs(getGateInput(), "gate input", 2, "feature size",
+  if (failed(sc.dimIs(op.getGateInput(), "gate input", 2, "feature size",
                       config.getQueryDim(), "heads * head_dim")))
     return failure();
   int64_t compressed = config.getNumCompressedLevels();
   bool isConv = config.getCompress() == CompressMode::conv;
   int64_t expected = isConv ? compressed : 0;
-  int64_t nk = getConvKeys().size(), nv = getConvValues().size();
+  int64_t nk = op.getConvKeys().size(), nv = op.getConvValues().size();
   if (nk != expected || nv != expected)
-    return emitOpError() << "expects " << expected
-                         << " conv weights for keys and for values (compress = "
-                         << stringifyCompressMode(config.getCompress()) << ", "
-                         << compressed << " compressed levels), got " << nk
-                         << " and " << nv;
+    return op.emitOpError()
+           << "expects " << expected
+           << " conv weights for keys and for values (compress = "
+           << stringifyCompressMode(config.getCompress()) << ", " << compressed
+           << " compressed levels), got " << nk << " and " << nv;
   for (int64_t i = 0; i < nk; ++i) {
     std::string suffix = " of level " + std::to_string(i + 2);
-    if (failed(checkConvWeight(*this, sc, getConvKeys()[i],
+    if (failed(checkConvWeight(op, sc, op.getConvKeys()[i],
                                "conv_keys" + suffix, config)) ||
-        failed(checkConvWeight(*this, sc, getConvValues()[i],
+        failed(checkConvWeight(op, sc, op.getConvValues()[i],
                                "conv_values" + suffix, config)))
       return failure();
+  }
+  return success();
+}
+
+LogicalResult PyramidAttentionOp::verify() {
+  ShapeChecker sc(*this);
+  PyramidConfigAttr config = getConfig();
+  if (failed(sc.sameElementType()) ||
+      failed(checkAttentionIO(*this, sc, getQueries(), getKeys(), getValues(),
+                              getResult(), config)))
+    return failure();
+  return checkFusedGateAndConv(*this, sc, config);
+}
+
+LogicalResult PyramidDecodeOp::verify() {
+  ShapeChecker sc(*this);
+  PyramidConfigAttr config = getConfig();
+  if (!config.getCausal())
+    return emitOpError() << "incremental decoding needs causal attention "
+                            "(spec section 10), the config is bidirectional";
+  if (failed(sc.sameElementType()) ||
+      failed(checkAttentionIO(*this, sc, getQueries(), getKeys(), getValues(),
+                              getResult(), config)) ||
+      failed(sc.dimIs(getQueries(), "queries", 1, "length", 1,
+                      "one token per decoding step")) ||
+      failed(checkFusedGateAndConv(*this, sc, config)))
+    return failure();
+
+  // The cache buffers: [batch, rows, kv_dim] and friends (DecodeCacheLayout).
+  ::hag::DecodeCacheLayout layout = ::hag::decodeCacheLayout(config.toParams());
+  int64_t kvDim = config.getKvDim(), prefixRows = config.getMaxSeq() + 1;
+  struct Expected {
+    Value buffer;
+    StringRef name;
+    SmallVector<int64_t> shape; // without the batch dimension
+  };
+  Expected buffers[] = {
+      {getCacheKeys(), "cache keys", {layout.rows, kvDim}},
+      {getCacheValues(), "cache values", {layout.rows, kvDim}},
+      {getCacheAux(), "cache aux", {2 * layout.rows}},
+      {getPrefixKeys(), "prefix keys", {prefixRows, kvDim}},
+      {getPrefixValues(), "prefix values", {prefixRows, kvDim}},
+      {getPrefixGate(), "prefix gate", {prefixRows}}};
+  int64_t batch = ShapeChecker::dim(getQueries(), 0);
+  for (const Expected &e : buffers) {
+    auto type = cast<MemRefType>(e.buffer.getType());
+    int64_t b = type.getDimSize(0);
+    if (!ShapedType::isDynamic(b) && !ShapedType::isDynamic(batch) &&
+        b != batch)
+      return emitOpError() << "expects the batch of " << e.name << " (" << b
+                           << ") to equal the queries' batch (" << batch << ")";
+    for (auto [i, want] : llvm::enumerate(e.shape)) {
+      int64_t got = type.getDimSize(i + 1);
+      if (got != want)
+        return emitOpError()
+               << "expects dimension " << i + 1 << " of " << e.name << " to be "
+               << want << " (the decoding cache of this config at max_seq = "
+               << config.getMaxSeq() << "), got "
+               << (ShapedType::isDynamic(got) ? std::string("?")
+                                              : std::to_string(got));
+    }
   }
   return success();
 }

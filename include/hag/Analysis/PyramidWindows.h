@@ -93,6 +93,26 @@ KeyCounts countKeys(const PyramidParams &p, int64_t seqLen);
 /// Dense attention's keys over all queries: N^2, or N(N+1)/2 when causal.
 int64_t denseKeys(bool causal, int64_t seqLen);
 
+/// The rows of one layer's incremental-decoding cache (spec section 10),
+/// shared by the `hag.pyramid_decode` verifier, its CPU lowering and the
+/// model builder. Keys and values are [batch, rows, kv_heads * head_dim]
+/// buffers holding, one after the other: the raw tokens [0, max_seq), the
+/// compressed levels 2 .. L-1 at their max_seq lengths, the current query
+/// block's summary tokens (T) and its select_k picks. A [batch, 2 * rows]
+/// f32 buffer holds every row's mass bias (first half) and the raw and level
+/// masses (second half); three f64 buffers hold the running prefix sums of
+/// g*k, g*v ([batch, max_seq + 1, kv_dim]) and g ([batch, max_seq + 1]).
+struct DecodeCacheLayout {
+  int64_t maxSeq = 0;
+  int64_t levels = 0;
+  /// levelOffset[l - 2] is the first row of level l (2 <= l < L).
+  std::vector<int64_t> levelOffset;
+  int64_t summaryOffset = 0;
+  int64_t selectOffset = 0;
+  int64_t rows = 0;
+};
+DecodeCacheLayout decodeCacheLayout(const PyramidParams &p);
+
 } // namespace hag
 
 #endif // HAG_ANALYSIS_PYRAMIDWINDOWS_H

@@ -90,9 +90,9 @@ struct HAGLowerToLinalgPass
 
     bool needsAttention = false, needsMatmul = false;
     module.walk([&](Operation *op) {
-      needsAttention |= isa<PyramidAttentionOp>(op);
-      needsMatmul |=
-          isa<LinearOp, SwiGLUOp, MemoryGateOp, PyramidAttentionOp>(op);
+      needsAttention |= isa<PyramidAttentionOp, PyramidDecodeOp>(op);
+      needsMatmul |= isa<LinearOp, SwiGLUOp, MemoryGateOp, PyramidAttentionOp,
+                         PyramidDecodeOp>(op);
     });
     if (needsAttention && failed(loadKernelLibrary(
                               module, "hag_pyramid_attention",

@@ -342,6 +342,8 @@ struct RopeLowering : OpRewritePattern<RopeOp> {
               return arith::SIToFPOp::create(nb, l, f64, i64).getResult();
             };
             Value pos = linalg::IndexOp::create(nb, l, 0);
+            if (Value start = op.getPosition())
+              pos = arith::AddIOp::create(nb, l, pos, start);
             Value j = linalg::IndexOp::create(nb, l, 1);
             Value p = arith::AddFOp::create(nb, l, toF64(pos),
                                             floatConst(nb, l, f64, offset));

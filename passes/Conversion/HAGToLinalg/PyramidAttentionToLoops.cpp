@@ -101,66 +101,102 @@ Value packConvWeights(OpBuilder &b, Location loc, ValueRange weights,
   return acc;
 }
 
+/// Lowers the fused forms (pyramid_attention, pyramid_decode) to a call of
+/// their kernel: the gate in linalg, the tensors and the output as dynamic
+/// buffers, then `extraBuffers` (the decoding cache, also cast to dynamic
+/// shapes), `extraIndices`, and the configuration as constants.
+template <typename FusedOp>
+LogicalResult lowerToKernelCall(FusedOp op, PatternRewriter &rewriter,
+                                StringRef kernelName, ValueRange extraBuffers,
+                                ValueRange extraIndices) {
+  Location loc = op.getLoc();
+  PyramidConfigAttr config = op.getConfig();
+  auto qType = cast<RankedTensorType>(op.getQueries().getType());
+  Type elt = qType.getElementType();
+  if (!elt.isF32())
+    return rewriter.notifyMatchFailure(op, "the CPU kernel is f32 only");
+  auto module = op->template getParentOfType<ModuleOp>();
+  auto kernel = module.template lookupSymbol<func::FuncOp>(kernelName);
+  if (!kernel)
+    return rewriter.notifyMatchFailure(op, "kernel library not loaded");
+
+  Value g = buildMemoryGate(rewriter, loc, op.getGateInput(), op.getGateW1(),
+                            op.getGateB1(), op.getGateW2(), op.getGateB2(),
+                            config.getTemperature().convertToDouble());
+  Value convK = packConvWeights(rewriter, loc, op.getConvKeys(), config, elt);
+  Value convV = packConvWeights(rewriter, loc, op.getConvValues(), config, elt);
+
+  SmallVector<Value> args;
+  for (Value t : {Value(op.getQueries()), Value(op.getKeys()),
+                  Value(op.getValues()), g, convK, convV})
+    args.push_back(asDynamicBuffer(rewriter, loc, t));
+  // The output buffer: [batch, N, H*d].
+  SmallVector<Value> dynSizes;
+  for (int64_t i = 0; i < qType.getRank(); ++i)
+    if (qType.isDynamicDim(i))
+      dynSizes.push_back(
+          tensor::DimOp::create(rewriter, loc, op.getQueries(), i));
+  auto outType = MemRefType::get(qType.getShape(), elt);
+  Value out = memref::AllocOp::create(rewriter, loc, outType, dynSizes);
+  auto dynamicOf = [&](Value buffer) -> Value {
+    auto type = cast<MemRefType>(buffer.getType());
+    return memref::CastOp::create(
+        rewriter, loc,
+        MemRefType::get(
+            SmallVector<int64_t>(type.getRank(), ShapedType::kDynamic),
+            type.getElementType()),
+        buffer);
+  };
+  args.push_back(dynamicOf(out));
+  for (Value buffer : extraBuffers)
+    args.push_back(dynamicOf(buffer));
+  llvm::append_range(args, extraIndices);
+
+  auto index = [&](int64_t v) -> Value {
+    return arith::ConstantIndexOp::create(rewriter, loc, v);
+  };
+  args.append({index(config.getHeads()), index(config.getKvHeads()),
+               index(config.getHeadDim()), index(config.getBlock()),
+               index(config.getRatio()), index(config.getStaticLevels()),
+               index(config.getWindow()), index(config.getSummary())});
+  args.push_back(arith::ConstantOp::create(
+      rewriter, loc, rewriter.getBoolAttr(config.getCausal())));
+  args.push_back(index(config.getSelectK()));
+  args.push_back(index(static_cast<int64_t>(config.getCompress())));
+  args.push_back(floatConst(rewriter, loc, rewriter.getF32Type(),
+                            config.getMassBias().convertToDouble()));
+  args.push_back(floatConst(rewriter, loc, rewriter.getF32Type(),
+                            config.getEps().convertToDouble()));
+  func::CallOp::create(rewriter, loc, kernel, args);
+  Value result = bufferization::ToTensorOp::create(rewriter, loc, qType, out,
+                                                   rewriter.getUnitAttr(),
+                                                   rewriter.getUnitAttr());
+  rewriter.replaceOp(op, result);
+  return success();
+}
+
 struct PyramidAttentionLowering : OpRewritePattern<PyramidAttentionOp> {
   using OpRewritePattern::OpRewritePattern;
   LogicalResult matchAndRewrite(PyramidAttentionOp op,
                                 PatternRewriter &rewriter) const override {
-    Location loc = op.getLoc();
-    PyramidConfigAttr config = op.getConfig();
-    auto qType = cast<RankedTensorType>(op.getQueries().getType());
-    Type elt = qType.getElementType();
-    if (!elt.isF32())
-      return rewriter.notifyMatchFailure(op, "the CPU kernel is f32 only");
-    auto module = op->getParentOfType<ModuleOp>();
-    auto kernel = module.lookupSymbol<func::FuncOp>("hag_pyramid_attention");
-    if (!kernel)
-      return rewriter.notifyMatchFailure(op, "kernel library not loaded");
+    return lowerToKernelCall(op, rewriter, "hag_pyramid_attention", {}, {});
+  }
+};
 
-    Value g = buildMemoryGate(rewriter, loc, op.getGateInput(), op.getGateW1(),
-                              op.getGateB1(), op.getGateW2(), op.getGateB2(),
-                              config.getTemperature().convertToDouble());
-    Value convK = packConvWeights(rewriter, loc, op.getConvKeys(), config, elt);
-    Value convV =
-        packConvWeights(rewriter, loc, op.getConvValues(), config, elt);
-
-    SmallVector<Value> args;
-    for (Value t : {Value(op.getQueries()), Value(op.getKeys()),
-                    Value(op.getValues()), g, convK, convV})
-      args.push_back(asDynamicBuffer(rewriter, loc, t));
-    // The output buffer: [batch, N, H*d].
-    SmallVector<Value> dynSizes;
-    for (int64_t i = 0; i < qType.getRank(); ++i)
-      if (qType.isDynamicDim(i))
-        dynSizes.push_back(
-            tensor::DimOp::create(rewriter, loc, op.getQueries(), i));
-    auto outType = MemRefType::get(qType.getShape(), elt);
-    Value out = memref::AllocOp::create(rewriter, loc, outType, dynSizes);
-    args.push_back(memref::CastOp::create(
-        rewriter, loc,
-        MemRefType::get(SmallVector<int64_t>(3, ShapedType::kDynamic), elt),
-        out));
-
-    auto index = [&](int64_t v) -> Value {
-      return arith::ConstantIndexOp::create(rewriter, loc, v);
-    };
-    args.append({index(config.getHeads()), index(config.getKvHeads()),
-                 index(config.getHeadDim()), index(config.getBlock()),
-                 index(config.getRatio()), index(config.getStaticLevels()),
-                 index(config.getWindow()), index(config.getSummary())});
-    args.push_back(arith::ConstantOp::create(
-        rewriter, loc, rewriter.getBoolAttr(config.getCausal())));
-    args.push_back(index(config.getSelectK()));
-    args.push_back(index(static_cast<int64_t>(config.getCompress())));
-    args.push_back(floatConst(rewriter, loc, rewriter.getF32Type(),
-                              config.getMassBias().convertToDouble()));
-    args.push_back(floatConst(rewriter, loc, rewriter.getF32Type(),
-                              config.getEps().convertToDouble()));
-    func::CallOp::create(rewriter, loc, kernel, args);
-    Value result = bufferization::ToTensorOp::create(rewriter, loc, qType, out,
-                                                     rewriter.getUnitAttr(),
-                                                     rewriter.getUnitAttr());
-    rewriter.replaceOp(op, result);
-    return success();
+/// hag.pyramid_decode -> @hag_pyramid_decode: the cache buffers are updated
+/// in place by the kernel (they are function arguments, never copied).
+struct PyramidDecodeLowering : OpRewritePattern<PyramidDecodeOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(PyramidDecodeOp op,
+                                PatternRewriter &rewriter) const override {
+    Value maxSeq = arith::ConstantIndexOp::create(rewriter, op.getLoc(),
+                                                  op.getConfig().getMaxSeq());
+    return lowerToKernelCall(
+        op, rewriter, "hag_pyramid_decode",
+        ValueRange{op.getCacheKeys(), op.getCacheValues(), op.getCacheAux(),
+                   op.getPrefixKeys(), op.getPrefixValues(),
+                   op.getPrefixGate()},
+        ValueRange{op.getPosition(), maxSeq});
   }
 };
 
@@ -168,6 +204,7 @@ struct PyramidAttentionLowering : OpRewritePattern<PyramidAttentionOp> {
 
 void mlir::hag::populatePyramidAttentionToLoopsPatterns(
     RewritePatternSet &patterns) {
-  patterns.add<MemoryGateLowering, PyramidAttentionLowering>(
+  patterns.add<MemoryGateLowering, PyramidAttentionLowering,
+               PyramidDecodeLowering>(
       patterns.getContext());
 }

@@ -628,4 +628,102 @@ TEST(ModelCompiled, ConcurrentRunsAgree) {
     EXPECT_TRUE(same[i]) << "thread " << i;
 }
 
+//===----------------------------------------------------------------------===//
+// Decoder: incremental decoding through the compiled "decode" entry
+//===----------------------------------------------------------------------===//
+
+TEST(DecoderCompiled, StepsGiveTheForwardRows) {
+  std::string path = compiledArtifact("tiny_lm");
+  HAGRT_REQUIRE_COMPILED(path);
+  Model m = openCompiled(path);
+  ASSERT_TRUE(m.initWeights(5).ok());
+  // Two sequences over more than two query blocks (B = 64), so that the
+  // compressed levels are in use.
+  const int64_t batch = 2, n = 150, vocab = 256;
+  HostTensor in = randomTokens(batch, n, vocab, 11);
+  Result<HostTensor> full = m.run("forward", in);
+  ASSERT_TRUE(full.ok()) << full.message();
+
+  Result<Decoder> d = Decoder::create(m, batch);
+  ASSERT_TRUE(d.ok()) << d.message();
+  EXPECT_EQ(d->capacity(), 2048);
+  EXPECT_GT(d->cacheBytes(), 0u);
+  const int32_t *ids = in.dataAs<int32_t>();
+  const float *want = full->dataAs<float>();
+  double worst = 0.0;
+  std::vector<float> first;
+  for (int64_t pos = 0; pos < n; ++pos) {
+    Result<HostTensor> logits = d->step({ids[pos], ids[n + pos]});
+    ASSERT_TRUE(logits.ok()) << logits.message();
+    ASSERT_EQ(logits->shape, (std::vector<int64_t>{batch, vocab}));
+    EXPECT_EQ(d->position(), pos + 1);
+    const float *got = logits->dataAs<float>();
+    for (int64_t b = 0; b < batch; ++b)
+      for (int64_t v = 0; v < vocab; ++v)
+        worst = std::max(worst, std::abs(double(got[b * vocab + v]) -
+                                         want[(b * n + pos) * vocab + v]));
+    if (pos == 0)
+      first.assign(got, got + batch * vocab);
+  }
+  EXPECT_LE(worst, 1e-4);
+
+  // reset() empties the context: the first step again.
+  d->reset();
+  EXPECT_EQ(d->position(), 0);
+  Result<HostTensor> again = d->step({ids[0], ids[n]});
+  ASSERT_TRUE(again.ok());
+  for (size_t i = 0; i < first.size(); ++i)
+    ASSERT_NEAR(again->dataAs<float>()[i], first[i], 1e-6) << i;
+}
+
+TEST(DecoderCompiled, Errors) {
+  std::string path = compiledArtifact("tiny_lm");
+  HAGRT_REQUIRE_COMPILED(path);
+  Model m = openCompiled(path);
+  Result<Decoder> noWeights = Decoder::create(m);
+  ASSERT_FALSE(noWeights.ok());
+  EXPECT_THAT(noWeights.message(), HasSubstr("no weights bound"));
+  ASSERT_TRUE(m.initWeights(1).ok());
+  EXPECT_FALSE(Decoder::create(m, 0).ok());
+
+  Result<Decoder> d = Decoder::create(m, 2);
+  ASSERT_TRUE(d.ok());
+  Result<HostTensor> r = d->step({1});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.message(), "decode: got 1 tokens for a batch of 2");
+  r = d->step({1, 256});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.message(), "decode: token 256 of sequence 1 is outside the "
+                         "vocabulary [0, 256)");
+  EXPECT_EQ(d->position(), 0);
+
+  // The entry cannot be called statelessly.
+  EXPECT_THAT(runError(m, "decode", randomTokens(1, 1, 256, 1)),
+              HasSubstr("keeps state between calls"));
+
+  // Models without a decode entry say why.
+  Model att = openCompiled(compiledArtifact("pyramid_attention"));
+  ASSERT_TRUE(att.initWeights(1).ok());
+  Result<Decoder> none = Decoder::create(att);
+  ASSERT_FALSE(none.ok());
+  EXPECT_THAT(none.message(),
+              HasSubstr("cannot decode incrementally: it has no 'decode' "
+                        "entry"));
+}
+
+TEST(DecoderCompiled, FullContextIsAnError) {
+  std::string path = compiledArtifact("tiny_lm");
+  HAGRT_REQUIRE_COMPILED(path);
+  Model m = openCompiled(path);
+  ASSERT_TRUE(m.initWeights(2).ok());
+  Result<Decoder> d = Decoder::create(m);
+  ASSERT_TRUE(d.ok());
+  for (int64_t pos = 0; pos < d->capacity(); ++pos)
+    ASSERT_TRUE(d->step({pos % 256}).ok()) << pos;
+  Result<HostTensor> r = d->step({0});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.message(), "decode: the context is full (max_seq 2048 tokens)");
+  EXPECT_EQ(d->position(), 2048);
+}
+
 } // namespace

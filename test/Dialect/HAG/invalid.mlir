@@ -671,3 +671,35 @@ func.func @f(%q: tensor<?x?x8xf32>, %h: tensor<?x?x6xf32>, %w1: tensor<6x6xf32>,
   %o = hag.pyramid_attention %q, %q, %q gate (%h, %w1, %b1, %w2, %b2) {config = #hag.pyramid<heads = 2, head_dim = 4, block = 8, window = 2, summary = 2, max_seq = 64>} : (tensor<?x?x8xf32>, tensor<?x?x8xf32>, tensor<?x?x8xf32>, tensor<?x?x6xf32>, tensor<6x6xf32>, tensor<6xf32>, tensor<6xf32>, tensor<1xf32>) -> tensor<?x?x8xf32>
   return
 }
+
+// -----
+
+func.func @f(%q: tensor<?x1x8xf32>, %w1: tensor<6x8xf32>, %b1: tensor<6xf32>, %w2: tensor<6xf32>, %b2: tensor<1xf32>, %pos: index, %ck: memref<?x86x8xf32>, %aux: memref<?x172xf32>, %pk: memref<?x65x8xf64>, %pg: memref<?x65xf64>) {
+  // expected-error @+1 {{incremental decoding needs causal attention (spec section 10), the config is bidirectional}}
+  %o = hag.pyramid_decode %q, %q, %q gate (%q, %w1, %b1, %w2, %b2) at %pos cache (%ck, %ck, %aux, %pk, %pk, %pg) {config = #hag.pyramid<heads = 2, head_dim = 4, block = 8, window = 2, summary = 2, max_seq = 64, causal = false>} : (tensor<?x1x8xf32>, tensor<?x1x8xf32>, tensor<?x1x8xf32>, tensor<?x1x8xf32>, tensor<6x8xf32>, tensor<6xf32>, tensor<6xf32>, tensor<1xf32>, index, memref<?x86x8xf32>, memref<?x86x8xf32>, memref<?x172xf32>, memref<?x65x8xf64>, memref<?x65x8xf64>, memref<?x65xf64>) -> tensor<?x1x8xf32>
+  return
+}
+
+// -----
+
+func.func @f(%q: tensor<?x2x8xf32>, %w1: tensor<6x8xf32>, %b1: tensor<6xf32>, %w2: tensor<6xf32>, %b2: tensor<1xf32>, %pos: index, %ck: memref<?x86x8xf32>, %aux: memref<?x172xf32>, %pk: memref<?x65x8xf64>, %pg: memref<?x65xf64>) {
+  // expected-error @+1 {{expects length of queries (2) to equal one token per decoding step (1)}}
+  %o = hag.pyramid_decode %q, %q, %q gate (%q, %w1, %b1, %w2, %b2) at %pos cache (%ck, %ck, %aux, %pk, %pk, %pg) {config = #hag.pyramid<heads = 2, head_dim = 4, block = 8, window = 2, summary = 2, max_seq = 64>} : (tensor<?x2x8xf32>, tensor<?x2x8xf32>, tensor<?x2x8xf32>, tensor<?x2x8xf32>, tensor<6x8xf32>, tensor<6xf32>, tensor<6xf32>, tensor<1xf32>, index, memref<?x86x8xf32>, memref<?x86x8xf32>, memref<?x172xf32>, memref<?x65x8xf64>, memref<?x65x8xf64>, memref<?x65xf64>) -> tensor<?x2x8xf32>
+  return
+}
+
+// -----
+
+func.func @f(%q: tensor<?x1x8xf32>, %w1: tensor<6x8xf32>, %b1: tensor<6xf32>, %w2: tensor<6xf32>, %b2: tensor<1xf32>, %pos: index, %ck: memref<?x86x8xf32>, %cv: memref<?x84x8xf32>, %aux: memref<?x172xf32>, %pk: memref<?x65x8xf64>, %pg: memref<?x65xf64>) {
+  // expected-error @+1 {{expects dimension 1 of cache values to be 86 (the decoding cache of this config at max_seq = 64), got 84}}
+  %o = hag.pyramid_decode %q, %q, %q gate (%q, %w1, %b1, %w2, %b2) at %pos cache (%ck, %cv, %aux, %pk, %pk, %pg) {config = #hag.pyramid<heads = 2, head_dim = 4, block = 8, window = 2, summary = 2, max_seq = 64>} : (tensor<?x1x8xf32>, tensor<?x1x8xf32>, tensor<?x1x8xf32>, tensor<?x1x8xf32>, tensor<6x8xf32>, tensor<6xf32>, tensor<6xf32>, tensor<1xf32>, index, memref<?x86x8xf32>, memref<?x84x8xf32>, memref<?x172xf32>, memref<?x65x8xf64>, memref<?x65x8xf64>, memref<?x65xf64>) -> tensor<?x1x8xf32>
+  return
+}
+
+// -----
+
+func.func @f(%q: tensor<3x1x8xf32>, %w1: tensor<6x8xf32>, %b1: tensor<6xf32>, %w2: tensor<6xf32>, %b2: tensor<1xf32>, %pos: index, %ck: memref<?x86x8xf32>, %aux: memref<?x172xf32>, %pk: memref<2x65x8xf64>, %pg: memref<?x65xf64>) {
+  // expected-error @+1 {{expects the batch of prefix keys (2) to equal the queries' batch (3)}}
+  %o = hag.pyramid_decode %q, %q, %q gate (%q, %w1, %b1, %w2, %b2) at %pos cache (%ck, %ck, %aux, %pk, %pk, %pg) {config = #hag.pyramid<heads = 2, head_dim = 4, block = 8, window = 2, summary = 2, max_seq = 64>} : (tensor<3x1x8xf32>, tensor<3x1x8xf32>, tensor<3x1x8xf32>, tensor<3x1x8xf32>, tensor<6x8xf32>, tensor<6xf32>, tensor<6xf32>, tensor<1xf32>, index, memref<?x86x8xf32>, memref<?x86x8xf32>, memref<?x172xf32>, memref<2x65x8xf64>, memref<2x65x8xf64>, memref<?x65xf64>) -> tensor<3x1x8xf32>
+  return
+}

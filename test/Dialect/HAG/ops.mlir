@@ -96,3 +96,20 @@ func.func @pyramid_fused(%h: tensor<?x?x128xf32>, %q: tensor<?x?x128xf32>,
          tensor<2x2x32xf32>, tensor<2x2x32xf32>, tensor<2x2x32xf32>, tensor<2x2x32xf32>) -> tensor<?x?x128xf32>
   return %o, %oc : tensor<?x?x128xf32>, tensor<?x?x128xf32>
 }
+
+// Incremental decoding: rope at a dynamic position, the decode step on
+// caches (rows 84 + T = 86 for max_seq 64, L 4, r 4: see DecodeCacheLayout).
+
+// CHECK-LABEL: func.func @decode_step
+func.func @decode_step(%q: tensor<?x1x8xf32>, %h: tensor<?x1x8xf32>, %w1: tensor<6x8xf32>, %b1: tensor<6xf32>, %w2: tensor<6xf32>, %b2: tensor<1xf32>,
+                       %pos: index, %ck: memref<?x86x8xf32>, %cv: memref<?x86x8xf32>, %aux: memref<?x172xf32>,
+                       %pk: memref<?x65x8xf64>, %pv: memref<?x65x8xf64>, %pg: memref<?x65xf64>) -> tensor<?x1x8xf32> {
+  // CHECK: hag.rope %{{.+}} at %{{.+}} {head_dim = 4 : i64}
+  %qr = hag.rope %q at %pos {head_dim = 4 : i64} : (tensor<?x1x8xf32>, index) -> tensor<?x1x8xf32>
+  // CHECK: hag.pyramid_decode %{{.+}}, %{{.+}}, %{{.+}} gate(%{{.+}}, %{{.+}}, %{{.+}}, %{{.+}}, %{{.+}}) at %{{.+}} cache(%{{.+}}, %{{.+}}, %{{.+}}, %{{.+}}, %{{.+}}, %{{.+}})
+  %o = hag.pyramid_decode %qr, %qr, %q gate (%h, %w1, %b1, %w2, %b2) at %pos cache (%ck, %cv, %aux, %pk, %pv, %pg)
+      {config = #hag.pyramid<heads = 2, head_dim = 4, block = 8, window = 2, summary = 2, max_seq = 64>}
+      : (tensor<?x1x8xf32>, tensor<?x1x8xf32>, tensor<?x1x8xf32>, tensor<?x1x8xf32>, tensor<6x8xf32>, tensor<6xf32>, tensor<6xf32>, tensor<1xf32>,
+         index, memref<?x86x8xf32>, memref<?x86x8xf32>, memref<?x172xf32>, memref<?x65x8xf64>, memref<?x65x8xf64>, memref<?x65xf64>) -> tensor<?x1x8xf32>
+  return %o : tensor<?x1x8xf32>
+}

@@ -7,6 +7,11 @@
   npy.py sine OUT SHAPE                         f32 sin(0.01 * i)
   npy.py show FILE                              dtype, shape, finiteness
   npy.py argmax-last FILE                       argmax of the last row
+  npy.py greedy IDS LOGITS PROMPT              checks that every id after the
+                                                prompt is the argmax of the full
+                                                forward's logits one row before
+                                                (rows whose top two logits are
+                                                within 1e-4 are counted as ties)
   npy.py close A B TOL                          "close" if A and B hold as many
                                                 elements, |a - b| <= TOL each
                                                 (shapes are not compared)
@@ -98,6 +103,21 @@ def main(argv):
         else:
             worst = max((abs(x - y) for x, y in zip(a[2], b[2])), default=0.0)
             print("close" if worst <= tol else f"max difference {worst}")
+    elif cmd == "greedy":
+        _, _, ids = read(argv[2])
+        _, shape, logits = read(argv[3])
+        prompt, vocab = int(argv[4]), shape[-1]
+        checked = ties = 0
+        for pos in range(prompt - 1, len(ids) - 1):
+            row = logits[pos * vocab:(pos + 1) * vocab]
+            order = sorted(range(vocab), key=lambda i: (-row[i], i))
+            if row[order[0]] - row[order[1]] < 1e-4:
+                ties += 1
+                continue
+            checked += 1
+            if ids[pos + 1] != order[0]:
+                print(f"position {pos + 1}: generated {ids[pos + 1]}, argmax {order[0]}")
+        print(f"greedy checked {checked} tokens, {ties} near-ties")
     else:
         print(__doc__)
         return 2

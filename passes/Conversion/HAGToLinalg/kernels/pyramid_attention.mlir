@@ -11,6 +11,10 @@
 //      per query it streams the keys of every window through one online
 //      softmax (no N x N buffer, no gathered copies of keys).
 //
+// @hag_pyramid_decode is one incremental-decoding step on per-layer caches
+// (spec section 10, at the end of this file); it shares the level, summary,
+// select_k and attention code with the forward kernel.
+//
 // Workspace buffers are freed by the buffer-deallocation pipeline that
 // runs after inlining; per-block scratch is stack-allocated in
 // @hag_attend_block.
@@ -56,6 +60,94 @@ func.func private @hag_level_window(%aPrev: index, %ePrev: index, %l: index,
   %epOut = arith.select %causal, %c0, %ep : index
   %eOut = arith.select %causal, %c0, %e : index
   return %a, %c, %epOut, %eOut : index, index, index, index
+}
+
+// Token j of a compressed level from its children [j r, min(j r + r, nPrev))
+// one level down (spec section 3): mass = sum of the children's masses;
+// gated_mean, max or conv keys and values. Child c is row srcOff + c of
+// srcK/srcV with mass srcM[b, srcMOff + c]; the token goes to row `dst` of
+// dstK/dstV and its mass to dstM[b, dstMCol]. Returns the mass. Shared by
+// the forward kernel (every token of a level) and the decoding step (the
+// token that contains the new position), so both compute the same bits.
+func.func private @hag_level_token(
+    %srcK: memref<?x?x?xf32>, %srcV: memref<?x?x?xf32>, %srcM: memref<?x?xf32>,
+    %srcOff: index, %srcMOff: index, %fromRaw: i1,
+    %dstK: memref<?x?x?xf32>, %dstV: memref<?x?x?xf32>, %dstM: memref<?x?xf32>,
+    %dst: index, %dstMCol: index,
+    %b: index, %j: index, %nPrev: index, %r: index, %kvD: index, %d: index,
+    %lc: index, %convK: memref<?x?x?x?xf32>, %convV: memref<?x?x?x?xf32>,
+    %compress: index, %eps: f32) -> f32 {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c2 = arith.constant 2 : index
+  %zero = arith.constant 0.0 : f32
+  %ninf = arith.constant 0xFF800000 : f32
+  %isMax = arith.cmpi eq, %compress, %c1 : index
+  %isConv = arith.cmpi eq, %compress, %c2 : index
+  %first = arith.muli %j, %r : index
+  %endR = arith.addi %first, %r : index
+  %end = arith.minui %endR, %nPrev : index
+  // m_l(j): the sum of the children's masses.
+  %mass = scf.for %c = %first to %end step %c1 iter_args(%ms = %zero) -> (f32) {
+    %ci = arith.addi %srcMOff, %c : index
+    %mc = memref.load %srcM[%b, %ci] : memref<?x?xf32>
+    %ms2 = arith.addf %ms, %mc : f32
+    scf.yield %ms2 : f32
+  }
+  %den = arith.addf %mass, %eps : f32
+  memref.store %mass, %dstM[%b, %dstMCol] : memref<?x?xf32>
+  scf.for %f = %c0 to %kvD step %c1 {
+    %kvh = arith.divui %f, %d : index
+    %dd = arith.remui %f, %d : index
+    %init = arith.select %isMax, %ninf, %zero : f32
+    %res:2 = scf.for %c = %first to %end step %c1 iter_args(%ak = %init, %av = %init) -> (f32, f32) {
+      %ci = arith.addi %srcOff, %c : index
+      %cm = arith.addi %srcMOff, %c : index
+      %ch0 = memref.load %srcK[%b, %ci, %f] : memref<?x?x?xf32>
+      %ch1 = memref.load %srcV[%b, %ci, %f] : memref<?x?x?xf32>
+      %ch2 = memref.load %srcM[%b, %cm] : memref<?x?xf32>
+      %out2:2 = scf.if %isMax -> (f32, f32) {
+        %mk = arith.maximumf %ak, %ch0 : f32
+        %mv = arith.maximumf %av, %ch1 : f32
+        scf.yield %mk, %mv : f32, f32
+      } else {
+        // Weight of the child: gated_mean uses its gate-weighted sum
+        // (g_i for raw children, m_c + eps for compressed ones, which
+        // undoes their own division); conv uses m_c A[t] (spec 3).
+        %meps = arith.addf %ch2, %eps : f32
+        %wMean = arith.select %fromRaw, %ch2, %meps : f32
+        %wk:2 = scf.if %isConv -> (f32, f32) {
+          %t = arith.subi %c, %first : index
+          %ak2 = memref.load %convK[%lc, %kvh, %t, %dd] : memref<?x?x?x?xf32>
+          %av2 = memref.load %convV[%lc, %kvh, %t, %dd] : memref<?x?x?x?xf32>
+          %wk2 = arith.mulf %ch2, %ak2 : f32
+          %wv2 = arith.mulf %ch2, %av2 : f32
+          scf.yield %wk2, %wv2 : f32, f32
+        } else {
+          scf.yield %wMean, %wMean : f32, f32
+        }
+        %nk = math.fma %wk#0, %ch0, %ak : f32
+        %nv = math.fma %wk#1, %ch1, %av : f32
+        scf.yield %nk, %nv : f32, f32
+      }
+      scf.yield %out2#0, %out2#1 : f32, f32
+    }
+    %kOut = scf.if %isMax -> (f32) {
+      scf.yield %res#0 : f32
+    } else {
+      %x = arith.divf %res#0, %den : f32
+      scf.yield %x : f32
+    }
+    %vOut = scf.if %isMax -> (f32) {
+      scf.yield %res#1 : f32
+    } else {
+      %x = arith.divf %res#1, %den : f32
+      scf.yield %x : f32
+    }
+    memref.store %kOut, %dstK[%b, %dst, %f] : memref<?x?x?xf32>
+    memref.store %vOut, %dstV[%b, %dst, %f] : memref<?x?x?xf32>
+  }
+  return %mass : f32
 }
 
 // Streams the keys [j0, j1) of one source through the online softmax of the
@@ -373,6 +465,122 @@ func.func private @hag_attend_range(
   return
 }
 
+// The T' summary tokens over the raw prefix [0, prefix) for the features
+// [koff, koff + d): gated means of the floor-rule segments (spec 4), from the
+// f64 prefix sums, and their mass biases beta log(m + eps). Token t goes to
+// row drow + t, columns dcol .. dcol + d of dstK/dstV (batch index db) and
+// its bias to dstB[db, dbcol + t].
+func.func private @hag_summary_tokens(
+    %pk: memref<?x?x?xf64>, %pv: memref<?x?x?xf64>, %pg: memref<?x?xf64>,
+    %b: index, %koff: index, %prefix: index, %tp: index, %d: index,
+    %beta: f32, %eps: f32, %dstK: memref<?x?x?xf32>, %dstV: memref<?x?x?xf32>,
+    %dstB: memref<?x?xf32>, %db: index, %drow: index, %dcol: index,
+    %dbcol: index) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %epsF64 = arith.extf %eps : f32 to f64
+  scf.for %t = %c0 to %tp step %c1 {
+    %tP = arith.muli %t, %prefix : index
+    %s0 = arith.divui %tP, %tp : index
+    %t1 = arith.addi %t, %c1 : index
+    %t1P = arith.muli %t1, %prefix : index
+    %s1 = arith.divui %t1P, %tp : index
+    %g1 = memref.load %pg[%b, %s1] : memref<?x?xf64>
+    %g0 = memref.load %pg[%b, %s0] : memref<?x?xf64>
+    %mass = arith.subf %g1, %g0 : f64
+    %den = arith.addf %mass, %epsF64 : f64
+    %massF = arith.truncf %mass : f64 to f32
+    %massE = arith.addf %massF, %eps : f32
+    %massLog = math.log %massE : f32
+    %massBias = arith.mulf %beta, %massLog : f32
+    %bcol = arith.addi %dbcol, %t : index
+    memref.store %massBias, %dstB[%db, %bcol] : memref<?x?xf32>
+    %row = arith.addi %drow, %t : index
+    scf.for %x = %c0 to %d step %c1 {
+      %f = arith.addi %koff, %x : index
+      %k1 = memref.load %pk[%b, %s1, %f] : memref<?x?x?xf64>
+      %k0 = memref.load %pk[%b, %s0, %f] : memref<?x?x?xf64>
+      %v1 = memref.load %pv[%b, %s1, %f] : memref<?x?x?xf64>
+      %v0 = memref.load %pv[%b, %s0, %f] : memref<?x?x?xf64>
+      %kd = arith.subf %k1, %k0 : f64
+      %vd = arith.subf %v1, %v0 : f64
+      %km = arith.divf %kd, %den : f64
+      %vm = arith.divf %vd, %den : f64
+      %kf = arith.truncf %km : f64 to f32
+      %vf = arith.truncf %vm : f64 to f32
+      %col = arith.addi %dcol, %x : index
+      memref.store %kf, %dstK[%db, %row, %col] : memref<?x?x?xf32>
+      memref.store %vf, %dstV[%db, %row, %col] : memref<?x?x?xf32>
+    }
+  }
+  return
+}
+
+// select_k (spec 4): the kp largest gates g[b, goff + c] among the raw
+// tokens [0, a1) (and [e1, n) when bidirectional), ties to the lower index,
+// picked in order (gate descending, index ascending) by repeated scans;
+// picked token p (raw index j) goes to row drow + p, columns dcol .. dcol + d
+// of dstK/dstV (features koff .. koff + d of k, v row j) and its mass bias
+// gB[b, j] to dstB[db, dbcol + p].
+func.func private @hag_select_tokens(
+    %g: memref<?x?xf32>, %goff: index, %gB: memref<?x?xf32>,
+    %k: memref<?x?x?xf32>, %v: memref<?x?x?xf32>, %b: index, %koff: index,
+    %d: index, %a1: index, %e1: index, %n: index, %causal: i1, %kp: index,
+    %picked: memref<?xindex>, %dstK: memref<?x?x?xf32>,
+    %dstV: memref<?x?x?xf32>, %dstB: memref<?x?xf32>, %db: index,
+    %drow: index, %dcol: index, %dbcol: index) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %ninf = arith.constant 0xFF800000 : f32
+  %true = arith.constant true
+  %pinf64 = arith.constant 0x7FF0000000000000 : f64
+  scf.for %p = %c0 to %kp step %c1 iter_args(%gPrev = %pinf64, %iPrev = %n) -> (f64, index) {
+    // Best candidate strictly after (gPrev, iPrev) in the order.
+    %best:2 = scf.for %c = %c0 to %n step %c1 iter_args(%bg = %ninf, %bi = %n) -> (f32, index) {
+      %inLeft = arith.cmpi ult, %c, %a1 : index
+      %inRight0 = arith.cmpi uge, %c, %e1 : index
+      %notCausal = arith.xori %causal, %true : i1
+      %inRight = arith.andi %inRight0, %notCausal : i1
+      %isCand = arith.ori %inLeft, %inRight : i1
+      %gcol = arith.addi %goff, %c : index
+      %gc = memref.load %g[%b, %gcol] : memref<?x?xf32>
+      %gcd = arith.extf %gc : f32 to f64
+      %lower = arith.cmpf olt, %gcd, %gPrev : f64
+      %eqG = arith.cmpf oeq, %gcd, %gPrev : f64
+      %later = arith.cmpi ugt, %c, %iPrev : index
+      %tieLater = arith.andi %eqG, %later : i1
+      %after = arith.ori %lower, %tieLater : i1
+      %better = arith.cmpf ogt, %gc, %bg : f32
+      %noneYet = arith.cmpi eq, %bi, %n : index
+      %better2 = arith.ori %better, %noneYet : i1
+      %ok0 = arith.andi %isCand, %after : i1
+      %ok = arith.andi %ok0, %better2 : i1
+      %ng = arith.select %ok, %gc, %bg : f32
+      %ni = arith.select %ok, %c, %bi : index
+      scf.yield %ng, %ni : f32, index
+    }
+    memref.store %best#1, %picked[%p] : memref<?xindex>
+    %bgd = arith.extf %best#0 : f32 to f64
+    scf.yield %bgd, %best#1 : f64, index
+  }
+  scf.for %p = %c0 to %kp step %c1 {
+    %j = memref.load %picked[%p] : memref<?xindex>
+    %gj = memref.load %gB[%b, %j] : memref<?x?xf32>
+    %bcol = arith.addi %dbcol, %p : index
+    memref.store %gj, %dstB[%db, %bcol] : memref<?x?xf32>
+    %row = arith.addi %drow, %p : index
+    scf.for %x = %c0 to %d step %c1 {
+      %f = arith.addi %koff, %x : index
+      %kx = memref.load %k[%b, %j, %f] : memref<?x?x?xf32>
+      %vx = memref.load %v[%b, %j, %f] : memref<?x?x?xf32>
+      %col = arith.addi %dcol, %x : index
+      memref.store %kx, %dstK[%db, %row, %col] : memref<?x?x?xf32>
+      memref.store %vx, %dstV[%db, %row, %col] : memref<?x?x?xf32>
+    }
+  }
+  return
+}
+
 // One (batch, head, query block): the block's summary tokens and select_k
 // picks, then every query of the block through one online softmax. A
 // function of its own (never inlined) so its stack scratch is released at
@@ -392,8 +600,6 @@ func.func private @hag_attend_block(
   %zero = arith.constant 0.0 : f32
   %one = arith.constant 1.0 : f32
   %ninf = arith.constant 0xFF800000 : f32
-  %true = arith.constant true
-  %epsF64 = arith.extf %eps : f32 to f64
   %kAlloc = arith.maxui %selectK, %c1 : index
   %tAlloc = arith.maxui %T, %c1 : index
   // kv(h) = floor(h Hkv / H); columns of the head and of its kv head.
@@ -430,102 +636,35 @@ func.func private @hag_attend_block(
   %sK = memref.alloca(%tAlloc, %d) : memref<?x?xf32>
   %sV = memref.alloca(%tAlloc, %d) : memref<?x?xf32>
   %sM = memref.alloca(%tAlloc) : memref<?xf32>
-  scf.for %t = %c0 to %tp step %c1 {
-    %tP = arith.muli %t, %prefix : index
-    %s0 = arith.divui %tP, %tp : index
-    %t1 = arith.addi %t, %c1 : index
-    %t1P = arith.muli %t1, %prefix : index
-    %s1 = arith.divui %t1P, %tp : index
-    %g1 = memref.load %pg[%b, %s1] : memref<?x?xf64>
-    %g0 = memref.load %pg[%b, %s0] : memref<?x?xf64>
-    %mass = arith.subf %g1, %g0 : f64
-    %den = arith.addf %mass, %epsF64 : f64
-    %massF = arith.truncf %mass : f64 to f32
-    %massE = arith.addf %massF, %eps : f32
-    %massLog = math.log %massE : f32
-    %massBias = arith.mulf %beta, %massLog : f32
-    memref.store %massBias, %sM[%t] : memref<?xf32>
-    scf.for %x = %c0 to %d step %c1 {
-      %f = arith.addi %koff, %x : index
-      %k1 = memref.load %pk[%b, %s1, %f] : memref<?x?x?xf64>
-      %k0 = memref.load %pk[%b, %s0, %f] : memref<?x?x?xf64>
-      %v1 = memref.load %pv[%b, %s1, %f] : memref<?x?x?xf64>
-      %v0 = memref.load %pv[%b, %s0, %f] : memref<?x?x?xf64>
-      %kd = arith.subf %k1, %k0 : f64
-      %vd = arith.subf %v1, %v0 : f64
-      %km = arith.divf %kd, %den : f64
-      %vm = arith.divf %vd, %den : f64
-      %kf = arith.truncf %km : f64 to f32
-      %vf = arith.truncf %vm : f64 to f32
-      memref.store %kf, %sK[%t, %x] : memref<?x?xf32>
-      memref.store %vf, %sV[%t, %x] : memref<?x?xf32>
-    }
-  }
   %sK3 = memref.expand_shape %sK [[0, 1], [2]] output_shape [1, %tAlloc, %d] : memref<?x?xf32> into memref<1x?x?xf32>
   %sV3 = memref.expand_shape %sV [[0, 1], [2]] output_shape [1, %tAlloc, %d] : memref<?x?xf32> into memref<1x?x?xf32>
   %sKd = memref.cast %sK3 : memref<1x?x?xf32> to memref<?x?x?xf32>
   %sVd = memref.cast %sV3 : memref<1x?x?xf32> to memref<?x?x?xf32>
+  %sM2 = memref.expand_shape %sM [[0, 1]] output_shape [1, %tAlloc] : memref<?xf32> into memref<1x?xf32>
+  %sMd = memref.cast %sM2 : memref<1x?xf32> to memref<?x?xf32>
+  func.call @hag_summary_tokens(%pk, %pv, %pg, %b, %koff, %prefix, %tp, %d, %beta, %eps, %sKd, %sVd, %sMd, %c0, %c0, %c0, %c0)
+      : (memref<?x?x?xf64>, memref<?x?x?xf64>, memref<?x?xf64>, index, index, index, index, index, f32, f32,
+         memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, index, index, index, index) -> ()
   // select_k: the k largest gates left of level 1's window (and right of
-  // it when bidirectional), ties to the lower index, picked in order
-  // (gate descending, index ascending) by repeated scans.
-  %picked = memref.alloca(%kAlloc) : memref<?xindex>
+  // it when bidirectional), gathered into the shape of a range.
   %nb = arith.subi %n, %e1 : index
   %rightCand = arith.select %causal, %c0, %nb : index
   %cands = arith.addi %a1, %rightCand : index
   %kp = arith.minui %selectK, %cands : index
-  %pinf64 = arith.constant 0x7FF0000000000000 : f64
-  scf.for %p = %c0 to %kp step %c1 iter_args(%gPrev = %pinf64, %iPrev = %n) -> (f64, index) {
-    // Best candidate strictly after (gPrev, iPrev) in the order.
-    %best:2 = scf.for %c = %c0 to %n step %c1 iter_args(%bg = %ninf, %bi = %n) -> (f32, index) {
-      %inLeft = arith.cmpi ult, %c, %a1 : index
-      %inRight0 = arith.cmpi uge, %c, %e1 : index
-      %notCausal = arith.xori %causal, %true : i1
-      %inRight = arith.andi %inRight0, %notCausal : i1
-      %isCand = arith.ori %inLeft, %inRight : i1
-      %gc = memref.load %g[%b, %c] : memref<?x?xf32>
-      %gcd = arith.extf %gc : f32 to f64
-      %lower = arith.cmpf olt, %gcd, %gPrev : f64
-      %eqG = arith.cmpf oeq, %gcd, %gPrev : f64
-      %later = arith.cmpi ugt, %c, %iPrev : index
-      %tieLater = arith.andi %eqG, %later : i1
-      %after = arith.ori %lower, %tieLater : i1
-      %better = arith.cmpf ogt, %gc, %bg : f32
-      %noneYet = arith.cmpi eq, %bi, %n : index
-      %better2 = arith.ori %better, %noneYet : i1
-      %ok0 = arith.andi %isCand, %after : i1
-      %ok = arith.andi %ok0, %better2 : i1
-      %ng = arith.select %ok, %gc, %bg : f32
-      %ni = arith.select %ok, %c, %bi : index
-      scf.yield %ng, %ni : f32, index
-    }
-    memref.store %best#1, %picked[%p] : memref<?xindex>
-    %bgd = arith.extf %best#0 : f32 to f64
-    scf.yield %bgd, %best#1 : f64, index
-  }
-  // Gather the select_k tokens (and their biases) into the shape of a range.
+  %picked = memref.alloca(%kAlloc) : memref<?xindex>
   %selK = memref.alloca(%kAlloc, %d) : memref<?x?xf32>
   %selV = memref.alloca(%kAlloc, %d) : memref<?x?xf32>
   %selB = memref.alloca(%kAlloc) : memref<?xf32>
-  scf.for %p = %c0 to %kp step %c1 {
-    %j = memref.load %picked[%p] : memref<?xindex>
-    %gj = memref.load %gB[%b, %j] : memref<?x?xf32>
-    memref.store %gj, %selB[%p] : memref<?xf32>
-    scf.for %x = %c0 to %d step %c1 {
-      %f = arith.addi %koff, %x : index
-      %kx = memref.load %k[%b, %j, %f] : memref<?x?x?xf32>
-      %vx = memref.load %v[%b, %j, %f] : memref<?x?x?xf32>
-      memref.store %kx, %selK[%p, %x] : memref<?x?xf32>
-      memref.store %vx, %selV[%p, %x] : memref<?x?xf32>
-    }
-  }
   %selK3 = memref.expand_shape %selK [[0, 1], [2]] output_shape [1, %kAlloc, %d] : memref<?x?xf32> into memref<1x?x?xf32>
   %selV3 = memref.expand_shape %selV [[0, 1], [2]] output_shape [1, %kAlloc, %d] : memref<?x?xf32> into memref<1x?x?xf32>
   %selKd = memref.cast %selK3 : memref<1x?x?xf32> to memref<?x?x?xf32>
   %selVd = memref.cast %selV3 : memref<1x?x?xf32> to memref<?x?x?xf32>
   %selB2 = memref.expand_shape %selB [[0, 1]] output_shape [1, %kAlloc] : memref<?xf32> into memref<1x?xf32>
   %selBd = memref.cast %selB2 : memref<1x?xf32> to memref<?x?xf32>
-  %sM2 = memref.expand_shape %sM [[0, 1]] output_shape [1, %tAlloc] : memref<?xf32> into memref<1x?xf32>
-  %sMd = memref.cast %sM2 : memref<1x?xf32> to memref<?x?xf32>
+  func.call @hag_select_tokens(%g, %c0, %gB, %k, %v, %b, %koff, %d, %a1, %e1, %n, %causal, %kp, %picked, %selKd, %selVd, %selBd, %c0, %c0, %c0, %c0)
+      : (memref<?x?xf32>, index, memref<?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, index, index, index,
+         index, index, index, i1, index, memref<?xindex>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>,
+         index, index, index, index) -> ()
 
   // Online-softmax state of the block's queries and the tile scratch.
   %nq = arith.subi %q1, %q0 : index
@@ -594,15 +733,11 @@ func.func private @hag_pyramid_attention(
   %c0 = arith.constant 0 : index
   %c1 = arith.constant 1 : index
   %c2 = arith.constant 2 : index
-  %zero = arith.constant 0.0 : f32
   %one = arith.constant 1.0 : f32
-  %ninf = arith.constant 0xFF800000 : f32
   %zero64 = arith.constant 0.0 : f64
-  %true = arith.constant true
   %bt = memref.dim %q, %c0 : memref<?x?x?xf32>
   %n = memref.dim %q, %c1 : memref<?x?x?xf32>
   %kvD = arith.muli %Hkv, %d : index
-  %epsF64 = arith.extf %eps : f32 to f64
 
   // ---- 1. Compressed levels 2 .. L-1, packed one after the other. --------
   // total = sum_{l=2}^{L-1} n_l (at least 1 so that the buffers exist).
@@ -615,91 +750,25 @@ func.func private @hag_pyramid_attention(
   %levK = memref.alloc(%bt, %alloc, %kvD) : memref<?x?x?xf32>
   %levV = memref.alloc(%bt, %alloc, %kvD) : memref<?x?x?xf32>
   %levM = memref.alloc(%bt, %alloc) : memref<?x?xf32>
-  %isMax = arith.cmpi eq, %compress, %c1 : index
-  %isConv = arith.cmpi eq, %compress, %c2 : index
   scf.for %l = %c2 to %L step %c1 iter_args(%offPrev = %c0, %off = %c0, %nPrev = %n) -> (index, index, index) {
     %nl = func.call @hag_ceil_div(%nPrev, %r) : (index, index) -> index
     %fromRaw = arith.cmpi eq, %l, %c2 : index
     %lc = arith.subi %l, %c2 : index
+    // Children: raw k, v, g at level 2, level l-1's rows otherwise.
+    %src:4 = scf.if %fromRaw -> (memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, index) {
+      scf.yield %k, %v, %g, %c0 : memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, index
+    } else {
+      scf.yield %levK, %levV, %levM, %offPrev : memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, index
+    }
     scf.parallel (%b, %j) = (%c0, %c0) to (%bt, %nl) step (%c1, %c1) {
-      %first = arith.muli %j, %r : index
-      %endR = arith.addi %first, %r : index
-      %end = arith.minui %endR, %nPrev : index
-      // m_l(j): the sum of the children's masses.
-      %mass = scf.for %c = %first to %end step %c1 iter_args(%ms = %zero) -> (f32) {
-        %mc = scf.if %fromRaw -> (f32) {
-          %x = memref.load %g[%b, %c] : memref<?x?xf32>
-          scf.yield %x : f32
-        } else {
-          %ci = arith.addi %offPrev, %c : index
-          %x = memref.load %levM[%b, %ci] : memref<?x?xf32>
-          scf.yield %x : f32
-        }
-        %ms2 = arith.addf %ms, %mc : f32
-        scf.yield %ms2 : f32
-      }
-      %den = arith.addf %mass, %eps : f32
       %dst = arith.addi %off, %j : index
-      memref.store %mass, %levM[%b, %dst] : memref<?x?xf32>
-      scf.for %f = %c0 to %kvD step %c1 {
-        %kvh = arith.divui %f, %d : index
-        %dd = arith.remui %f, %d : index
-        %init = arith.select %isMax, %ninf, %zero : f32
-        %res:2 = scf.for %c = %first to %end step %c1 iter_args(%ak = %init, %av = %init) -> (f32, f32) {
-          // The child's key, value and mass (raw at level 2).
-          %ch:3 = scf.if %fromRaw -> (f32, f32, f32) {
-            %x = memref.load %k[%b, %c, %f] : memref<?x?x?xf32>
-            %y = memref.load %v[%b, %c, %f] : memref<?x?x?xf32>
-            %m = memref.load %g[%b, %c] : memref<?x?xf32>
-            scf.yield %x, %y, %m : f32, f32, f32
-          } else {
-            %ci = arith.addi %offPrev, %c : index
-            %x = memref.load %levK[%b, %ci, %f] : memref<?x?x?xf32>
-            %y = memref.load %levV[%b, %ci, %f] : memref<?x?x?xf32>
-            %m = memref.load %levM[%b, %ci] : memref<?x?xf32>
-            scf.yield %x, %y, %m : f32, f32, f32
-          }
-          %out2:2 = scf.if %isMax -> (f32, f32) {
-            %mk = arith.maximumf %ak, %ch#0 : f32
-            %mv = arith.maximumf %av, %ch#1 : f32
-            scf.yield %mk, %mv : f32, f32
-          } else {
-            // Weight of the child: gated_mean uses its gate-weighted sum
-            // (g_i for raw children, m_c + eps for compressed ones, which
-            // undoes their own division); conv uses m_c A[t] (spec 3).
-            %meps = arith.addf %ch#2, %eps : f32
-            %wMean = arith.select %fromRaw, %ch#2, %meps : f32
-            %wk:2 = scf.if %isConv -> (f32, f32) {
-              %t = arith.subi %c, %first : index
-              %ak2 = memref.load %convK[%lc, %kvh, %t, %dd] : memref<?x?x?x?xf32>
-              %av2 = memref.load %convV[%lc, %kvh, %t, %dd] : memref<?x?x?x?xf32>
-              %wk2 = arith.mulf %ch#2, %ak2 : f32
-              %wv2 = arith.mulf %ch#2, %av2 : f32
-              scf.yield %wk2, %wv2 : f32, f32
-            } else {
-              scf.yield %wMean, %wMean : f32, f32
-            }
-            %nk = math.fma %wk#0, %ch#0, %ak : f32
-            %nv = math.fma %wk#1, %ch#1, %av : f32
-            scf.yield %nk, %nv : f32, f32
-          }
-          scf.yield %out2#0, %out2#1 : f32, f32
-        }
-        %kOut = scf.if %isMax -> (f32) {
-          scf.yield %res#0 : f32
-        } else {
-          %x = arith.divf %res#0, %den : f32
-          scf.yield %x : f32
-        }
-        %vOut = scf.if %isMax -> (f32) {
-          scf.yield %res#1 : f32
-        } else {
-          %x = arith.divf %res#1, %den : f32
-          scf.yield %x : f32
-        }
-        memref.store %kOut, %levK[%b, %dst, %f] : memref<?x?x?xf32>
-        memref.store %vOut, %levV[%b, %dst, %f] : memref<?x?x?xf32>
-      }
+      %mass = func.call @hag_level_token(%src#0, %src#1, %src#2, %src#3, %src#3, %fromRaw,
+          %levK, %levV, %levM, %dst, %dst, %b, %j, %nPrev, %r, %kvD, %d, %lc,
+          %convK, %convV, %compress, %eps)
+          : (memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, index, index, i1,
+             memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, index, index,
+             index, index, index, index, index, index, index,
+             memref<?x?x?x?xf32>, memref<?x?x?x?xf32>, index, f32) -> f32
       scf.reduce
     }
     %offNext = arith.addi %off, %nl : index
@@ -775,6 +844,235 @@ func.func private @hag_pyramid_attention(
            memref<?x?x?xf64>, memref<?x?x?xf64>, memref<?x?xf64>, memref<?x?x?xf32>,
            index, index, index, index, index, index, index, index, index, index, index, index,
            i1, index, f32, f32, f32) -> ()
+    scf.reduce
+  }
+  return
+}
+
+//===----------------------------------------------------------------------===//
+// Incremental decoding (spec section 10)
+//===----------------------------------------------------------------------===//
+//
+// @hag_pyramid_decode appends raw token `pos` of every batch row to the
+// layer's cache and computes its attention output. Cache layout (rows of
+// cK/cV [batch, R, Hkv*d]; ::hag::DecodeCacheLayout): raw tokens [0, S),
+// levels 2 .. L-1 at their max_seq lengths ceil(S / sigma_l), one after the
+// other, the query block's T summary tokens, its select_k picks. aux
+// [batch, 2R]: the mass bias of every row, then the masses (g for raw rows).
+// pk, pv [batch, S + 1, Hkv*d] and pg [batch, S + 1]: f64 running prefix
+// sums. Every value is computed by the same code as the forward kernel
+// (@hag_level_token, @hag_summary_tokens, @hag_select_tokens,
+// @hag_attend_range), so decoding reproduces the forward's row `pos`.
+
+// The summary tokens and select_k picks of the query block starting at the
+// current position, for batch row b (a function of its own for its stack
+// scratch, see @hag_attend_block).
+func.func private @hag_decode_block_context(
+    %cK: memref<?x?x?xf32>, %cV: memref<?x?x?xf32>, %aux: memref<?x?xf32>,
+    %pk: memref<?x?x?xf64>, %pv: memref<?x?x?xf64>, %pg: memref<?x?xf64>,
+    %b: index, %n: index, %a1: index, %prefix: index, %tp: index,
+    %kp: index, %kvD: index, %R: index, %sumOff: index, %selOff: index,
+    %beta: f32, %eps: f32) attributes {no_inline} {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %true = arith.constant true
+  func.call @hag_summary_tokens(%pk, %pv, %pg, %b, %c0, %prefix, %tp, %kvD, %beta, %eps, %cK, %cV, %aux, %b, %sumOff, %c0, %sumOff)
+      : (memref<?x?x?xf64>, memref<?x?x?xf64>, memref<?x?xf64>, index, index, index, index, index, f32, f32,
+         memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, index, index, index, index) -> ()
+  %kAlloc = arith.maxui %kp, %c1 : index
+  %picked = memref.alloca(%kAlloc) : memref<?xindex>
+  func.call @hag_select_tokens(%aux, %R, %aux, %cK, %cV, %b, %c0, %kvD, %a1, %n, %n, %true, %kp, %picked, %cK, %cV, %aux, %b, %selOff, %c0, %selOff)
+      : (memref<?x?xf32>, index, memref<?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, index, index, index,
+         index, index, index, i1, index, memref<?xindex>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>,
+         index, index, index, index) -> ()
+  return
+}
+
+// The new token's attention for batch row b and head h: level 1
+// [a_1, pos + 1), every compressed level's window, the block's summary
+// tokens and select_k picks, under one online softmax.
+func.func private @hag_decode_attend(
+    %q: memref<?x?x?xf32>, %cK: memref<?x?x?xf32>, %cV: memref<?x?x?xf32>,
+    %aux: memref<?x?xf32>, %out: memref<?x?x?xf32>, %b: index, %h: index,
+    %pos: index, %a1: index, %S: index, %H: index, %Hkv: index, %d: index,
+    %r: index, %L: index, %W: index, %tp: index, %kp: index, %sumOff: index,
+    %selOff: index, %scale: f32) attributes {no_inline} {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c2 = arith.constant 2 : index
+  %zero = arith.constant 0.0 : f32
+  %one = arith.constant 1.0 : f32
+  %ninf = arith.constant 0xFF800000 : f32
+  %true = arith.constant true
+  %false = arith.constant false
+  %hk = arith.muli %h, %Hkv : index
+  %kvh = arith.divui %hk, %H : index
+  %qoff = arith.muli %h, %d : index
+  %koff = arith.muli %kvh, %d : index
+  %mS = memref.alloca(%c1) : memref<?xf32>
+  %lS = memref.alloca(%c1) : memref<?xf32>
+  %acc = memref.alloca(%c1, %d) : memref<?x?xf32>
+  %kt = memref.alloca(%d) : memref<?x16xf32>
+  %pt = memref.alloca() : memref<4x16xf32>
+  memref.store %ninf, %mS[%c0] : memref<?xf32>
+  memref.store %zero, %lS[%c0] : memref<?xf32>
+  scf.for %x = %c0 to %d step %c1 {
+    memref.store %zero, %acc[%c0, %x] : memref<?x?xf32>
+  }
+  // Level 1: raw [a_1, pos] (every key is at or before the query).
+  %n = arith.addi %pos, %c1 : index
+  func.call @hag_attend_range(%q, %b, %c0, %c1, %qoff, %cK, %cV, %b, %a1, %n, %koff, %aux, %b, %c0, %false, %d, %scale, %mS, %lS, %acc, %kt, %pt)
+      : (memref<?x?x?xf32>, index, index, index, index, memref<?x?x?xf32>, memref<?x?x?xf32>, index, index, index, index, memref<?x?xf32>, index, index, i1, index, f32, memref<?xf32>, memref<?xf32>, memref<?x?xf32>, memref<?x16xf32>, memref<4x16xf32>) -> ()
+  // Compressed levels: the left windows, at each level's rows.
+  scf.for %l = %c2 to %L step %c1 iter_args(%a = %a1, %off = %S, %nMaxPrev = %S) -> (index, index, index) {
+    %nMax = func.call @hag_ceil_div(%nMaxPrev, %r) : (index, index) -> index
+    %w:4 = func.call @hag_level_window(%a, %c0, %l, %L, %r, %W, %nMax, %true)
+        : (index, index, index, index, index, index, index, i1) -> (index, index, index, index)
+    %la = arith.addi %off, %w#0 : index
+    %lc = arith.addi %off, %w#1 : index
+    func.call @hag_attend_range(%q, %b, %c0, %c1, %qoff, %cK, %cV, %b, %la, %lc, %koff, %aux, %b, %c0, %false, %d, %scale, %mS, %lS, %acc, %kt, %pt)
+        : (memref<?x?x?xf32>, index, index, index, index, memref<?x?x?xf32>, memref<?x?x?xf32>, index, index, index, index, memref<?x?xf32>, index, index, i1, index, f32, memref<?xf32>, memref<?xf32>, memref<?x?xf32>, memref<?x16xf32>, memref<4x16xf32>) -> ()
+    %offNext = arith.addi %off, %nMax : index
+    scf.yield %w#0, %offNext, %nMax : index, index, index
+  }
+  // Summary tokens, then the select_k tokens.
+  %sEnd = arith.addi %sumOff, %tp : index
+  func.call @hag_attend_range(%q, %b, %c0, %c1, %qoff, %cK, %cV, %b, %sumOff, %sEnd, %koff, %aux, %b, %c0, %false, %d, %scale, %mS, %lS, %acc, %kt, %pt)
+      : (memref<?x?x?xf32>, index, index, index, index, memref<?x?x?xf32>, memref<?x?x?xf32>, index, index, index, index, memref<?x?xf32>, index, index, i1, index, f32, memref<?xf32>, memref<?xf32>, memref<?x?xf32>, memref<?x16xf32>, memref<4x16xf32>) -> ()
+  %kEnd = arith.addi %selOff, %kp : index
+  func.call @hag_attend_range(%q, %b, %c0, %c1, %qoff, %cK, %cV, %b, %selOff, %kEnd, %koff, %aux, %b, %c0, %false, %d, %scale, %mS, %lS, %acc, %kt, %pt)
+      : (memref<?x?x?xf32>, index, index, index, index, memref<?x?x?xf32>, memref<?x?x?xf32>, index, index, index, index, memref<?x?xf32>, index, index, i1, index, f32, memref<?xf32>, memref<?xf32>, memref<?x?xf32>, memref<?x16xf32>, memref<4x16xf32>) -> ()
+  %l = memref.load %lS[%c0] : memref<?xf32>
+  %inv = arith.divf %one, %l : f32
+  scf.for %x = %c0 to %d step %c1 {
+    %a = memref.load %acc[%c0, %x] : memref<?x?xf32>
+    %o = arith.mulf %a, %inv : f32
+    %col = arith.addi %qoff, %x : index
+    memref.store %o, %out[%b, %c0, %col] : memref<?x?x?xf32>
+  }
+  return
+}
+
+func.func private @hag_pyramid_decode(
+    %q: memref<?x?x?xf32>, %k: memref<?x?x?xf32>, %v: memref<?x?x?xf32>,
+    %g: memref<?x?xf32>, %convK: memref<?x?x?x?xf32>,
+    %convV: memref<?x?x?x?xf32>, %out: memref<?x?x?xf32>,
+    %cK: memref<?x?x?xf32>, %cV: memref<?x?x?xf32>, %aux: memref<?x?xf32>,
+    %pk: memref<?x?x?xf64>, %pv: memref<?x?x?xf64>, %pg: memref<?x?xf64>,
+    %pos: index, %S: index,
+    %H: index, %Hkv: index, %d: index, %B: index, %r: index, %L: index,
+    %W: index, %T: index, %causal: i1, %selectK: index, %compress: index,
+    %beta: f32, %eps: f32) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c2 = arith.constant 2 : index
+  %one = arith.constant 1.0 : f32
+  %true = arith.constant true
+  %bt = memref.dim %q, %c0 : memref<?x?x?xf32>
+  %kvD = arith.muli %Hkv, %d : index
+  %n = arith.addi %pos, %c1 : index
+  // The cache's rows (as ::hag::DecodeCacheLayout).
+  %levRows:2 = scf.for %l = %c2 to %L step %c1 iter_args(%acc = %c0, %nPrev = %S) -> (index, index) {
+    %nl = func.call @hag_ceil_div(%nPrev, %r) : (index, index) -> index
+    %acc2 = arith.addi %acc, %nl : index
+    scf.yield %acc2, %nl : index, index
+  }
+  %sumOff = arith.addi %S, %levRows#0 : index
+  %selOff = arith.addi %sumOff, %T : index
+  %R = arith.addi %selOff, %selectK : index
+
+  // ---- 1. Append the token; rebuild the token of every level holding it. --
+  scf.parallel (%b) = (%c0) to (%bt) step (%c1) {
+    %gi = memref.load %g[%b, %c0] : memref<?x?xf32>
+    %massCol = arith.addi %R, %pos : index
+    memref.store %gi, %aux[%b, %massCol] : memref<?x?xf32>
+    %ge = arith.addf %gi, %eps : f32
+    %gl = math.log %ge : f32
+    %gb = arith.mulf %beta, %gl : f32
+    memref.store %gb, %aux[%b, %pos] : memref<?x?xf32>
+    %gd = arith.extf %gi : f32 to f64
+    %pgi = memref.load %pg[%b, %pos] : memref<?x?xf64>
+    %pgn = arith.addf %pgi, %gd : f64
+    memref.store %pgn, %pg[%b, %n] : memref<?x?xf64>
+    scf.for %f = %c0 to %kvD step %c1 {
+      %kx = memref.load %k[%b, %c0, %f] : memref<?x?x?xf32>
+      %vx = memref.load %v[%b, %c0, %f] : memref<?x?x?xf32>
+      memref.store %kx, %cK[%b, %pos, %f] : memref<?x?x?xf32>
+      memref.store %vx, %cV[%b, %pos, %f] : memref<?x?x?xf32>
+      %kd = arith.extf %kx : f32 to f64
+      %vd = arith.extf %vx : f32 to f64
+      %pki = memref.load %pk[%b, %pos, %f] : memref<?x?x?xf64>
+      %pvi = memref.load %pv[%b, %pos, %f] : memref<?x?x?xf64>
+      %pkn = math.fma %gd, %kd, %pki : f64
+      %pvn = math.fma %gd, %vd, %pvi : f64
+      memref.store %pkn, %pk[%b, %n, %f] : memref<?x?x?xf64>
+      memref.store %pvn, %pv[%b, %n, %f] : memref<?x?x?xf64>
+    }
+    // Level l's last token j = n_l - 1 (finished or partial) from its
+    // children one level down, as the forward builds it for N = pos + 1.
+    scf.for %l = %c2 to %L step %c1 iter_args(%offPrev = %c0, %off = %S, %nPrev = %n, %nMaxPrev = %S) -> (index, index, index, index) {
+      %nl = func.call @hag_ceil_div(%nPrev, %r) : (index, index) -> index
+      %j = arith.subi %nl, %c1 : index
+      %fromRaw = arith.cmpi eq, %l, %c2 : index
+      %lc = arith.subi %l, %c2 : index
+      %dst = arith.addi %off, %j : index
+      %srcM = arith.addi %R, %offPrev : index
+      %dstM = arith.addi %R, %dst : index
+      %mass = func.call @hag_level_token(%cK, %cV, %aux, %offPrev, %srcM, %fromRaw,
+          %cK, %cV, %aux, %dst, %dstM, %b, %j, %nPrev, %r, %kvD, %d, %lc,
+          %convK, %convV, %compress, %eps)
+          : (memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, index, index, i1,
+             memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, index, index,
+             index, index, index, index, index, index, index,
+             memref<?x?x?x?xf32>, memref<?x?x?x?xf32>, index, f32) -> f32
+      %me = arith.addf %mass, %eps : f32
+      %ml = math.log %me : f32
+      %mb = arith.mulf %beta, %ml : f32
+      memref.store %mb, %aux[%b, %dst] : memref<?x?xf32>
+      %nMax = func.call @hag_ceil_div(%nMaxPrev, %r) : (index, index) -> index
+      %offNext = arith.addi %off, %nMax : index
+      scf.yield %off, %offNext, %nl, %nMax : index, index, index, index
+    }
+    scf.reduce
+  }
+
+  // ---- 2. The query block's windows; its context at its first token. -----
+  %qb = arith.divui %pos, %B : index
+  %q0 = arith.muli %qb, %B : index
+  %a1r = arith.subi %q0, %B : index
+  %a1 = arith.maxsi %a1r, %c0 : index
+  %aLast = scf.for %l = %c2 to %L step %c1 iter_args(%a = %a1) -> (index) {
+    %w:4 = func.call @hag_level_window(%a, %c0, %l, %L, %r, %W, %S, %true)
+        : (index, index, index, index, index, index, index, i1) -> (index, index, index, index)
+    scf.yield %w#0 : index
+  }
+  %Lm2 = arith.subi %L, %c2 : index
+  %sigma = scf.for %x = %c0 to %Lm2 step %c1 iter_args(%s = %c1) -> (index) {
+    %s2 = arith.muli %s, %r : index
+    scf.yield %s2 : index
+  }
+  %prefix = arith.muli %aLast, %sigma : index
+  %tp = arith.minui %T, %prefix : index
+  %kp = arith.minui %selectK, %a1 : index
+  %blockStart = arith.cmpi eq, %pos, %q0 : index
+  scf.if %blockStart {
+    scf.parallel (%b) = (%c0) to (%bt) step (%c1) {
+      func.call @hag_decode_block_context(%cK, %cV, %aux, %pk, %pv, %pg, %b, %n, %a1, %prefix, %tp, %kp, %kvD, %R, %sumOff, %selOff, %beta, %eps)
+          : (memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, memref<?x?x?xf64>, memref<?x?x?xf64>, memref<?x?xf64>,
+             index, index, index, index, index, index, index, index, index, index, f32, f32) -> ()
+      scf.reduce
+    }
+  }
+
+  // ---- 3. Attention of the new token per (batch, head). ----------------
+  %dI64 = arith.index_cast %d : index to i64
+  %dF = arith.sitofp %dI64 : i64 to f32
+  %sqrtD = math.sqrt %dF : f32
+  %scale = arith.divf %one, %sqrtD : f32
+  scf.parallel (%b, %h) = (%c0, %c0) to (%bt, %H) step (%c1, %c1) {
+    func.call @hag_decode_attend(%q, %cK, %cV, %aux, %out, %b, %h, %pos, %a1, %S, %H, %Hkv, %d, %r, %L, %W, %tp, %kp, %sumOff, %selOff, %scale)
+        : (memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, memref<?x?x?xf32>,
+           index, index, index, index, index, index, index, index, index, index, index, index, index, index, index, f32) -> ()
     scf.reduce
   }
   return

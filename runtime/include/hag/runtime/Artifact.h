@@ -87,7 +87,11 @@ struct ArtifactEntry {
   std::string symbol;
   /// The data inputs; -1 in a shape marks a dynamic dimension.
   std::vector<TensorSpec> inputs;
-  /// Names of the parameters passed after the inputs, in order.
+  /// Buffers the entry reads and updates in place, passed after the inputs
+  /// (the decoding cache of "decode"); -1 marks the batch dimension.
+  std::vector<TensorSpec> state;
+  /// Names of the parameters passed after the inputs and the state, in
+  /// order.
   std::vector<std::string> parameters;
   /// The result's dtype and shape (-1: dynamic; [] for a scalar).
   DType resultDType = DType::F32;

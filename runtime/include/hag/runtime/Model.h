@@ -116,9 +116,53 @@ public:
                          const std::vector<TensorRef> &inputs) const;
 
 private:
+  friend class Decoder;
   Artifact code;
   TensorMap tensors;
   bool bound = false;
+};
+
+/// Incremental decoding (spec section 10) through the artifact's "decode"
+/// entry (causal language models): `batch` sequences advance one token per
+/// step() on per-layer caches the Decoder owns (the raw tokens, every
+/// compressed level, the query block's summary tokens and select_k picks,
+/// f64 running prefix sums); each step does O(B + (L-2)W + T + select_k)
+/// attention work per head and gives the logits the full forward gives at
+/// that position.
+///
+/// The Model must outlive the Decoder and keep its weights bound. A Decoder
+/// is not thread-safe; several Decoders may share one Model.
+class Decoder {
+public:
+  /// An empty context for `batch` sequences. Fails when the artifact has no
+  /// "decode" entry (attention-only or bidirectional models) or no weights
+  /// are bound.
+  static Result<Decoder> create(const Model &model, int64_t batch = 1);
+
+  /// Appends tokens[b] to sequence b (tokens.size() == batch, each in
+  /// [0, vocab)) and returns the logits f32 [batch, vocab] for the next
+  /// token. Fails, changing nothing, when the context already holds max_seq
+  /// tokens.
+  Result<HostTensor> step(const std::vector<int64_t> &tokens);
+
+  /// Tokens consumed so far (the position of the next one).
+  int64_t position() const { return pos; }
+  /// The most tokens a context holds: the model's max_seq.
+  int64_t capacity() const;
+  int64_t batchSize() const { return batch; }
+  /// Bytes held by the caches.
+  size_t cacheBytes() const;
+  /// Empties the context (zeroes the caches).
+  void reset();
+
+private:
+  Decoder(const Model &model, const ArtifactEntry &entry, int64_t batch)
+      : model(&model), entry(&entry), batch(batch) {}
+  const Model *model;
+  const ArtifactEntry *entry;
+  int64_t batch;
+  int64_t pos = 0;
+  std::vector<HostTensor> state;
 };
 
 } // namespace hag::rt

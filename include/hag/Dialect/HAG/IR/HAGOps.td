@@ -65,7 +65,8 @@ def HAG_RopeOp : HAG_PureOp<"rope"> {
   let summary = "rotary position embedding, rotate-half convention";
   let description = [{
     Rotates every head of `input` (`[batch, seq, heads * head_dim]`) by its
-    raw position `offset + i` (spec section 3): for `j < d/2`,
+    raw position `offset + i` (spec section 3), or `position + offset + i`
+    when the optional index operand is given (incremental decoding): for `j < d/2`,
     `theta_j = pos * base^(-2j/d)` and the pair `(u_j, u_(j+d/2))` becomes
     `(u_j cos - u_(j+d/2) sin, u_(j+d/2) cos + u_j sin)`.
 
@@ -75,12 +76,13 @@ def HAG_RopeOp : HAG_PureOp<"rope"> {
     ```
   }];
   let arguments = (ins HAG_FloatTensor:$input,
+                       Optional<Index>:$position,
                        ConfinedAttr<I64Attr, [IntPositive]>:$head_dim,
                        DefaultValuedAttr<F64Attr, "10000.0">:$base,
                        DefaultValuedAttr<I64Attr, "0">:$offset);
   let results = (outs HAG_FloatTensor:$result);
   let assemblyFormat = [{
-    $input attr-dict `:` functional-type(operands, results)
+    $input (`at` $position^)? attr-dict `:` functional-type(operands, results)
   }];
 }
 
@@ -328,6 +330,67 @@ def HAG_PyramidAttentionOp
     (`conv` `[` $conv_keys^ `]` `[` $conv_values `]`)?
     attr-dict `:` functional-type(operands, results)
   }];
+}
+
+def HAG_PyramidDecodeOp
+    : HAG_Op<"pyramid_decode", [AttrSizedOperandSegments]> {
+  let summary = "one incremental-decoding step of causal pyramid attention";
+  let description = [{
+    Spec section 10: appends the token at raw index `position` (queries,
+    keys, values and gate input `[batch, 1, ...]`, RoPE already applied) to
+    the layer's cache and returns its attention output `o`
+    `[batch, 1, heads * d]` before Wo, equal to row `position` of
+    `hag.pyramid_attention` over tokens `0 .. position`. Steps must come in
+    order 0, 1, 2, ... on a zeroed cache.
+
+    The cache operands are buffers the op reads and updates in place (the
+    layout is `::hag::DecodeCacheLayout`): keys and values
+    `[batch, rows, kv_heads * d]` (raw tokens, the compressed levels at their
+    `max_seq` lengths, the block's summary tokens and select_k picks), a
+    `[batch, 2 * rows]` f32 buffer of mass biases and masses, and the f64
+    running prefix sums of g*k, g*v `[batch, max_seq + 1, kv_heads * d]` and
+    g `[batch, max_seq + 1]`. A step updates the one token of every level
+    that contains `position` and, at the first token of a query block, the
+    block's summary tokens and select_k picks; its attention reads
+    O(B + (L-2) W + T + select_k) keys.
+
+    ```mlir
+    %o = hag.pyramid_decode %q, %k, %v gate (%h, %w1, %b1, %w2, %b2)
+        at %pos cache (%ck, %cv, %aux, %pk, %pv, %pg)
+        {config = #hag.pyramid<heads = 4, head_dim = 32>} : (...) -> tensor<?x1x128xf32>
+    ```
+  }];
+  let arguments = (ins HAG_FloatTensor:$queries, HAG_FloatTensor:$keys,
+                       HAG_FloatTensor:$values, HAG_FloatTensor:$gate_input,
+                       HAG_FloatTensor:$gate_w1, HAG_FloatTensor:$gate_b1,
+                       HAG_FloatTensor:$gate_w2, HAG_FloatTensor:$gate_b2,
+                       Variadic<HAG_FloatTensor>:$conv_keys,
+                       Variadic<HAG_FloatTensor>:$conv_values,
+                       Index:$position,
+                       Arg<MemRefRankOf<[F32], [3]>, "cached keys",
+                           [MemRead, MemWrite]>:$cache_keys,
+                       Arg<MemRefRankOf<[F32], [3]>, "cached values",
+                           [MemRead, MemWrite]>:$cache_values,
+                       Arg<MemRefRankOf<[F32], [2]>, "mass biases and masses",
+                           [MemRead, MemWrite]>:$cache_aux,
+                       Arg<MemRefRankOf<[F64], [3]>, "prefix sums of g*k",
+                           [MemRead, MemWrite]>:$prefix_keys,
+                       Arg<MemRefRankOf<[F64], [3]>, "prefix sums of g*v",
+                           [MemRead, MemWrite]>:$prefix_values,
+                       Arg<MemRefRankOf<[F64], [2]>, "prefix sums of g",
+                           [MemRead, MemWrite]>:$prefix_gate,
+                       HAG_PyramidConfigAttr:$config);
+  let results = (outs HAG_FloatTensor:$result);
+  let assemblyFormat = [{
+    $queries `,` $keys `,` $values
+    `gate` `(` $gate_input `,` $gate_w1 `,` $gate_b1 `,` $gate_w2 `,` $gate_b2 `)`
+    (`conv` `[` $conv_keys^ `]` `[` $conv_values `]`)?
+    `at` $position
+    `cache` `(` $cache_keys `,` $cache_values `,` $cache_aux `,` $prefix_keys `,`
+    $prefix_values `,` $prefix_gate `)`
+    attr-dict `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
 }
 
 #endif // HAG_OPS_TD
