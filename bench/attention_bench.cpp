@@ -30,6 +30,7 @@
 #include "hag/Analysis/PyramidWindows.h"
 #include "hag/reference/Reference.h"
 #include "hag/runtime/Artifact.h"
+#include "hag/runtime/Memory.h"
 #include "hag/runtime/Model.h"
 
 #include <ATen/Version.h>
@@ -891,6 +892,9 @@ int main(int argc, char **argv) {
     std::fflush(stderr);
     ChildOutcome out = runInChild(
         [&](ChildReport &r) {
+          // Every method gets the allocator settings the runtime uses
+          // (freed large blocks are reused, not page-faulted in again).
+          hag::rt::retainLargeAllocations();
           if (m == HAG)
             measureHag(r, layer, o, artifact, workDir, n);
           else if (m == Reference)

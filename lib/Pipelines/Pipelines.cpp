@@ -41,7 +41,7 @@ void mlir::hag::buildCPULoweringPipeline(OpPassManager &pm) {
   bufferization::buildBufferDeallocationPipeline(pm, dealloc);
   pm.addPass(createCanonicalizerPass());
 
-  pm.addNestedPass<func::FuncOp>(createConvertLinalgToLoopsPass());
+  pm.addNestedPass<func::FuncOp>(createConvertLinalgToParallelLoopsPass());
   pm.addPass(createHAGApproximateMath());
   // Parallel loops (batch x head x query block, matmul row tiles, level
   // building) become OpenMP work-sharing loops; libomp runs them on all

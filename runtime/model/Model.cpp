@@ -7,6 +7,7 @@
 
 #include "hag/runtime/Model.h"
 
+#include "hag/runtime/Memory.h"
 #include "hag/runtime/WeightInit.h"
 
 #include "support/StringUtil.h"
@@ -352,6 +353,7 @@ Model &Model::operator=(Model &&) noexcept = default;
 Model::~Model() = default;
 
 Result<Model> Model::open(const std::string &path) {
+  retainLargeAllocations();
   try {
     Result<Artifact> a = Artifact::open(path);
     if (!a.ok())

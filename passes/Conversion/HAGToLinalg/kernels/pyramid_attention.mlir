@@ -150,8 +150,9 @@ func.func private @hag_level_token(
   return %mass : f32
 }
 
-// Streams the keys [j0, j1) of one source through the online softmax of the
-// block's nq queries, 16 keys at a time (FlashAttention-style tiles):
+// Streams the keys [j0, j1) of one source through the online softmax of
+// nq queries (the decoding step runs one), 16 keys at a time
+// (FlashAttention-style tiles):
 //   S = Q K_tile^T * scale + bias        one vector<16> per query row,
 //   m' = max(m, max S), l = l e^(m-m') + sum e^(S-m'),
 //   acc = acc e^(m-m') + e^(S-m') V_tile.
@@ -175,11 +176,6 @@ func.func private @hag_attend_range(
   %zv = arith.constant dense<0.0> : vector<16xf32>
   %scaleV = vector.broadcast %scale : f32 to vector<16xf32>
   %lanes = vector.step : vector<16xindex>
-  %cR = arith.constant 4 : index
-  %o0 = arith.constant 0 : index
-  %o1 = arith.constant 1 : index
-  %o2 = arith.constant 2 : index
-  %o3 = arith.constant 3 : index
   %d16a = arith.divui %d, %c16 : index
   %d16 = arith.muli %d16a, %c16 : index
   scf.for %t0 = %j0 to %j1 step %c16 {
@@ -210,192 +206,8 @@ func.func private @hag_attend_range(
     %biasV = vector.maskedload %bias[%bb, %bo], %inRange, %ninfV
         : memref<?x?xf32>, vector<16xi1>, vector<16xf32> into vector<16xf32>
     %diagV = vector.broadcast %diag : i1 to vector<16xi1>
-    // Rows in groups of 4: each kt row and each V chunk is loaded once per
-    // group. Branch-free: a row with no key in this tile (all masked) uses
-    // m' = 0 for the exponentials, which makes its p and corr 0.
-    %nqR0 = arith.divui %nq, %cR : index
-    %nqR = arith.muli %nqR0, %cR : index
-    scf.for %rb = %c0 to %nqR step %cR {
-      %r0 = arith.addi %rb, %o0 : index
-      %qi0 = arith.addi %q0, %r0 : index
-      %r1 = arith.addi %rb, %o1 : index
-      %qi1 = arith.addi %q0, %r1 : index
-      %r2 = arith.addi %rb, %o2 : index
-      %qi2 = arith.addi %q0, %r2 : index
-      %r3 = arith.addi %rb, %o3 : index
-      %qi3 = arith.addi %q0, %r3 : index
-      %sAcc:4 = scf.for %x = %c0 to %d step %c1 iter_args(%sa0 = %zv, %sa1 = %zv, %sa2 = %zv, %sa3 = %zv) -> (vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>) {
-        %f = arith.addi %qoff, %x : index
-        %ktx = vector.load %kt[%x, %c0] : memref<?x16xf32>, vector<16xf32>
-        %qx0 = memref.load %q[%b, %qi0, %f] : memref<?x?x?xf32>
-        %qxV0 = vector.broadcast %qx0 : f32 to vector<16xf32>
-        %sn0 = vector.fma %qxV0, %ktx, %sa0 : vector<16xf32>
-        %qx1 = memref.load %q[%b, %qi1, %f] : memref<?x?x?xf32>
-        %qxV1 = vector.broadcast %qx1 : f32 to vector<16xf32>
-        %sn1 = vector.fma %qxV1, %ktx, %sa1 : vector<16xf32>
-        %qx2 = memref.load %q[%b, %qi2, %f] : memref<?x?x?xf32>
-        %qxV2 = vector.broadcast %qx2 : f32 to vector<16xf32>
-        %sn2 = vector.fma %qxV2, %ktx, %sa2 : vector<16xf32>
-        %qx3 = memref.load %q[%b, %qi3, %f] : memref<?x?x?xf32>
-        %qxV3 = vector.broadcast %qx3 : f32 to vector<16xf32>
-        %sn3 = vector.fma %qxV3, %ktx, %sa3 : vector<16xf32>
-        scf.yield %sn0, %sn1, %sn2, %sn3 : vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>
-      }
-      %sc0 = arith.mulf %sAcc#0, %scaleV : vector<16xf32>
-      %sb0 = arith.addf %sc0, %biasV : vector<16xf32>
-      %qiV0 = vector.broadcast %qi0 : index to vector<16xindex>
-      %fut0 = arith.cmpi ugt, %jV, %qiV0 : vector<16xindex>
-      %msk0 = arith.andi %fut0, %diagV : vector<16xi1>
-      %s0 = arith.select %msk0, %ninfV, %sb0 : vector<16xi1>, vector<16xf32>
-      %tmax0 = vector.reduction <maximumf>, %s0 : vector<16xf32> into f32
-      %mOld0 = memref.load %mS[%r0] : memref<?xf32>
-      %mNew0 = arith.maximumf %mOld0, %tmax0 : f32
-      %none0 = arith.cmpf oeq, %mNew0, %ninf : f32
-      %mSafe0 = arith.select %none0, %zero, %mNew0 : f32
-      %dm0 = arith.subf %mOld0, %mSafe0 : f32
-      %corr0 = math.exp %dm0 : f32
-      %mSafeV0 = vector.broadcast %mSafe0 : f32 to vector<16xf32>
-      %smn0 = arith.subf %s0, %mSafeV0 : vector<16xf32>
-      %p0 = math.exp %smn0 : vector<16xf32>
-      %psum0 = vector.reduction <add>, %p0 : vector<16xf32> into f32
-      %lOld0 = memref.load %lS[%r0] : memref<?xf32>
-      %lNew0 = math.fma %lOld0, %corr0, %psum0 : f32
-      memref.store %lNew0, %lS[%r0] : memref<?xf32>
-      memref.store %mNew0, %mS[%r0] : memref<?xf32>
-      vector.store %p0, %pt4[%o0, %c0] : memref<4x16xf32>, vector<16xf32>
-      %corrV0 = vector.broadcast %corr0 : f32 to vector<16xf32>
-      %sc1 = arith.mulf %sAcc#1, %scaleV : vector<16xf32>
-      %sb1 = arith.addf %sc1, %biasV : vector<16xf32>
-      %qiV1 = vector.broadcast %qi1 : index to vector<16xindex>
-      %fut1 = arith.cmpi ugt, %jV, %qiV1 : vector<16xindex>
-      %msk1 = arith.andi %fut1, %diagV : vector<16xi1>
-      %s1 = arith.select %msk1, %ninfV, %sb1 : vector<16xi1>, vector<16xf32>
-      %tmax1 = vector.reduction <maximumf>, %s1 : vector<16xf32> into f32
-      %mOld1 = memref.load %mS[%r1] : memref<?xf32>
-      %mNew1 = arith.maximumf %mOld1, %tmax1 : f32
-      %none1 = arith.cmpf oeq, %mNew1, %ninf : f32
-      %mSafe1 = arith.select %none1, %zero, %mNew1 : f32
-      %dm1 = arith.subf %mOld1, %mSafe1 : f32
-      %corr1 = math.exp %dm1 : f32
-      %mSafeV1 = vector.broadcast %mSafe1 : f32 to vector<16xf32>
-      %smn1 = arith.subf %s1, %mSafeV1 : vector<16xf32>
-      %p1 = math.exp %smn1 : vector<16xf32>
-      %psum1 = vector.reduction <add>, %p1 : vector<16xf32> into f32
-      %lOld1 = memref.load %lS[%r1] : memref<?xf32>
-      %lNew1 = math.fma %lOld1, %corr1, %psum1 : f32
-      memref.store %lNew1, %lS[%r1] : memref<?xf32>
-      memref.store %mNew1, %mS[%r1] : memref<?xf32>
-      vector.store %p1, %pt4[%o1, %c0] : memref<4x16xf32>, vector<16xf32>
-      %corrV1 = vector.broadcast %corr1 : f32 to vector<16xf32>
-      %sc2 = arith.mulf %sAcc#2, %scaleV : vector<16xf32>
-      %sb2 = arith.addf %sc2, %biasV : vector<16xf32>
-      %qiV2 = vector.broadcast %qi2 : index to vector<16xindex>
-      %fut2 = arith.cmpi ugt, %jV, %qiV2 : vector<16xindex>
-      %msk2 = arith.andi %fut2, %diagV : vector<16xi1>
-      %s2 = arith.select %msk2, %ninfV, %sb2 : vector<16xi1>, vector<16xf32>
-      %tmax2 = vector.reduction <maximumf>, %s2 : vector<16xf32> into f32
-      %mOld2 = memref.load %mS[%r2] : memref<?xf32>
-      %mNew2 = arith.maximumf %mOld2, %tmax2 : f32
-      %none2 = arith.cmpf oeq, %mNew2, %ninf : f32
-      %mSafe2 = arith.select %none2, %zero, %mNew2 : f32
-      %dm2 = arith.subf %mOld2, %mSafe2 : f32
-      %corr2 = math.exp %dm2 : f32
-      %mSafeV2 = vector.broadcast %mSafe2 : f32 to vector<16xf32>
-      %smn2 = arith.subf %s2, %mSafeV2 : vector<16xf32>
-      %p2 = math.exp %smn2 : vector<16xf32>
-      %psum2 = vector.reduction <add>, %p2 : vector<16xf32> into f32
-      %lOld2 = memref.load %lS[%r2] : memref<?xf32>
-      %lNew2 = math.fma %lOld2, %corr2, %psum2 : f32
-      memref.store %lNew2, %lS[%r2] : memref<?xf32>
-      memref.store %mNew2, %mS[%r2] : memref<?xf32>
-      vector.store %p2, %pt4[%o2, %c0] : memref<4x16xf32>, vector<16xf32>
-      %corrV2 = vector.broadcast %corr2 : f32 to vector<16xf32>
-      %sc3 = arith.mulf %sAcc#3, %scaleV : vector<16xf32>
-      %sb3 = arith.addf %sc3, %biasV : vector<16xf32>
-      %qiV3 = vector.broadcast %qi3 : index to vector<16xindex>
-      %fut3 = arith.cmpi ugt, %jV, %qiV3 : vector<16xindex>
-      %msk3 = arith.andi %fut3, %diagV : vector<16xi1>
-      %s3 = arith.select %msk3, %ninfV, %sb3 : vector<16xi1>, vector<16xf32>
-      %tmax3 = vector.reduction <maximumf>, %s3 : vector<16xf32> into f32
-      %mOld3 = memref.load %mS[%r3] : memref<?xf32>
-      %mNew3 = arith.maximumf %mOld3, %tmax3 : f32
-      %none3 = arith.cmpf oeq, %mNew3, %ninf : f32
-      %mSafe3 = arith.select %none3, %zero, %mNew3 : f32
-      %dm3 = arith.subf %mOld3, %mSafe3 : f32
-      %corr3 = math.exp %dm3 : f32
-      %mSafeV3 = vector.broadcast %mSafe3 : f32 to vector<16xf32>
-      %smn3 = arith.subf %s3, %mSafeV3 : vector<16xf32>
-      %p3 = math.exp %smn3 : vector<16xf32>
-      %psum3 = vector.reduction <add>, %p3 : vector<16xf32> into f32
-      %lOld3 = memref.load %lS[%r3] : memref<?xf32>
-      %lNew3 = math.fma %lOld3, %corr3, %psum3 : f32
-      memref.store %lNew3, %lS[%r3] : memref<?xf32>
-      memref.store %mNew3, %mS[%r3] : memref<?xf32>
-      vector.store %p3, %pt4[%o3, %c0] : memref<4x16xf32>, vector<16xf32>
-      %corrV3 = vector.broadcast %corr3 : f32 to vector<16xf32>
-      scf.for %x = %c0 to %d16 step %c16 {
-        %f = arith.addi %koff, %x : index
-        %a00 = vector.load %acc[%r0, %x] : memref<?x?xf32>, vector<16xf32>
-        %a01 = arith.mulf %a00, %corrV0 : vector<16xf32>
-        %a10 = vector.load %acc[%r1, %x] : memref<?x?xf32>, vector<16xf32>
-        %a11 = arith.mulf %a10, %corrV1 : vector<16xf32>
-        %a20 = vector.load %acc[%r2, %x] : memref<?x?xf32>, vector<16xf32>
-        %a21 = arith.mulf %a20, %corrV2 : vector<16xf32>
-        %a30 = vector.load %acc[%r3, %x] : memref<?x?xf32>, vector<16xf32>
-        %a31 = arith.mulf %a30, %corrV3 : vector<16xf32>
-        %an:4 = scf.for %c = %c0 to %nk step %c1 iter_args(%aa0 = %a01, %aa1 = %a11, %aa2 = %a21, %aa3 = %a31) -> (vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>) {
-          %jc = arith.addi %t0, %c : index
-          %vv = vector.load %vals[%kb, %jc, %f] : memref<?x?x?xf32>, vector<16xf32>
-          %pc0 = memref.load %pt4[%o0, %c] : memref<4x16xf32>
-          %pcV0 = vector.broadcast %pc0 : f32 to vector<16xf32>
-          %ab0 = vector.fma %pcV0, %vv, %aa0 : vector<16xf32>
-          %pc1 = memref.load %pt4[%o1, %c] : memref<4x16xf32>
-          %pcV1 = vector.broadcast %pc1 : f32 to vector<16xf32>
-          %ab1 = vector.fma %pcV1, %vv, %aa1 : vector<16xf32>
-          %pc2 = memref.load %pt4[%o2, %c] : memref<4x16xf32>
-          %pcV2 = vector.broadcast %pc2 : f32 to vector<16xf32>
-          %ab2 = vector.fma %pcV2, %vv, %aa2 : vector<16xf32>
-          %pc3 = memref.load %pt4[%o3, %c] : memref<4x16xf32>
-          %pcV3 = vector.broadcast %pc3 : f32 to vector<16xf32>
-          %ab3 = vector.fma %pcV3, %vv, %aa3 : vector<16xf32>
-          scf.yield %ab0, %ab1, %ab2, %ab3 : vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>
-        }
-        vector.store %an#0, %acc[%r0, %x] : memref<?x?xf32>, vector<16xf32>
-        vector.store %an#1, %acc[%r1, %x] : memref<?x?xf32>, vector<16xf32>
-        vector.store %an#2, %acc[%r2, %x] : memref<?x?xf32>, vector<16xf32>
-        vector.store %an#3, %acc[%r3, %x] : memref<?x?xf32>, vector<16xf32>
-      }
-      scf.for %x = %d16 to %d step %c1 {
-        %f = arith.addi %koff, %x : index
-        %b00 = memref.load %acc[%r0, %x] : memref<?x?xf32>
-        %b01 = arith.mulf %b00, %corr0 : f32
-        %b10 = memref.load %acc[%r1, %x] : memref<?x?xf32>
-        %b11 = arith.mulf %b10, %corr1 : f32
-        %b20 = memref.load %acc[%r2, %x] : memref<?x?xf32>
-        %b21 = arith.mulf %b20, %corr2 : f32
-        %b30 = memref.load %acc[%r3, %x] : memref<?x?xf32>
-        %b31 = arith.mulf %b30, %corr3 : f32
-        %bn:4 = scf.for %c = %c0 to %nk step %c1 iter_args(%bb0 = %b01, %bb1 = %b11, %bb2 = %b21, %bb3 = %b31) -> (f32, f32, f32, f32) {
-          %jc = arith.addi %t0, %c : index
-          %vv = memref.load %vals[%kb, %jc, %f] : memref<?x?x?xf32>
-          %pc0 = memref.load %pt4[%o0, %c] : memref<4x16xf32>
-          %bc0 = math.fma %pc0, %vv, %bb0 : f32
-          %pc1 = memref.load %pt4[%o1, %c] : memref<4x16xf32>
-          %bc1 = math.fma %pc1, %vv, %bb1 : f32
-          %pc2 = memref.load %pt4[%o2, %c] : memref<4x16xf32>
-          %bc2 = math.fma %pc2, %vv, %bb2 : f32
-          %pc3 = memref.load %pt4[%o3, %c] : memref<4x16xf32>
-          %bc3 = math.fma %pc3, %vv, %bb3 : f32
-          scf.yield %bc0, %bc1, %bc2, %bc3 : f32, f32, f32, f32
-        }
-        memref.store %bn#0, %acc[%r0, %x] : memref<?x?xf32>
-        memref.store %bn#1, %acc[%r1, %x] : memref<?x?xf32>
-        memref.store %bn#2, %acc[%r2, %x] : memref<?x?xf32>
-        memref.store %bn#3, %acc[%r3, %x] : memref<?x?xf32>
-      }
-    }
-    // The remaining rows one at a time.
-    scf.for %r = %nqR to %nq step %c1 {
+    // One query row at a time (decoding runs one row).
+    scf.for %r = %c0 to %nq step %c1 {
       %qi = arith.addi %q0, %r : index
       // Scores of query r against the 16 keys.
       %sAcc = scf.for %x = %c0 to %d step %c1 iter_args(%sa = %zv) -> (vector<16xf32>) {
@@ -489,6 +301,8 @@ func.func private @hag_summary_tokens(
     %g0 = memref.load %pg[%b, %s0] : memref<?x?xf64>
     %mass = arith.subf %g1, %g0 : f64
     %den = arith.addf %mass, %epsF64 : f64
+    %one64 = arith.constant 1.0 : f64
+    %invDen = arith.divf %one64, %den : f64
     %massF = arith.truncf %mass : f64 to f32
     %massE = arith.addf %massF, %eps : f32
     %massLog = math.log %massE : f32
@@ -504,8 +318,8 @@ func.func private @hag_summary_tokens(
       %v0 = memref.load %pv[%b, %s0, %f] : memref<?x?x?xf64>
       %kd = arith.subf %k1, %k0 : f64
       %vd = arith.subf %v1, %v0 : f64
-      %km = arith.divf %kd, %den : f64
-      %vm = arith.divf %vd, %den : f64
+      %km = arith.mulf %kd, %invDen : f64
+      %vm = arith.mulf %vd, %invDen : f64
       %kf = arith.truncf %km : f64 to f32
       %vf = arith.truncf %vm : f64 to f32
       %col = arith.addi %dcol, %x : index
@@ -580,6 +394,535 @@ func.func private @hag_select_tokens(
   }
   return
 }
+
+// Qt[x, r] = q[b, q0 + r, qoff + x] for the block's nq queries; columns
+// nq .. nqPad are zero. Queries are the lanes of the score and output tiles.
+func.func private @hag_pack_queries(
+    %q: memref<?x?x?xf32>, %b: index, %q0: index, %nq: index, %qoff: index,
+    %d: index, %Qt: memref<?x?xf32>, %nqPad: index) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %zero = arith.constant 0.0 : f32
+  scf.for %x = %c0 to %d step %c1 {
+    scf.for %r = %c0 to %nqPad step %c1 {
+      %live = arith.cmpi ult, %r, %nq : index
+      %qi = arith.addi %q0, %r : index
+      %val = scf.if %live -> (f32) {
+        %f = arith.addi %qoff, %x : index
+        %y = memref.load %q[%b, %qi, %f] : memref<?x?x?xf32>
+        scf.yield %y : f32
+      } else {
+        scf.yield %zero : f32
+      }
+      memref.store %val, %Qt[%x, %r] : memref<?x?xf32>
+    }
+  }
+  return
+}
+
+// Scores of keys [j0, j1) of one source (rows of `keys` at batch index kb,
+// features koff .. koff + d; mass biases bias[bb, boff + j]) against the
+// block's queries: St[row0 + j - j0, r] = (k_j . q_r) * scale + bias_j.
+// Register tiles of 4 keys x 64 queries (16 accumulators: per feature 4
+// vector loads of Qt, 4 broadcasts of key elements, 16 FMAs), then 4 x 16,
+// then single keys.
+func.func private @hag_range_scores(
+    %keys: memref<?x?x?xf32>, %kb: index, %j0: index, %j1: index,
+    %koff: index, %bias: memref<?x?xf32>, %bb: index, %boff: index,
+    %Qt: memref<?x?xf32>, %nqPad: index, %d: index, %scale: f32,
+    %St: memref<?x?xf32>, %row0: index) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c4 = arith.constant 4 : index
+  %c16 = arith.constant 16 : index
+  %c64 = arith.constant 64 : index
+  %o0 = arith.constant 0 : index
+  %o1 = arith.constant 1 : index
+  %o2 = arith.constant 2 : index
+  %o3 = arith.constant 3 : index
+  %o16 = arith.constant 16 : index
+  %o32 = arith.constant 32 : index
+  %o48 = arith.constant 48 : index
+  %zv = arith.constant dense<0.0> : vector<16xf32>
+  %scaleV = vector.broadcast %scale : f32 to vector<16xf32>
+  %len = arith.subi %j1, %j0 : index
+  %len4a = arith.divui %len, %c4 : index
+  %len4b = arith.muli %len4a, %c4 : index
+  %j4 = arith.addi %j0, %len4b : index
+  %r64a = arith.divui %nqPad, %c64 : index
+  %r64 = arith.muli %r64a, %c64 : index
+  scf.for %jb = %j0 to %j4 step %c4 {
+    %jk0 = arith.addi %jb, %o0 : index
+    %jk1 = arith.addi %jb, %o1 : index
+    %jk2 = arith.addi %jb, %o2 : index
+    %jk3 = arith.addi %jb, %o3 : index
+    scf.for %r0 = %c0 to %r64 step %c64 {
+      %acc:16 = scf.for %x = %c0 to %d step %c1 iter_args(%a0_0i = %zv, %a0_1i = %zv, %a0_2i = %zv, %a0_3i = %zv, %a1_0i = %zv, %a1_1i = %zv, %a1_2i = %zv, %a1_3i = %zv, %a2_0i = %zv, %a2_1i = %zv, %a2_2i = %zv, %a2_3i = %zv, %a3_0i = %zv, %a3_1i = %zv, %a3_2i = %zv, %a3_3i = %zv) -> (vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>) {
+        %rc0 = arith.addi %r0, %o0 : index
+        %qt0 = vector.load %Qt[%x, %rc0] : memref<?x?xf32>, vector<16xf32>
+        %rc1 = arith.addi %r0, %o16 : index
+        %qt1 = vector.load %Qt[%x, %rc1] : memref<?x?xf32>, vector<16xf32>
+        %rc2 = arith.addi %r0, %o32 : index
+        %qt2 = vector.load %Qt[%x, %rc2] : memref<?x?xf32>, vector<16xf32>
+        %rc3 = arith.addi %r0, %o48 : index
+        %qt3 = vector.load %Qt[%x, %rc3] : memref<?x?xf32>, vector<16xf32>
+        %f = arith.addi %koff, %x : index
+        %kx0 = memref.load %keys[%kb, %jk0, %f] : memref<?x?x?xf32>
+        %kv0 = vector.broadcast %kx0 : f32 to vector<16xf32>
+        %n0_0 = vector.fma %kv0, %qt0, %a0_0i : vector<16xf32>
+        %n0_1 = vector.fma %kv0, %qt1, %a0_1i : vector<16xf32>
+        %n0_2 = vector.fma %kv0, %qt2, %a0_2i : vector<16xf32>
+        %n0_3 = vector.fma %kv0, %qt3, %a0_3i : vector<16xf32>
+        %kx1 = memref.load %keys[%kb, %jk1, %f] : memref<?x?x?xf32>
+        %kv1 = vector.broadcast %kx1 : f32 to vector<16xf32>
+        %n1_0 = vector.fma %kv1, %qt0, %a1_0i : vector<16xf32>
+        %n1_1 = vector.fma %kv1, %qt1, %a1_1i : vector<16xf32>
+        %n1_2 = vector.fma %kv1, %qt2, %a1_2i : vector<16xf32>
+        %n1_3 = vector.fma %kv1, %qt3, %a1_3i : vector<16xf32>
+        %kx2 = memref.load %keys[%kb, %jk2, %f] : memref<?x?x?xf32>
+        %kv2 = vector.broadcast %kx2 : f32 to vector<16xf32>
+        %n2_0 = vector.fma %kv2, %qt0, %a2_0i : vector<16xf32>
+        %n2_1 = vector.fma %kv2, %qt1, %a2_1i : vector<16xf32>
+        %n2_2 = vector.fma %kv2, %qt2, %a2_2i : vector<16xf32>
+        %n2_3 = vector.fma %kv2, %qt3, %a2_3i : vector<16xf32>
+        %kx3 = memref.load %keys[%kb, %jk3, %f] : memref<?x?x?xf32>
+        %kv3 = vector.broadcast %kx3 : f32 to vector<16xf32>
+        %n3_0 = vector.fma %kv3, %qt0, %a3_0i : vector<16xf32>
+        %n3_1 = vector.fma %kv3, %qt1, %a3_1i : vector<16xf32>
+        %n3_2 = vector.fma %kv3, %qt2, %a3_2i : vector<16xf32>
+        %n3_3 = vector.fma %kv3, %qt3, %a3_3i : vector<16xf32>
+        scf.yield %n0_0, %n0_1, %n0_2, %n0_3, %n1_0, %n1_1, %n1_2, %n1_3, %n2_0, %n2_1, %n2_2, %n2_3, %n3_0, %n3_1, %n3_2, %n3_3 : vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>
+      }
+      %bj0 = arith.addi %boff, %jk0 : index
+      %bs0 = memref.load %bias[%bb, %bj0] : memref<?x?xf32>
+      %bv0 = vector.broadcast %bs0 : f32 to vector<16xf32>
+      %sr0a = arith.subi %jk0, %j0 : index
+      %sr0 = arith.addi %row0, %sr0a : index
+      %sc0_0 = arith.addi %r0, %o0 : index
+      %m0_0 = vector.fma %acc#0, %scaleV, %bv0 : vector<16xf32>
+      vector.store %m0_0, %St[%sr0, %sc0_0] : memref<?x?xf32>, vector<16xf32>
+      %sc0_1 = arith.addi %r0, %o16 : index
+      %m0_1 = vector.fma %acc#1, %scaleV, %bv0 : vector<16xf32>
+      vector.store %m0_1, %St[%sr0, %sc0_1] : memref<?x?xf32>, vector<16xf32>
+      %sc0_2 = arith.addi %r0, %o32 : index
+      %m0_2 = vector.fma %acc#2, %scaleV, %bv0 : vector<16xf32>
+      vector.store %m0_2, %St[%sr0, %sc0_2] : memref<?x?xf32>, vector<16xf32>
+      %sc0_3 = arith.addi %r0, %o48 : index
+      %m0_3 = vector.fma %acc#3, %scaleV, %bv0 : vector<16xf32>
+      vector.store %m0_3, %St[%sr0, %sc0_3] : memref<?x?xf32>, vector<16xf32>
+      %bj1 = arith.addi %boff, %jk1 : index
+      %bs1 = memref.load %bias[%bb, %bj1] : memref<?x?xf32>
+      %bv1 = vector.broadcast %bs1 : f32 to vector<16xf32>
+      %sr1a = arith.subi %jk1, %j0 : index
+      %sr1 = arith.addi %row0, %sr1a : index
+      %sc1_0 = arith.addi %r0, %o0 : index
+      %m1_0 = vector.fma %acc#4, %scaleV, %bv1 : vector<16xf32>
+      vector.store %m1_0, %St[%sr1, %sc1_0] : memref<?x?xf32>, vector<16xf32>
+      %sc1_1 = arith.addi %r0, %o16 : index
+      %m1_1 = vector.fma %acc#5, %scaleV, %bv1 : vector<16xf32>
+      vector.store %m1_1, %St[%sr1, %sc1_1] : memref<?x?xf32>, vector<16xf32>
+      %sc1_2 = arith.addi %r0, %o32 : index
+      %m1_2 = vector.fma %acc#6, %scaleV, %bv1 : vector<16xf32>
+      vector.store %m1_2, %St[%sr1, %sc1_2] : memref<?x?xf32>, vector<16xf32>
+      %sc1_3 = arith.addi %r0, %o48 : index
+      %m1_3 = vector.fma %acc#7, %scaleV, %bv1 : vector<16xf32>
+      vector.store %m1_3, %St[%sr1, %sc1_3] : memref<?x?xf32>, vector<16xf32>
+      %bj2 = arith.addi %boff, %jk2 : index
+      %bs2 = memref.load %bias[%bb, %bj2] : memref<?x?xf32>
+      %bv2 = vector.broadcast %bs2 : f32 to vector<16xf32>
+      %sr2a = arith.subi %jk2, %j0 : index
+      %sr2 = arith.addi %row0, %sr2a : index
+      %sc2_0 = arith.addi %r0, %o0 : index
+      %m2_0 = vector.fma %acc#8, %scaleV, %bv2 : vector<16xf32>
+      vector.store %m2_0, %St[%sr2, %sc2_0] : memref<?x?xf32>, vector<16xf32>
+      %sc2_1 = arith.addi %r0, %o16 : index
+      %m2_1 = vector.fma %acc#9, %scaleV, %bv2 : vector<16xf32>
+      vector.store %m2_1, %St[%sr2, %sc2_1] : memref<?x?xf32>, vector<16xf32>
+      %sc2_2 = arith.addi %r0, %o32 : index
+      %m2_2 = vector.fma %acc#10, %scaleV, %bv2 : vector<16xf32>
+      vector.store %m2_2, %St[%sr2, %sc2_2] : memref<?x?xf32>, vector<16xf32>
+      %sc2_3 = arith.addi %r0, %o48 : index
+      %m2_3 = vector.fma %acc#11, %scaleV, %bv2 : vector<16xf32>
+      vector.store %m2_3, %St[%sr2, %sc2_3] : memref<?x?xf32>, vector<16xf32>
+      %bj3 = arith.addi %boff, %jk3 : index
+      %bs3 = memref.load %bias[%bb, %bj3] : memref<?x?xf32>
+      %bv3 = vector.broadcast %bs3 : f32 to vector<16xf32>
+      %sr3a = arith.subi %jk3, %j0 : index
+      %sr3 = arith.addi %row0, %sr3a : index
+      %sc3_0 = arith.addi %r0, %o0 : index
+      %m3_0 = vector.fma %acc#12, %scaleV, %bv3 : vector<16xf32>
+      vector.store %m3_0, %St[%sr3, %sc3_0] : memref<?x?xf32>, vector<16xf32>
+      %sc3_1 = arith.addi %r0, %o16 : index
+      %m3_1 = vector.fma %acc#13, %scaleV, %bv3 : vector<16xf32>
+      vector.store %m3_1, %St[%sr3, %sc3_1] : memref<?x?xf32>, vector<16xf32>
+      %sc3_2 = arith.addi %r0, %o32 : index
+      %m3_2 = vector.fma %acc#14, %scaleV, %bv3 : vector<16xf32>
+      vector.store %m3_2, %St[%sr3, %sc3_2] : memref<?x?xf32>, vector<16xf32>
+      %sc3_3 = arith.addi %r0, %o48 : index
+      %m3_3 = vector.fma %acc#15, %scaleV, %bv3 : vector<16xf32>
+      vector.store %m3_3, %St[%sr3, %sc3_3] : memref<?x?xf32>, vector<16xf32>
+    }
+    scf.for %r0 = %r64 to %nqPad step %c16 {
+      %acc:4 = scf.for %x = %c0 to %d step %c1 iter_args(%a0_0i = %zv, %a1_0i = %zv, %a2_0i = %zv, %a3_0i = %zv) -> (vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>) {
+        %rc0 = arith.addi %r0, %o0 : index
+        %qt0 = vector.load %Qt[%x, %rc0] : memref<?x?xf32>, vector<16xf32>
+        %f = arith.addi %koff, %x : index
+        %kx0 = memref.load %keys[%kb, %jk0, %f] : memref<?x?x?xf32>
+        %kv0 = vector.broadcast %kx0 : f32 to vector<16xf32>
+        %n0_0 = vector.fma %kv0, %qt0, %a0_0i : vector<16xf32>
+        %kx1 = memref.load %keys[%kb, %jk1, %f] : memref<?x?x?xf32>
+        %kv1 = vector.broadcast %kx1 : f32 to vector<16xf32>
+        %n1_0 = vector.fma %kv1, %qt0, %a1_0i : vector<16xf32>
+        %kx2 = memref.load %keys[%kb, %jk2, %f] : memref<?x?x?xf32>
+        %kv2 = vector.broadcast %kx2 : f32 to vector<16xf32>
+        %n2_0 = vector.fma %kv2, %qt0, %a2_0i : vector<16xf32>
+        %kx3 = memref.load %keys[%kb, %jk3, %f] : memref<?x?x?xf32>
+        %kv3 = vector.broadcast %kx3 : f32 to vector<16xf32>
+        %n3_0 = vector.fma %kv3, %qt0, %a3_0i : vector<16xf32>
+        scf.yield %n0_0, %n1_0, %n2_0, %n3_0 : vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>
+      }
+      %bj0 = arith.addi %boff, %jk0 : index
+      %bs0 = memref.load %bias[%bb, %bj0] : memref<?x?xf32>
+      %bv0 = vector.broadcast %bs0 : f32 to vector<16xf32>
+      %sr0a = arith.subi %jk0, %j0 : index
+      %sr0 = arith.addi %row0, %sr0a : index
+      %sc0_0 = arith.addi %r0, %o0 : index
+      %m0_0 = vector.fma %acc#0, %scaleV, %bv0 : vector<16xf32>
+      vector.store %m0_0, %St[%sr0, %sc0_0] : memref<?x?xf32>, vector<16xf32>
+      %bj1 = arith.addi %boff, %jk1 : index
+      %bs1 = memref.load %bias[%bb, %bj1] : memref<?x?xf32>
+      %bv1 = vector.broadcast %bs1 : f32 to vector<16xf32>
+      %sr1a = arith.subi %jk1, %j0 : index
+      %sr1 = arith.addi %row0, %sr1a : index
+      %sc1_0 = arith.addi %r0, %o0 : index
+      %m1_0 = vector.fma %acc#1, %scaleV, %bv1 : vector<16xf32>
+      vector.store %m1_0, %St[%sr1, %sc1_0] : memref<?x?xf32>, vector<16xf32>
+      %bj2 = arith.addi %boff, %jk2 : index
+      %bs2 = memref.load %bias[%bb, %bj2] : memref<?x?xf32>
+      %bv2 = vector.broadcast %bs2 : f32 to vector<16xf32>
+      %sr2a = arith.subi %jk2, %j0 : index
+      %sr2 = arith.addi %row0, %sr2a : index
+      %sc2_0 = arith.addi %r0, %o0 : index
+      %m2_0 = vector.fma %acc#2, %scaleV, %bv2 : vector<16xf32>
+      vector.store %m2_0, %St[%sr2, %sc2_0] : memref<?x?xf32>, vector<16xf32>
+      %bj3 = arith.addi %boff, %jk3 : index
+      %bs3 = memref.load %bias[%bb, %bj3] : memref<?x?xf32>
+      %bv3 = vector.broadcast %bs3 : f32 to vector<16xf32>
+      %sr3a = arith.subi %jk3, %j0 : index
+      %sr3 = arith.addi %row0, %sr3a : index
+      %sc3_0 = arith.addi %r0, %o0 : index
+      %m3_0 = vector.fma %acc#3, %scaleV, %bv3 : vector<16xf32>
+      vector.store %m3_0, %St[%sr3, %sc3_0] : memref<?x?xf32>, vector<16xf32>
+    }
+  }
+  scf.for %js = %j4 to %j1 step %c1 {
+    %jk0 = arith.addi %js, %o0 : index
+    scf.for %r0 = %c0 to %nqPad step %c16 {
+      %acc:1 = scf.for %x = %c0 to %d step %c1 iter_args(%a0_0i = %zv) -> (vector<16xf32>) {
+        %rc0 = arith.addi %r0, %o0 : index
+        %qt0 = vector.load %Qt[%x, %rc0] : memref<?x?xf32>, vector<16xf32>
+        %f = arith.addi %koff, %x : index
+        %kx0 = memref.load %keys[%kb, %jk0, %f] : memref<?x?x?xf32>
+        %kv0 = vector.broadcast %kx0 : f32 to vector<16xf32>
+        %n0_0 = vector.fma %kv0, %qt0, %a0_0i : vector<16xf32>
+        scf.yield %n0_0 : vector<16xf32>
+      }
+      %bj0 = arith.addi %boff, %jk0 : index
+      %bs0 = memref.load %bias[%bb, %bj0] : memref<?x?xf32>
+      %bv0 = vector.broadcast %bs0 : f32 to vector<16xf32>
+      %sr0a = arith.subi %jk0, %j0 : index
+      %sr0 = arith.addi %row0, %sr0a : index
+      %sc0_0 = arith.addi %r0, %o0 : index
+      %m0_0 = vector.fma %acc#0, %scaleV, %bv0 : vector<16xf32>
+      vector.store %m0_0, %St[%sr0, %sc0_0] : memref<?x?xf32>, vector<16xf32>
+    }
+  }
+  return
+}
+
+// Softmax numerators over the keys, per query (a column of St[0 .. Kn,
+// 0 .. nqPad)): p = exp(s - max_j s), in place, and lS[r] = sum_j p. The
+// queries are the lanes: no horizontal reductions. Every real query has a
+// finite score (it sees itself at level 1).
+func.func private @hag_block_softmax(%St: memref<?x?xf32>, %Kn: index,
+                                     %nqPad: index, %lS: memref<?xf32>) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c16 = arith.constant 16 : index
+  %ninfV = arith.constant dense<0xFF800000> : vector<16xf32>
+  %zv = arith.constant dense<0.0> : vector<16xf32>
+  scf.for %rc = %c0 to %nqPad step %c16 {
+    %mv = scf.for %j = %c0 to %Kn step %c1 iter_args(%m = %ninfV) -> (vector<16xf32>) {
+      %s = vector.load %St[%j, %rc] : memref<?x?xf32>, vector<16xf32>
+      %m2 = arith.maximumf %m, %s : vector<16xf32>
+      scf.yield %m2 : vector<16xf32>
+    }
+    %lv = scf.for %j = %c0 to %Kn step %c1 iter_args(%l = %zv) -> (vector<16xf32>) {
+      %s = vector.load %St[%j, %rc] : memref<?x?xf32>, vector<16xf32>
+      %sm = arith.subf %s, %mv : vector<16xf32>
+      %p = math.exp %sm : vector<16xf32>
+      vector.store %p, %St[%j, %rc] : memref<?x?xf32>, vector<16xf32>
+      %l2 = arith.addf %l, %p : vector<16xf32>
+      scf.yield %l2 : vector<16xf32>
+    }
+    vector.store %lv, %lS[%rc] : memref<?xf32>, vector<16xf32>
+  }
+  return
+}
+
+// O[ob, q0 + r, qoff + f] += sum_{j in [j0, j1)} P[row0 + j - j0, r] v_j[f]
+// for the values of one source (rows of `vals` at batch index kb, features
+// koff .. koff + d); the features are the lanes, O is the layer output
+// (accumulated range by range, normalised at the end). Register tiles of
+// 4 queries x 64 features (per key 4 vector loads of the value row, 4
+// broadcasts of P, 16 FMAs), then 4 x 16, then scalar features; single
+// queries likewise.
+func.func private @hag_range_pv(
+    %vals: memref<?x?x?xf32>, %kb: index, %j0: index, %j1: index,
+    %koff: index, %St: memref<?x?xf32>, %row0: index, %nq: index,
+    %d: index, %O: memref<?x?x?xf32>, %ob: index, %q0: index,
+    %qoff: index) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c4 = arith.constant 4 : index
+  %c16 = arith.constant 16 : index
+  %c64 = arith.constant 64 : index
+  %o0 = arith.constant 0 : index
+  %o1 = arith.constant 1 : index
+  %o2 = arith.constant 2 : index
+  %o3 = arith.constant 3 : index
+  %o16 = arith.constant 16 : index
+  %o32 = arith.constant 32 : index
+  %o48 = arith.constant 48 : index
+  %zv = arith.constant dense<0.0> : vector<16xf32>
+  %nq4a = arith.divui %nq, %c4 : index
+  %nq4 = arith.muli %nq4a, %c4 : index
+  %d64a = arith.divui %d, %c64 : index
+  %d64 = arith.muli %d64a, %c64 : index
+  %d16a = arith.divui %d, %c16 : index
+  %d16 = arith.muli %d16a, %c16 : index
+  scf.for %rb = %c0 to %nq4 step %c4 {
+    %lr0 = arith.addi %rb, %o0 : index
+    %qr0 = arith.addi %q0, %lr0 : index
+    %lr1 = arith.addi %rb, %o1 : index
+    %qr1 = arith.addi %q0, %lr1 : index
+    %lr2 = arith.addi %rb, %o2 : index
+    %qr2 = arith.addi %q0, %lr2 : index
+    %lr3 = arith.addi %rb, %o3 : index
+    %qr3 = arith.addi %q0, %lr3 : index
+    scf.for %f0 = %c0 to %d64 step %c64 {
+      %oc0_0a = arith.addi %qoff, %f0 : index
+      %oc0_0 = arith.addi %oc0_0a, %o0 : index
+      %oi0_0 = vector.load %O[%ob, %qr0, %oc0_0] : memref<?x?x?xf32>, vector<16xf32>
+      %oc0_1a = arith.addi %qoff, %f0 : index
+      %oc0_1 = arith.addi %oc0_1a, %o16 : index
+      %oi0_1 = vector.load %O[%ob, %qr0, %oc0_1] : memref<?x?x?xf32>, vector<16xf32>
+      %oc0_2a = arith.addi %qoff, %f0 : index
+      %oc0_2 = arith.addi %oc0_2a, %o32 : index
+      %oi0_2 = vector.load %O[%ob, %qr0, %oc0_2] : memref<?x?x?xf32>, vector<16xf32>
+      %oc0_3a = arith.addi %qoff, %f0 : index
+      %oc0_3 = arith.addi %oc0_3a, %o48 : index
+      %oi0_3 = vector.load %O[%ob, %qr0, %oc0_3] : memref<?x?x?xf32>, vector<16xf32>
+      %oc1_0a = arith.addi %qoff, %f0 : index
+      %oc1_0 = arith.addi %oc1_0a, %o0 : index
+      %oi1_0 = vector.load %O[%ob, %qr1, %oc1_0] : memref<?x?x?xf32>, vector<16xf32>
+      %oc1_1a = arith.addi %qoff, %f0 : index
+      %oc1_1 = arith.addi %oc1_1a, %o16 : index
+      %oi1_1 = vector.load %O[%ob, %qr1, %oc1_1] : memref<?x?x?xf32>, vector<16xf32>
+      %oc1_2a = arith.addi %qoff, %f0 : index
+      %oc1_2 = arith.addi %oc1_2a, %o32 : index
+      %oi1_2 = vector.load %O[%ob, %qr1, %oc1_2] : memref<?x?x?xf32>, vector<16xf32>
+      %oc1_3a = arith.addi %qoff, %f0 : index
+      %oc1_3 = arith.addi %oc1_3a, %o48 : index
+      %oi1_3 = vector.load %O[%ob, %qr1, %oc1_3] : memref<?x?x?xf32>, vector<16xf32>
+      %oc2_0a = arith.addi %qoff, %f0 : index
+      %oc2_0 = arith.addi %oc2_0a, %o0 : index
+      %oi2_0 = vector.load %O[%ob, %qr2, %oc2_0] : memref<?x?x?xf32>, vector<16xf32>
+      %oc2_1a = arith.addi %qoff, %f0 : index
+      %oc2_1 = arith.addi %oc2_1a, %o16 : index
+      %oi2_1 = vector.load %O[%ob, %qr2, %oc2_1] : memref<?x?x?xf32>, vector<16xf32>
+      %oc2_2a = arith.addi %qoff, %f0 : index
+      %oc2_2 = arith.addi %oc2_2a, %o32 : index
+      %oi2_2 = vector.load %O[%ob, %qr2, %oc2_2] : memref<?x?x?xf32>, vector<16xf32>
+      %oc2_3a = arith.addi %qoff, %f0 : index
+      %oc2_3 = arith.addi %oc2_3a, %o48 : index
+      %oi2_3 = vector.load %O[%ob, %qr2, %oc2_3] : memref<?x?x?xf32>, vector<16xf32>
+      %oc3_0a = arith.addi %qoff, %f0 : index
+      %oc3_0 = arith.addi %oc3_0a, %o0 : index
+      %oi3_0 = vector.load %O[%ob, %qr3, %oc3_0] : memref<?x?x?xf32>, vector<16xf32>
+      %oc3_1a = arith.addi %qoff, %f0 : index
+      %oc3_1 = arith.addi %oc3_1a, %o16 : index
+      %oi3_1 = vector.load %O[%ob, %qr3, %oc3_1] : memref<?x?x?xf32>, vector<16xf32>
+      %oc3_2a = arith.addi %qoff, %f0 : index
+      %oc3_2 = arith.addi %oc3_2a, %o32 : index
+      %oi3_2 = vector.load %O[%ob, %qr3, %oc3_2] : memref<?x?x?xf32>, vector<16xf32>
+      %oc3_3a = arith.addi %qoff, %f0 : index
+      %oc3_3 = arith.addi %oc3_3a, %o48 : index
+      %oi3_3 = vector.load %O[%ob, %qr3, %oc3_3] : memref<?x?x?xf32>, vector<16xf32>
+      %acc:16 = scf.for %j = %j0 to %j1 step %c1 iter_args(%a0_0i = %oi0_0, %a0_1i = %oi0_1, %a0_2i = %oi0_2, %a0_3i = %oi0_3, %a1_0i = %oi1_0, %a1_1i = %oi1_1, %a1_2i = %oi1_2, %a1_3i = %oi1_3, %a2_0i = %oi2_0, %a2_1i = %oi2_1, %a2_2i = %oi2_2, %a2_3i = %oi2_3, %a3_0i = %oi3_0, %a3_1i = %oi3_1, %a3_2i = %oi3_2, %a3_3i = %oi3_3) -> (vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>) {
+        %sra = arith.subi %j, %j0 : index
+        %sr = arith.addi %row0, %sra : index
+        %fc0a = arith.addi %koff, %f0 : index
+        %fc0 = arith.addi %fc0a, %o0 : index
+        %vv0 = vector.load %vals[%kb, %j, %fc0] : memref<?x?x?xf32>, vector<16xf32>
+        %fc1a = arith.addi %koff, %f0 : index
+        %fc1 = arith.addi %fc1a, %o16 : index
+        %vv1 = vector.load %vals[%kb, %j, %fc1] : memref<?x?x?xf32>, vector<16xf32>
+        %fc2a = arith.addi %koff, %f0 : index
+        %fc2 = arith.addi %fc2a, %o32 : index
+        %vv2 = vector.load %vals[%kb, %j, %fc2] : memref<?x?x?xf32>, vector<16xf32>
+        %fc3a = arith.addi %koff, %f0 : index
+        %fc3 = arith.addi %fc3a, %o48 : index
+        %vv3 = vector.load %vals[%kb, %j, %fc3] : memref<?x?x?xf32>, vector<16xf32>
+        %px0 = memref.load %St[%sr, %lr0] : memref<?x?xf32>
+        %pb0 = vector.broadcast %px0 : f32 to vector<16xf32>
+        %n0_0 = vector.fma %pb0, %vv0, %a0_0i : vector<16xf32>
+        %n0_1 = vector.fma %pb0, %vv1, %a0_1i : vector<16xf32>
+        %n0_2 = vector.fma %pb0, %vv2, %a0_2i : vector<16xf32>
+        %n0_3 = vector.fma %pb0, %vv3, %a0_3i : vector<16xf32>
+        %px1 = memref.load %St[%sr, %lr1] : memref<?x?xf32>
+        %pb1 = vector.broadcast %px1 : f32 to vector<16xf32>
+        %n1_0 = vector.fma %pb1, %vv0, %a1_0i : vector<16xf32>
+        %n1_1 = vector.fma %pb1, %vv1, %a1_1i : vector<16xf32>
+        %n1_2 = vector.fma %pb1, %vv2, %a1_2i : vector<16xf32>
+        %n1_3 = vector.fma %pb1, %vv3, %a1_3i : vector<16xf32>
+        %px2 = memref.load %St[%sr, %lr2] : memref<?x?xf32>
+        %pb2 = vector.broadcast %px2 : f32 to vector<16xf32>
+        %n2_0 = vector.fma %pb2, %vv0, %a2_0i : vector<16xf32>
+        %n2_1 = vector.fma %pb2, %vv1, %a2_1i : vector<16xf32>
+        %n2_2 = vector.fma %pb2, %vv2, %a2_2i : vector<16xf32>
+        %n2_3 = vector.fma %pb2, %vv3, %a2_3i : vector<16xf32>
+        %px3 = memref.load %St[%sr, %lr3] : memref<?x?xf32>
+        %pb3 = vector.broadcast %px3 : f32 to vector<16xf32>
+        %n3_0 = vector.fma %pb3, %vv0, %a3_0i : vector<16xf32>
+        %n3_1 = vector.fma %pb3, %vv1, %a3_1i : vector<16xf32>
+        %n3_2 = vector.fma %pb3, %vv2, %a3_2i : vector<16xf32>
+        %n3_3 = vector.fma %pb3, %vv3, %a3_3i : vector<16xf32>
+        scf.yield %n0_0, %n0_1, %n0_2, %n0_3, %n1_0, %n1_1, %n1_2, %n1_3, %n2_0, %n2_1, %n2_2, %n2_3, %n3_0, %n3_1, %n3_2, %n3_3 : vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>
+      }
+      vector.store %acc#0, %O[%ob, %qr0, %oc0_0] : memref<?x?x?xf32>, vector<16xf32>
+      vector.store %acc#1, %O[%ob, %qr0, %oc0_1] : memref<?x?x?xf32>, vector<16xf32>
+      vector.store %acc#2, %O[%ob, %qr0, %oc0_2] : memref<?x?x?xf32>, vector<16xf32>
+      vector.store %acc#3, %O[%ob, %qr0, %oc0_3] : memref<?x?x?xf32>, vector<16xf32>
+      vector.store %acc#4, %O[%ob, %qr1, %oc1_0] : memref<?x?x?xf32>, vector<16xf32>
+      vector.store %acc#5, %O[%ob, %qr1, %oc1_1] : memref<?x?x?xf32>, vector<16xf32>
+      vector.store %acc#6, %O[%ob, %qr1, %oc1_2] : memref<?x?x?xf32>, vector<16xf32>
+      vector.store %acc#7, %O[%ob, %qr1, %oc1_3] : memref<?x?x?xf32>, vector<16xf32>
+      vector.store %acc#8, %O[%ob, %qr2, %oc2_0] : memref<?x?x?xf32>, vector<16xf32>
+      vector.store %acc#9, %O[%ob, %qr2, %oc2_1] : memref<?x?x?xf32>, vector<16xf32>
+      vector.store %acc#10, %O[%ob, %qr2, %oc2_2] : memref<?x?x?xf32>, vector<16xf32>
+      vector.store %acc#11, %O[%ob, %qr2, %oc2_3] : memref<?x?x?xf32>, vector<16xf32>
+      vector.store %acc#12, %O[%ob, %qr3, %oc3_0] : memref<?x?x?xf32>, vector<16xf32>
+      vector.store %acc#13, %O[%ob, %qr3, %oc3_1] : memref<?x?x?xf32>, vector<16xf32>
+      vector.store %acc#14, %O[%ob, %qr3, %oc3_2] : memref<?x?x?xf32>, vector<16xf32>
+      vector.store %acc#15, %O[%ob, %qr3, %oc3_3] : memref<?x?x?xf32>, vector<16xf32>
+    }
+    scf.for %f0 = %d64 to %d16 step %c16 {
+      %oc0_0a = arith.addi %qoff, %f0 : index
+      %oc0_0 = arith.addi %oc0_0a, %o0 : index
+      %oi0_0 = vector.load %O[%ob, %qr0, %oc0_0] : memref<?x?x?xf32>, vector<16xf32>
+      %oc1_0a = arith.addi %qoff, %f0 : index
+      %oc1_0 = arith.addi %oc1_0a, %o0 : index
+      %oi1_0 = vector.load %O[%ob, %qr1, %oc1_0] : memref<?x?x?xf32>, vector<16xf32>
+      %oc2_0a = arith.addi %qoff, %f0 : index
+      %oc2_0 = arith.addi %oc2_0a, %o0 : index
+      %oi2_0 = vector.load %O[%ob, %qr2, %oc2_0] : memref<?x?x?xf32>, vector<16xf32>
+      %oc3_0a = arith.addi %qoff, %f0 : index
+      %oc3_0 = arith.addi %oc3_0a, %o0 : index
+      %oi3_0 = vector.load %O[%ob, %qr3, %oc3_0] : memref<?x?x?xf32>, vector<16xf32>
+      %acc:4 = scf.for %j = %j0 to %j1 step %c1 iter_args(%a0_0i = %oi0_0, %a1_0i = %oi1_0, %a2_0i = %oi2_0, %a3_0i = %oi3_0) -> (vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>) {
+        %sra = arith.subi %j, %j0 : index
+        %sr = arith.addi %row0, %sra : index
+        %fc0a = arith.addi %koff, %f0 : index
+        %fc0 = arith.addi %fc0a, %o0 : index
+        %vv0 = vector.load %vals[%kb, %j, %fc0] : memref<?x?x?xf32>, vector<16xf32>
+        %px0 = memref.load %St[%sr, %lr0] : memref<?x?xf32>
+        %pb0 = vector.broadcast %px0 : f32 to vector<16xf32>
+        %n0_0 = vector.fma %pb0, %vv0, %a0_0i : vector<16xf32>
+        %px1 = memref.load %St[%sr, %lr1] : memref<?x?xf32>
+        %pb1 = vector.broadcast %px1 : f32 to vector<16xf32>
+        %n1_0 = vector.fma %pb1, %vv0, %a1_0i : vector<16xf32>
+        %px2 = memref.load %St[%sr, %lr2] : memref<?x?xf32>
+        %pb2 = vector.broadcast %px2 : f32 to vector<16xf32>
+        %n2_0 = vector.fma %pb2, %vv0, %a2_0i : vector<16xf32>
+        %px3 = memref.load %St[%sr, %lr3] : memref<?x?xf32>
+        %pb3 = vector.broadcast %px3 : f32 to vector<16xf32>
+        %n3_0 = vector.fma %pb3, %vv0, %a3_0i : vector<16xf32>
+        scf.yield %n0_0, %n1_0, %n2_0, %n3_0 : vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>
+      }
+      vector.store %acc#0, %O[%ob, %qr0, %oc0_0] : memref<?x?x?xf32>, vector<16xf32>
+      vector.store %acc#1, %O[%ob, %qr1, %oc1_0] : memref<?x?x?xf32>, vector<16xf32>
+      vector.store %acc#2, %O[%ob, %qr2, %oc2_0] : memref<?x?x?xf32>, vector<16xf32>
+      vector.store %acc#3, %O[%ob, %qr3, %oc3_0] : memref<?x?x?xf32>, vector<16xf32>
+    }
+    scf.for %f = %d16 to %d step %c1 {
+      %ocs0 = arith.addi %qoff, %f : index
+      %ois0 = memref.load %O[%ob, %qr0, %ocs0] : memref<?x?x?xf32>
+      %ocs1 = arith.addi %qoff, %f : index
+      %ois1 = memref.load %O[%ob, %qr1, %ocs1] : memref<?x?x?xf32>
+      %ocs2 = arith.addi %qoff, %f : index
+      %ois2 = memref.load %O[%ob, %qr2, %ocs2] : memref<?x?x?xf32>
+      %ocs3 = arith.addi %qoff, %f : index
+      %ois3 = memref.load %O[%ob, %qr3, %ocs3] : memref<?x?x?xf32>
+      %acc:4 = scf.for %j = %j0 to %j1 step %c1 iter_args(%s0i = %ois0, %s1i = %ois1, %s2i = %ois2, %s3i = %ois3) -> (f32, f32, f32, f32) {
+        %sra = arith.subi %j, %j0 : index
+        %sr = arith.addi %row0, %sra : index
+        %fk = arith.addi %koff, %f : index
+        %vx = memref.load %vals[%kb, %j, %fk] : memref<?x?x?xf32>
+        %px0 = memref.load %St[%sr, %lr0] : memref<?x?xf32>
+        %n0 = math.fma %px0, %vx, %s0i : f32
+        %px1 = memref.load %St[%sr, %lr1] : memref<?x?xf32>
+        %n1 = math.fma %px1, %vx, %s1i : f32
+        %px2 = memref.load %St[%sr, %lr2] : memref<?x?xf32>
+        %n2 = math.fma %px2, %vx, %s2i : f32
+        %px3 = memref.load %St[%sr, %lr3] : memref<?x?xf32>
+        %n3 = math.fma %px3, %vx, %s3i : f32
+        scf.yield %n0, %n1, %n2, %n3 : f32, f32, f32, f32
+      }
+      memref.store %acc#0, %O[%ob, %qr0, %ocs0] : memref<?x?x?xf32>
+      memref.store %acc#1, %O[%ob, %qr1, %ocs1] : memref<?x?x?xf32>
+      memref.store %acc#2, %O[%ob, %qr2, %ocs2] : memref<?x?x?xf32>
+      memref.store %acc#3, %O[%ob, %qr3, %ocs3] : memref<?x?x?xf32>
+    }
+  }
+  scf.for %rs = %nq4 to %nq step %c1 {
+    %lr0 = arith.addi %rs, %o0 : index
+    %qr0 = arith.addi %q0, %lr0 : index
+    scf.for %f0 = %c0 to %d16 step %c16 {
+      %oc0_0a = arith.addi %qoff, %f0 : index
+      %oc0_0 = arith.addi %oc0_0a, %o0 : index
+      %oi0_0 = vector.load %O[%ob, %qr0, %oc0_0] : memref<?x?x?xf32>, vector<16xf32>
+      %acc:1 = scf.for %j = %j0 to %j1 step %c1 iter_args(%a0_0i = %oi0_0) -> (vector<16xf32>) {
+        %sra = arith.subi %j, %j0 : index
+        %sr = arith.addi %row0, %sra : index
+        %fc0a = arith.addi %koff, %f0 : index
+        %fc0 = arith.addi %fc0a, %o0 : index
+        %vv0 = vector.load %vals[%kb, %j, %fc0] : memref<?x?x?xf32>, vector<16xf32>
+        %px0 = memref.load %St[%sr, %lr0] : memref<?x?xf32>
+        %pb0 = vector.broadcast %px0 : f32 to vector<16xf32>
+        %n0_0 = vector.fma %pb0, %vv0, %a0_0i : vector<16xf32>
+        scf.yield %n0_0 : vector<16xf32>
+      }
+      vector.store %acc#0, %O[%ob, %qr0, %oc0_0] : memref<?x?x?xf32>, vector<16xf32>
+    }
+    scf.for %f = %d16 to %d step %c1 {
+      %ocs0 = arith.addi %qoff, %f : index
+      %ois0 = memref.load %O[%ob, %qr0, %ocs0] : memref<?x?x?xf32>
+      %acc:1 = scf.for %j = %j0 to %j1 step %c1 iter_args(%s0i = %ois0) -> (f32) {
+        %sra = arith.subi %j, %j0 : index
+        %sr = arith.addi %row0, %sra : index
+        %fk = arith.addi %koff, %f : index
+        %vx = memref.load %vals[%kb, %j, %fk] : memref<?x?x?xf32>
+        %px0 = memref.load %St[%sr, %lr0] : memref<?x?xf32>
+        %n0 = math.fma %px0, %vx, %s0i : f32
+        scf.yield %n0 : f32
+      }
+      memref.store %acc#0, %O[%ob, %qr0, %ocs0] : memref<?x?x?xf32>
+    }
+  }
+  return
+}
+
 
 // One (batch, head, query block): the block's summary tokens and select_k
 // picks, then every query of the block through one online softmax. A
@@ -666,58 +1009,121 @@ func.func private @hag_attend_block(
          index, index, index, i1, index, memref<?xindex>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>,
          index, index, index, index) -> ()
 
-  // Online-softmax state of the block's queries and the tile scratch.
+  // The block's queries, transposed (they are the lanes of every tile), and
+  // the number of keys it sees: level 1, every level's windows, the
+  // summary tokens, the select_k picks.
+  %c16 = arith.constant 16 : index
   %nq = arith.subi %q1, %q0 : index
-  %mS = memref.alloca(%B) : memref<?xf32>
-  %lS = memref.alloca(%B) : memref<?xf32>
-  %acc = memref.alloca(%B, %d) : memref<?x?xf32>
-  %kt = memref.alloca(%d) : memref<?x16xf32>
-  %pt = memref.alloca() : memref<4x16xf32>
-  scf.for %row = %c0 to %nq step %c1 {
-    memref.store %ninf, %mS[%row] : memref<?xf32>
-    memref.store %zero, %lS[%row] : memref<?xf32>
-    scf.for %x = %c0 to %d step %c1 {
-      memref.store %zero, %acc[%row, %x] : memref<?x?xf32>
-    }
+  %nqPad0 = func.call @hag_ceil_div(%nq, %c16) : (index, index) -> index
+  %nqPad = arith.muli %nqPad0, %c16 : index
+  %Qt = memref.alloc(%d, %nqPad) : memref<?x?xf32>
+  func.call @hag_pack_queries(%q, %b, %q0, %nq, %qoff, %d, %Qt, %nqPad)
+      : (memref<?x?x?xf32>, index, index, index, index, index, memref<?x?xf32>, index) -> ()
+  %n1 = arith.subi %e1, %a1 : index
+  %levKeys:4 = scf.for %l = %c2 to %L step %c1 iter_args(%a = %a1, %e = %e1, %nPrev = %n, %cnt = %c0) -> (index, index, index, index) {
+    %nl = func.call @hag_ceil_div(%nPrev, %r) : (index, index) -> index
+    %w:4 = func.call @hag_level_window(%a, %e, %l, %L, %r, %W, %nl, %causal)
+        : (index, index, index, index, index, index, index, i1) -> (index, index, index, index)
+    %left = arith.subi %w#1, %w#0 : index
+    %right = arith.subi %w#3, %w#2 : index
+    %cnt1 = arith.addi %cnt, %left : index
+    %cnt2 = arith.addi %cnt1, %right : index
+    scf.yield %w#0, %w#3, %nl, %cnt2 : index, index, index, index
   }
-  %false = arith.constant false
+  %kn0 = arith.addi %n1, %levKeys#3 : index
+  %kn1 = arith.addi %kn0, %tp : index
+  %Kn = arith.addi %kn1, %kp : index
 
-  // Level 1: raw [a_1, q1) with the causal mask on the diagonal, or
-  // [a_1, e_1) when bidirectional.
-  func.call @hag_attend_range(%q, %b, %q0, %nq, %qoff, %k, %v, %b, %a1, %e1, %koff, %gB, %b, %c0, %causal, %d, %scale, %mS, %lS, %acc, %kt, %pt)
-      : (memref<?x?x?xf32>, index, index, index, index, memref<?x?x?xf32>, memref<?x?x?xf32>, index, index, index, index, memref<?x?xf32>, index, index, i1, index, f32, memref<?xf32>, memref<?xf32>, memref<?x?xf32>, memref<?x16xf32>, memref<4x16xf32>) -> ()
-  // Compressed levels: left [a_l, c_l) and right [e'_l, e_l).
-  scf.for %l = %c2 to %L step %c1 iter_args(%a = %a1, %e = %e1, %nPrev = %n, %off = %c0) -> (index, index, index, index) {
+  // St[key, query]: every key's scores, keys in the order above (row c of
+  // level 1 is raw position a_1 + c). The whole key set is known up front,
+  // so the softmax is exact in two passes (no online rescaling).
+  %St = memref.alloc(%Kn, %nqPad) : memref<?x?xf32>
+  %lS = memref.alloc(%nqPad) : memref<?xf32>
+  func.call @hag_range_scores(%k, %b, %a1, %e1, %koff, %gB, %b, %c0, %Qt, %nqPad, %d, %scale, %St, %c0)
+      : (memref<?x?x?xf32>, index, index, index, index, memref<?x?xf32>, index, index, memref<?x?xf32>, index, index, f32, memref<?x?xf32>, index) -> ()
+  %rowL:5 = scf.for %l = %c2 to %L step %c1 iter_args(%a = %a1, %e = %e1, %nPrev = %n, %off = %c0, %row = %n1) -> (index, index, index, index, index) {
     %nl = func.call @hag_ceil_div(%nPrev, %r) : (index, index) -> index
     %w:4 = func.call @hag_level_window(%a, %e, %l, %L, %r, %W, %nl, %causal)
         : (index, index, index, index, index, index, index, i1) -> (index, index, index, index)
     %la = arith.addi %off, %w#0 : index
     %lc = arith.addi %off, %w#1 : index
-    func.call @hag_attend_range(%q, %b, %q0, %nq, %qoff, %levK, %levV, %b, %la, %lc, %koff, %levB, %b, %c0, %false, %d, %scale, %mS, %lS, %acc, %kt, %pt)
-        : (memref<?x?x?xf32>, index, index, index, index, memref<?x?x?xf32>, memref<?x?x?xf32>, index, index, index, index, memref<?x?xf32>, index, index, i1, index, f32, memref<?xf32>, memref<?xf32>, memref<?x?xf32>, memref<?x16xf32>, memref<4x16xf32>) -> ()
+    func.call @hag_range_scores(%levK, %b, %la, %lc, %koff, %levB, %b, %c0, %Qt, %nqPad, %d, %scale, %St, %row)
+        : (memref<?x?x?xf32>, index, index, index, index, memref<?x?xf32>, index, index, memref<?x?xf32>, index, index, f32, memref<?x?xf32>, index) -> ()
+    %rowA0 = arith.subi %lc, %la : index
+    %rowA = arith.addi %row, %rowA0 : index
     %ra = arith.addi %off, %w#2 : index
     %rc = arith.addi %off, %w#3 : index
-    func.call @hag_attend_range(%q, %b, %q0, %nq, %qoff, %levK, %levV, %b, %ra, %rc, %koff, %levB, %b, %c0, %false, %d, %scale, %mS, %lS, %acc, %kt, %pt)
-        : (memref<?x?x?xf32>, index, index, index, index, memref<?x?x?xf32>, memref<?x?x?xf32>, index, index, index, index, memref<?x?xf32>, index, index, i1, index, f32, memref<?xf32>, memref<?xf32>, memref<?x?xf32>, memref<?x16xf32>, memref<4x16xf32>) -> ()
+    func.call @hag_range_scores(%levK, %b, %ra, %rc, %koff, %levB, %b, %c0, %Qt, %nqPad, %d, %scale, %St, %rowA)
+        : (memref<?x?x?xf32>, index, index, index, index, memref<?x?xf32>, index, index, memref<?x?xf32>, index, index, f32, memref<?x?xf32>, index) -> ()
+    %rowB0 = arith.subi %rc, %ra : index
+    %rowB = arith.addi %rowA, %rowB0 : index
     %offNext = arith.addi %off, %nl : index
-    scf.yield %w#0, %w#3, %nl, %offNext : index, index, index, index
+    scf.yield %w#0, %w#3, %nl, %offNext, %rowB : index, index, index, index, index
   }
-  // Summary tokens, then the select_k tokens.
-  func.call @hag_attend_range(%q, %b, %q0, %nq, %qoff, %sKd, %sVd, %c0, %c0, %tp, %c0, %sMd, %c0, %c0, %false, %d, %scale, %mS, %lS, %acc, %kt, %pt)
-      : (memref<?x?x?xf32>, index, index, index, index, memref<?x?x?xf32>, memref<?x?x?xf32>, index, index, index, index, memref<?x?xf32>, index, index, i1, index, f32, memref<?xf32>, memref<?xf32>, memref<?x?xf32>, memref<?x16xf32>, memref<4x16xf32>) -> ()
-  func.call @hag_attend_range(%q, %b, %q0, %nq, %qoff, %selKd, %selVd, %c0, %c0, %kp, %c0, %selBd, %c0, %c0, %false, %d, %scale, %mS, %lS, %acc, %kt, %pt)
-      : (memref<?x?x?xf32>, index, index, index, index, memref<?x?x?xf32>, memref<?x?x?xf32>, index, index, index, index, memref<?x?xf32>, index, index, i1, index, f32, memref<?xf32>, memref<?xf32>, memref<?x?xf32>, memref<?x16xf32>, memref<4x16xf32>) -> ()
+  func.call @hag_range_scores(%sKd, %c0, %c0, %tp, %c0, %sMd, %c0, %c0, %Qt, %nqPad, %d, %scale, %St, %rowL#4)
+      : (memref<?x?x?xf32>, index, index, index, index, memref<?x?xf32>, index, index, memref<?x?xf32>, index, index, f32, memref<?x?xf32>, index) -> ()
+  %rowS = arith.addi %rowL#4, %tp : index
+  func.call @hag_range_scores(%selKd, %c0, %c0, %kp, %c0, %selBd, %c0, %c0, %Qt, %nqPad, %d, %scale, %St, %rowS)
+      : (memref<?x?x?xf32>, index, index, index, index, memref<?x?xf32>, index, index, memref<?x?xf32>, index, index, f32, memref<?x?xf32>, index) -> ()
+  // The causal mask on level 1: key a_1 + c is after query q0 + r when
+  // r < a_1 + c - q0.
+  scf.if %causal {
+    scf.for %c = %c0 to %n1 step %c1 {
+      %ac = arith.addi %a1, %c : index
+      %lim0 = arith.subi %ac, %q0 : index
+      %lim1 = arith.maxsi %lim0, %c0 : index
+      %lim = arith.minsi %lim1, %nqPad : index
+      scf.for %rr = %c0 to %lim step %c1 {
+        memref.store %ninf, %St[%c, %rr] : memref<?x?xf32>
+      }
+    }
+  }
+  func.call @hag_block_softmax(%St, %Kn, %nqPad, %lS) : (memref<?x?xf32>, index, index, memref<?xf32>) -> ()
 
-  // o = acc / l.
-  scf.for %row = %c0 to %nq step %c1 {
-    %qi = arith.addi %q0, %row : index
-    %l = memref.load %lS[%row] : memref<?xf32>
+  // out[b, q0 + r, qoff + f] = sum over keys of p[key, r] v[f], range by
+  // range, then divided by l[r].
+  scf.for %rr = %c0 to %nq step %c1 {
+    %qi = arith.addi %q0, %rr : index
+    scf.for %x = %c0 to %d step %c1 {
+      %col = arith.addi %qoff, %x : index
+      memref.store %zero, %out[%b, %qi, %col] : memref<?x?x?xf32>
+    }
+  }
+  func.call @hag_range_pv(%v, %b, %a1, %e1, %koff, %St, %c0, %nq, %d, %out, %b, %q0, %qoff)
+      : (memref<?x?x?xf32>, index, index, index, index, memref<?x?xf32>, index, index, index, memref<?x?x?xf32>, index, index, index) -> ()
+  %rowP:5 = scf.for %l = %c2 to %L step %c1 iter_args(%a = %a1, %e = %e1, %nPrev = %n, %off = %c0, %row = %n1) -> (index, index, index, index, index) {
+    %nl = func.call @hag_ceil_div(%nPrev, %r) : (index, index) -> index
+    %w:4 = func.call @hag_level_window(%a, %e, %l, %L, %r, %W, %nl, %causal)
+        : (index, index, index, index, index, index, index, i1) -> (index, index, index, index)
+    %la = arith.addi %off, %w#0 : index
+    %lc = arith.addi %off, %w#1 : index
+    func.call @hag_range_pv(%levV, %b, %la, %lc, %koff, %St, %row, %nq, %d, %out, %b, %q0, %qoff)
+        : (memref<?x?x?xf32>, index, index, index, index, memref<?x?xf32>, index, index, index, memref<?x?x?xf32>, index, index, index) -> ()
+    %rowA0 = arith.subi %lc, %la : index
+    %rowA = arith.addi %row, %rowA0 : index
+    %ra = arith.addi %off, %w#2 : index
+    %rc = arith.addi %off, %w#3 : index
+    func.call @hag_range_pv(%levV, %b, %ra, %rc, %koff, %St, %rowA, %nq, %d, %out, %b, %q0, %qoff)
+        : (memref<?x?x?xf32>, index, index, index, index, memref<?x?xf32>, index, index, index, memref<?x?x?xf32>, index, index, index) -> ()
+    %rowB0 = arith.subi %rc, %ra : index
+    %rowB = arith.addi %rowA, %rowB0 : index
+    %offNext = arith.addi %off, %nl : index
+    scf.yield %w#0, %w#3, %nl, %offNext, %rowB : index, index, index, index, index
+  }
+  func.call @hag_range_pv(%sVd, %c0, %c0, %tp, %c0, %St, %rowP#4, %nq, %d, %out, %b, %q0, %qoff)
+      : (memref<?x?x?xf32>, index, index, index, index, memref<?x?xf32>, index, index, index, memref<?x?x?xf32>, index, index, index) -> ()
+  %rowSP = arith.addi %rowP#4, %tp : index
+  func.call @hag_range_pv(%selVd, %c0, %c0, %kp, %c0, %St, %rowSP, %nq, %d, %out, %b, %q0, %qoff)
+      : (memref<?x?x?xf32>, index, index, index, index, memref<?x?xf32>, index, index, index, memref<?x?x?xf32>, index, index, index) -> ()
+  scf.for %rr = %c0 to %nq step %c1 {
+    %qi = arith.addi %q0, %rr : index
+    %l = memref.load %lS[%rr] : memref<?xf32>
     %inv = arith.divf %one, %l : f32
     scf.for %x = %c0 to %d step %c1 {
-      %a = memref.load %acc[%row, %x] : memref<?x?xf32>
-      %o = arith.mulf %a, %inv : f32
       %col = arith.addi %qoff, %x : index
-      memref.store %o, %out[%b, %qi, %col] : memref<?x?x?xf32>
+      %o = memref.load %out[%b, %qi, %col] : memref<?x?x?xf32>
+      %y = arith.mulf %o, %inv : f32
+      memref.store %y, %out[%b, %qi, %col] : memref<?x?x?xf32>
     }
   }
   return
@@ -780,30 +1186,47 @@ func.func private @hag_pyramid_attention(
   %pk = memref.alloc(%bt, %n1, %kvD) : memref<?x?x?xf64>
   %pv = memref.alloc(%bt, %n1, %kvD) : memref<?x?x?xf64>
   %pg = memref.alloc(%bt, %n1) : memref<?x?xf64>
-  scf.parallel (%b) = (%c0) to (%bt) step (%c1) {
-    memref.store %zero64, %pg[%b, %c0] : memref<?x?xf64>
-    scf.for %f = %c0 to %kvD step %c1 {
-      memref.store %zero64, %pk[%b, %c0, %f] : memref<?x?x?xf64>
-      memref.store %zero64, %pv[%b, %c0, %f] : memref<?x?x?xf64>
-    }
-    scf.for %i = %c0 to %n step %c1 {
-      %i1 = arith.addi %i, %c1 : index
-      %gi = memref.load %g[%b, %i] : memref<?x?xf32>
-      %gd = arith.extf %gi : f32 to f64
-      %pgi = memref.load %pg[%b, %i] : memref<?x?xf64>
-      %pgn = arith.addf %pgi, %gd : f64
-      memref.store %pgn, %pg[%b, %i1] : memref<?x?xf64>
-      scf.for %f = %c0 to %kvD step %c1 {
-        %kx = memref.load %k[%b, %i, %f] : memref<?x?x?xf32>
-        %vx = memref.load %v[%b, %i, %f] : memref<?x?x?xf32>
-        %kd = arith.extf %kx : f32 to f64
-        %vd = arith.extf %vx : f32 to f64
-        %pki = memref.load %pk[%b, %i, %f] : memref<?x?x?xf64>
-        %pvi = memref.load %pv[%b, %i, %f] : memref<?x?x?xf64>
-        %pkn = math.fma %gd, %kd, %pki : f64
-        %pvn = math.fma %gd, %vd, %pvi : f64
-        memref.store %pkn, %pk[%b, %i1, %f] : memref<?x?x?xf64>
-        memref.store %pvn, %pv[%b, %i1, %f] : memref<?x?x?xf64>
+  // In parallel over (batch, 16-feature chunks); the last task of each
+  // batch row sums g. Sequential in the position, as a decoding step does.
+  %c16 = arith.constant 16 : index
+  %nChunks = func.call @hag_ceil_div(%kvD, %c16) : (index, index) -> index
+  %nTasks = arith.addi %nChunks, %c1 : index
+  scf.parallel (%b, %t) = (%c0, %c0) to (%bt, %nTasks) step (%c1, %c1) {
+    %isG = arith.cmpi eq, %t, %nChunks : index
+    scf.if %isG {
+      memref.store %zero64, %pg[%b, %c0] : memref<?x?xf64>
+      scf.for %i = %c0 to %n step %c1 {
+        %i1 = arith.addi %i, %c1 : index
+        %gi = memref.load %g[%b, %i] : memref<?x?xf32>
+        %gd = arith.extf %gi : f32 to f64
+        %pgi = memref.load %pg[%b, %i] : memref<?x?xf64>
+        %pgn = arith.addf %pgi, %gd : f64
+        memref.store %pgn, %pg[%b, %i1] : memref<?x?xf64>
+      }
+    } else {
+      %f0 = arith.muli %t, %c16 : index
+      %f1r = arith.addi %f0, %c16 : index
+      %f1 = arith.minui %f1r, %kvD : index
+      scf.for %f = %f0 to %f1 step %c1 {
+        memref.store %zero64, %pk[%b, %c0, %f] : memref<?x?x?xf64>
+        memref.store %zero64, %pv[%b, %c0, %f] : memref<?x?x?xf64>
+      }
+      scf.for %i = %c0 to %n step %c1 {
+        %i1 = arith.addi %i, %c1 : index
+        %gi = memref.load %g[%b, %i] : memref<?x?xf32>
+        %gd = arith.extf %gi : f32 to f64
+        scf.for %f = %f0 to %f1 step %c1 {
+          %kx = memref.load %k[%b, %i, %f] : memref<?x?x?xf32>
+          %vx = memref.load %v[%b, %i, %f] : memref<?x?x?xf32>
+          %kd = arith.extf %kx : f32 to f64
+          %vd = arith.extf %vx : f32 to f64
+          %pki = memref.load %pk[%b, %i, %f] : memref<?x?x?xf64>
+          %pvi = memref.load %pv[%b, %i, %f] : memref<?x?x?xf64>
+          %pkn = math.fma %gd, %kd, %pki : f64
+          %pvn = math.fma %gd, %vd, %pvi : f64
+          memref.store %pkn, %pk[%b, %i1, %f] : memref<?x?x?xf64>
+          memref.store %pvn, %pv[%b, %i1, %f] : memref<?x?x?xf64>
+        }
       }
     }
     scf.reduce
