@@ -78,6 +78,11 @@ private:
                                   Value position);
   /// The conv weights ("k" or "v") of every compressed level, if any.
   SmallVector<Value> convWeights(const std::string &prefix, StringRef which);
+  /// Spec sections 2-5 on projected q, k, v (RoPE applied) and the gate
+  /// input h: the gate, the levels, the summary and cross-level attention;
+  /// o before Wo.
+  Value pyramidCore(Value h, Value q, Value k, Value v, Value w1, Value b1,
+                    Value w2, Value b2, const std::string &prefix);
   Value attentionBlock(Value h, const std::string &prefix);
   /// One decoding step of an attention layer, with its cache arguments.
   Value attentionDecode(Value h, const std::string &prefix, Value position);
@@ -185,16 +190,15 @@ Value ModelBuilder::attentionDecode(Value h, const std::string &prefix,
   return LinearOp::create(b, l, tensor({kDyn, 1, d}), o, in.wo, Value());
 }
 
-Value ModelBuilder::attentionBlock(Value h, const std::string &prefix) {
+Value ModelBuilder::pyramidCore(Value h, Value q, Value k, Value v, Value w1,
+                                Value b1, Value w2, Value b2,
+                                const std::string &prefix) {
   const ::hag::PyramidParams &p = md.attention;
-  int64_t d = md.dModel, qDim = p.modelDim(), kvDim = p.kvDim();
+  int64_t qDim = p.modelDim(), kvDim = p.kvDim();
   Location l = loc(prefix);
   auto act = [&](int64_t features) { return tensor({kDyn, kDyn, features}); };
-
-  AttentionInputs in = attentionInputs(h, prefix, Value());
-  Value q = in.q, k = in.k, v = in.v, wo = in.wo;
-  Value g = MemoryGateOp::create(b, l, tensor({kDyn, kDyn}), h, in.w1, in.b1,
-                                 in.w2, in.b2, config);
+  Value g =
+      MemoryGateOp::create(b, l, tensor({kDyn, kDyn}), h, w1, b1, w2, b2, config);
 
   SmallVector<Value> levelK, levelV, levelM;
   Value belowK = k, belowV = v, belowM = g;
@@ -226,11 +230,18 @@ Value ModelBuilder::attentionBlock(Value h, const std::string &prefix) {
                 tensor({kDyn, blocks, p.summary, kvDim}),
                 tensor({kDyn, blocks, p.summary})},
       k, v, g, config);
-  Value o = CrossLevelAttentionOp::create(
+  return CrossLevelAttentionOp::create(
       b, l, act(qDim), q, k, v, g, levelK, levelV, levelM,
       summary.getSummaryKeys(), summary.getSummaryValues(),
       summary.getSummaryMass(), config);
-  return LinearOp::create(b, l, act(d), o, wo, Value());
+}
+
+Value ModelBuilder::attentionBlock(Value h, const std::string &prefix) {
+  int64_t d = md.dModel;
+  AttentionInputs in = attentionInputs(h, prefix, Value());
+  Value o = pyramidCore(h, in.q, in.k, in.v, in.w1, in.b1, in.w2, in.b2, prefix);
+  return LinearOp::create(b, loc(prefix), tensor({kDyn, kDyn, d}), o, in.wo,
+                          Value());
 }
 
 Value ModelBuilder::mlpBlock(Value h, const std::string &prefix) {
@@ -317,6 +328,24 @@ OwningOpRef<ModuleOp> ModelBuilder::build(StringRef name) {
     beginFunction({x}, {"x"});
     Value y = attentionBlock(entry->getArgument(0), "attn.");
     endFunction(*module, "forward", {y});
+
+    // @core: the pyramid alone (gate, levels, summary, cross-level
+    // attention) on given q, k, v and gate input, so that benchmarks and
+    // users can time and call it without the projections.
+    const ::hag::PyramidParams &p = md.attention;
+    beginFunction({tensor({kDyn, kDyn, p.modelDim()}),
+                   tensor({kDyn, kDyn, p.kvDim()}),
+                   tensor({kDyn, kDyn, p.kvDim()}), x},
+                  {"q", "k", "v", "h"});
+    int64_t dg = md.resolvedGateHidden();
+    Value w1 = weight("attn.gate.w1", {dg, d});
+    Value b1 = weight("attn.gate.b1", {dg});
+    Value w2 = weight("attn.gate.w2", {dg});
+    Value b2 = weight("attn.gate.b2", {1});
+    Value o = pyramidCore(entry->getArgument(3), entry->getArgument(0),
+                          entry->getArgument(1), entry->getArgument(2), w1,
+                          b1, w2, b2, "attn.");
+    endFunction(*module, "core", {o});
     return module;
   }
 

@@ -41,11 +41,12 @@ func.func @rope(%x: tensor<?x?x8xf32>) -> tensor<?x?x8xf32> {
 
 // -----
 
-// The fused attention: the gate in linalg, then one call to the kernel on
-// memrefs with the configuration as constants.
+// The fused attention: the gate (the hidden projection through the matmul
+// kernel, the epilogue through @hag_gate_epilogue), then one call to the
+// attention kernel on memrefs with the configuration as constants.
 // CHECK-LABEL: func.func @attention
-// CHECK: linalg.generic
-// CHECK: math.exp
+// CHECK: call @hag_matmul_nt
+// CHECK: call @hag_gate_epilogue({{.*}}) : (memref<?x?x?xf32>, memref<?xf32>, memref<?xf32>, memref<?xf32>, f32, memref<?x?xf32>) -> ()
 // CHECK: %[[OUT:.+]] = memref.alloc
 // CHECK: %[[CAUSAL:.+]] = arith.constant true
 // CHECK: call @hag_pyramid_attention({{.*}}, %[[CAUSAL]], {{.*}}) : (memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, memref<?x?x?x?xf32>, memref<?x?x?x?xf32>, memref<?x?x?xf32>, index, index, index, index, index, index, index, index, i1, index, index, f32, f32) -> ()

@@ -26,56 +26,48 @@ using namespace mlir::hag::lowering;
 
 namespace {
 
-/// g = sigmoid((w2 . SiLU(W1 x + b1) + b2) / tau)   [batch, N]   (spec 2).
+/// g = sigmoid((w2 . SiLU(W1 x + b1) + b2) / tau)   [batch, N]   (spec 2):
+/// the hidden projection through the matmul kernel, the rest through
+/// @hag_gate_epilogue (vectorised over the hidden features). Null when the
+/// kernel library is not loaded.
 Value buildMemoryGate(OpBuilder &b, Location loc, Value x, Value w1, Value b1,
                       Value w2, Value b2, double tau) {
   auto xType = cast<RankedTensorType>(x.getType());
   Type elt = xType.getElementType();
-  MLIRContext *ctx = b.getContext();
   Value hidden = contractLastDim(b, loc, x, w1); // [b, n, Dg]
-  // s[b, n] = sum_j SiLU(hidden + b1[j]) * w2[j]
-  AffineMap id3 = b.getMultiDimIdentityMap(3);
-  AffineMap last = AffineMap::get(3, 0, b.getAffineDimExpr(2), ctx);
-  AffineMap rows =
-      AffineMap::get(3, 0, {b.getAffineDimExpr(0), b.getAffineDimExpr(1)}, ctx);
-  SmallVector<OpFoldResult> sizes = tensorSizes(b, loc, x);
-  sizes.pop_back();
-  Value sInit = filledTensor(b, loc, sizes, elt, 0.0);
-  Value s = linalg::GenericOp::create(
-                b, loc, TypeRange{sInit.getType()}, ValueRange{hidden, b1, w2},
-                ValueRange{sInit}, ArrayRef<AffineMap>{id3, last, last, rows},
-                ArrayRef<utils::IteratorType>{utils::IteratorType::parallel,
-                                              utils::IteratorType::parallel,
-                                              utils::IteratorType::reduction},
-                [](OpBuilder &nb, Location l, ValueRange a) {
-                  Value h = arith::AddFOp::create(nb, l, a[0], a[1]);
-                  Value r =
-                      math::FmaOp::create(nb, l, silu(nb, l, h), a[2], a[3]);
-                  linalg::YieldOp::create(nb, l, r);
-                })
-                .getResult(0);
-  Value gInit = filledTensor(b, loc, sizes, elt, std::nullopt);
-  AffineMap id2 = b.getMultiDimIdentityMap(2);
-  AffineMap scalar = AffineMap::get(2, 0, b.getAffineConstantExpr(0), ctx);
-  Value invTau = floatConst(b, loc, elt, 1.0 / tau);
-  return elementwise(b, loc, gInit, ValueRange{s, b2},
-                     [&](OpBuilder &nb, Location l, ValueRange a) {
-                       Value z = arith::MulFOp::create(
-                           nb, l, arith::AddFOp::create(nb, l, a[0], a[1]),
-                           invTau);
-                       linalg::YieldOp::create(nb, l, sigmoid(nb, l, z));
-                     },
-                     {id2, scalar});
+  auto module = b.getInsertionBlock()->getParentOp()->getParentOfType<ModuleOp>();
+  auto kernel = module.lookupSymbol<func::FuncOp>("hag_gate_epilogue");
+  if (!kernel)
+    return Value(); // The kernel library is not loaded.
+  SmallVector<Value> dynSizes;
+  for (int64_t i = 0; i < 2; ++i)
+    if (xType.isDynamicDim(i))
+      dynSizes.push_back(tensor::DimOp::create(b, loc, x, i));
+  auto gType = RankedTensorType::get(xType.getShape().drop_back(), elt);
+  Value g = memref::AllocOp::create(
+      b, loc, MemRefType::get(gType.getShape(), elt), dynSizes);
+  Value gDyn = memref::CastOp::create(
+      b, loc, MemRefType::get({ShapedType::kDynamic, ShapedType::kDynamic}, elt),
+      g);
+  func::CallOp::create(
+      b, loc, kernel,
+      ValueRange{asDynamicBuffer(b, loc, hidden), asDynamicBuffer(b, loc, b1),
+                 asDynamicBuffer(b, loc, w2), asDynamicBuffer(b, loc, b2),
+                 floatConst(b, loc, elt, 1.0 / tau), gDyn});
+  return bufferization::ToTensorOp::create(b, loc, gType, g,
+                                           b.getUnitAttr(), b.getUnitAttr());
 }
 
 struct MemoryGateLowering : OpRewritePattern<MemoryGateOp> {
   using OpRewritePattern::OpRewritePattern;
   LogicalResult matchAndRewrite(MemoryGateOp op,
                                 PatternRewriter &rewriter) const override {
-    rewriter.replaceOp(
-        op, buildMemoryGate(rewriter, op.getLoc(), op.getInput(), op.getW1(),
-                            op.getB1(), op.getW2(), op.getB2(),
-                            op.getConfig().getTemperature().convertToDouble()));
+    Value g = buildMemoryGate(rewriter, op.getLoc(), op.getInput(), op.getW1(),
+                              op.getB1(), op.getW2(), op.getB2(),
+                              op.getConfig().getTemperature().convertToDouble());
+    if (!g)
+      return rewriter.notifyMatchFailure(op, "kernel library not loaded");
+    rewriter.replaceOp(op, g);
     return success();
   }
 };
@@ -123,6 +115,8 @@ LogicalResult lowerToKernelCall(FusedOp op, PatternRewriter &rewriter,
   Value g = buildMemoryGate(rewriter, loc, op.getGateInput(), op.getGateW1(),
                             op.getGateB1(), op.getGateW2(), op.getGateB2(),
                             config.getTemperature().convertToDouble());
+  if (!g)
+    return rewriter.notifyMatchFailure(op, "kernel library not loaded");
   Value convK = packConvWeights(rewriter, loc, op.getConvKeys(), config, elt);
   Value convV = packConvWeights(rewriter, loc, op.getConvValues(), config, elt);
 

@@ -160,3 +160,63 @@ func.func private @hag_matmul_nt(%A: memref<?x?xf32>, %B: memref<?x?xf32>,
   }
   return
 }
+
+// The memory gate's epilogue (spec section 2) after the hidden projection
+// hidden = x W1^T: g[b, i] = sigmoid((w2 . SiLU(hidden[b, i, :] + b1) + b2)
+// * invTau), rows in parallel, 16 hidden features per vector (the exp is the
+// polynomial of hag-approximate-math).
+func.func private @hag_gate_epilogue(%hid: memref<?x?x?xf32>,
+    %b1: memref<?xf32>, %w2: memref<?xf32>, %b2: memref<?xf32>,
+    %invTau: f32, %g: memref<?x?xf32>) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c2 = arith.constant 2 : index
+  %c16 = arith.constant 16 : index
+  %one = arith.constant 1.0 : f32
+  %zv = arith.constant dense<0.0> : vector<16xf32>
+  %onev = arith.constant dense<1.0> : vector<16xf32>
+  %bt = memref.dim %hid, %c0 : memref<?x?x?xf32>
+  %n = memref.dim %hid, %c1 : memref<?x?x?xf32>
+  %dg = memref.dim %hid, %c2 : memref<?x?x?xf32>
+  %dg16a = arith.divui %dg, %c16 : index
+  %dg16 = arith.muli %dg16a, %c16 : index
+  %bias2 = memref.load %b2[%c0] : memref<?xf32>
+  scf.parallel (%b, %i) = (%c0, %c0) to (%bt, %n) step (%c1, %c1) {
+    %acc = scf.for %j = %c0 to %dg16 step %c16 iter_args(%a = %zv) -> (vector<16xf32>) {
+      %h = vector.load %hid[%b, %i, %j] : memref<?x?x?xf32>, vector<16xf32>
+      %bb = vector.load %b1[%j] : memref<?xf32>, vector<16xf32>
+      %ww = vector.load %w2[%j] : memref<?xf32>, vector<16xf32>
+      %x = arith.addf %h, %bb : vector<16xf32>
+      %nx = arith.negf %x : vector<16xf32>
+      %e = math.exp %nx : vector<16xf32>
+      %den = arith.addf %onev, %e : vector<16xf32>
+      %sig = arith.divf %onev, %den : vector<16xf32>
+      %s = arith.mulf %x, %sig : vector<16xf32>
+      %a2 = vector.fma %s, %ww, %a : vector<16xf32>
+      scf.yield %a2 : vector<16xf32>
+    }
+    %sum = vector.reduction <add>, %acc : vector<16xf32> into f32
+    %tot = scf.for %j = %dg16 to %dg step %c1 iter_args(%t = %sum) -> (f32) {
+      %h = memref.load %hid[%b, %i, %j] : memref<?x?x?xf32>
+      %bb = memref.load %b1[%j] : memref<?xf32>
+      %ww = memref.load %w2[%j] : memref<?xf32>
+      %x = arith.addf %h, %bb : f32
+      %nx = arith.negf %x : f32
+      %e = math.exp %nx : f32
+      %den = arith.addf %one, %e : f32
+      %sig = arith.divf %one, %den : f32
+      %s = arith.mulf %x, %sig : f32
+      %t2 = math.fma %s, %ww, %t : f32
+      scf.yield %t2 : f32
+    }
+    %z0 = arith.addf %tot, %bias2 : f32
+    %z = arith.mulf %z0, %invTau : f32
+    %nz = arith.negf %z : f32
+    %ez = math.exp %nz : f32
+    %dz = arith.addf %one, %ez : f32
+    %gv = arith.divf %one, %dz : f32
+    memref.store %gv, %g[%b, %i] : memref<?x?xf32>
+    scf.reduce
+  }
+  return
+}

@@ -281,7 +281,9 @@ func.func private @hag_attend_range(
 // [koff, koff + d): gated means of the floor-rule segments (spec 4), from the
 // f64 prefix sums, and their mass biases beta log(m + eps). Token t goes to
 // row drow + t, columns dcol .. dcol + d of dstK/dstV (batch index db) and
-// its bias to dstB[db, dbcol + t].
+// its bias to dstB[db, dbcol + t]. Features go 8 at a time (one cache line
+// of the f64 sums); segment t's end row is segment t+1's start row, so each
+// row is loaded once.
 func.func private @hag_summary_tokens(
     %pk: memref<?x?x?xf64>, %pv: memref<?x?x?xf64>, %pg: memref<?x?xf64>,
     %b: index, %koff: index, %prefix: index, %tp: index, %d: index,
@@ -290,7 +292,11 @@ func.func private @hag_summary_tokens(
     %dbcol: index) {
   %c0 = arith.constant 0 : index
   %c1 = arith.constant 1 : index
+  %c8 = arith.constant 8 : index
+  %one64 = arith.constant 1.0 : f64
   %epsF64 = arith.extf %eps : f32 to f64
+  %tAlloc = arith.maxui %tp, %c1 : index
+  %invDen = memref.alloca(%tAlloc) : memref<?xf64>
   scf.for %t = %c0 to %tp step %c1 {
     %tP = arith.muli %t, %prefix : index
     %s0 = arith.divui %tP, %tp : index
@@ -301,30 +307,64 @@ func.func private @hag_summary_tokens(
     %g0 = memref.load %pg[%b, %s0] : memref<?x?xf64>
     %mass = arith.subf %g1, %g0 : f64
     %den = arith.addf %mass, %epsF64 : f64
-    %one64 = arith.constant 1.0 : f64
-    %invDen = arith.divf %one64, %den : f64
+    %inv = arith.divf %one64, %den : f64
+    memref.store %inv, %invDen[%t] : memref<?xf64>
     %massF = arith.truncf %mass : f64 to f32
     %massE = arith.addf %massF, %eps : f32
     %massLog = math.log %massE : f32
     %massBias = arith.mulf %beta, %massLog : f32
     %bcol = arith.addi %dbcol, %t : index
     memref.store %massBias, %dstB[%db, %bcol] : memref<?x?xf32>
-    %row = arith.addi %drow, %t : index
-    scf.for %x = %c0 to %d step %c1 {
-      %f = arith.addi %koff, %x : index
+  }
+  %d8a = arith.divui %d, %c8 : index
+  %d8 = arith.muli %d8a, %c8 : index
+  scf.for %x = %c0 to %d8 step %c8 {
+    %f = arith.addi %koff, %x : index
+    %col = arith.addi %dcol, %x : index
+    %k0 = vector.load %pk[%b, %c0, %f] : memref<?x?x?xf64>, vector<8xf64>
+    %v0 = vector.load %pv[%b, %c0, %f] : memref<?x?x?xf64>, vector<8xf64>
+    scf.for %t = %c0 to %tp step %c1 iter_args(%kPrev = %k0, %vPrev = %v0) -> (vector<8xf64>, vector<8xf64>) {
+      %t1 = arith.addi %t, %c1 : index
+      %t1P = arith.muli %t1, %prefix : index
+      %s1 = arith.divui %t1P, %tp : index
+      %k1 = vector.load %pk[%b, %s1, %f] : memref<?x?x?xf64>, vector<8xf64>
+      %v1 = vector.load %pv[%b, %s1, %f] : memref<?x?x?xf64>, vector<8xf64>
+      %inv = memref.load %invDen[%t] : memref<?xf64>
+      %invV = vector.broadcast %inv : f64 to vector<8xf64>
+      %kd = arith.subf %k1, %kPrev : vector<8xf64>
+      %vd = arith.subf %v1, %vPrev : vector<8xf64>
+      %km = arith.mulf %kd, %invV : vector<8xf64>
+      %vm = arith.mulf %vd, %invV : vector<8xf64>
+      %kf = arith.truncf %km : vector<8xf64> to vector<8xf32>
+      %vf = arith.truncf %vm : vector<8xf64> to vector<8xf32>
+      %row = arith.addi %drow, %t : index
+      vector.store %kf, %dstK[%db, %row, %col] : memref<?x?x?xf32>, vector<8xf32>
+      vector.store %vf, %dstV[%db, %row, %col] : memref<?x?x?xf32>, vector<8xf32>
+      scf.yield %k1, %v1 : vector<8xf64>, vector<8xf64>
+    }
+  }
+  scf.for %x = %d8 to %d step %c1 {
+    %f = arith.addi %koff, %x : index
+    %col = arith.addi %dcol, %x : index
+    %k0 = memref.load %pk[%b, %c0, %f] : memref<?x?x?xf64>
+    %v0 = memref.load %pv[%b, %c0, %f] : memref<?x?x?xf64>
+    scf.for %t = %c0 to %tp step %c1 iter_args(%kPrev = %k0, %vPrev = %v0) -> (f64, f64) {
+      %t1 = arith.addi %t, %c1 : index
+      %t1P = arith.muli %t1, %prefix : index
+      %s1 = arith.divui %t1P, %tp : index
       %k1 = memref.load %pk[%b, %s1, %f] : memref<?x?x?xf64>
-      %k0 = memref.load %pk[%b, %s0, %f] : memref<?x?x?xf64>
       %v1 = memref.load %pv[%b, %s1, %f] : memref<?x?x?xf64>
-      %v0 = memref.load %pv[%b, %s0, %f] : memref<?x?x?xf64>
-      %kd = arith.subf %k1, %k0 : f64
-      %vd = arith.subf %v1, %v0 : f64
-      %km = arith.mulf %kd, %invDen : f64
-      %vm = arith.mulf %vd, %invDen : f64
+      %inv = memref.load %invDen[%t] : memref<?xf64>
+      %kd = arith.subf %k1, %kPrev : f64
+      %vd = arith.subf %v1, %vPrev : f64
+      %km = arith.mulf %kd, %inv : f64
+      %vm = arith.mulf %vd, %inv : f64
       %kf = arith.truncf %km : f64 to f32
       %vf = arith.truncf %vm : f64 to f32
-      %col = arith.addi %dcol, %x : index
+      %row = arith.addi %drow, %t : index
       memref.store %kf, %dstK[%db, %row, %col] : memref<?x?x?xf32>
       memref.store %vf, %dstV[%db, %row, %col] : memref<?x?x?xf32>
+      scf.yield %k1, %v1 : f64, f64
     }
   }
   return
