@@ -2,9 +2,12 @@
 //
 // Loads a language-model artifact, initialises its weights (or loads them),
 // runs "forward" on the bytes of a text and prints the most likely next
-// token after the last position. Uses only hagrt.h, the runtime's C API.
+// token after the last position; with --generate K it then continues the
+// text greedily for K tokens through the incremental decoder. Uses only
+// hagrt.h, the runtime's C API.
 //
-//   hag-embed-example MODEL.hag [--seed N | --weights W.safetensors] [TEXT]
+//   hag-embed-example MODEL.hag [--seed N | --weights W.safetensors]
+//                     [--generate K] [TEXT]
 //
 //===----------------------------------------------------------------------===//
 
@@ -27,7 +30,7 @@ int fail(const char *what) {
 
 int usage() {
   std::fprintf(stderr, "usage: hag-embed-example MODEL.hag [--seed N | "
-                       "--weights W.safetensors] [TEXT]\n");
+                       "--weights W.safetensors] [--generate K] [TEXT]\n");
   return 2;
 }
 
@@ -39,6 +42,7 @@ int main(int argc, char **argv) {
   const char *artifact = argv[1];
   const char *weights = nullptr;
   uint64_t seed = 0;
+  int64_t generate = 0;
   std::string text = "Hello, pyramid!";
   for (int i = 2; i < argc; ++i) {
     if (std::strcmp(argv[i], "--seed") == 0 && i + 1 < argc) {
@@ -48,6 +52,11 @@ int main(int argc, char **argv) {
         return usage();
     } else if (std::strcmp(argv[i], "--weights") == 0 && i + 1 < argc) {
       weights = argv[++i];
+    } else if (std::strcmp(argv[i], "--generate") == 0 && i + 1 < argc) {
+      char *end = nullptr;
+      generate = std::strtoll(argv[++i], &end, 10);
+      if (!*argv[i] || *end || generate < 0)
+        return usage();
     } else if (argv[i][0] == '-') {
       return usage();
     } else {
@@ -104,6 +113,40 @@ int main(int argc, char **argv) {
   std::printf("argmax of the last position: %" PRId64 " (logit %.6f)\n", best,
               static_cast<double>(last[best]));
   hagrt_tensor_free(logits);
+
+  // Greedy continuation with the incremental decoder: the text one token
+  // per step, then each step's argmax fed back.
+  if (generate > 0) {
+    hagrt_decoder *decoder = nullptr;
+    if (hagrt_decoder_create(model, 1, &decoder) != HAGRT_OK) {
+      hagrt_close(model);
+      return fail("cannot start decoding");
+    }
+    std::vector<int64_t> out;
+    int64_t next = 0;
+    for (size_t i = 0; i < tokens.size() + size_t(generate) - 1; ++i) {
+      int64_t id = i < tokens.size() ? tokens[i] : next;
+      hagrt_tensor *step = nullptr;
+      if (hagrt_decoder_step(decoder, &id, 1, &step) != HAGRT_OK) {
+        hagrt_decoder_free(decoder);
+        hagrt_close(model);
+        return fail("decoding failed");
+      }
+      const float *row = static_cast<const float *>(step->data);
+      next = 0;
+      for (int64_t v = 1; v < step->shape[1]; ++v)
+        if (row[v] > row[next])
+          next = v;
+      hagrt_tensor_free(step);
+      if (i + 1 >= tokens.size())
+        out.push_back(next);
+    }
+    std::printf("generated %" PRId64 " tokens:", generate);
+    for (int64_t id : out)
+      std::printf(" %" PRId64, id);
+    std::printf("\n");
+    hagrt_decoder_free(decoder);
+  }
   hagrt_close(model);
   return 0;
 }

@@ -28,6 +28,11 @@ struct hagrt_model {
   Model model;
 };
 
+struct hagrt_decoder {
+  explicit hagrt_decoder(Decoder d) : decoder(std::move(d)) {}
+  Decoder decoder;
+};
+
 // The C dtype codes are the DType enumerators in order.
 static_assert(HAGRT_F32 == static_cast<int>(DType::F32) &&
                   HAGRT_F64 == static_cast<int>(DType::F64) &&
@@ -83,6 +88,17 @@ struct OwnedTensor {
 
 static_assert(offsetof(OwnedTensor, view) == 0,
               "hagrt_tensor_free casts the view back to its owner");
+
+/// Hands `tensor` to the C caller (freed with hagrt_tensor_free).
+hagrt_tensor *release(HostTensor tensor) {
+  auto owned = std::make_unique<OwnedTensor>();
+  owned->tensor = std::move(tensor);
+  owned->view.dtype = static_cast<int>(owned->tensor.dtype);
+  owned->view.rank = static_cast<int>(owned->tensor.shape.size());
+  owned->view.shape = owned->tensor.shape.data();
+  owned->view.data = owned->tensor.data.data();
+  return &owned.release()->view;
+}
 
 } // namespace
 
@@ -227,13 +243,7 @@ hagrt_status hagrt_run(const hagrt_model *model, const char *entry,
         model->model.run(entry, std::vector<TensorRef>{std::move(ref)});
     if (!result.ok())
       return fail(HAGRT_ERROR_RUN, result.status());
-    auto owned = std::make_unique<OwnedTensor>();
-    owned->tensor = std::move(*result);
-    owned->view.dtype = static_cast<int>(owned->tensor.dtype);
-    owned->view.rank = static_cast<int>(owned->tensor.shape.size());
-    owned->view.shape = owned->tensor.shape.data();
-    owned->view.data = owned->tensor.data.data();
-    *output = &owned.release()->view;
+    *output = release(std::move(*result));
     return HAGRT_OK;
   });
 }
@@ -241,5 +251,53 @@ hagrt_status hagrt_run(const hagrt_model *model, const char *entry,
 void hagrt_tensor_free(hagrt_tensor *tensor) {
   delete reinterpret_cast<OwnedTensor *>(tensor);
 }
+
+hagrt_status hagrt_decoder_create(const hagrt_model *model, int64_t batch,
+                                  hagrt_decoder **decoder) {
+  return guarded("hagrt_decoder_create", [&]() -> hagrt_status {
+    if (!decoder)
+      return fail(HAGRT_ERROR_INVALID_ARGUMENT,
+                  "hagrt_decoder_create: decoder is NULL");
+    *decoder = nullptr;
+    if (!model)
+      return fail(HAGRT_ERROR_INVALID_ARGUMENT,
+                  "hagrt_decoder_create: model is NULL");
+    Result<Decoder> d = Decoder::create(model->model, batch);
+    if (!d.ok())
+      return fail(HAGRT_ERROR_RUN, d.status());
+    *decoder = new hagrt_decoder(std::move(*d));
+    return HAGRT_OK;
+  });
+}
+
+hagrt_status hagrt_decoder_step(hagrt_decoder *decoder, const int64_t *tokens,
+                                size_t count, hagrt_tensor **logits) {
+  return guarded("hagrt_decoder_step", [&]() -> hagrt_status {
+    if (!logits)
+      return fail(HAGRT_ERROR_INVALID_ARGUMENT,
+                  "hagrt_decoder_step: logits is NULL");
+    *logits = nullptr;
+    if (!decoder || (!tokens && count))
+      return fail(HAGRT_ERROR_INVALID_ARGUMENT,
+                  "hagrt_decoder_step: a pointer argument is NULL");
+    Result<HostTensor> r = decoder->decoder.step(
+        std::vector<int64_t>(tokens, tokens + count));
+    if (!r.ok())
+      return fail(HAGRT_ERROR_RUN, r.status());
+    *logits = release(std::move(*r));
+    return HAGRT_OK;
+  });
+}
+
+int64_t hagrt_decoder_position(const hagrt_decoder *decoder) {
+  return decoder ? decoder->decoder.position() : -1;
+}
+
+void hagrt_decoder_reset(hagrt_decoder *decoder) {
+  if (decoder)
+    decoder->decoder.reset();
+}
+
+void hagrt_decoder_free(hagrt_decoder *decoder) { delete decoder; }
 
 } // extern "C"

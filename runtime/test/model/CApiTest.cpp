@@ -148,4 +148,26 @@ TEST(CApi, InitRunSaveLoad) {
   hagrt_close(m);
 }
 
+TEST(CApi, DecoderArgumentsAndErrors) {
+  TempDir dir;
+  hagrt_model *m = nullptr;
+  ASSERT_EQ(hagrt_open(writeFake(dir).c_str(), &m), HAGRT_OK);
+  hagrt_decoder *d = reinterpret_cast<hagrt_decoder *>(1);
+  EXPECT_EQ(hagrt_decoder_create(nullptr, 1, &d), HAGRT_ERROR_INVALID_ARGUMENT);
+  EXPECT_EQ(d, nullptr);
+  EXPECT_EQ(hagrt_decoder_create(m, 1, nullptr), HAGRT_ERROR_INVALID_ARGUMENT);
+  // FakeModel has no "decode" entry (and no weights yet).
+  EXPECT_EQ(hagrt_decoder_create(m, 1, &d), HAGRT_ERROR_RUN);
+  EXPECT_EQ(d, nullptr);
+  EXPECT_THAT(hagrt_last_error(), HasSubstr("cannot decode incrementally"));
+  hagrt_tensor *out = nullptr;
+  int64_t tok = 1;
+  EXPECT_EQ(hagrt_decoder_step(nullptr, &tok, 1, &out),
+            HAGRT_ERROR_INVALID_ARGUMENT);
+  EXPECT_EQ(hagrt_decoder_position(nullptr), -1);
+  hagrt_decoder_reset(nullptr);
+  hagrt_decoder_free(nullptr);
+  hagrt_close(m);
+}
+
 } // namespace

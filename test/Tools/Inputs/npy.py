@@ -7,6 +7,7 @@
   npy.py sine OUT SHAPE                         f32 sin(0.01 * i)
   npy.py show FILE                              dtype, shape, finiteness
   npy.py argmax-last FILE                       argmax of the last row
+  npy.py tail FILE K                            the last K values, one line
   npy.py greedy IDS LOGITS PROMPT              checks that every id after the
                                                 prompt is the argmax of the full
                                                 forward's logits one row before
@@ -103,6 +104,9 @@ def main(argv):
         else:
             worst = max((abs(x - y) for x, y in zip(a[2], b[2])), default=0.0)
             print("close" if worst <= tol else f"max difference {worst}")
+    elif cmd == "tail":
+        _, _, values = read(argv[2])
+        print(" ".join(str(v) for v in values[-int(argv[3]):]))
     elif cmd == "greedy":
         _, _, ids = read(argv[2])
         _, shape, logits = read(argv[3])

@@ -145,6 +145,34 @@ hagrt_status hagrt_run(const hagrt_model *model, const char *entry,
 /** Releases a tensor made by hagrt_run (NULL is ignored). */
 void hagrt_tensor_free(hagrt_tensor *tensor);
 
+/** Incremental decoding (spec section 10) of a causal language model's
+ * "decode" entry: `batch` sequences advance one token per step on caches the
+ * decoder owns, each step's attention work independent of the context's
+ * length. The model must outlive the decoder and keep its weights; a
+ * decoder is used by one thread at a time. */
+typedef struct hagrt_decoder hagrt_decoder;
+
+/** Starts an empty context for `batch` sequences. Fails (HAGRT_ERROR_RUN)
+ * for models without a "decode" entry or without weights. */
+hagrt_status hagrt_decoder_create(const hagrt_model *model, int64_t batch,
+                                  hagrt_decoder **decoder);
+
+/** Appends tokens[b] (`count` = batch ids in [0, vocab)) to sequence b and
+ * writes the next-token logits, f32 [batch, vocab], to *logits (release it
+ * with hagrt_tensor_free). A full context (max_seq tokens) or a bad id is
+ * HAGRT_ERROR_RUN and changes nothing. */
+hagrt_status hagrt_decoder_step(hagrt_decoder *decoder, const int64_t *tokens,
+                                size_t count, hagrt_tensor **logits);
+
+/** Tokens consumed so far (-1 for NULL). */
+int64_t hagrt_decoder_position(const hagrt_decoder *decoder);
+
+/** Empties the context. */
+void hagrt_decoder_reset(hagrt_decoder *decoder);
+
+/** Releases a decoder (NULL is ignored). */
+void hagrt_decoder_free(hagrt_decoder *decoder);
+
 #ifdef __cplusplus
 } /* extern "C" */
 #endif
