@@ -14,6 +14,7 @@
 #include "mlir/IR/MLIRContext.h"
 #include "mlir/IR/OwningOpRef.h"
 #include "mlir/IR/Verifier.h"
+#include "mlir/Parser/Parser.h"
 #include "mlir/Pass/PassManager.h"
 #include "llvm/Support/TargetSelect.h"
 
@@ -34,8 +35,8 @@ struct JitModel::Impl {
 
 JitModel::~JitModel() = default;
 
-std::unique_ptr<JitModel> JitModel::compile(const ModelDescription &md,
-                                            std::string &error) {
+namespace {
+void initializeOnce() {
   static bool initialized = [] {
     llvm::InitializeNativeTarget();
     llvm::InitializeNativeTargetAsmPrinter();
@@ -43,7 +44,37 @@ std::unique_ptr<JitModel> JitModel::compile(const ModelDescription &md,
     return true;
   }();
   (void)initialized;
+}
+} // namespace
 
+/// Lowers `module` (after the hag phase) for the CPU and JIT-compiles it.
+static bool lowerAndJit(JitModel::Impl &impl, OwningOpRef<ModuleOp> module,
+                        std::string &diagnostics, std::string &error) {
+  impl.hagModule = module->clone();
+  PassManager lower(impl.ctx.get());
+  mlir::hag::buildCPULoweringPipeline(lower);
+  if (failed(lower.run(*module))) {
+    error = "CPU lowering failed: " + diagnostics;
+    return false;
+  }
+  ExecutionEngineOptions options;
+  // The parallel loops call LLVM's OpenMP runtime.
+  static const std::string libomp = HAG_OMP_LIB_DIR "/libomp.so";
+  static llvm::StringRef libs[] = {libomp};
+  options.sharedLibPaths = libs;
+  options.transformer = makeOptimizingTransformer(/*optLevel=*/2, 0, nullptr);
+  auto engine = ExecutionEngine::create(*module, options);
+  if (!engine) {
+    error = "JIT failed: " + llvm::toString(engine.takeError());
+    return false;
+  }
+  impl.engine = std::move(*engine);
+  return true;
+}
+
+std::unique_ptr<JitModel> JitModel::compile(const ModelDescription &md,
+                                            std::string &error) {
+  initializeOnce();
   auto model = std::unique_ptr<JitModel>(new JitModel());
   model->impl = std::make_unique<Impl>();
   Impl &impl = *model->impl;
@@ -63,25 +94,33 @@ std::unique_ptr<JitModel> JitModel::compile(const ModelDescription &md,
     error = "hag phase failed: " + diagnostics;
     return nullptr;
   }
-  impl.hagModule = module->clone();
-  PassManager lower(impl.ctx.get());
-  mlir::hag::buildCPULoweringPipeline(lower);
-  if (failed(lower.run(*module))) {
-    error = "CPU lowering failed: " + diagnostics;
+  if (!lowerAndJit(impl, std::move(module), diagnostics, error))
+    return nullptr;
+  return model;
+}
+
+std::unique_ptr<JitModel> JitModel::compileSource(const std::string &source,
+                                                  std::string &error) {
+  initializeOnce();
+  auto model = std::unique_ptr<JitModel>(new JitModel());
+  model->impl = std::make_unique<Impl>();
+  Impl &impl = *model->impl;
+  mlir::hag::registerHAGDialects(impl.registry);
+  impl.ctx = std::make_unique<MLIRContext>(impl.registry);
+  impl.ctx->loadAllAvailableDialects();
+  std::string diagnostics;
+  ScopedDiagnosticHandler handler(impl.ctx.get(), [&](Diagnostic &d) {
+    diagnostics += d.str() + "\n";
+    return success();
+  });
+  OwningOpRef<ModuleOp> module =
+      parseSourceString<ModuleOp>(source, ParserConfig(impl.ctx.get()));
+  if (!module) {
+    error = "parse failed: " + diagnostics;
     return nullptr;
   }
-  ExecutionEngineOptions options;
-  // The parallel loops call LLVM's OpenMP runtime.
-  static const std::string libomp = HAG_OMP_LIB_DIR "/libomp.so";
-  static llvm::StringRef libs[] = {libomp};
-  options.sharedLibPaths = libs;
-  options.transformer = makeOptimizingTransformer(/*optLevel=*/2, 0, nullptr);
-  auto engine = ExecutionEngine::create(*module, options);
-  if (!engine) {
-    error = "JIT failed: " + llvm::toString(engine.takeError());
+  if (!lowerAndJit(impl, std::move(module), diagnostics, error))
     return nullptr;
-  }
-  impl.engine = std::move(*engine);
   return model;
 }
 

@@ -40,6 +40,11 @@ public:
   static std::unique_ptr<JitModel> compile(const ModelDescription &md,
                                            std::string &error);
 
+  /// Compiles MLIR source (hag and upstream ops) with the CPU lowering; every
+  /// public function becomes callable. On failure returns null and sets
+  /// `error`.
+  static std::unique_ptr<JitModel> compileSource(const std::string &source,
+                                                 std::string &error);
   /// The `hag.name` of every argument of `entry`, in order.
   std::vector<std::string> argumentNames(const std::string &entry) const;
 
@@ -47,8 +52,10 @@ public:
   bool run(const std::string &entry, const std::vector<TensorArg> &args,
            int64_t resultRank, TensorResult &result, std::string &error);
 
-private:
+  /// The compiler state (opaque outside JitModel.cpp).
   struct Impl;
+
+private:
   std::unique_ptr<Impl> impl;
 };
 

@@ -91,3 +91,34 @@ func.func @decode(%q: tensor<?x1x8xf32>, %w1: tensor<6x8xf32>, %b1: tensor<6xf32
          index, memref<?x86x8xf32>, memref<?x86x8xf32>, memref<?x172xf32>, memref<?x65x8xf64>, memref<?x65x8xf64>, memref<?x65xf64>) -> tensor<?x1x8xf32>
   return %o : tensor<?x1x8xf32>
 }
+
+// -----
+
+// AdamW: the step's scalars in f64 (bias corrections through powf), then one
+// elementwise generic with three results; `if %ok` selects the old values.
+// CHECK-LABEL: func.func @adamw
+// CHECK: math.powf %{{.+}}, %{{.+}} : f64
+// CHECK: math.sqrt %{{.+}} : f64
+// CHECK: linalg.generic {{.*}} ins(%{{.+}}, %{{.+}}, %{{.+}}, %{{.+}} : tensor<5x3xf32>, tensor<5x3xf32>, tensor<5x3xf32>, tensor<5x3xf32>) outs(%{{.+}}, %{{.+}}, %{{.+}} : tensor<5x3xf32>, tensor<5x3xf32>, tensor<5x3xf32>)
+// CHECK: math.sqrt %{{.+}} : f32
+// CHECK-COUNT-3: arith.select
+// CHECK: linalg.yield
+func.func @adamw(%p: tensor<5x3xf32>, %t: tensor<i64>, %lr: tensor<f32>, %ok: tensor<i1>) -> tensor<5x3xf32> {
+  %a:3 = hag.adamw %p, %p, %p, %p step %t lr %lr if %ok : (tensor<5x3xf32>, tensor<5x3xf32>, tensor<5x3xf32>, tensor<5x3xf32>, tensor<i64>, tensor<f32>, tensor<i1>) -> (tensor<5x3xf32>, tensor<5x3xf32>, tensor<5x3xf32>)
+  return %a#0 : tensor<5x3xf32>
+}
+
+// -----
+
+// Global-norm clipping: f64 sums of squares reduced to 0-d tensors, one
+// scaled copy per gradient.
+// CHECK-LABEL: func.func @clip
+// CHECK: linalg.generic {{.*}} iterator_types = ["reduction", "reduction"]
+// CHECK: math.fma {{.*}} : f64
+// CHECK: linalg.generic {{.*}} iterator_types = ["reduction"]
+// CHECK: math.sqrt %{{.+}} : f64
+// CHECK: arith.cmpf olt
+func.func @clip(%a: tensor<5x3xf32>, %b: tensor<7xf32>) -> tensor<f32> {
+  %c:3 = hag.clip_grad_norm %a, %b : (tensor<5x3xf32>, tensor<7xf32>) -> (tensor<5x3xf32>, tensor<7xf32>, tensor<f32>)
+  return %c#2 : tensor<f32>
+}

@@ -208,3 +208,35 @@ OpCost PyramidAttentionOp::estimateCost(const CostContext &ctx) {
   // the weights and the output move.
   return {flops, ioBytes(*this, ctx)};
 }
+
+//===----------------------------------------------------------------------===//
+// Optimizer ops: elementwise over the parameters (static shapes)
+//===----------------------------------------------------------------------===//
+
+OpCost AdamWOp::estimateCost(const CostContext &ctx) {
+  // Decay, two moment updates, sqrt, divide, update: about 12 per element.
+  double n = numElements(getParam().getType(), ctx, ctx.seqLen);
+  return {12.0 * n, ioBytes(*this, ctx)};
+}
+
+OpCost ClipGradNormOp::estimateCost(const CostContext &ctx) {
+  double n = 0;
+  for (Value g : getGrads())
+    n += numElements(g.getType(), ctx, ctx.seqLen);
+  return {3.0 * n, ioBytes(*this, ctx)};
+}
+
+OpCost LRScheduleOp::estimateCost(const CostContext &ctx) {
+  return {10.0, ioBytes(*this, ctx)};
+}
+
+OpCost AllFiniteOp::estimateCost(const CostContext &ctx) {
+  double n = 0;
+  for (Value t : getTensors())
+    n += numElements(t.getType(), ctx, ctx.seqLen);
+  return {n, ioBytes(*this, ctx)};
+}
+
+OpCost LossScaleUpdateOp::estimateCost(const CostContext &ctx) {
+  return {4.0, ioBytes(*this, ctx)};
+}

@@ -585,3 +585,88 @@ LogicalResult PyramidDecodeOp::verify() {
   }
   return success();
 }
+
+//===----------------------------------------------------------------------===//
+// Optimizer ops
+//===----------------------------------------------------------------------===//
+
+LogicalResult AdamWOp::verify() {
+  Type type = getParam().getType();
+  struct Named {
+    Value v;
+    StringRef name;
+  };
+  for (Named n : {Named{getGrad(), "grad"}, Named{getExpAvg(), "exp_avg"},
+                  Named{getExpAvgSq(), "exp_avg_sq"},
+                  Named{getNewParam(), "new_param"},
+                  Named{getNewExpAvg(), "new_exp_avg"},
+                  Named{getNewExpAvgSq(), "new_exp_avg_sq"}})
+    if (n.v.getType() != type)
+      return emitOpError() << "expects " << n.name << " to have the parameter's "
+                           << "type " << type << ", got " << n.v.getType();
+  double b1 = getBeta1().convertToDouble(), b2 = getBeta2().convertToDouble();
+  if (!(b1 >= 0.0 && b1 < 1.0) || !(b2 >= 0.0 && b2 < 1.0))
+    return emitOpError() << "expects betas in [0, 1), got (" << b1 << ", "
+                         << b2 << ")";
+  if (!(getEps().convertToDouble() > 0.0))
+    return emitOpError() << "expects eps > 0, got "
+                         << getEps().convertToDouble();
+  if (!(getWeightDecay().convertToDouble() >= 0.0))
+    return emitOpError() << "expects weight_decay >= 0, got "
+                         << getWeightDecay().convertToDouble();
+  return success();
+}
+
+LogicalResult ClipGradNormOp::verify() {
+  if (getGrads().empty())
+    return emitOpError() << "expects at least one gradient";
+  for (auto [i, pair] :
+       llvm::enumerate(llvm::zip(getGrads().getTypes(), getClipped().getTypes())))
+    if (std::get<0>(pair) != std::get<1>(pair))
+      return emitOpError() << "expects result " << i << " to have the type of "
+                           << "gradient " << i << " (" << std::get<0>(pair)
+                           << "), got " << std::get<1>(pair);
+  if (getGrads().size() != getClipped().size())
+    return emitOpError() << "expects one clipped result per gradient ("
+                         << getGrads().size() << "), got "
+                         << getClipped().size();
+  if (!(getMaxNorm().convertToDouble() > 0.0))
+    return emitOpError() << "expects max_norm > 0, got "
+                         << getMaxNorm().convertToDouble();
+  return success();
+}
+
+LogicalResult LRScheduleOp::verify() {
+  StringRef schedule = getSchedule();
+  if (schedule != "constant" && schedule != "cosine")
+    return emitOpError() << "expects schedule 'constant' or 'cosine', got '"
+                         << schedule << "'";
+  if (!(getLr().convertToDouble() > 0.0))
+    return emitOpError() << "expects lr > 0, got " << getLr().convertToDouble();
+  if (getWarmup() < 0)
+    return emitOpError() << "expects warmup >= 0, got " << getWarmup();
+  if (schedule == "cosine" && getTotal() <= getWarmup())
+    return emitOpError() << "expects total (" << getTotal()
+                         << ") > warmup (" << getWarmup()
+                         << ") for the cosine schedule";
+  return success();
+}
+
+LogicalResult AllFiniteOp::verify() {
+  if (getTensors().empty())
+    return emitOpError() << "expects at least one tensor";
+  return success();
+}
+
+LogicalResult LossScaleUpdateOp::verify() {
+  if (getGrowthInterval() < 1)
+    return emitOpError() << "expects growth_interval >= 1, got "
+                         << getGrowthInterval();
+  if (!(getGrowthFactor().convertToDouble() > 1.0))
+    return emitOpError() << "expects growth_factor > 1, got "
+                         << getGrowthFactor().convertToDouble();
+  double backoff = getBackoffFactor().convertToDouble();
+  if (!(backoff > 0.0 && backoff < 1.0))
+    return emitOpError() << "expects backoff_factor in (0, 1), got " << backoff;
+  return success();
+}

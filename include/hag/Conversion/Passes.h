@@ -22,6 +22,10 @@ void populateLanguageModelToLinalgPatterns(RewritePatternSet &patterns);
 /// generated kernel function on memrefs.
 void populatePyramidAttentionToLoopsPatterns(RewritePatternSet &patterns);
 
+/// The optimizer ops (adamw, clip_grad_norm, lr_schedule, all_finite,
+/// loss_scale_update) as linalg/tensor/arith.
+void populateOptimizerToLinalgPatterns(RewritePatternSet &patterns);
+
 #define GEN_PASS_REGISTRATION
 #include "hag/Conversion/Passes.h.inc"
 

@@ -113,6 +113,7 @@ struct HAGLowerToLinalgPass
     RewritePatternSet patterns(&getContext());
     populateLanguageModelToLinalgPatterns(patterns);
     populatePyramidAttentionToLoopsPatterns(patterns);
+    populateOptimizerToLinalgPatterns(patterns);
     if (failed(applyPartialConversion(module, target, std::move(patterns))))
       return signalPassFailure();
   }

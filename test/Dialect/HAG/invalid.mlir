@@ -703,3 +703,76 @@ func.func @f(%q: tensor<3x1x8xf32>, %w1: tensor<6x8xf32>, %b1: tensor<6xf32>, %w
   %o = hag.pyramid_decode %q, %q, %q gate (%q, %w1, %b1, %w2, %b2) at %pos cache (%ck, %ck, %aux, %pk, %pk, %pg) {config = #hag.pyramid<heads = 2, head_dim = 4, block = 8, window = 2, summary = 2, max_seq = 64>} : (tensor<3x1x8xf32>, tensor<3x1x8xf32>, tensor<3x1x8xf32>, tensor<3x1x8xf32>, tensor<6x8xf32>, tensor<6xf32>, tensor<6xf32>, tensor<1xf32>, index, memref<?x86x8xf32>, memref<?x86x8xf32>, memref<?x172xf32>, memref<2x65x8xf64>, memref<2x65x8xf64>, memref<?x65xf64>) -> tensor<3x1x8xf32>
   return
 }
+
+// -----
+
+func.func @f(%p: tensor<5x3xf32>, %g: tensor<3x5xf32>, %t: tensor<i64>, %lr: tensor<f32>) {
+  // expected-error @+1 {{expects grad to have the parameter's type 'tensor<5x3xf32>', got 'tensor<3x5xf32>'}}
+  %a:3 = hag.adamw %p, %g, %p, %p step %t lr %lr : (tensor<5x3xf32>, tensor<3x5xf32>, tensor<5x3xf32>, tensor<5x3xf32>, tensor<i64>, tensor<f32>) -> (tensor<5x3xf32>, tensor<5x3xf32>, tensor<5x3xf32>)
+  return
+}
+
+// -----
+
+func.func @f(%p: tensor<5x3xf32>, %t: tensor<i64>, %lr: tensor<f32>) {
+  // expected-error @+1 {{expects betas in [0, 1), got (9.000000e-01, 1.000000e+00)}}
+  %a:3 = hag.adamw %p, %p, %p, %p step %t lr %lr {beta2 = 1.0} : (tensor<5x3xf32>, tensor<5x3xf32>, tensor<5x3xf32>, tensor<5x3xf32>, tensor<i64>, tensor<f32>) -> (tensor<5x3xf32>, tensor<5x3xf32>, tensor<5x3xf32>)
+  return
+}
+
+// -----
+
+func.func @f(%p: tensor<5x3xf32>, %t: tensor<i64>, %lr: tensor<f32>) {
+  // expected-error @+1 {{expects eps > 0, got 0}}
+  %a:3 = hag.adamw %p, %p, %p, %p step %t lr %lr {eps = 0.0} : (tensor<5x3xf32>, tensor<5x3xf32>, tensor<5x3xf32>, tensor<5x3xf32>, tensor<i64>, tensor<f32>) -> (tensor<5x3xf32>, tensor<5x3xf32>, tensor<5x3xf32>)
+  return
+}
+
+// -----
+
+func.func @f(%g: tensor<5x3xf32>) {
+  // expected-error @+1 {{expects result 0 to have the type of gradient 0 ('tensor<5x3xf32>'), got 'tensor<3x5xf32>'}}
+  %c:2 = hag.clip_grad_norm %g : (tensor<5x3xf32>) -> (tensor<3x5xf32>, tensor<f32>)
+  return
+}
+
+// -----
+
+func.func @f(%g: tensor<5x3xf32>) {
+  // expected-error @+1 {{expects max_norm > 0, got -1}}
+  %c:2 = hag.clip_grad_norm %g {max_norm = -1.0} : (tensor<5x3xf32>) -> (tensor<5x3xf32>, tensor<f32>)
+  return
+}
+
+// -----
+
+func.func @f(%t: tensor<i64>) {
+  // expected-error @+1 {{expects schedule 'constant' or 'cosine', got 'linear'}}
+  %l = hag.lr_schedule %t {lr = 1.0e-3, schedule = "linear"} : (tensor<i64>) -> tensor<f32>
+  return
+}
+
+// -----
+
+func.func @f(%t: tensor<i64>) {
+  // expected-error @+1 {{expects total (10) > warmup (10) for the cosine schedule}}
+  %l = hag.lr_schedule %t {lr = 1.0e-3, warmup = 10 : i64, total = 10 : i64, schedule = "cosine"} : (tensor<i64>) -> tensor<f32>
+  return
+}
+
+// -----
+
+func.func @f(%ok: tensor<i1>, %s: tensor<f32>, %n: tensor<i64>) {
+  // expected-error @+1 {{expects backoff_factor in (0, 1), got 2}}
+  %r:2 = hag.loss_scale_update %ok, %s, %n {backoff_factor = 2.0} : (tensor<i1>, tensor<f32>, tensor<i64>) -> (tensor<f32>, tensor<i64>)
+  return
+}
+
+// -----
+
+func.func @f(%ok: tensor<i1>, %s: tensor<f32>, %n: tensor<i64>) {
+  // expected-error @+1 {{expects growth_interval >= 1, got 0}}
+  %r:2 = hag.loss_scale_update %ok, %s, %n {growth_interval = 0 : i64} : (tensor<i1>, tensor<f32>, tensor<i64>) -> (tensor<f32>, tensor<i64>)
+  return
+}
+

@@ -113,3 +113,22 @@ func.func @decode_step(%q: tensor<?x1x8xf32>, %h: tensor<?x1x8xf32>, %w1: tensor
          index, memref<?x86x8xf32>, memref<?x86x8xf32>, memref<?x172xf32>, memref<?x65x8xf64>, memref<?x65x8xf64>, memref<?x65xf64>) -> tensor<?x1x8xf32>
   return %o : tensor<?x1x8xf32>
 }
+
+// Optimizer ops (spec section 8).
+// CHECK-LABEL: func.func @optimizer
+func.func @optimizer(%p: tensor<5x3xf32>, %g: tensor<5x3xf32>, %m: tensor<5x3xf32>, %v: tensor<5x3xf32>, %t: tensor<i64>,
+                     %lr: tensor<f32>, %g2: tensor<7xf32>, %s: tensor<f32>, %n: tensor<i64>)
+    -> (tensor<5x3xf32>, tensor<f32>, tensor<f32>, tensor<i64>) {
+  // CHECK: hag.all_finite %{{.+}}, %{{.+}} : (tensor<5x3xf32>, tensor<7xf32>) -> tensor<i1>
+  %ok = hag.all_finite %g, %g2 : (tensor<5x3xf32>, tensor<7xf32>) -> tensor<i1>
+  // CHECK: hag.clip_grad_norm %{{.+}}, %{{.+}} {max_norm = 5.000000e-01 : f64}
+  %c:3 = hag.clip_grad_norm %g, %g2 {max_norm = 0.5} : (tensor<5x3xf32>, tensor<7xf32>) -> (tensor<5x3xf32>, tensor<7xf32>, tensor<f32>)
+  // CHECK: hag.lr_schedule %{{.+}} {lr = 3.000000e-04 : f64, schedule = "cosine", total = 100 : i64, warmup = 10 : i64}
+  %l = hag.lr_schedule %t {lr = 3.0e-4, warmup = 10 : i64, total = 100 : i64, schedule = "cosine"} : (tensor<i64>) -> tensor<f32>
+  // CHECK: hag.adamw %{{.+}}, %{{.+}}, %{{.+}}, %{{.+}} step %{{.+}} lr %{{.+}} if %{{.+}} {weight_decay = 0.000000e+00 : f64}
+  %a:3 = hag.adamw %p, %c#0, %m, %v step %t lr %l if %ok {weight_decay = 0.0}
+      : (tensor<5x3xf32>, tensor<5x3xf32>, tensor<5x3xf32>, tensor<5x3xf32>, tensor<i64>, tensor<f32>, tensor<i1>) -> (tensor<5x3xf32>, tensor<5x3xf32>, tensor<5x3xf32>)
+  // CHECK: hag.loss_scale_update %{{.+}}, %{{.+}}, %{{.+}} {growth_interval = 3 : i64}
+  %r:2 = hag.loss_scale_update %ok, %s, %n {growth_interval = 3 : i64} : (tensor<i1>, tensor<f32>, tensor<i64>) -> (tensor<f32>, tensor<i64>)
+  return %a#0, %c#2, %r#0, %r#1 : tensor<5x3xf32>, tensor<f32>, tensor<f32>, tensor<i64>
+}

@@ -393,4 +393,138 @@ def HAG_PyramidDecodeOp
   let hasVerifier = 1;
 }
 
+//===----------------------------------------------------------------------===//
+// Optimizer ops (spec section 8): the update rules of a training step
+//===----------------------------------------------------------------------===//
+
+def HAG_ScalarF32 : 0DTensorOf<[F32]>;
+def HAG_ScalarI64 : 0DTensorOf<[I64]>;
+def HAG_ScalarI1 : 0DTensorOf<[I1]>;
+
+def HAG_AdamWOp : HAG_PureOp<"adamw"> {
+  let summary = "one AdamW update of a parameter (decoupled weight decay)";
+  let description = [{
+    Spec section 8, in the order of PyTorch's `torch::optim::AdamW` for step
+    `t` (1-based, `step` holds t) and learning rate `lr`:
+
+    ```
+    p  = p * (1 - lr * weight_decay)
+    m' = m * beta1 + g * (1 - beta1)
+    v' = v * beta2 + g * g * (1 - beta2)
+    p' = p - (lr / (1 - beta1^t)) * m' / (sqrt(v') / sqrt(1 - beta2^t) + eps)
+    ```
+
+    The scalars are computed in f64 and rounded to the element type. With
+    the optional `if %apply` operand false (a step whose gradients were not
+    finite), the results are the inputs unchanged. `weight_decay = 0` for
+    vectors (norm scales, biases, gates): spec 8 decays matrices only.
+
+    ```mlir
+    %p2, %m2, %v2 = hag.adamw %p, %g, %m, %v step %t lr %lr
+        {beta1 = 0.9, beta2 = 0.95, eps = 1.0e-08, weight_decay = 0.1}
+        : (tensor<64x32xf32>, tensor<64x32xf32>, tensor<64x32xf32>,
+           tensor<64x32xf32>, tensor<i64>, tensor<f32>)
+        -> (tensor<64x32xf32>, tensor<64x32xf32>, tensor<64x32xf32>)
+    ```
+  }];
+  let arguments = (ins HAG_FloatTensor:$param, HAG_FloatTensor:$grad,
+                       HAG_FloatTensor:$exp_avg, HAG_FloatTensor:$exp_avg_sq,
+                       HAG_ScalarI64:$step, HAG_ScalarF32:$lr,
+                       Optional<HAG_ScalarI1>:$apply,
+                       DefaultValuedAttr<F64Attr, "0.9">:$beta1,
+                       DefaultValuedAttr<F64Attr, "0.95">:$beta2,
+                       DefaultValuedAttr<F64Attr, "1.0e-8">:$eps,
+                       DefaultValuedAttr<F64Attr, "0.1">:$weight_decay);
+  let results = (outs HAG_FloatTensor:$new_param, HAG_FloatTensor:$new_exp_avg,
+                      HAG_FloatTensor:$new_exp_avg_sq);
+  let assemblyFormat = [{
+    $param `,` $grad `,` $exp_avg `,` $exp_avg_sq `step` $step `lr` $lr
+    (`if` $apply^)? attr-dict `:` functional-type(operands, results)
+  }];
+}
+
+def HAG_ClipGradNormOp : HAG_PureOp<"clip_grad_norm"> {
+  let summary = "global-norm gradient clipping";
+  let description = [{
+    `norm = sqrt(sum over every element of every gradient of g^2)` (summed
+    in f64); when `max_norm / (norm + 1e-6) < 1` every gradient is multiplied
+    by that factor (PyTorch's `clip_grad_norm_`). Returns the clipped
+    gradients and the norm before clipping.
+
+    ```mlir
+    %c:2, %norm = hag.clip_grad_norm %g1, %g2 {max_norm = 1.0}
+        : (tensor<8x4xf32>, tensor<4xf32>) -> (tensor<8x4xf32>, tensor<4xf32>, tensor<f32>)
+    ```
+  }];
+  let arguments = (ins Variadic<HAG_FloatTensor>:$grads,
+                       DefaultValuedAttr<F64Attr, "1.0">:$max_norm);
+  let results = (outs Variadic<HAG_FloatTensor>:$clipped, HAG_ScalarF32:$norm);
+  let assemblyFormat = [{
+    $grads attr-dict `:` functional-type(operands, results)
+  }];
+}
+
+def HAG_LRScheduleOp : HAG_PureOp<"lr_schedule"> {
+  let summary = "the learning rate of a step: linear warmup, then constant or cosine";
+  let description = [{
+    For step `t` (1-based): `lr * t / warmup` while `t <= warmup`; after it
+    `lr` (`schedule = "constant"`) or
+    `lr * 0.5 * (1 + cos(pi * min(1, (t - warmup) / (total - warmup))))`
+    (`schedule = "cosine"`, reaching 0 at `t = total`). Computed in f64.
+
+    ```mlir
+    %lr = hag.lr_schedule %t {lr = 3.0e-4, warmup = 100 : i64, total = 1000 : i64,
+                              schedule = "cosine"} : (tensor<i64>) -> tensor<f32>
+    ```
+  }];
+  let arguments = (ins HAG_ScalarI64:$step, F64Attr:$lr,
+                       DefaultValuedAttr<I64Attr, "0">:$warmup,
+                       DefaultValuedAttr<I64Attr, "1">:$total,
+                       DefaultValuedAttr<StrAttr, "\"constant\"">:$schedule);
+  let results = (outs HAG_ScalarF32:$result);
+  let assemblyFormat = [{
+    $step attr-dict `:` functional-type(operands, results)
+  }];
+}
+
+def HAG_AllFiniteOp : HAG_PureOp<"all_finite"> {
+  let summary = "true when no element of any tensor is inf or NaN";
+  let description = [{
+    The found-inf check of dynamic loss scaling (spec section 8).
+
+    ```mlir
+    %ok = hag.all_finite %g1, %g2 : (tensor<8x4xf32>, tensor<4xf32>) -> tensor<i1>
+    ```
+  }];
+  let arguments = (ins Variadic<HAG_FloatTensor>:$tensors);
+  let results = (outs HAG_ScalarI1:$result);
+  let assemblyFormat = [{
+    $tensors attr-dict `:` functional-type(operands, results)
+  }];
+}
+
+def HAG_LossScaleUpdateOp : HAG_PureOp<"loss_scale_update"> {
+  let summary = "dynamic loss scaling: back off on overflow, grow after a run of finite steps";
+  let description = [{
+    The GradScaler convention of spec section 8: when `finite` is false,
+    `scale * backoff_factor` and a good-step count of 0; otherwise the count
+    plus one, and when that reaches `growth_interval`, `scale *
+    growth_factor` and a count of 0.
+
+    ```mlir
+    %s2, %n2 = hag.loss_scale_update %ok, %scale, %good {growth_interval = 2000 : i64}
+        : (tensor<i1>, tensor<f32>, tensor<i64>) -> (tensor<f32>, tensor<i64>)
+    ```
+  }];
+  let arguments = (ins HAG_ScalarI1:$finite, HAG_ScalarF32:$scale,
+                       HAG_ScalarI64:$good_steps,
+                       DefaultValuedAttr<I64Attr, "2000">:$growth_interval,
+                       DefaultValuedAttr<F64Attr, "2.0">:$growth_factor,
+                       DefaultValuedAttr<F64Attr, "0.5">:$backoff_factor);
+  let results = (outs HAG_ScalarF32:$new_scale, HAG_ScalarI64:$new_good_steps);
+  let assemblyFormat = [{
+    $finite `,` $scale `,` $good_steps attr-dict `:` functional-type(operands, results)
+  }];
+}
+
 #endif // HAG_OPS_TD
