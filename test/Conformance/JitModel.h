@@ -43,14 +43,20 @@ public:
   /// Compiles MLIR source (hag and upstream ops) with the CPU lowering; every
   /// public function becomes callable. On failure returns null and sets
   /// `error`.
+  /// `passes` (a pass pipeline, e.g. "hag-autodiff") runs first.
   static std::unique_ptr<JitModel> compileSource(const std::string &source,
-                                                 std::string &error);
+                                                 std::string &error,
+                                                 const std::string &passes = "");
   /// The `hag.name` of every argument of `entry`, in order.
   std::vector<std::string> argumentNames(const std::string &entry) const;
 
   /// Calls `entry` (which returns one f32 tensor of rank `resultRank`).
   bool run(const std::string &entry, const std::vector<TensorArg> &args,
            int64_t resultRank, TensorResult &result, std::string &error);
+  /// Calls `entry`, which returns f32 tensors of the given ranks.
+  bool runMulti(const std::string &entry, const std::vector<TensorArg> &args,
+                const std::vector<int64_t> &resultRanks,
+                std::vector<TensorResult> &results, std::string &error);
 
   /// The compiler state (opaque outside JitModel.cpp).
   struct Impl;

@@ -240,3 +240,29 @@ OpCost AllFiniteOp::estimateCost(const CostContext &ctx) {
 OpCost LossScaleUpdateOp::estimateCost(const CostContext &ctx) {
   return {4.0, ioBytes(*this, ctx)};
 }
+
+//===----------------------------------------------------------------------===//
+// Gradient ops
+//===----------------------------------------------------------------------===//
+
+OpCost LinearBackwardOp::estimateCost(const CostContext &ctx) {
+  // Two products of the forward's size: dy W and dy^T x.
+  double r = rows(getInput(), ctx);
+  double out = staticDim(getWeight(), 0), in = staticDim(getWeight(), 1);
+  return {2.0 * 2.0 * r * out * in, ioBytes(*this, ctx)};
+}
+
+OpCost SumRowsOp::estimateCost(const CostContext &ctx) {
+  return {numElements(getInput().getType(), ctx, ctx.seqLen),
+          ioBytes(*this, ctx)};
+}
+
+OpCost EmbeddingBackwardOp::estimateCost(const CostContext &ctx) {
+  return {numElements(getResultGrad().getType(), ctx, ctx.seqLen),
+          ioBytes(*this, ctx)};
+}
+
+OpCost CrossEntropyBackwardOp::estimateCost(const CostContext &ctx) {
+  return {4.0 * numElements(getLogits().getType(), ctx, ctx.seqLen),
+          ioBytes(*this, ctx)};
+}

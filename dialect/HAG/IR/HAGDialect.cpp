@@ -5,6 +5,7 @@
 
 #include "mlir/IR/DialectImplementation.h"
 #include "mlir/IR/OpImplementation.h"
+#include "mlir/Transforms/InliningUtils.h"
 #include "llvm/ADT/TypeSwitch.h"
 
 using namespace mlir;
@@ -26,10 +27,20 @@ struct HAGOpAsmInterface : OpAsmDialectInterface {
     return AliasResult::NoAlias;
   }
 };
+/// Every hag op may be inlined (they have no regions and no dependence on
+/// their enclosing function): @loss calls @forward, and hag-autodiff inlines
+/// it before differentiating.
+struct HAGInlinerInterface : DialectInlinerInterface {
+  using DialectInlinerInterface::DialectInlinerInterface;
+  bool isLegalToInline(Operation *, Region *, bool,
+                       IRMapping &) const override {
+    return true;
+  }
+};
 } // namespace
 
 void HAGDialect::initialize() {
-  addInterfaces<HAGOpAsmInterface>();
+  addInterfaces<HAGOpAsmInterface, HAGInlinerInterface>();
   registerAttributes();
   addOperations<
 #define GET_OP_LIST

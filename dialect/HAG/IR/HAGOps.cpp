@@ -670,3 +670,73 @@ LogicalResult LossScaleUpdateOp::verify() {
     return emitOpError() << "expects backoff_factor in (0, 1), got " << backoff;
   return success();
 }
+
+//===----------------------------------------------------------------------===//
+// Gradient ops
+//===----------------------------------------------------------------------===//
+
+/// `got` must have the type `want` (a gradient has its primal's type).
+static LogicalResult sameTypeAs(Operation *op, Value got, StringRef gotName,
+                                Value want, StringRef wantName) {
+  if (got.getType() == want.getType())
+    return success();
+  return op->emitOpError() << "expects " << gotName << " to have the type of "
+                           << wantName << " (" << want.getType() << "), got "
+                           << got.getType();
+}
+
+LogicalResult LinearBackwardOp::verify() {
+  ShapeChecker sc(*this);
+  auto inTy = cast<RankedTensorType>(getInput().getType());
+  if (failed(sc.sameElementType()) || failed(sc.rank(getWeight(), "weight", 2)) ||
+      failed(sc.rank(getResultGrad(), "result gradient", inTy.getRank())) ||
+      failed(sc.sameDim(getWeight(), "weight", 1, "in-features", getInput(),
+                        "input", -1, "feature size")) ||
+      failed(sc.sameDim(getResultGrad(), "result gradient", -1, "feature size",
+                        getWeight(), "weight", 0, "out-features")))
+    return failure();
+  return failure(
+      failed(sameTypeAs(*this, getInputGrad(), "input_grad", getInput(),
+                        "input")) ||
+      failed(sameTypeAs(*this, getWeightGrad(), "weight_grad", getWeight(),
+                        "weight")));
+}
+
+LogicalResult SumRowsOp::verify() {
+  ShapeChecker sc(*this);
+  if (failed(sc.rank(getResult(), "result", 1)) || failed(sc.sameElementType()))
+    return failure();
+  return sc.sameDim(getResult(), "result", 0, "size", getInput(), "input", -1,
+                    "feature size");
+}
+
+LogicalResult EmbeddingBackwardOp::verify() {
+  ShapeChecker sc(*this);
+  if (failed(sc.rank(getResultGrad(), "result gradient", 3)) ||
+      failed(sc.rank(getTokens(), "tokens", 2)) ||
+      failed(sc.rank(getTableGrad(), "table gradient", 2)) ||
+      failed(sc.sameElementType()) ||
+      failed(sc.sameDim(getTableGrad(), "table gradient", 1, "width",
+                        getResultGrad(), "result gradient", 2, "width")))
+    return failure();
+  for (int64_t d : {0, 1})
+    if (failed(sc.sameDim(getTokens(), "tokens", d, "dim " + std::to_string(d),
+                          getResultGrad(), "result gradient", d,
+                          "dim " + std::to_string(d))))
+      return failure();
+  return success();
+}
+
+LogicalResult CrossEntropyBackwardOp::verify() {
+  ShapeChecker sc(*this);
+  if (failed(sc.rank(getLogits(), "logits", 3)) ||
+      failed(sc.rank(getTokens(), "tokens", 2)))
+    return failure();
+  for (int64_t d : {0, 1})
+    if (failed(sc.sameDim(getTokens(), "tokens", d, "dim " + std::to_string(d),
+                          getLogits(), "logits", d,
+                          "dim " + std::to_string(d))))
+      return failure();
+  return sameTypeAs(*this, getLogitsGrad(), "logits_grad", getLogits(),
+                    "logits");
+}

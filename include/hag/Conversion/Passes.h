@@ -26,6 +26,10 @@ void populatePyramidAttentionToLoopsPatterns(RewritePatternSet &patterns);
 /// loss_scale_update) as linalg/tensor/arith.
 void populateOptimizerToLinalgPatterns(RewritePatternSet &patterns);
 
+/// The gradient ops hag-autodiff makes (linear_backward, sum_rows,
+/// embedding_backward, cross_entropy_backward).
+void populateGradientsToLinalgPatterns(RewritePatternSet &patterns);
+
 #define GEN_PASS_REGISTRATION
 #include "hag/Conversion/Passes.h.inc"
 

@@ -51,4 +51,29 @@ def HAGApproximateMath : Pass<"hag-approximate-math", "::mlir::ModuleOp"> {
                            "::mlir::vector::VectorDialect"];
 }
 
+def HAGAutodiff : Pass<"hag-autodiff", "::mlir::ModuleOp"> {
+  let summary = "Reverse-mode autodiff: @<entry>_grad returns the loss and every weight's gradient";
+  let description = [{
+    Takes the function `entry` (default `loss`), which returns a 0-d f32
+    loss, and adds `@<entry>_grad` with the same arguments, returning the
+    loss followed by the gradient of the loss with respect to every
+    argument that is not a model input (`hag.input`), in argument order.
+    Each result carries `hag.grad_of = "<weight name>"`.
+
+    Calls are inlined into the new function first; then the ops are visited
+    in reverse and each builds its vector-Jacobian product through
+    `DifferentiableOpInterface`; gradients reaching a value from several
+    uses are summed with `hag.add`. A weight that does not reach the loss
+    gets zeros. An op on the path to the loss without a VJP is an error that
+    names it.
+  }];
+  let options = [
+    Option<"entry", "entry", "std::string", /*default=*/"\"loss\"",
+           "The function to differentiate">
+  ];
+  let dependentDialects = ["::mlir::hag::HAGDialect",
+                           "::mlir::arith::ArithDialect",
+                           "::mlir::func::FuncDialect"];
+}
+
 #endif // HAG_TRANSFORMS_PASSES_TD

@@ -92,7 +92,8 @@ struct HAGLowerToLinalgPass
     module.walk([&](Operation *op) {
       needsAttention |= isa<PyramidAttentionOp, PyramidDecodeOp>(op);
       needsMatmul |= isa<LinearOp, SwiGLUOp, MemoryGateOp, PyramidAttentionOp,
-                         PyramidDecodeOp>(op);
+                         PyramidDecodeOp, LinearBackwardOp,
+                         EmbeddingBackwardOp>(op);
     });
     if (needsAttention && failed(loadKernelLibrary(
                               module, "hag_pyramid_attention",
@@ -114,6 +115,7 @@ struct HAGLowerToLinalgPass
     populateLanguageModelToLinalgPatterns(patterns);
     populatePyramidAttentionToLoopsPatterns(patterns);
     populateOptimizerToLinalgPatterns(patterns);
+    populateGradientsToLinalgPatterns(patterns);
     if (failed(applyPartialConversion(module, target, std::move(patterns))))
       return signalPassFailure();
   }

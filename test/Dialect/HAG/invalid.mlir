@@ -776,3 +776,43 @@ func.func @f(%ok: tensor<i1>, %s: tensor<f32>, %n: tensor<i64>) {
   return
 }
 
+
+// -----
+
+func.func @f(%dy: tensor<2x7x16xf32>, %x: tensor<2x7x8xf32>, %w: tensor<16x8xf32>) {
+  // expected-error @+1 {{expects weight_grad to have the type of weight ('tensor<16x8xf32>'), got 'tensor<8x16xf32>'}}
+  %dx, %dw = hag.linear_backward %dy, %x, %w : (tensor<2x7x16xf32>, tensor<2x7x8xf32>, tensor<16x8xf32>) -> (tensor<2x7x8xf32>, tensor<8x16xf32>)
+  return
+}
+
+// -----
+
+func.func @f(%dy: tensor<2x7x12xf32>, %x: tensor<2x7x8xf32>, %w: tensor<16x8xf32>) {
+  // expected-error @+1 {{expects feature size of result gradient (12) to equal out-features of weight (16)}}
+  %dx, %dw = hag.linear_backward %dy, %x, %w : (tensor<2x7x12xf32>, tensor<2x7x8xf32>, tensor<16x8xf32>) -> (tensor<2x7x8xf32>, tensor<16x8xf32>)
+  return
+}
+
+// -----
+
+func.func @f(%dy: tensor<2x7x16xf32>) {
+  // expected-error @+1 {{expects size of result (8) to equal feature size of input (16)}}
+  %db = hag.sum_rows %dy : (tensor<2x7x16xf32>) -> tensor<8xf32>
+  return
+}
+
+// -----
+
+func.func @f(%dy: tensor<2x7x8xf32>, %tok: tensor<2x6xi32>) {
+  // expected-error @+1 {{expects dim 1 of tokens (6) to equal dim 1 of result gradient (7)}}
+  %dt = hag.embedding_backward %dy, %tok : (tensor<2x7x8xf32>, tensor<2x6xi32>) -> tensor<16x8xf32>
+  return
+}
+
+// -----
+
+func.func @f(%dl: tensor<f32>, %l: tensor<2x7x16xf32>, %tok: tensor<2x7xi32>) {
+  // expected-error @+1 {{expects logits_grad to have the type of logits ('tensor<2x7x16xf32>'), got 'tensor<2x7x8xf32>'}}
+  %g = hag.cross_entropy_backward %dl, %l, %tok : (tensor<f32>, tensor<2x7x16xf32>, tensor<2x7xi32>) -> tensor<2x7x8xf32>
+  return
+}

@@ -132,3 +132,18 @@ func.func @optimizer(%p: tensor<5x3xf32>, %g: tensor<5x3xf32>, %m: tensor<5x3xf3
   %r:2 = hag.loss_scale_update %ok, %s, %n {growth_interval = 3 : i64} : (tensor<i1>, tensor<f32>, tensor<i64>) -> (tensor<f32>, tensor<i64>)
   return %a#0, %c#2, %r#0, %r#1 : tensor<5x3xf32>, tensor<f32>, tensor<f32>, tensor<i64>
 }
+
+// Gradient ops (made by hag-autodiff).
+// CHECK-LABEL: func.func @gradients
+func.func @gradients(%dy: tensor<2x7x16xf32>, %x: tensor<2x7x8xf32>, %w: tensor<16x8xf32>, %tok: tensor<2x7xi32>, %dl: tensor<f32>)
+    -> (tensor<2x7x8xf32>, tensor<16x8xf32>, tensor<16xf32>, tensor<16x8xf32>, tensor<2x7x16xf32>) {
+  // CHECK: hag.linear_backward %{{.+}}, %{{.+}}, %{{.+}} : (tensor<2x7x16xf32>, tensor<2x7x8xf32>, tensor<16x8xf32>) -> (tensor<2x7x8xf32>, tensor<16x8xf32>)
+  %dx, %dw = hag.linear_backward %dy, %x, %w : (tensor<2x7x16xf32>, tensor<2x7x8xf32>, tensor<16x8xf32>) -> (tensor<2x7x8xf32>, tensor<16x8xf32>)
+  // CHECK: hag.sum_rows %{{.+}} : (tensor<2x7x16xf32>) -> tensor<16xf32>
+  %db = hag.sum_rows %dy : (tensor<2x7x16xf32>) -> tensor<16xf32>
+  // CHECK: hag.embedding_backward %{{.+}}, %{{.+}} : (tensor<2x7x8xf32>, tensor<2x7xi32>) -> tensor<16x8xf32>
+  %dt = hag.embedding_backward %x, %tok : (tensor<2x7x8xf32>, tensor<2x7xi32>) -> tensor<16x8xf32>
+  // CHECK: hag.cross_entropy_backward %{{.+}}, %{{.+}}, %{{.+}} : (tensor<f32>, tensor<2x7x16xf32>, tensor<2x7xi32>) -> tensor<2x7x16xf32>
+  %dlg = hag.cross_entropy_backward %dl, %dy, %tok : (tensor<f32>, tensor<2x7x16xf32>, tensor<2x7xi32>) -> tensor<2x7x16xf32>
+  return %dx, %dw, %db, %dt, %dlg : tensor<2x7x8xf32>, tensor<16x8xf32>, tensor<16xf32>, tensor<16x8xf32>, tensor<2x7x16xf32>
+}

@@ -232,3 +232,95 @@ func.func private @hag_gate_epilogue(%hid: memref<?x?x?xf32>,
   }
   return
 }
+
+// dst[j, i] = src[i, j], rows of dst in parallel.
+func.func private @hag_transpose(%src: memref<?x?xf32>, %dst: memref<?x?xf32>) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %R = memref.dim %src, %c0 : memref<?x?xf32>
+  %Cn = memref.dim %src, %c1 : memref<?x?xf32>
+  scf.parallel (%j) = (%c0) to (%Cn) step (%c1) {
+    scf.for %i = %c0 to %R step %c1 {
+      %x = memref.load %src[%i, %j] : memref<?x?xf32>
+      memref.store %x, %dst[%j, %i] : memref<?x?xf32>
+    }
+    scf.reduce
+  }
+  return
+}
+
+// C = A B for A [M, K], B [K, N] (the input gradient of a projection,
+// dx = dy W): B transposed into [N, K], then @hag_matmul_nt.
+func.func private @hag_matmul_nn(%A: memref<?x?xf32>, %B: memref<?x?xf32>,
+                                 %C: memref<?x?xf32>) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %K = memref.dim %B, %c0 : memref<?x?xf32>
+  %N = memref.dim %B, %c1 : memref<?x?xf32>
+  %Bt = memref.alloc(%N, %K) : memref<?x?xf32>
+  func.call @hag_transpose(%B, %Bt) : (memref<?x?xf32>, memref<?x?xf32>) -> ()
+  func.call @hag_matmul_nt(%A, %Bt, %C) : (memref<?x?xf32>, memref<?x?xf32>, memref<?x?xf32>) -> ()
+  return
+}
+
+// C = A^T B for A [M, P], B [M, N] (the weight gradient of a projection,
+// dW = dy^T x, summed over the M rows): both transposed, then
+// @hag_matmul_nt.
+func.func private @hag_matmul_tn(%A: memref<?x?xf32>, %B: memref<?x?xf32>,
+                                 %C: memref<?x?xf32>) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %M = memref.dim %A, %c0 : memref<?x?xf32>
+  %P = memref.dim %A, %c1 : memref<?x?xf32>
+  %N = memref.dim %B, %c1 : memref<?x?xf32>
+  %At = memref.alloc(%P, %M) : memref<?x?xf32>
+  %Bt = memref.alloc(%N, %M) : memref<?x?xf32>
+  func.call @hag_transpose(%A, %At) : (memref<?x?xf32>, memref<?x?xf32>) -> ()
+  func.call @hag_transpose(%B, %Bt) : (memref<?x?xf32>, memref<?x?xf32>) -> ()
+  func.call @hag_matmul_nt(%At, %Bt, %C) : (memref<?x?xf32>, memref<?x?xf32>, memref<?x?xf32>) -> ()
+  return
+}
+
+// The embedding table's gradient: dt = 0, then dt[tokens[b, i], :] +=
+// dy[b, i, :] for every position in order. Parallel over 16-feature chunks
+// (each thread owns its columns of every row: no two threads add to one
+// element); sequential over the positions.
+func.func private @hag_embedding_backward(%dy: memref<?x?x?xf32>,
+    %tokens: memref<?x?xi32>, %dt: memref<?x?xf32>) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c2 = arith.constant 2 : index
+  %c16 = arith.constant 16 : index
+  %zero = arith.constant 0.0 : f32
+  %bt = memref.dim %dy, %c0 : memref<?x?x?xf32>
+  %n = memref.dim %dy, %c1 : memref<?x?x?xf32>
+  %D = memref.dim %dy, %c2 : memref<?x?x?xf32>
+  %V = memref.dim %dt, %c0 : memref<?x?xf32>
+  %chunks0 = arith.addi %D, %c16 : index
+  %chunks1 = arith.subi %chunks0, %c1 : index
+  %chunks = arith.divui %chunks1, %c16 : index
+  scf.parallel (%c) = (%c0) to (%chunks) step (%c1) {
+    %f0 = arith.muli %c, %c16 : index
+    %f1r = arith.addi %f0, %c16 : index
+    %f1 = arith.minui %f1r, %D : index
+    scf.for %v = %c0 to %V step %c1 {
+      scf.for %f = %f0 to %f1 step %c1 {
+        memref.store %zero, %dt[%v, %f] : memref<?x?xf32>
+      }
+    }
+    scf.for %b = %c0 to %bt step %c1 {
+      scf.for %i = %c0 to %n step %c1 {
+        %t = memref.load %tokens[%b, %i] : memref<?x?xi32>
+        %row = arith.index_cast %t : i32 to index
+        scf.for %f = %f0 to %f1 step %c1 {
+          %g = memref.load %dy[%b, %i, %f] : memref<?x?x?xf32>
+          %o = memref.load %dt[%row, %f] : memref<?x?xf32>
+          %s = arith.addf %o, %g : f32
+          memref.store %s, %dt[%row, %f] : memref<?x?xf32>
+        }
+      }
+    }
+    scf.reduce
+  }
+  return
+}

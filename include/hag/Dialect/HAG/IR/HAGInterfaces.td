@@ -21,4 +21,23 @@ def HAG_CostOpInterface : OpInterface<"CostOpInterface"> {
   ];
 }
 
+def HAG_DifferentiableOpInterface : OpInterface<"DifferentiableOpInterface"> {
+  let cppNamespace = "::mlir::hag";
+  let description = [{
+    An op that declares its vector-Jacobian product for reverse-mode
+    autodiff (`hag-autodiff`): given the gradients of the loss with respect
+    to its results, it builds (after the op, with `b`) the gradients with
+    respect to its operands. A null result gradient means the result does
+    not reach the loss; a null operand gradient means the operand gets none
+    (token ids).
+  }];
+  let methods = [
+    InterfaceMethod<
+      "Builds the operands' gradients into `operandGrads` (one per operand).",
+      "::llvm::LogicalResult", "buildVJP",
+      (ins "::mlir::OpBuilder &":$b, "::mlir::ValueRange":$resultGrads,
+           "::llvm::SmallVectorImpl<::mlir::Value> &":$operandGrads)>
+  ];
+}
+
 #endif // HAG_INTERFACES_TD

@@ -23,7 +23,7 @@ class HAG_PureOp<string mnemonic, list<Trait> traits = []>
 // Language-model ops
 //===----------------------------------------------------------------------===//
 
-def HAG_EmbeddingOp : HAG_PureOp<"embedding"> {
+def HAG_EmbeddingOp : HAG_PureOp<"embedding", [DeclareOpInterfaceMethods<HAG_DifferentiableOpInterface>]> {
   let summary = "token embedding lookup";
   let description = [{
     `result[b, i, :] = table[tokens[b, i], :]`. Made by the frontend for
@@ -41,7 +41,7 @@ def HAG_EmbeddingOp : HAG_PureOp<"embedding"> {
   }];
 }
 
-def HAG_LinearOp : HAG_PureOp<"linear"> {
+def HAG_LinearOp : HAG_PureOp<"linear", [DeclareOpInterfaceMethods<HAG_DifferentiableOpInterface>]> {
   let summary = "y = x W^T (+ b), PyTorch nn.Linear layout";
   let description = [{
     A projection over the last dimension: `weight` is `[out, in]`, the
@@ -124,7 +124,8 @@ def HAG_SwiGLUOp : HAG_PureOp<"swiglu"> {
   }];
 }
 
-def HAG_AddOp : HAG_PureOp<"add", [Commutative, SameOperandsAndResultType]> {
+def HAG_AddOp : HAG_PureOp<"add", [Commutative, SameOperandsAndResultType,
+                                   DeclareOpInterfaceMethods<HAG_DifferentiableOpInterface>]> {
   let summary = "elementwise sum (the residual connection)";
   let description = [{
     ```mlir
@@ -136,7 +137,7 @@ def HAG_AddOp : HAG_PureOp<"add", [Commutative, SameOperandsAndResultType]> {
   let assemblyFormat = "$lhs `,` $rhs attr-dict `:` type($result)";
 }
 
-def HAG_CrossEntropyOp : HAG_PureOp<"cross_entropy"> {
+def HAG_CrossEntropyOp : HAG_PureOp<"cross_entropy", [DeclareOpInterfaceMethods<HAG_DifferentiableOpInterface>]> {
   let summary = "mean next-token cross-entropy";
   let description = [{
     `loss = mean over b and i < seq-1 of -log softmax(logits[b, i])[tokens[b, i+1]]`:
@@ -524,6 +525,79 @@ def HAG_LossScaleUpdateOp : HAG_PureOp<"loss_scale_update"> {
   let results = (outs HAG_ScalarF32:$new_scale, HAG_ScalarI64:$new_good_steps);
   let assemblyFormat = [{
     $finite `,` $scale `,` $good_steps attr-dict `:` functional-type(operands, results)
+  }];
+}
+
+//===----------------------------------------------------------------------===//
+// Gradient ops (made by hag-autodiff)
+//===----------------------------------------------------------------------===//
+
+def HAG_LinearBackwardOp : HAG_PureOp<"linear_backward"> {
+  let summary = "the gradients of y = x W^T: dx = dy W, dW = sum over rows of dy^T x";
+  let description = [{
+    ```mlir
+    %dx, %dw = hag.linear_backward %dy, %x, %w
+        : (tensor<2x7x16xf32>, tensor<2x7x8xf32>, tensor<16x8xf32>)
+        -> (tensor<2x7x8xf32>, tensor<16x8xf32>)
+    ```
+  }];
+  let arguments = (ins HAG_FloatTensor:$result_grad, HAG_FloatTensor:$input,
+                       HAG_FloatTensor:$weight);
+  let results = (outs HAG_FloatTensor:$input_grad, HAG_FloatTensor:$weight_grad);
+  let assemblyFormat = [{
+    $result_grad `,` $input `,` $weight attr-dict `:` functional-type(operands, results)
+  }];
+}
+
+def HAG_SumRowsOp : HAG_PureOp<"sum_rows"> {
+  let summary = "sum over every dimension but the last (a bias or scale gradient)";
+  let description = [{
+    ```mlir
+    %db = hag.sum_rows %dy : (tensor<2x7x16xf32>) -> tensor<16xf32>
+    ```
+  }];
+  let arguments = (ins HAG_FloatTensor:$input);
+  let results = (outs HAG_FloatTensor:$result);
+  let assemblyFormat = [{
+    $input attr-dict `:` functional-type(operands, results)
+  }];
+}
+
+def HAG_EmbeddingBackwardOp : HAG_PureOp<"embedding_backward"> {
+  let summary = "the table's gradient: the result gradient's rows added at their token ids";
+  let description = [{
+    `dtable[v, :] = sum over (b, i) with tokens[b, i] = v of dy[b, i, :]`;
+    the result has the table's type.
+
+    ```mlir
+    %dt = hag.embedding_backward %dy, %tokens
+        : (tensor<2x7x8xf32>, tensor<2x7xi32>) -> tensor<16x8xf32>
+    ```
+  }];
+  let arguments = (ins HAG_FloatTensor:$result_grad, HAG_TokenTensor:$tokens);
+  let results = (outs HAG_FloatTensor:$table_grad);
+  let assemblyFormat = [{
+    $result_grad `,` $tokens attr-dict `:` functional-type(operands, results)
+  }];
+}
+
+def HAG_CrossEntropyBackwardOp : HAG_PureOp<"cross_entropy_backward"> {
+  let summary = "the logits' gradient of the mean next-token cross-entropy";
+  let description = [{
+    `dlogits[b, i, v] = dloss * (softmax(logits[b, i])[v] - [v == tokens[b, i+1]]) / count`
+    for every position with a next token (`count` of them), 0 at the last
+    position.
+
+    ```mlir
+    %dl = hag.cross_entropy_backward %dloss, %logits, %tokens
+        : (tensor<f32>, tensor<2x7x16xf32>, tensor<2x7xi32>) -> tensor<2x7x16xf32>
+    ```
+  }];
+  let arguments = (ins 0DTensorOf<[F32]>:$loss_grad, HAG_FloatTensor:$logits,
+                       HAG_TokenTensor:$tokens);
+  let results = (outs HAG_FloatTensor:$logits_grad);
+  let assemblyFormat = [{
+    $loss_grad `,` $logits `,` $tokens attr-dict `:` functional-type(operands, results)
   }];
 }
 

@@ -1,0 +1,281 @@
+//===- GradientsToLinalg.cpp - hag gradient ops -> linalg and kernels ----===//
+//
+// The ops hag-autodiff makes: projection gradients through the matmul kernel
+// library (dx = dy W with @hag_matmul_nn, dW = dy^T x with @hag_matmul_tn),
+// row sums and the cross-entropy gradient in linalg, and the embedding
+// gradient through @hag_embedding_backward (a scatter-add, sequential in the
+// tokens and parallel over the features, so no two threads add to one row
+// element).
+//
+//===----------------------------------------------------------------------===//
+
+#include "LinalgBuilders.h"
+#include "hag/Conversion/Passes.h"
+#include "hag/Dialect/HAG/IR/HAGOps.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Arith/Utils/Utils.h"
+#include "mlir/Dialect/Bufferization/IR/Bufferization.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/IR/PatternMatch.h"
+
+#include <limits>
+
+using namespace mlir;
+using namespace mlir::hag;
+using namespace mlir::hag::lowering;
+
+namespace {
+
+/// [[0, ..., rank-2], [rank-1]].
+SmallVector<ReassociationIndices> rowsOf(unsigned rank) {
+  ReassociationIndices lead;
+  for (unsigned d = 0; d + 1 < rank; ++d)
+    lead.push_back(d);
+  return {lead, {static_cast<int64_t>(rank) - 1}};
+}
+
+/// `x` with its leading dimensions folded into rows: [rows, last].
+Value rows2d(OpBuilder &b, Location loc, Value x) {
+  unsigned rank = cast<RankedTensorType>(x.getType()).getRank();
+  if (rank == 2)
+    return x;
+  return tensor::CollapseShapeOp::create(b, loc, x, rowsOf(rank));
+}
+
+func::FuncOp kernel(Operation *op, StringRef name) {
+  return op->getParentOfType<ModuleOp>().lookupSymbol<func::FuncOp>(name);
+}
+
+/// Calls `fn(a, b, c)` with c allocated in `type` (dynamic sizes taken from
+/// `like`'s leading dimensions) and passed as a [rows, last] view; returns c
+/// as a tensor.
+Value callIntoNew(OpBuilder &b, Location loc, func::FuncOp fn, Value a,
+                  Value bv, RankedTensorType type, Value like) {
+  SmallVector<Value> dynSizes;
+  for (int64_t d = 0; d < type.getRank(); ++d)
+    if (type.isDynamicDim(d))
+      dynSizes.push_back(tensor::DimOp::create(b, loc, like, d));
+  auto memType = MemRefType::get(type.getShape(), type.getElementType());
+  Value c = memref::AllocOp::create(b, loc, memType, dynSizes);
+  Value c2d = type.getRank() == 2 ? c
+                                  : memref::CollapseShapeOp::create(
+                                        b, loc, c, rowsOf(type.getRank()))
+                                        .getResult();
+  Value cDyn = memref::CastOp::create(
+      b, loc,
+      MemRefType::get({ShapedType::kDynamic, ShapedType::kDynamic},
+                      type.getElementType()),
+      c2d);
+  func::CallOp::create(b, loc, fn,
+                       ValueRange{asDynamicBuffer(b, loc, a),
+                                  asDynamicBuffer(b, loc, bv), cDyn});
+  return bufferization::ToTensorOp::create(b, loc, type, c, b.getUnitAttr(),
+                                           b.getUnitAttr());
+}
+
+struct LinearBackwardLowering : OpRewritePattern<LinearBackwardOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(LinearBackwardOp op,
+                                PatternRewriter &rewriter) const override {
+    auto nn = kernel(op, "hag_matmul_nn"), tn = kernel(op, "hag_matmul_tn");
+    auto xType = cast<RankedTensorType>(op.getInput().getType());
+    if (!nn || !tn || !xType.getElementType().isF32())
+      return rewriter.notifyMatchFailure(op, "needs the f32 matmul kernels");
+    Location loc = op.getLoc();
+    Value dy = rows2d(rewriter, loc, op.getResultGrad());
+    Value x = rows2d(rewriter, loc, op.getInput());
+    // dx [rows, in] = dy [rows, out] W [out, in].
+    Value dx = callIntoNew(rewriter, loc, nn, dy, op.getWeight(), xType,
+                           op.getInput());
+    // dW [out, in] = dy^T [out, rows] x [rows, in].
+    auto wType = cast<RankedTensorType>(op.getWeight().getType());
+    Value dw = callIntoNew(rewriter, loc, tn, dy, x, wType, op.getWeight());
+    rewriter.replaceOp(op, ValueRange{dx, dw});
+    return success();
+  }
+};
+
+struct SumRowsLowering : OpRewritePattern<SumRowsOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(SumRowsOp op,
+                                PatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    auto type = cast<RankedTensorType>(op.getInput().getType());
+    unsigned rank = type.getRank();
+    Value init = filledTensor(
+        rewriter, loc, {tensor::getMixedSize(rewriter, loc, op.getInput(),
+                                             rank - 1)},
+        type.getElementType(), 0.0);
+    SmallVector<utils::IteratorType> iters(rank,
+                                           utils::IteratorType::reduction);
+    iters.back() = utils::IteratorType::parallel;
+    AffineMap last =
+        AffineMap::get(rank, 0, rewriter.getAffineDimExpr(rank - 1),
+                       getContext());
+    Value sum =
+        linalg::GenericOp::create(
+            rewriter, loc, TypeRange{init.getType()},
+            ValueRange{op.getInput()}, ValueRange{init},
+            ArrayRef<AffineMap>{rewriter.getMultiDimIdentityMap(rank), last},
+            iters,
+            [](OpBuilder &nb, Location l, ValueRange a) {
+              linalg::YieldOp::create(
+                  nb, l, arith::AddFOp::create(nb, l, a[0], a[1]).getResult());
+            })
+            .getResult(0);
+    rewriter.replaceOp(op, tensor::CastOp::create(rewriter, loc,
+                                                  op.getType(), sum));
+    return success();
+  }
+};
+
+struct EmbeddingBackwardLowering : OpRewritePattern<EmbeddingBackwardOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(EmbeddingBackwardOp op,
+                                PatternRewriter &rewriter) const override {
+    auto fn = kernel(op, "hag_embedding_backward");
+    auto tType = cast<RankedTensorType>(op.getType());
+    if (!fn || !tType.getElementType().isF32())
+      return rewriter.notifyMatchFailure(op, "needs the f32 kernel");
+    Location loc = op.getLoc();
+    Value tokens = op.getTokens();
+    auto tokType = cast<RankedTensorType>(tokens.getType());
+    if (!tokType.getElementType().isInteger(32)) {
+      // i64 ids as i32 (ids are < vocab).
+      Value init = filledTensor(rewriter, loc, tensorSizes(rewriter, loc, tokens),
+                                rewriter.getI32Type(), std::nullopt);
+      tokens = elementwise(rewriter, loc, init, ValueRange{tokens},
+                           [](OpBuilder &nb, Location l, ValueRange a) {
+                             linalg::YieldOp::create(
+                                 nb, l,
+                                 arith::TruncIOp::create(
+                                     nb, l, nb.getI32Type(), a[0])
+                                     .getResult());
+                           });
+    }
+    SmallVector<Value> dynSizes;
+    for (int64_t d = 0; d < 2; ++d)
+      if (tType.isDynamicDim(d))
+        return rewriter.notifyMatchFailure(op, "the table has a static shape");
+    Value dt = memref::AllocOp::create(
+        rewriter, loc,
+        MemRefType::get(tType.getShape(), tType.getElementType()), dynSizes);
+    Value dtDyn = memref::CastOp::create(
+        rewriter, loc,
+        MemRefType::get({ShapedType::kDynamic, ShapedType::kDynamic},
+                        tType.getElementType()),
+        dt);
+    func::CallOp::create(
+        rewriter, loc, fn,
+        ValueRange{asDynamicBuffer(rewriter, loc, op.getResultGrad()),
+                   asDynamicBuffer(rewriter, loc, tokens), dtDyn});
+    rewriter.replaceOp(op, bufferization::ToTensorOp::create(
+                               rewriter, loc, tType, dt, rewriter.getUnitAttr(),
+                               rewriter.getUnitAttr()));
+    return success();
+  }
+};
+
+struct CrossEntropyBackwardLowering
+    : OpRewritePattern<CrossEntropyBackwardOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(CrossEntropyBackwardOp op,
+                                PatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    Value logits = op.getLogits(), tokens = op.getTokens();
+    Type elt = cast<RankedTensorType>(logits.getType()).getElementType();
+    double lowest = -std::numeric_limits<double>::infinity();
+    Value rowMax = reduceLastDim(
+        rewriter, loc, logits, lowest,
+        [](OpBuilder &nb, Location l, ValueRange a) {
+          linalg::YieldOp::create(
+              nb, l, arith::MaximumFOp::create(nb, l, a[0], a[1]).getResult());
+        });
+    AffineMap id3 = rewriter.getMultiDimIdentityMap(3);
+    AffineMap row3 = AffineMap::get(
+        3, 0, {rewriter.getAffineDimExpr(0), rewriter.getAffineDimExpr(1)},
+        getContext());
+    SmallVector<OpFoldResult> rows = tensorSizes(rewriter, loc, tokens);
+    Value sumInit = filledTensor(rewriter, loc, rows, elt, 0.0);
+    Value sumExp =
+        linalg::GenericOp::create(
+            rewriter, loc, TypeRange{sumInit.getType()},
+            ValueRange{logits, rowMax}, ValueRange{sumInit},
+            ArrayRef<AffineMap>{id3, row3, row3},
+            ArrayRef<utils::IteratorType>{utils::IteratorType::parallel,
+                                          utils::IteratorType::parallel,
+                                          utils::IteratorType::reduction},
+            [](OpBuilder &nb, Location l, ValueRange a) {
+              Value e = math::ExpOp::create(
+                  nb, l, arith::SubFOp::create(nb, l, a[0], a[1]));
+              linalg::YieldOp::create(
+                  nb, l, arith::AddFOp::create(nb, l, a[2], e).getResult());
+            })
+            .getResult(0);
+    // scale = dloss / (batch * max(seq - 1, 1)), as the forward's mean.
+    Value seq = getValueOrCreateConstantIndexOp(
+        rewriter, loc, tensor::getMixedSize(rewriter, loc, tokens, 1));
+    Value batch = getValueOrCreateConstantIndexOp(
+        rewriter, loc, tensor::getMixedSize(rewriter, loc, tokens, 0));
+    Value one = arith::ConstantIndexOp::create(rewriter, loc, 1);
+    Value positions = arith::MulIOp::create(
+        rewriter, loc, batch,
+        arith::MaxUIOp::create(rewriter, loc,
+                               arith::SubIOp::create(rewriter, loc, seq, one),
+                               one));
+    Value count = arith::SIToFPOp::create(
+        rewriter, loc, elt,
+        arith::IndexCastOp::create(rewriter, loc, rewriter.getI64Type(),
+                                   positions));
+    Value dloss = tensor::ExtractOp::create(rewriter, loc, op.getLossGrad(),
+                                            ValueRange{});
+    Value scale = arith::DivFOp::create(rewriter, loc, dloss, count);
+    Value init = filledTensor(rewriter, loc, tensorSizes(rewriter, loc, logits),
+                              elt, std::nullopt);
+    Value grad = elementwise(
+        rewriter, loc, init, ValueRange{logits, rowMax, sumExp},
+        [&](OpBuilder &nb, Location l, ValueRange a) {
+          Value bIdx = linalg::IndexOp::create(nb, l, 0);
+          Value i = linalg::IndexOp::create(nb, l, 1);
+          Value v = linalg::IndexOp::create(nb, l, 2);
+          Value c1 = arith::ConstantIndexOp::create(nb, l, 1);
+          Value next = arith::AddIOp::create(nb, l, i, c1);
+          Value hasNext = arith::CmpIOp::create(
+              nb, l, arith::CmpIPredicate::ult, next, seq);
+          Value nextIdx = arith::SelectOp::create(nb, l, hasNext, next, i);
+          Value tok = tensor::ExtractOp::create(nb, l, tokens,
+                                                ValueRange{bIdx, nextIdx});
+          Value id = arith::IndexCastOp::create(nb, l, nb.getIndexType(), tok);
+          Value isTarget =
+              arith::CmpIOp::create(nb, l, arith::CmpIPredicate::eq, id, v);
+          Value p = arith::DivFOp::create(
+              nb, l,
+              math::ExpOp::create(nb, l,
+                                  arith::SubFOp::create(nb, l, a[0], a[1])),
+              a[2]);
+          Value oneF = floatConst(nb, l, elt, 1.0);
+          Value zeroF = floatConst(nb, l, elt, 0.0);
+          Value d = arith::SubFOp::create(
+              nb, l, p, arith::SelectOp::create(nb, l, isTarget, oneF, zeroF));
+          Value g = arith::MulFOp::create(nb, l, d, scale);
+          linalg::YieldOp::create(
+              nb, l,
+              arith::SelectOp::create(nb, l, hasNext, g, zeroF).getResult());
+        },
+        {id3, row3, row3});
+    rewriter.replaceOp(op, grad);
+    return success();
+  }
+};
+
+} // namespace
+
+void mlir::hag::populateGradientsToLinalgPatterns(RewritePatternSet &patterns) {
+  patterns.add<LinearBackwardLowering, SumRowsLowering,
+               EmbeddingBackwardLowering, CrossEntropyBackwardLowering>(
+      patterns.getContext());
+}

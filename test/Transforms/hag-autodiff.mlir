@@ -1,0 +1,65 @@
+// RUN: hag-opt %s -hag-autodiff -split-input-file -verify-diagnostics | FileCheck %s
+
+// @loss_grad: @forward inlined, d loss = 1, the VJPs in reverse order, fan-in
+// summed with hag.add (x feeds both the residual and the projection; the
+// tied embedding is used twice), every weight's gradient returned by name.
+// CHECK-LABEL: func.func @loss_grad
+// CHECK-SAME: -> (tensor<f32>, tensor<16x8xf32> {hag.grad_of = "embed"}, tensor<8x8xf32> {hag.grad_of = "w"}, tensor<8xf32> {hag.grad_of = "bias"})
+// CHECK-NOT: func.call
+// CHECK: %[[LOSS:.+]] = hag.cross_entropy
+// CHECK: %[[ONE:.+]] = arith.constant dense<1.000000e+00> : tensor<f32>
+// CHECK: %[[DL:.+]] = hag.cross_entropy_backward %[[ONE]]
+// CHECK: %[[DR:.+]], %[[DE1:.+]] = hag.linear_backward %[[DL]]
+// CHECK: %[[DX1:.+]], %[[DW:.+]] = hag.linear_backward %[[DR]]
+// CHECK: %[[DB:.+]] = hag.sum_rows %[[DR]]
+// CHECK: %[[DX:.+]] = hag.add %[[DR]], %[[DX1]]
+// CHECK: %[[DE2:.+]] = hag.embedding_backward %[[DX]]
+// CHECK: %[[DE:.+]] = hag.add %[[DE1]], %[[DE2]]
+// CHECK: return %[[LOSS]], %[[DE]], %[[DW]], %[[DB]]
+func.func @forward(%tokens: tensor<2x7xi32> {hag.input, hag.name = "tokens"}, %embed: tensor<16x8xf32> {hag.name = "embed"},
+                   %w: tensor<8x8xf32> {hag.name = "w"}, %bias: tensor<8xf32> {hag.name = "bias"}) -> tensor<2x7x16xf32> {
+  %x = hag.embedding %tokens, %embed : (tensor<2x7xi32>, tensor<16x8xf32>) -> tensor<2x7x8xf32>
+  %h = hag.linear %x, %w, %bias : (tensor<2x7x8xf32>, tensor<8x8xf32>, tensor<8xf32>) -> tensor<2x7x8xf32>
+  %r = hag.add %x, %h : tensor<2x7x8xf32>
+  %logits = hag.linear %r, %embed : (tensor<2x7x8xf32>, tensor<16x8xf32>) -> tensor<2x7x16xf32>
+  return %logits : tensor<2x7x16xf32>
+}
+func.func @loss(%tokens: tensor<2x7xi32> {hag.input, hag.name = "tokens"}, %embed: tensor<16x8xf32> {hag.name = "embed"},
+                %w: tensor<8x8xf32> {hag.name = "w"}, %bias: tensor<8xf32> {hag.name = "bias"}) -> tensor<f32> {
+  %logits = func.call @forward(%tokens, %embed, %w, %bias) : (tensor<2x7xi32>, tensor<16x8xf32>, tensor<8x8xf32>, tensor<8xf32>) -> tensor<2x7x16xf32>
+  %l = hag.cross_entropy %logits, %tokens : (tensor<2x7x16xf32>, tensor<2x7xi32>) -> tensor<f32>
+  return %l : tensor<f32>
+}
+
+// -----
+
+// A weight that does not reach the loss gets zeros.
+// CHECK-LABEL: func.func @loss_grad
+// CHECK: %[[Z:.+]] = arith.constant dense<0.000000e+00> : tensor<4x8xf32>
+// CHECK: return %{{.+}}, %{{.+}}, %[[Z]]
+func.func @loss(%tokens: tensor<2x7xi32> {hag.input}, %embed: tensor<16x8xf32> {hag.name = "embed"},
+                %unused: tensor<4x8xf32> {hag.name = "unused"}) -> tensor<f32> {
+  %x = hag.embedding %tokens, %embed : (tensor<2x7xi32>, tensor<16x8xf32>) -> tensor<2x7x8xf32>
+  %logits = hag.linear %x, %embed : (tensor<2x7x8xf32>, tensor<16x8xf32>) -> tensor<2x7x16xf32>
+  %l = hag.cross_entropy %logits, %tokens : (tensor<2x7x16xf32>, tensor<2x7xi32>) -> tensor<f32>
+  return %l : tensor<f32>
+}
+
+// -----
+
+// Ops without a VJP yet are named.
+func.func @loss(%tokens: tensor<2x7xi32> {hag.input}, %embed: tensor<16x8xf32>, %s: tensor<8xf32>) -> tensor<f32> {
+  %x = hag.embedding %tokens, %embed : (tensor<2x7xi32>, tensor<16x8xf32>) -> tensor<2x7x8xf32>
+  // expected-error @+1 {{hag-autodiff: 'hag.rms_norm' has no vector-Jacobian product yet, and it lies on the path to the loss}}
+  %n = hag.rms_norm %x, %s : (tensor<2x7x8xf32>, tensor<8xf32>) -> tensor<2x7x8xf32>
+  %logits = hag.linear %n, %embed : (tensor<2x7x8xf32>, tensor<16x8xf32>) -> tensor<2x7x16xf32>
+  %l = hag.cross_entropy %logits, %tokens : (tensor<2x7x16xf32>, tensor<2x7xi32>) -> tensor<f32>
+  return %l : tensor<f32>
+}
+
+// -----
+
+// expected-error @+1 {{hag-autodiff: @loss must return one 0-d f32 loss}}
+func.func @loss(%x: tensor<4xf32>) -> tensor<4xf32> {
+  return %x : tensor<4xf32>
+}
