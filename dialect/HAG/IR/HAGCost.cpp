@@ -266,3 +266,18 @@ OpCost CrossEntropyBackwardOp::estimateCost(const CostContext &ctx) {
   return {4.0 * numElements(getLogits().getType(), ctx, ctx.seqLen),
           ioBytes(*this, ctx)};
 }
+
+OpCost RMSNormBackwardOp::estimateCost(const CostContext &ctx) {
+  return {8.0 * numElements(getInput().getType(), ctx, ctx.seqLen),
+          ioBytes(*this, ctx)};
+}
+
+OpCost SwiGLUActOp::estimateCost(const CostContext &ctx) {
+  return {6.0 * numElements(getGate().getType(), ctx, ctx.seqLen),
+          ioBytes(*this, ctx)};
+}
+
+OpCost SwiGLUActBackwardOp::estimateCost(const CostContext &ctx) {
+  return {12.0 * numElements(getGate().getType(), ctx, ctx.seqLen),
+          ioBytes(*this, ctx)};
+}

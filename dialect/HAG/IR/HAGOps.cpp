@@ -740,3 +740,33 @@ LogicalResult CrossEntropyBackwardOp::verify() {
   return sameTypeAs(*this, getLogitsGrad(), "logits_grad", getLogits(),
                     "logits");
 }
+
+LogicalResult RMSNormBackwardOp::verify() {
+  ShapeChecker sc(*this);
+  if (failed(sc.rank(getScale(), "scale", 1)) || failed(sc.sameElementType()) ||
+      failed(sc.sameDim(getScale(), "scale", 0, "size", getInput(), "input",
+                        -1, "feature size")) ||
+      failed(sameTypeAs(*this, getResultGrad(), "result_grad", getInput(),
+                        "input")) ||
+      failed(sameTypeAs(*this, getInputGrad(), "input_grad", getInput(),
+                        "input")))
+    return failure();
+  return sameTypeAs(*this, getScaleGrad(), "scale_grad", getScale(), "scale");
+}
+
+LogicalResult SwiGLUActOp::verify() {
+  if (failed(sameTypeAs(*this, getUp(), "up", getGate(), "gate")))
+    return failure();
+  return sameTypeAs(*this, getResult(), "result", getGate(), "gate");
+}
+
+LogicalResult SwiGLUActBackwardOp::verify() {
+  for (auto [v, name] :
+       {std::pair<Value, StringRef>{getResultGrad(), "result_grad"},
+        {getUp(), "up"},
+        {getGateGrad(), "gate_grad"},
+        {getUpGrad(), "up_grad"}})
+    if (failed(sameTypeAs(*this, v, name, getGate(), "gate")))
+      return failure();
+  return success();
+}

@@ -49,3 +49,53 @@ LogicalResult CrossEntropyOp::buildVJP(OpBuilder &b, ValueRange resultGrads,
   operandGrads.assign({dl, Value()});
   return success();
 }
+
+LogicalResult RopeOp::buildVJP(OpBuilder &b, ValueRange resultGrads,
+                               SmallVectorImpl<Value> &operandGrads) {
+  // The rotation is orthogonal: its transpose rotates by the negated angle.
+  auto inv = RopeOp::create(b, getLoc(), getInput().getType(), resultGrads[0],
+                            getPosition(), getHeadDimAttr(), getBaseAttr(),
+                            getOffsetAttr(), getInverse() ? UnitAttr() : b.getUnitAttr());
+  operandGrads.assign({inv.getResult()});
+  if (getPosition())
+    operandGrads.push_back(Value());
+  return success();
+}
+
+LogicalResult RMSNormOp::buildVJP(OpBuilder &b, ValueRange resultGrads,
+                                  SmallVectorImpl<Value> &operandGrads) {
+  auto back = RMSNormBackwardOp::create(
+      b, getLoc(), TypeRange{getInput().getType(), getScale().getType()},
+      resultGrads[0], getInput(), getScale(), getEpsAttr());
+  operandGrads.assign({back.getInputGrad(), back.getScaleGrad()});
+  return success();
+}
+
+LogicalResult SwiGLUOp::buildVJP(OpBuilder &b, ValueRange resultGrads,
+                                 SmallVectorImpl<Value> &operandGrads) {
+  // Recompute a = x Wg^T, u = x Wu^T and h = SiLU(a) u, then go back
+  // through W_down, the activation, and both input projections.
+  Location loc = getLoc();
+  auto xType = cast<RankedTensorType>(getInput().getType());
+  SmallVector<int64_t> hidden(xType.getShape());
+  hidden.back() = cast<RankedTensorType>(getWGate().getType()).getDimSize(0);
+  auto hType = RankedTensorType::get(hidden, xType.getElementType());
+  Value a = LinearOp::create(b, loc, hType, getInput(), getWGate(), Value());
+  Value u = LinearOp::create(b, loc, hType, getInput(), getWUp(), Value());
+  Value h = SwiGLUActOp::create(b, loc, hType, a, u);
+  auto down = LinearBackwardOp::create(
+      b, loc, TypeRange{hType, getWDown().getType()}, resultGrads[0], h,
+      getWDown());
+  auto act = SwiGLUActBackwardOp::create(b, loc, TypeRange{hType, hType},
+                                         down.getInputGrad(), a, u);
+  auto viaGate = LinearBackwardOp::create(
+      b, loc, TypeRange{xType, getWGate().getType()}, act.getGateGrad(),
+      getInput(), getWGate());
+  auto viaUp = LinearBackwardOp::create(
+      b, loc, TypeRange{xType, getWUp().getType()}, act.getUpGrad(),
+      getInput(), getWUp());
+  Value dx = AddOp::create(b, loc, viaGate.getInputGrad(), viaUp.getInputGrad());
+  operandGrads.assign({dx, viaGate.getWeightGrad(), viaUp.getWeightGrad(),
+                       down.getWeightGrad()});
+  return success();
+}

@@ -272,10 +272,186 @@ struct CrossEntropyBackwardLowering
   }
 };
 
+/// Per row r = 1 / sqrt(sum(x^2) / D + eps) (as the forward computes it);
+/// t = sum(dy s x); dx = r dy s - x r^3 t / D; dscale = sum over rows of
+/// dy x r.
+struct RMSNormBackwardLowering : OpRewritePattern<RMSNormBackwardOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(RMSNormBackwardOp op,
+                                PatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    Value x = op.getInput(), dy = op.getResultGrad(), scale = op.getScale();
+    auto type = cast<RankedTensorType>(x.getType());
+    unsigned rank = type.getRank();
+    Type elt = type.getElementType();
+    MLIRContext *ctx = getContext();
+    Value sumSq = reduceLastDim(
+        rewriter, loc, x, 0.0, [](OpBuilder &nb, Location l, ValueRange a) {
+          Value sq = arith::MulFOp::create(nb, l, a[0], a[0]);
+          linalg::YieldOp::create(
+              nb, l, arith::AddFOp::create(nb, l, a[1], sq).getResult());
+        });
+    Value width = arith::IndexCastOp::create(
+        rewriter, loc, rewriter.getI64Type(),
+        getValueOrCreateConstantIndexOp(
+            rewriter, loc, tensor::getMixedSize(rewriter, loc, x, rank - 1)));
+    Value widthF = arith::SIToFPOp::create(rewriter, loc, elt, width);
+    Value eps = floatConst(rewriter, loc, elt, op.getEps().convertToDouble());
+    SmallVector<AffineExpr> rowExprs;
+    for (unsigned d = 0; d + 1 < rank; ++d)
+      rowExprs.push_back(rewriter.getAffineDimExpr(d));
+    AffineMap id = rewriter.getMultiDimIdentityMap(rank);
+    AffineMap rowMap = AffineMap::get(rank, 0, rowExprs, ctx);
+    AffineMap lastMap =
+        AffineMap::get(rank, 0, rewriter.getAffineDimExpr(rank - 1), ctx);
+    // r per row.
+    SmallVector<OpFoldResult> rowSizes = tensorSizes(rewriter, loc, x);
+    rowSizes.pop_back();
+    Value rInit = filledTensor(rewriter, loc, rowSizes, elt, std::nullopt);
+    Value r = elementwise(rewriter, loc, rInit, ValueRange{sumSq},
+                          [&](OpBuilder &nb, Location l, ValueRange a) {
+                            Value mean = arith::DivFOp::create(nb, l, a[0],
+                                                               widthF);
+                            linalg::YieldOp::create(
+                                nb, l,
+                                math::RsqrtOp::create(
+                                    nb, l, arith::AddFOp::create(nb, l, mean,
+                                                                 eps))
+                                    .getResult());
+                          });
+    // t = sum over the row of dy s x.
+    Value tInit = filledTensor(rewriter, loc, rowSizes, elt, 0.0);
+    SmallVector<utils::IteratorType> rowIters(rank,
+                                              utils::IteratorType::parallel);
+    rowIters.back() = utils::IteratorType::reduction;
+    Value t = linalg::GenericOp::create(
+                  rewriter, loc, TypeRange{tInit.getType()},
+                  ValueRange{dy, scale, x}, ValueRange{tInit},
+                  ArrayRef<AffineMap>{id, lastMap, id, rowMap}, rowIters,
+                  [](OpBuilder &nb, Location l, ValueRange a) {
+                    Value v = arith::MulFOp::create(
+                        nb, l, arith::MulFOp::create(nb, l, a[0], a[1]), a[2]);
+                    linalg::YieldOp::create(
+                        nb, l, arith::AddFOp::create(nb, l, a[3], v).getResult());
+                  })
+                  .getResult(0);
+    Value dxInit = filledTensor(rewriter, loc, tensorSizes(rewriter, loc, x),
+                                elt, std::nullopt);
+    Value dx = elementwise(
+        rewriter, loc, dxInit, ValueRange{dy, scale, x, r, t},
+        [&](OpBuilder &nb, Location l, ValueRange a) {
+          Value rr = a[3];
+          Value r3 = arith::MulFOp::create(
+              nb, l, arith::MulFOp::create(nb, l, rr, rr), rr);
+          Value first = arith::MulFOp::create(
+              nb, l, rr, arith::MulFOp::create(nb, l, a[0], a[1]));
+          Value second = arith::DivFOp::create(
+              nb, l,
+              arith::MulFOp::create(nb, l,
+                                    arith::MulFOp::create(nb, l, a[2], r3),
+                                    a[4]),
+              widthF);
+          linalg::YieldOp::create(
+              nb, l, arith::SubFOp::create(nb, l, first, second).getResult());
+        },
+        {id, lastMap, id, rowMap, rowMap});
+    // dscale[j] = sum over rows of dy x r.
+    Value dsInit = filledTensor(
+        rewriter, loc, {tensor::getMixedSize(rewriter, loc, x, rank - 1)}, elt,
+        0.0);
+    SmallVector<utils::IteratorType> colIters(rank,
+                                              utils::IteratorType::reduction);
+    colIters.back() = utils::IteratorType::parallel;
+    Value ds = linalg::GenericOp::create(
+                   rewriter, loc, TypeRange{dsInit.getType()},
+                   ValueRange{dy, x, r}, ValueRange{dsInit},
+                   ArrayRef<AffineMap>{id, id, rowMap, lastMap}, colIters,
+                   [](OpBuilder &nb, Location l, ValueRange a) {
+                     Value v = arith::MulFOp::create(
+                         nb, l, arith::MulFOp::create(nb, l, a[0], a[1]), a[2]);
+                     linalg::YieldOp::create(
+                         nb, l,
+                         arith::AddFOp::create(nb, l, a[3], v).getResult());
+                   })
+                   .getResult(0);
+    rewriter.replaceOp(
+        op, ValueRange{dx, tensor::CastOp::create(rewriter, loc,
+                                                  op.getScaleGrad().getType(),
+                                                  ds)
+                               .getResult()});
+    return success();
+  }
+};
+
+struct SwiGLUActLowering : OpRewritePattern<SwiGLUActOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(SwiGLUActOp op,
+                                PatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    auto type = cast<RankedTensorType>(op.getType());
+    Value init = filledTensor(rewriter, loc,
+                              tensorSizes(rewriter, loc, op.getGate()),
+                              type.getElementType(), std::nullopt);
+    rewriter.replaceOp(
+        op, elementwise(rewriter, loc, init,
+                        ValueRange{op.getGate(), op.getUp()},
+                        [](OpBuilder &nb, Location l, ValueRange a) {
+                          linalg::YieldOp::create(
+                              nb, l,
+                              arith::MulFOp::create(nb, l, silu(nb, l, a[0]),
+                                                    a[1])
+                                  .getResult());
+                        }));
+    return success();
+  }
+};
+
+struct SwiGLUActBackwardLowering : OpRewritePattern<SwiGLUActBackwardOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(SwiGLUActBackwardOp op,
+                                PatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    auto type = cast<RankedTensorType>(op.getGate().getType());
+    unsigned rank = type.getRank();
+    SmallVector<OpFoldResult> sizes = tensorSizes(rewriter, loc, op.getGate());
+    Value init1 =
+        filledTensor(rewriter, loc, sizes, type.getElementType(), std::nullopt);
+    Value init2 =
+        filledTensor(rewriter, loc, sizes, type.getElementType(), std::nullopt);
+    AffineMap id = rewriter.getMultiDimIdentityMap(rank);
+    SmallVector<utils::IteratorType> iters(rank, utils::IteratorType::parallel);
+    auto generic = linalg::GenericOp::create(
+        rewriter, loc, TypeRange{type, type},
+        ValueRange{op.getResultGrad(), op.getGate(), op.getUp()},
+        ValueRange{init1, init2}, SmallVector<AffineMap>(5, id), iters,
+        [](OpBuilder &nb, Location l, ValueRange a) {
+          Value dh = a[0], g = a[1], u = a[2];
+          Value sig = sigmoid(nb, l, g);
+          Value one = floatConst(nb, l, g.getType(), 1.0);
+          // SiLU'(g) = sig (1 + g (1 - sig)).
+          Value dsilu = arith::MulFOp::create(
+              nb, l, sig,
+              arith::AddFOp::create(
+                  nb, l, one,
+                  arith::MulFOp::create(
+                      nb, l, g, arith::SubFOp::create(nb, l, one, sig))));
+          Value da = arith::MulFOp::create(
+              nb, l, arith::MulFOp::create(nb, l, dh, u), dsilu);
+          Value du = arith::MulFOp::create(
+              nb, l, dh, arith::MulFOp::create(nb, l, g, sig));
+          linalg::YieldOp::create(nb, l, ValueRange{da, du});
+        });
+    rewriter.replaceOp(op, generic.getResults());
+    return success();
+  }
+};
+
 } // namespace
 
 void mlir::hag::populateGradientsToLinalgPatterns(RewritePatternSet &patterns) {
   patterns.add<LinearBackwardLowering, SumRowsLowering,
-               EmbeddingBackwardLowering, CrossEntropyBackwardLowering>(
+               EmbeddingBackwardLowering, CrossEntropyBackwardLowering,
+               RMSNormBackwardLowering, SwiGLUActLowering,
+               SwiGLUActBackwardLowering>(
       patterns.getContext());
 }

@@ -385,8 +385,12 @@ struct RopeLowering : OpRewritePattern<RopeOp> {
           Value s = tensor::ExtractOp::create(nb, l, sinT, ValueRange{pos, jj});
           // low:  u_j cos - u_{j+d/2} sin;  high: u_j cos + u_{j-d/2} sin.
           Value ps = arith::MulFOp::create(nb, l, partner, s);
-          Value signedPs = arith::SelectOp::create(
-              nb, l, lowHalf, arith::NegFOp::create(nb, l, ps), ps);
+          // The inverse rotation (RoPE's VJP) flips the sine's sign.
+          Value negPs = arith::NegFOp::create(nb, l, ps);
+          Value signedPs =
+              op.getInverse()
+                  ? arith::SelectOp::create(nb, l, lowHalf, ps, negPs)
+                  : arith::SelectOp::create(nb, l, lowHalf, negPs, ps);
           Value r = arith::AddFOp::create(
               nb, l, arith::MulFOp::create(nb, l, a[0], c), signedPs);
           linalg::YieldOp::create(nb, l, r);

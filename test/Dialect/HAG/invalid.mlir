@@ -816,3 +816,19 @@ func.func @f(%dl: tensor<f32>, %l: tensor<2x7x16xf32>, %tok: tensor<2x7xi32>) {
   %g = hag.cross_entropy_backward %dl, %l, %tok : (tensor<f32>, tensor<2x7x16xf32>, tensor<2x7xi32>) -> tensor<2x7x8xf32>
   return
 }
+
+// -----
+
+func.func @f(%dy: tensor<2x7x8xf32>, %x: tensor<2x7x8xf32>, %s: tensor<6xf32>) {
+  // expected-error @+1 {{expects size of scale (6) to equal feature size of input (8)}}
+  %dx, %ds = hag.rms_norm_backward %dy, %x, %s : (tensor<2x7x8xf32>, tensor<2x7x8xf32>, tensor<6xf32>) -> (tensor<2x7x8xf32>, tensor<6xf32>)
+  return
+}
+
+// -----
+
+func.func @f(%dh: tensor<2x7x12xf32>, %a: tensor<2x7x12xf32>, %u: tensor<2x7x10xf32>) {
+  // expected-error @+1 {{expects up to have the type of gate ('tensor<2x7x12xf32>'), got 'tensor<2x7x10xf32>'}}
+  %da, %du = hag.swiglu_act_backward %dh, %a, %u : (tensor<2x7x12xf32>, tensor<2x7x12xf32>, tensor<2x7x10xf32>) -> (tensor<2x7x12xf32>, tensor<2x7x12xf32>)
+  return
+}

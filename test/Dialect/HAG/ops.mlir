@@ -147,3 +147,17 @@ func.func @gradients(%dy: tensor<2x7x16xf32>, %x: tensor<2x7x8xf32>, %w: tensor<
   %dlg = hag.cross_entropy_backward %dl, %dy, %tok : (tensor<f32>, tensor<2x7x16xf32>, tensor<2x7xi32>) -> tensor<2x7x16xf32>
   return %dx, %dw, %db, %dt, %dlg : tensor<2x7x8xf32>, tensor<16x8xf32>, tensor<16xf32>, tensor<16x8xf32>, tensor<2x7x16xf32>
 }
+
+// CHECK-LABEL: func.func @more_gradients
+func.func @more_gradients(%dy: tensor<2x7x8xf32>, %x: tensor<2x7x8xf32>, %s: tensor<8xf32>, %a: tensor<2x7x12xf32>)
+    -> (tensor<2x7x8xf32>, tensor<8xf32>, tensor<2x7x12xf32>, tensor<2x7x12xf32>, tensor<2x7x8xf32>) {
+  // CHECK: hag.rms_norm_backward %{{.+}}, %{{.+}}, %{{.+}} {eps = 9.9999999999999995E-7 : f64}
+  %dx, %ds = hag.rms_norm_backward %dy, %x, %s {eps = 1.0e-6} : (tensor<2x7x8xf32>, tensor<2x7x8xf32>, tensor<8xf32>) -> (tensor<2x7x8xf32>, tensor<8xf32>)
+  // CHECK: hag.swiglu_act %{{.+}}, %{{.+}} : tensor<2x7x12xf32>
+  %h = hag.swiglu_act %a, %a : tensor<2x7x12xf32>
+  // CHECK: hag.swiglu_act_backward %{{.+}}, %{{.+}}, %{{.+}} : (tensor<2x7x12xf32>, tensor<2x7x12xf32>, tensor<2x7x12xf32>) -> (tensor<2x7x12xf32>, tensor<2x7x12xf32>)
+  %da, %du = hag.swiglu_act_backward %h, %a, %a : (tensor<2x7x12xf32>, tensor<2x7x12xf32>, tensor<2x7x12xf32>) -> (tensor<2x7x12xf32>, tensor<2x7x12xf32>)
+  // CHECK: hag.rope %{{.+}} {head_dim = 4 : i64, inverse}
+  %ri = hag.rope %x {head_dim = 4 : i64, inverse} : (tensor<2x7x8xf32>) -> tensor<2x7x8xf32>
+  return %dx, %ds, %da, %du, %ri : tensor<2x7x8xf32>, tensor<8xf32>, tensor<2x7x12xf32>, tensor<2x7x12xf32>, tensor<2x7x8xf32>
+}

@@ -61,12 +61,14 @@ def HAG_LinearOp : HAG_PureOp<"linear", [DeclareOpInterfaceMethods<HAG_Different
   }];
 }
 
-def HAG_RopeOp : HAG_PureOp<"rope"> {
+def HAG_RopeOp : HAG_PureOp<"rope", [DeclareOpInterfaceMethods<HAG_DifferentiableOpInterface>]> {
   let summary = "rotary position embedding, rotate-half convention";
   let description = [{
     Rotates every head of `input` (`[batch, seq, heads * head_dim]`) by its
     raw position `offset + i` (spec section 3), or `position + offset + i`
-    when the optional index operand is given (incremental decoding): for `j < d/2`,
+    when the optional index operand is given (incremental decoding). With
+    `inverse` it rotates by the negated angle (the transpose of the rotation:
+    RoPE's vector-Jacobian product): for `j < d/2`,
     `theta_j = pos * base^(-2j/d)` and the pair `(u_j, u_(j+d/2))` becomes
     `(u_j cos - u_(j+d/2) sin, u_(j+d/2) cos + u_j sin)`.
 
@@ -79,14 +81,15 @@ def HAG_RopeOp : HAG_PureOp<"rope"> {
                        Optional<Index>:$position,
                        ConfinedAttr<I64Attr, [IntPositive]>:$head_dim,
                        DefaultValuedAttr<F64Attr, "10000.0">:$base,
-                       DefaultValuedAttr<I64Attr, "0">:$offset);
+                       DefaultValuedAttr<I64Attr, "0">:$offset,
+                       UnitAttr:$inverse);
   let results = (outs HAG_FloatTensor:$result);
   let assemblyFormat = [{
     $input (`at` $position^)? attr-dict `:` functional-type(operands, results)
   }];
 }
 
-def HAG_RMSNormOp : HAG_PureOp<"rms_norm"> {
+def HAG_RMSNormOp : HAG_PureOp<"rms_norm", [DeclareOpInterfaceMethods<HAG_DifferentiableOpInterface>]> {
   let summary = "RMSNorm with a learned scale over the last dimension";
   let description = [{
     `y = x / sqrt(mean(x^2) + eps) * scale`, `scale` of shape `[D]`.
@@ -104,7 +107,7 @@ def HAG_RMSNormOp : HAG_PureOp<"rms_norm"> {
   }];
 }
 
-def HAG_SwiGLUOp : HAG_PureOp<"swiglu"> {
+def HAG_SwiGLUOp : HAG_PureOp<"swiglu", [DeclareOpInterfaceMethods<HAG_DifferentiableOpInterface>]> {
   let summary = "SwiGLU MLP: W_down(SiLU(W_gate x) * (W_up x))";
   let description = [{
     The feed-forward half of a block (spec section 7). `w_gate` and `w_up` are
@@ -598,6 +601,62 @@ def HAG_CrossEntropyBackwardOp : HAG_PureOp<"cross_entropy_backward"> {
   let results = (outs HAG_FloatTensor:$logits_grad);
   let assemblyFormat = [{
     $loss_grad `,` $logits `,` $tokens attr-dict `:` functional-type(operands, results)
+  }];
+}
+
+def HAG_RMSNormBackwardOp : HAG_PureOp<"rms_norm_backward"> {
+  let summary = "the gradients of y = x r s, r = 1 / sqrt(mean(x^2) + eps)";
+  let description = [{
+    Per row: `dx = r (dy s) - x r^3 mean(dy s x)`; `dscale = sum over rows
+    of dy x r`.
+
+    ```mlir
+    %dx, %ds = hag.rms_norm_backward %dy, %x, %scale {eps = 1.0e-05 : f64}
+        : (tensor<2x7x8xf32>, tensor<2x7x8xf32>, tensor<8xf32>)
+        -> (tensor<2x7x8xf32>, tensor<8xf32>)
+    ```
+  }];
+  let arguments = (ins HAG_FloatTensor:$result_grad, HAG_FloatTensor:$input,
+                       HAG_FloatTensor:$scale,
+                       DefaultValuedAttr<F64Attr, "1.0e-5">:$eps);
+  let results = (outs HAG_FloatTensor:$input_grad, HAG_FloatTensor:$scale_grad);
+  let assemblyFormat = [{
+    $result_grad `,` $input `,` $scale attr-dict `:` functional-type(operands, results)
+  }];
+}
+
+def HAG_SwiGLUActOp : HAG_PureOp<"swiglu_act", [SameOperandsAndResultType]> {
+  let summary = "SwiGLU's activation h = SiLU(a) * u (elementwise)";
+  let description = [{
+    The middle of `hag.swiglu` (a = x Wg^T, u = x Wu^T), recomputed by its
+    vector-Jacobian product.
+
+    ```mlir
+    %h = hag.swiglu_act %a, %u : tensor<2x7x32xf32>
+    ```
+  }];
+  let arguments = (ins HAG_FloatTensor:$gate, HAG_FloatTensor:$up);
+  let results = (outs HAG_FloatTensor:$result);
+  let assemblyFormat = "$gate `,` $up attr-dict `:` type($result)";
+}
+
+def HAG_SwiGLUActBackwardOp : HAG_PureOp<"swiglu_act_backward"> {
+  let summary = "the gradients of h = SiLU(a) * u";
+  let description = [{
+    `da = dh u SiLU'(a)` with `SiLU'(a) = sig(a) (1 + a (1 - sig(a)))`,
+    `du = dh SiLU(a)`.
+
+    ```mlir
+    %da, %du = hag.swiglu_act_backward %dh, %a, %u
+        : (tensor<2x7x32xf32>, tensor<2x7x32xf32>, tensor<2x7x32xf32>)
+        -> (tensor<2x7x32xf32>, tensor<2x7x32xf32>)
+    ```
+  }];
+  let arguments = (ins HAG_FloatTensor:$result_grad, HAG_FloatTensor:$gate,
+                       HAG_FloatTensor:$up);
+  let results = (outs HAG_FloatTensor:$gate_grad, HAG_FloatTensor:$up_grad);
+  let assemblyFormat = [{
+    $result_grad `,` $gate `,` $up attr-dict `:` functional-type(operands, results)
   }];
 }
 
