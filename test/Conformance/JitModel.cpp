@@ -73,15 +73,20 @@ static bool lowerAndJit(JitModel::Impl &impl, OwningOpRef<ModuleOp> module,
   return true;
 }
 
-std::unique_ptr<JitModel> JitModel::compile(const ModelDescription &md,
-                                            std::string &error) {
+std::unique_ptr<JitModel> JitModel::create() {
   initializeOnce();
   auto model = std::unique_ptr<JitModel>(new JitModel());
   model->impl = std::make_unique<Impl>();
+  mlir::hag::registerHAGDialects(model->impl->registry);
+  model->impl->ctx = std::make_unique<MLIRContext>(model->impl->registry);
+  model->impl->ctx->loadAllAvailableDialects();
+  return model;
+}
+
+std::unique_ptr<JitModel> JitModel::compile(const ModelDescription &md,
+                                            std::string &error) {
+  std::unique_ptr<JitModel> model = create();
   Impl &impl = *model->impl;
-  mlir::hag::registerHAGDialects(impl.registry);
-  impl.ctx = std::make_unique<MLIRContext>(impl.registry);
-  impl.ctx->loadAllAvailableDialects();
   std::string diagnostics;
   ScopedDiagnosticHandler handler(impl.ctx.get(), [&](Diagnostic &d) {
     diagnostics += d.str() + "\n";
@@ -103,13 +108,8 @@ std::unique_ptr<JitModel> JitModel::compile(const ModelDescription &md,
 std::unique_ptr<JitModel> JitModel::compileSource(const std::string &source,
                                                   std::string &error,
                                                   const std::string &passes) {
-  initializeOnce();
-  auto model = std::unique_ptr<JitModel>(new JitModel());
-  model->impl = std::make_unique<Impl>();
+  std::unique_ptr<JitModel> model = create();
   Impl &impl = *model->impl;
-  mlir::hag::registerHAGDialects(impl.registry);
-  impl.ctx = std::make_unique<MLIRContext>(impl.registry);
-  impl.ctx->loadAllAvailableDialects();
   std::string diagnostics;
   ScopedDiagnosticHandler handler(impl.ctx.get(), [&](Diagnostic &d) {
     diagnostics += d.str() + "\n";

@@ -62,6 +62,8 @@ public:
   struct Impl;
 
 private:
+  /// A JitModel with a fresh context holding the HAG dialects.
+  static std::unique_ptr<JitModel> create();
   std::unique_ptr<Impl> impl;
 };
 

@@ -188,49 +188,15 @@ struct CrossEntropyBackwardLowering
     Location loc = op.getLoc();
     Value logits = op.getLogits(), tokens = op.getTokens();
     Type elt = cast<RankedTensorType>(logits.getType()).getElementType();
-    double lowest = -std::numeric_limits<double>::infinity();
-    Value rowMax = reduceLastDim(
-        rewriter, loc, logits, lowest,
-        [](OpBuilder &nb, Location l, ValueRange a) {
-          linalg::YieldOp::create(
-              nb, l, arith::MaximumFOp::create(nb, l, a[0], a[1]).getResult());
-        });
+    auto [rowMax, sumExp] = softmaxStats(rewriter, loc, logits);
     AffineMap id3 = rewriter.getMultiDimIdentityMap(3);
     AffineMap row3 = AffineMap::get(
         3, 0, {rewriter.getAffineDimExpr(0), rewriter.getAffineDimExpr(1)},
         getContext());
-    SmallVector<OpFoldResult> rows = tensorSizes(rewriter, loc, tokens);
-    Value sumInit = filledTensor(rewriter, loc, rows, elt, 0.0);
-    Value sumExp =
-        linalg::GenericOp::create(
-            rewriter, loc, TypeRange{sumInit.getType()},
-            ValueRange{logits, rowMax}, ValueRange{sumInit},
-            ArrayRef<AffineMap>{id3, row3, row3},
-            ArrayRef<utils::IteratorType>{utils::IteratorType::parallel,
-                                          utils::IteratorType::parallel,
-                                          utils::IteratorType::reduction},
-            [](OpBuilder &nb, Location l, ValueRange a) {
-              Value e = math::ExpOp::create(
-                  nb, l, arith::SubFOp::create(nb, l, a[0], a[1]));
-              linalg::YieldOp::create(
-                  nb, l, arith::AddFOp::create(nb, l, a[2], e).getResult());
-            })
-            .getResult(0);
-    // scale = dloss / (batch * max(seq - 1, 1)), as the forward's mean.
     Value seq = getValueOrCreateConstantIndexOp(
         rewriter, loc, tensor::getMixedSize(rewriter, loc, tokens, 1));
-    Value batch = getValueOrCreateConstantIndexOp(
-        rewriter, loc, tensor::getMixedSize(rewriter, loc, tokens, 0));
-    Value one = arith::ConstantIndexOp::create(rewriter, loc, 1);
-    Value positions = arith::MulIOp::create(
-        rewriter, loc, batch,
-        arith::MaxUIOp::create(rewriter, loc,
-                               arith::SubIOp::create(rewriter, loc, seq, one),
-                               one));
-    Value count = arith::SIToFPOp::create(
-        rewriter, loc, elt,
-        arith::IndexCastOp::create(rewriter, loc, rewriter.getI64Type(),
-                                   positions));
+    // scale = dloss / count, as the forward's mean.
+    Value count = nextTokenCount(rewriter, loc, tokens, elt);
     Value dloss = tensor::ExtractOp::create(rewriter, loc, op.getLossGrad(),
                                             ValueRange{});
     Value scale = arith::DivFOp::create(rewriter, loc, dloss, count);
@@ -239,17 +205,8 @@ struct CrossEntropyBackwardLowering
     Value grad = elementwise(
         rewriter, loc, init, ValueRange{logits, rowMax, sumExp},
         [&](OpBuilder &nb, Location l, ValueRange a) {
-          Value bIdx = linalg::IndexOp::create(nb, l, 0);
-          Value i = linalg::IndexOp::create(nb, l, 1);
           Value v = linalg::IndexOp::create(nb, l, 2);
-          Value c1 = arith::ConstantIndexOp::create(nb, l, 1);
-          Value next = arith::AddIOp::create(nb, l, i, c1);
-          Value hasNext = arith::CmpIOp::create(
-              nb, l, arith::CmpIPredicate::ult, next, seq);
-          Value nextIdx = arith::SelectOp::create(nb, l, hasNext, next, i);
-          Value tok = tensor::ExtractOp::create(nb, l, tokens,
-                                                ValueRange{bIdx, nextIdx});
-          Value id = arith::IndexCastOp::create(nb, l, nb.getIndexType(), tok);
+          auto [hasNext, id] = nextTokenId(nb, l, tokens, seq);
           Value isTarget =
               arith::CmpIOp::create(nb, l, arith::CmpIPredicate::eq, id, v);
           Value p = arith::DivFOp::create(
@@ -284,41 +241,19 @@ struct RMSNormBackwardLowering : OpRewritePattern<RMSNormBackwardOp> {
     auto type = cast<RankedTensorType>(x.getType());
     unsigned rank = type.getRank();
     Type elt = type.getElementType();
-    MLIRContext *ctx = getContext();
-    Value sumSq = reduceLastDim(
-        rewriter, loc, x, 0.0, [](OpBuilder &nb, Location l, ValueRange a) {
-          Value sq = arith::MulFOp::create(nb, l, a[0], a[0]);
-          linalg::YieldOp::create(
-              nb, l, arith::AddFOp::create(nb, l, a[1], sq).getResult());
-        });
-    Value width = arith::IndexCastOp::create(
-        rewriter, loc, rewriter.getI64Type(),
-        getValueOrCreateConstantIndexOp(
-            rewriter, loc, tensor::getMixedSize(rewriter, loc, x, rank - 1)));
-    Value widthF = arith::SIToFPOp::create(rewriter, loc, elt, width);
-    Value eps = floatConst(rewriter, loc, elt, op.getEps().convertToDouble());
-    SmallVector<AffineExpr> rowExprs;
-    for (unsigned d = 0; d + 1 < rank; ++d)
-      rowExprs.push_back(rewriter.getAffineDimExpr(d));
+    Value r = rmsInverse(rewriter, loc, x, op.getEps().convertToDouble());
+    Value widthF = arith::SIToFPOp::create(
+        rewriter, loc, elt,
+        arith::IndexCastOp::create(
+            rewriter, loc, rewriter.getI64Type(),
+            getValueOrCreateConstantIndexOp(
+                rewriter, loc,
+                tensor::getMixedSize(rewriter, loc, x, rank - 1))));
     AffineMap id = rewriter.getMultiDimIdentityMap(rank);
-    AffineMap rowMap = AffineMap::get(rank, 0, rowExprs, ctx);
-    AffineMap lastMap =
-        AffineMap::get(rank, 0, rewriter.getAffineDimExpr(rank - 1), ctx);
-    // r per row.
+    AffineMap rowMap = leadingDimsMap(rewriter, rank);
+    AffineMap lastMap = lastDimMap(rewriter, rank);
     SmallVector<OpFoldResult> rowSizes = tensorSizes(rewriter, loc, x);
     rowSizes.pop_back();
-    Value rInit = filledTensor(rewriter, loc, rowSizes, elt, std::nullopt);
-    Value r = elementwise(rewriter, loc, rInit, ValueRange{sumSq},
-                          [&](OpBuilder &nb, Location l, ValueRange a) {
-                            Value mean = arith::DivFOp::create(nb, l, a[0],
-                                                               widthF);
-                            linalg::YieldOp::create(
-                                nb, l,
-                                math::RsqrtOp::create(
-                                    nb, l, arith::AddFOp::create(nb, l, mean,
-                                                                 eps))
-                                    .getResult());
-                          });
     // t = sum over the row of dy s x.
     Value tInit = filledTensor(rewriter, loc, rowSizes, elt, 0.0);
     SmallVector<utils::IteratorType> rowIters(rank,

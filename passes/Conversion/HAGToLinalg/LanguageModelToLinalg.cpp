@@ -200,6 +200,113 @@ Value lowering::reduceLastDim(OpBuilder &b, Location loc, Value x, double init,
       .getResult(0);
 }
 
+AffineMap lowering::leadingDimsMap(OpBuilder &b, unsigned rank) {
+  SmallVector<AffineExpr> exprs;
+  for (unsigned d = 0; d + 1 < rank; ++d)
+    exprs.push_back(b.getAffineDimExpr(d));
+  return AffineMap::get(rank, 0, exprs, b.getContext());
+}
+
+AffineMap lowering::lastDimMap(OpBuilder &b, unsigned rank) {
+  return AffineMap::get(rank, 0, b.getAffineDimExpr(rank - 1), b.getContext());
+}
+
+Value lowering::rmsInverse(OpBuilder &b, Location loc, Value x, double eps) {
+  auto type = cast<RankedTensorType>(x.getType());
+  unsigned rank = type.getRank();
+  Type elt = type.getElementType();
+  Value sumSq = reduceLastDim(
+      b, loc, x, 0.0, [](OpBuilder &nb, Location l, ValueRange a) {
+        Value sq = arith::MulFOp::create(nb, l, a[0], a[0]);
+        linalg::YieldOp::create(
+            nb, l, arith::AddFOp::create(nb, l, a[1], sq).getResult());
+      });
+  // D as a float: from the static size, or tensor.dim at run time.
+  Value width = arith::IndexCastOp::create(
+      b, loc, b.getI64Type(),
+      getValueOrCreateConstantIndexOp(
+          b, loc, tensor::getMixedSize(b, loc, x, rank - 1)));
+  Value widthF = arith::SIToFPOp::create(b, loc, elt, width);
+  Value epsC = floatConst(b, loc, elt, eps);
+  SmallVector<OpFoldResult> rows = tensorSizes(b, loc, x);
+  rows.pop_back();
+  Value init = filledTensor(b, loc, rows, elt, std::nullopt);
+  return elementwise(b, loc, init, ValueRange{sumSq},
+                     [&](OpBuilder &nb, Location l, ValueRange a) {
+                       Value mean = arith::DivFOp::create(nb, l, a[0], widthF);
+                       linalg::YieldOp::create(
+                           nb, l,
+                           math::RsqrtOp::create(
+                               nb, l, arith::AddFOp::create(nb, l, mean, epsC))
+                               .getResult());
+                     });
+}
+
+std::pair<Value, Value> lowering::nextTokenId(OpBuilder &b, Location loc,
+                                              Value tokens, Value seq) {
+  Value bIdx = linalg::IndexOp::create(b, loc, 0);
+  Value i = linalg::IndexOp::create(b, loc, 1);
+  Value next =
+      arith::AddIOp::create(b, loc, i, arith::ConstantIndexOp::create(b, loc, 1));
+  Value hasNext =
+      arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ult, next, seq);
+  Value nextIdx = arith::SelectOp::create(b, loc, hasNext, next, i);
+  Value tok =
+      tensor::ExtractOp::create(b, loc, tokens, ValueRange{bIdx, nextIdx});
+  Value id = arith::IndexCastOp::create(b, loc, b.getIndexType(), tok);
+  return {hasNext, id};
+}
+
+std::pair<Value, Value> lowering::softmaxStats(OpBuilder &b, Location loc,
+                                               Value logits) {
+  Type elt = cast<RankedTensorType>(logits.getType()).getElementType();
+  double lowest = -std::numeric_limits<double>::infinity();
+  Value rowMax = reduceLastDim(
+      b, loc, logits, lowest, [](OpBuilder &nb, Location l, ValueRange a) {
+        linalg::YieldOp::create(
+            nb, l, arith::MaximumFOp::create(nb, l, a[0], a[1]).getResult());
+      });
+  // sum_v exp(logit - max), with the max broadcast along v.
+  MLIRContext *ctx = b.getContext();
+  AffineMap id3 = b.getMultiDimIdentityMap(3);
+  AffineMap row3 =
+      AffineMap::get(3, 0, {b.getAffineDimExpr(0), b.getAffineDimExpr(1)}, ctx);
+  SmallVector<OpFoldResult> rows = tensorSizes(b, loc, logits);
+  rows.pop_back();
+  Value sumInit = filledTensor(b, loc, rows, elt, 0.0);
+  Value sumExp =
+      linalg::GenericOp::create(
+          b, loc, TypeRange{sumInit.getType()}, ValueRange{logits, rowMax},
+          ValueRange{sumInit}, ArrayRef<AffineMap>{id3, row3, row3},
+          ArrayRef<utils::IteratorType>{utils::IteratorType::parallel,
+                                        utils::IteratorType::parallel,
+                                        utils::IteratorType::reduction},
+          [](OpBuilder &nb, Location l, ValueRange a) {
+            Value e = math::ExpOp::create(
+                nb, l, arith::SubFOp::create(nb, l, a[0], a[1]));
+            linalg::YieldOp::create(
+                nb, l, arith::AddFOp::create(nb, l, a[2], e).getResult());
+          })
+          .getResult(0);
+  return {rowMax, sumExp};
+}
+
+Value lowering::nextTokenCount(OpBuilder &b, Location loc, Value tokens,
+                               Type elt) {
+  Value seq = getValueOrCreateConstantIndexOp(
+      b, loc, tensor::getMixedSize(b, loc, tokens, 1));
+  Value batch = getValueOrCreateConstantIndexOp(
+      b, loc, tensor::getMixedSize(b, loc, tokens, 0));
+  Value one = arith::ConstantIndexOp::create(b, loc, 1);
+  Value positions = arith::MulIOp::create(
+      b, loc, batch,
+      arith::MaxUIOp::create(b, loc, arith::SubIOp::create(b, loc, seq, one),
+                             one));
+  return arith::SIToFPOp::create(
+      b, loc, elt,
+      arith::IndexCastOp::create(b, loc, b.getI64Type(), positions));
+}
+
 Value lowering::sigmoid(OpBuilder &b, Location loc, Value x) {
   Value one = floatConst(b, loc, x.getType(), 1.0);
   Value e = math::ExpOp::create(b, loc, arith::NegFOp::create(b, loc, x));
@@ -276,40 +383,18 @@ struct RMSNormLowering : OpRewritePattern<RMSNormOp> {
     Value x = op.getInput();
     auto type = cast<RankedTensorType>(x.getType());
     unsigned rank = type.getRank();
-    Type elt = type.getElementType();
-    Value sumSq = reduceLastDim(
-        rewriter, loc, x, 0.0, [](OpBuilder &nb, Location l, ValueRange a) {
-          Value sq = arith::MulFOp::create(nb, l, a[0], a[0]);
-          linalg::YieldOp::create(
-              nb, l, arith::AddFOp::create(nb, l, a[1], sq).getResult());
-        });
-    // D as a float: from the static size, or tensor.dim at run time.
-    Value width = arith::IndexCastOp::create(
-        rewriter, loc, rewriter.getI64Type(),
-        getValueOrCreateConstantIndexOp(
-            rewriter, loc, tensor::getMixedSize(rewriter, loc, x, rank - 1)));
-    Value widthF = arith::SIToFPOp::create(rewriter, loc, elt, width);
-    Value eps = floatConst(rewriter, loc, elt, op.getEps().convertToDouble());
-
-    SmallVector<AffineExpr> rowExprs;
-    for (unsigned d = 0; d + 1 < rank; ++d)
-      rowExprs.push_back(rewriter.getAffineDimExpr(d));
-    AffineMap rowMap = AffineMap::get(rank, 0, rowExprs, getContext());
-    AffineMap scaleMap = AffineMap::get(
-        rank, 0, rewriter.getAffineDimExpr(rank - 1), getContext());
-    Value init = filledTensor(rewriter, loc, tensorSizes(rewriter, loc, x), elt,
-                              std::nullopt);
+    Value r = rmsInverse(rewriter, loc, x, op.getEps().convertToDouble());
+    Value init = filledTensor(rewriter, loc, tensorSizes(rewriter, loc, x),
+                              type.getElementType(), std::nullopt);
     Value y = elementwise(
-        rewriter, loc, init, ValueRange{x, sumSq, op.getScale()},
+        rewriter, loc, init, ValueRange{x, r, op.getScale()},
         [&](OpBuilder &nb, Location l, ValueRange a) {
-          Value mean = arith::DivFOp::create(nb, l, a[1], widthF);
-          Value inv = math::RsqrtOp::create(
-              nb, l, arith::AddFOp::create(nb, l, mean, eps));
-          Value n = arith::MulFOp::create(nb, l, a[0], inv);
+          Value n = arith::MulFOp::create(nb, l, a[0], a[1]);
           linalg::YieldOp::create(
               nb, l, arith::MulFOp::create(nb, l, n, a[2]).getResult());
         },
-        {rewriter.getMultiDimIdentityMap(rank), rowMap, scaleMap});
+        {rewriter.getMultiDimIdentityMap(rank), leadingDimsMap(rewriter, rank),
+         lastDimMap(rewriter, rank)});
     rewriter.replaceOp(op, y);
     return success();
   }
@@ -469,36 +554,9 @@ struct CrossEntropyLowering : OpRewritePattern<CrossEntropyOp> {
     Location loc = op.getLoc();
     Value logits = op.getLogits(), tokens = op.getTokens();
     Type elt = cast<RankedTensorType>(logits.getType()).getElementType();
-    double lowest = -std::numeric_limits<double>::infinity();
-    Value rowMax = reduceLastDim(
-        rewriter, loc, logits, lowest,
-        [](OpBuilder &nb, Location l, ValueRange a) {
-          linalg::YieldOp::create(
-              nb, l, arith::MaximumFOp::create(nb, l, a[0], a[1]).getResult());
-        });
-    // sum_v exp(logit - max), with the max broadcast along v.
-    AffineMap id3 = rewriter.getMultiDimIdentityMap(3);
-    AffineMap row3 = AffineMap::get(
-        3, 0, {rewriter.getAffineDimExpr(0), rewriter.getAffineDimExpr(1)},
-        getContext());
+    auto [rowMax, sumExp] = softmaxStats(rewriter, loc, logits);
     AffineMap row2 = rewriter.getMultiDimIdentityMap(2);
     SmallVector<OpFoldResult> rows = tensorSizes(rewriter, loc, tokens);
-    Value sumInit = filledTensor(rewriter, loc, rows, elt, 0.0);
-    Value sumExp =
-        linalg::GenericOp::create(
-            rewriter, loc, TypeRange{sumInit.getType()},
-            ValueRange{logits, rowMax}, ValueRange{sumInit},
-            ArrayRef<AffineMap>{id3, row3, row3},
-            ArrayRef<utils::IteratorType>{utils::IteratorType::parallel,
-                                          utils::IteratorType::parallel,
-                                          utils::IteratorType::reduction},
-            [](OpBuilder &nb, Location l, ValueRange a) {
-              Value e = math::ExpOp::create(
-                  nb, l, arith::SubFOp::create(nb, l, a[0], a[1]));
-              linalg::YieldOp::create(
-                  nb, l, arith::AddFOp::create(nb, l, a[2], e).getResult());
-            })
-            .getResult(0);
     // Per position: log-sum-exp minus the next token's logit; 0 for the last.
     Value seq = getValueOrCreateConstantIndexOp(
         rewriter, loc, tensor::getMixedSize(rewriter, loc, tokens, 1));
@@ -512,13 +570,7 @@ struct CrossEntropyLowering : OpRewritePattern<CrossEntropyOp> {
           Value i = linalg::IndexOp::create(nb, l, 1);
           Value one = arith::ConstantIndexOp::create(nb, l, 1);
           Value zero = arith::ConstantIndexOp::create(nb, l, 0);
-          Value next = arith::AddIOp::create(nb, l, i, one);
-          Value hasNext = arith::CmpIOp::create(
-              nb, l, arith::CmpIPredicate::ult, next, seq);
-          Value nextIdx = arith::SelectOp::create(nb, l, hasNext, next, i);
-          Value tok = tensor::ExtractOp::create(nb, l, tokens,
-                                                ValueRange{bIdx, nextIdx});
-          Value id = arith::IndexCastOp::create(nb, l, nb.getIndexType(), tok);
+          auto [hasNext, id] = nextTokenId(nb, l, tokens, seq);
           Value last = arith::SubIOp::create(nb, l, vocab, one);
           id = arith::MaxSIOp::create(nb, l, zero,
                                       arith::MinSIOp::create(nb, l, id, last));
@@ -547,18 +599,7 @@ struct CrossEntropyLowering : OpRewritePattern<CrossEntropyOp> {
                   nb, l, arith::AddFOp::create(nb, l, a[0], a[1]).getResult());
             })
             .getResult(0);
-    Value batch = getValueOrCreateConstantIndexOp(
-        rewriter, loc, tensor::getMixedSize(rewriter, loc, tokens, 0));
-    Value one = arith::ConstantIndexOp::create(rewriter, loc, 1);
-    Value positions = arith::MulIOp::create(
-        rewriter, loc, batch,
-        arith::MaxUIOp::create(rewriter, loc,
-                               arith::SubIOp::create(rewriter, loc, seq, one),
-                               one));
-    Value count = arith::SIToFPOp::create(
-        rewriter, loc, elt,
-        arith::IndexCastOp::create(rewriter, loc, rewriter.getI64Type(),
-                                   positions));
+    Value count = nextTokenCount(rewriter, loc, tokens, elt);
     Value meanInit = filledTensor(rewriter, loc, {}, elt, std::nullopt);
     Value mean = elementwise(
         rewriter, loc, meanInit, ValueRange{total},

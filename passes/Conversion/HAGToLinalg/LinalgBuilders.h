@@ -45,6 +45,29 @@ Value asDynamicBuffer(OpBuilder &b, Location loc, Value tensor);
 Value reduceLastDim(OpBuilder &b, Location loc, Value x, double init,
                     BodyFn body);
 
+/// Per position of logits [batch, seq, vocab]: the row max and
+/// sum_v exp(logit - max), both [batch, seq] (the log-sum-exp's parts).
+std::pair<Value, Value> softmaxStats(OpBuilder &b, Location loc, Value logits);
+
+/// batch * max(seq - 1, 1) for tokens [batch, seq], as a float of type `elt`:
+/// the positions the mean next-token loss averages over.
+Value nextTokenCount(OpBuilder &b, Location loc, Value tokens, Type elt);
+
+/// Inside a linalg body whose loops 0 and 1 run over tokens [batch, seq]:
+/// whether this position has a next token, and that token's id as an index
+/// (the position's own token when there is none).
+std::pair<Value, Value> nextTokenId(OpBuilder &b, Location loc, Value tokens,
+                                    Value seq);
+
+/// RMSNorm's per-row factor r = 1 / sqrt(sum(x^2) / D + eps) over the last
+/// dimension of x: a tensor of x's leading dimensions.
+Value rmsInverse(OpBuilder &b, Location loc, Value x, double eps);
+
+/// The map from x's loops (rank dims) to its leading dimensions, and to its
+/// last dimension.
+AffineMap leadingDimsMap(OpBuilder &b, unsigned rank);
+AffineMap lastDimMap(OpBuilder &b, unsigned rank);
+
 /// SiLU(x) = x * sigmoid(x).
 Value silu(OpBuilder &b, Location loc, Value x);
 /// sigmoid(x) = 1 / (1 + exp(-x)).
