@@ -265,7 +265,7 @@ LogicalResult linkSharedObject(ArrayRef<char> object, std::string &so,
     os.write(object.data(), object.size());
   }
   llvm::sys::fs::createTemporaryFile("hag", "so", soPath);
-  auto cleanup = llvm::make_scope_exit([&] {
+  llvm::scope_exit cleanup([&] {
     llvm::sys::fs::remove(objPath);
     llvm::sys::fs::remove(soPath);
   });

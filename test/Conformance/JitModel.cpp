@@ -20,6 +20,7 @@
 #include "llvm/Support/TargetSelect.h"
 
 #include <cstdlib>
+#include <functional>
 #include <cstring>
 #include <map>
 
@@ -63,7 +64,10 @@ static bool lowerAndJit(JitModel::Impl &impl, OwningOpRef<ModuleOp> module,
   static const std::string libomp = HAG_OMP_LIB_DIR "/libomp.so";
   static llvm::StringRef libs[] = {libomp};
   options.sharedLibPaths = libs;
-  options.transformer = makeOptimizingTransformer(/*optLevel=*/2, 0, nullptr);
+  // options.transformer is a function_ref: the function must outlive create.
+  std::function<llvm::Error(llvm::Module *)> optimize =
+      makeOptimizingTransformer(/*optLevel=*/2, 0, nullptr);
+  options.transformer = optimize;
   auto engine = ExecutionEngine::create(*module, options);
   if (!engine) {
     error = "JIT failed: " + llvm::toString(engine.takeError());
