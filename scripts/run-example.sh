@@ -32,6 +32,14 @@ if grep -q "kind: lm" "$model"; then
   python3 "$npy" show "$out/logits.npy"
   "$bin/hag-run" "$out/model.hag" --weights "$out/weights.safetensors" \
     --input "$out/tokens.npy" --entry loss
+  if grep -q "causal: false" "$model"; then
+    echo "== generate: skipped (bidirectional attention has no incremental decoding)"
+  else
+    echo "== generate: 64 tokens after a prompt, incremental decoding (untrained weights)"
+    "$bin/hag-run" "$out/model.hag" --weights "$out/weights.safetensors" \
+      --generate --prompt "Pyramid attention" --max-tokens 64 --temperature 1.0 --seed 1 \
+      | od -c | head -n 6
+  fi
 else
   python3 "$npy" sine "$out/x.npy" "1,$seq,$(grep -m1 d_model "$model" | awk '{print $2}')"
   echo "== run: forward over x [1, $seq, D]"
