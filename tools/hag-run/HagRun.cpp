@@ -2,6 +2,7 @@
 
 #include "HagRun.h"
 
+#include "hag/runtime/CudaDriver.h"
 #include "hag/runtime/Model.h"
 #include "hag/runtime/Npy.h"
 #include "hag/runtime/Random.h"
@@ -117,6 +118,9 @@ std::string hag::run::runUsage() {
          "  --seed S                the sampler's seed (default 0)\n"
          "  --output FILE           with --generate: the token ids, int32 "
          "[prompt + K]\n"
+         "  --device cpu|cuda       where to run (default cpu); cuda needs the\n"
+         "                          NVIDIA driver (loaded at run time) and a CUDA\n"
+         "                          artifact\n"
          "  --quiet                 no progress lines on stderr\n"
          "  --help                  this text\n"
          "  --version               the version\n"
@@ -201,6 +205,14 @@ ParsedArgs hag::run::parseRunArgs(const std::vector<std::string> &args) {
     } else if (name == "--output") {
       problem = takeValue();
       o.output = value;
+    } else if (name == "--device") {
+      problem = takeValue();
+      if (problem.empty()) {
+        if (value != "cpu" && value != "cuda")
+          problem = "--device: '" + value + "' is not a device (cpu or cuda)";
+        else
+          o.device = value;
+      }
     } else if (name == "--generate") {
       problem = flagWithoutValue(o.generate);
     } else if (name == "--prompt") {
@@ -515,6 +527,24 @@ int Runner::run() {
   }
   progress("loaded %s (%s, %zu parameters) in %.1f ms", o.artifact.c_str(),
            model.facts().kindName(), model.parameters().size(), loadMs);
+
+  if (o.device == "cuda") {
+    // The driver is loaded at run time: without one this is the only line.
+    Result<cuda::Driver> driver = cuda::Driver::load();
+    if (!driver.ok())
+      return fail("--device cuda: " + driver.message());
+    Result<cuda::DeviceInfo> dev = driver->device(0);
+    if (!dev.ok())
+      return fail("--device cuda: " + dev.message());
+    progress("CUDA device 0: %s (%s, %d SMs, %.1f GiB), driver %d.%d",
+             dev->name.c_str(), dev->arch().c_str(), dev->multiprocessors,
+             dev->totalMemory / 1073741824.0, driver->version() / 1000,
+             driver->version() % 1000 / 10);
+    return fail("--device cuda: " + o.artifact + " holds " +
+                model.artifact().manifest().target.triple +
+                " code; CUDA artifacts (hag-compile --target=cuda) are not "
+                "available in this build yet");
+  }
 
   if (o.initSeed) {
     start = std::chrono::steady_clock::now();

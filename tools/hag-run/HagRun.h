@@ -48,6 +48,8 @@ struct RunOptions {
   double temperature = 0.0;
   /// --seed S: the sampler's seed.
   uint64_t seed = 0;
+  /// --device cpu|cuda.
+  std::string device = "cpu";
   bool help = false;
   bool version = false;
   /// --quiet: no progress lines on stderr.
