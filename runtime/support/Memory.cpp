@@ -4,6 +4,7 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <mutex>
 
 #if defined(__GLIBC__)
@@ -19,8 +20,10 @@ bool hag::rt::retainLargeAllocations() {
       return;
 #if defined(__GLIBC__)
     // Setting the thresholds also turns off glibc's dynamic adjustment.
+    // The trim threshold is an int: at most 2 GiB stay mapped after a
+    // call (a 64K-token attention layer's working set is 1.6 GiB).
     applied = mallopt(M_MMAP_THRESHOLD, 1 << 30) == 1 &&
-              mallopt(M_TRIM_THRESHOLD, 1 << 30) == 1 &&
+              mallopt(M_TRIM_THRESHOLD, std::numeric_limits<int>::max()) == 1 &&
               mallopt(M_TOP_PAD, 64 << 20) == 1;
 #endif
   });

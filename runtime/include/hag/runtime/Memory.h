@@ -17,7 +17,7 @@
 namespace hag::rt {
 
 /// Asks glibc malloc to keep large freed blocks for reuse (mmap threshold
-/// 1 GiB, trim threshold 4 GiB). Model::open calls it once per process
+/// 1 GiB, trim threshold 2 GiB). Model::open calls it once per process
 /// unless the environment sets HAGRT_MALLOC_TUNING=0. Returns true when the
 /// settings are in effect (false on other C libraries, or when disabled).
 bool retainLargeAllocations();
