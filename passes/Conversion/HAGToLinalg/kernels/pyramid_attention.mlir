@@ -7,17 +7,18 @@
 //      mean via S_c = (m_c + eps) K_c for compressed children; max; conv),
 //   2. forms f64 running prefix sums of g*k, g*v and g for the summaries,
 //   3. runs every (batch, head, query block) in parallel; per block it forms
-//      the T' summary tokens once and picks the select_k tokens once, and
-//      per query it streams the keys of every window through one online
-//      softmax (no N x N buffer, no gathered copies of keys).
+//      the T' summary tokens once, picks the select_k tokens once, and runs
+//      three dense products over the block's whole key set: scores (the
+//      queries as vector lanes), an exact two-pass softmax, and P V (no
+//      N x N buffer, no per-query copy of keys).
 //
 // @hag_pyramid_decode is one incremental-decoding step on per-layer caches
-// (spec section 10, at the end of this file); it shares the level, summary,
-// select_k and attention code with the forward kernel.
+// (spec section 10, at the end of this file); it shares the level, summary
+// and select_k code with the forward kernel.
 //
 // Workspace buffers are freed by the buffer-deallocation pipeline that
-// runs after inlining; per-block scratch is stack-allocated in
-// @hag_attend_block.
+// runs after inlining; per-block scratch is allocated in @hag_attend_block
+// (never inlined, so it is released per block).
 //
 // Layouts: q [batch, N, H*d], k and v [batch, N, Hkv*d], g [batch, N];
 // conv weights packed [L-2, Hkv, r, d] (size 0 unless compress = conv);
@@ -151,22 +152,21 @@ func.func private @hag_level_token(
 }
 
 // Streams the keys [j0, j1) of one source through the online softmax of
-// nq queries (the decoding step runs one), 16 keys at a time
-// (FlashAttention-style tiles):
-//   S = Q K_tile^T * scale + bias        one vector<16> per query row,
-//   m' = max(m, max S), l = l e^(m-m') + sum e^(S-m'),
-//   acc = acc e^(m-m') + e^(S-m') V_tile.
-// The tile's keys are transposed into kt [d, 16] once and reused by every
-// query. `diag` masks keys j > query position (level 1 of causal blocks):
-// key j and query q0 + r are raw positions there. Lanes past j1 are masked.
+// one query (row 0 of q at batch index b, features qoff .. qoff + d; the
+// decoding step's query sees every key it is given), 16 keys at a time:
+//   s = q K_tile^T * scale + bias        one vector<16>,
+//   m' = max(m, max s), l = l e^(m-m') + sum e^(s-m'),
+//   acc = acc e^(m-m') + e^(s-m') V_tile.
+// The tile's keys are transposed into kt [d, 16]. Lanes past j1 are masked.
+// The state is mS[0], lS[0] and acc[0, :].
 func.func private @hag_attend_range(
-    %q: memref<?x?x?xf32>, %b: index, %q0: index, %nq: index, %qoff: index,
+    %q: memref<?x?x?xf32>, %b: index, %qoff: index,
     %keys: memref<?x?x?xf32>, %vals: memref<?x?x?xf32>, %kb: index,
     %j0: index, %j1: index, %koff: index,
-    %bias: memref<?x?xf32>, %bb: index, %boff: index, %diag: i1,
+    %bias: memref<?x?xf32>, %bb: index, %boff: index,
     %d: index, %scale: f32,
     %mS: memref<?xf32>, %lS: memref<?xf32>, %acc: memref<?x?xf32>,
-    %kt: memref<?x16xf32>, %pt4: memref<4x16xf32>) {
+    %kt: memref<?x16xf32>, %pt: memref<16xf32>) {
   %c0 = arith.constant 0 : index
   %c1 = arith.constant 1 : index
   %c16 = arith.constant 16 : index
@@ -205,72 +205,62 @@ func.func private @hag_attend_range(
     %bo = arith.addi %boff, %t0 : index
     %biasV = vector.maskedload %bias[%bb, %bo], %inRange, %ninfV
         : memref<?x?xf32>, vector<16xi1>, vector<16xf32> into vector<16xf32>
-    %diagV = vector.broadcast %diag : i1 to vector<16xi1>
-    // One query row at a time (decoding runs one row).
-    scf.for %r = %c0 to %nq step %c1 {
-      %qi = arith.addi %q0, %r : index
-      // Scores of query r against the 16 keys.
-      %sAcc = scf.for %x = %c0 to %d step %c1 iter_args(%sa = %zv) -> (vector<16xf32>) {
-        %f = arith.addi %qoff, %x : index
-        %qx = memref.load %q[%b, %qi, %f] : memref<?x?x?xf32>
-        %qxV = vector.broadcast %qx : f32 to vector<16xf32>
-        %ktx = vector.load %kt[%x, %c0] : memref<?x16xf32>, vector<16xf32>
-        %sa2 = vector.fma %qxV, %ktx, %sa : vector<16xf32>
-        scf.yield %sa2 : vector<16xf32>
+    // Scores of the query against the 16 keys.
+    %sAcc = scf.for %x = %c0 to %d step %c1 iter_args(%sa = %zv) -> (vector<16xf32>) {
+      %f = arith.addi %qoff, %x : index
+      %qx = memref.load %q[%b, %c0, %f] : memref<?x?x?xf32>
+      %qxV = vector.broadcast %qx : f32 to vector<16xf32>
+      %ktx = vector.load %kt[%x, %c0] : memref<?x16xf32>, vector<16xf32>
+      %sa2 = vector.fma %qxV, %ktx, %sa : vector<16xf32>
+      scf.yield %sa2 : vector<16xf32>
+    }
+    %sc = arith.mulf %sAcc, %scaleV : vector<16xf32>
+    %s = arith.addf %sc, %biasV : vector<16xf32>
+    %tileMax = vector.reduction <maximumf>, %s : vector<16xf32> into f32
+    %mOld = memref.load %mS[%c0] : memref<?xf32>
+    %mNew = arith.maximumf %mOld, %tileMax : f32
+    %anyKey = arith.cmpf ogt, %mNew, %ninf : f32
+    scf.if %anyKey {
+      %dm = arith.subf %mOld, %mNew : f32
+      %corr = math.exp %dm : f32
+      %mNewV = vector.broadcast %mNew : f32 to vector<16xf32>
+      %sm = arith.subf %s, %mNewV : vector<16xf32>
+      %p = math.exp %sm : vector<16xf32>
+      %pSum = vector.reduction <add>, %p : vector<16xf32> into f32
+      %lOld = memref.load %lS[%c0] : memref<?xf32>
+      %lScaled = arith.mulf %lOld, %corr : f32
+      %lNew = arith.addf %lScaled, %pSum : f32
+      memref.store %lNew, %lS[%c0] : memref<?xf32>
+      memref.store %mNew, %mS[%c0] : memref<?xf32>
+      vector.store %p, %pt[%c0] : memref<16xf32>, vector<16xf32>
+      // acc = acc * corr + sum_c p[c] V[t0 + c].
+      %corrV = vector.broadcast %corr : f32 to vector<16xf32>
+      scf.for %x = %c0 to %d16 step %c16 {
+        %a0 = vector.load %acc[%c0, %x] : memref<?x?xf32>, vector<16xf32>
+        %a1 = arith.mulf %a0, %corrV : vector<16xf32>
+        %f = arith.addi %koff, %x : index
+        %a2 = scf.for %c = %c0 to %nk step %c1 iter_args(%aa = %a1) -> (vector<16xf32>) {
+          %jc = arith.addi %t0, %c : index
+          %pc = memref.load %pt[%c] : memref<16xf32>
+          %pcV = vector.broadcast %pc : f32 to vector<16xf32>
+          %vv = vector.load %vals[%kb, %jc, %f] : memref<?x?x?xf32>, vector<16xf32>
+          %aa2 = vector.fma %pcV, %vv, %aa : vector<16xf32>
+          scf.yield %aa2 : vector<16xf32>
+        }
+        vector.store %a2, %acc[%c0, %x] : memref<?x?xf32>, vector<16xf32>
       }
-      %sc = arith.mulf %sAcc, %scaleV : vector<16xf32>
-      %sb = arith.addf %sc, %biasV : vector<16xf32>
-      // Causal mask on the diagonal: key j > query i is not a key.
-      %qiV = vector.broadcast %qi : index to vector<16xindex>
-      %future = arith.cmpi ugt, %jV, %qiV : vector<16xindex>
-      %masked = arith.andi %future, %diagV : vector<16xi1>
-      %s = arith.select %masked, %ninfV, %sb : vector<16xi1>, vector<16xf32>
-      %tileMax = vector.reduction <maximumf>, %s : vector<16xf32> into f32
-      %mOld = memref.load %mS[%r] : memref<?xf32>
-      %mNew = arith.maximumf %mOld, %tileMax : f32
-      %anyKey = arith.cmpf ogt, %mNew, %ninf : f32
-      scf.if %anyKey {
-        %dm = arith.subf %mOld, %mNew : f32
-        %corr = math.exp %dm : f32
-        %mNewV = vector.broadcast %mNew : f32 to vector<16xf32>
-        %sm = arith.subf %s, %mNewV : vector<16xf32>
-        %p = math.exp %sm : vector<16xf32>
-        %pSum = vector.reduction <add>, %p : vector<16xf32> into f32
-        %lOld = memref.load %lS[%r] : memref<?xf32>
-        %lScaled = arith.mulf %lOld, %corr : f32
-        %lNew = arith.addf %lScaled, %pSum : f32
-        memref.store %lNew, %lS[%r] : memref<?xf32>
-        memref.store %mNew, %mS[%r] : memref<?xf32>
-        vector.store %p, %pt4[%c0, %c0] : memref<4x16xf32>, vector<16xf32>
-        // acc[r] = acc[r] * corr + sum_c p[c] V[t0 + c].
-        %corrV = vector.broadcast %corr : f32 to vector<16xf32>
-        scf.for %x = %c0 to %d16 step %c16 {
-          %a0 = vector.load %acc[%r, %x] : memref<?x?xf32>, vector<16xf32>
-          %a1 = arith.mulf %a0, %corrV : vector<16xf32>
-          %f = arith.addi %koff, %x : index
-          %a2 = scf.for %c = %c0 to %nk step %c1 iter_args(%aa = %a1) -> (vector<16xf32>) {
-            %jc = arith.addi %t0, %c : index
-            %pc = memref.load %pt4[%c0, %c] : memref<4x16xf32>
-            %pcV = vector.broadcast %pc : f32 to vector<16xf32>
-            %vv = vector.load %vals[%kb, %jc, %f] : memref<?x?x?xf32>, vector<16xf32>
-            %aa2 = vector.fma %pcV, %vv, %aa : vector<16xf32>
-            scf.yield %aa2 : vector<16xf32>
-          }
-          vector.store %a2, %acc[%r, %x] : memref<?x?xf32>, vector<16xf32>
+      scf.for %x = %d16 to %d step %c1 {
+        %a0 = memref.load %acc[%c0, %x] : memref<?x?xf32>
+        %a1 = arith.mulf %a0, %corr : f32
+        %f = arith.addi %koff, %x : index
+        %a2 = scf.for %c = %c0 to %nk step %c1 iter_args(%aa = %a1) -> (f32) {
+          %jc = arith.addi %t0, %c : index
+          %pc = memref.load %pt[%c] : memref<16xf32>
+          %vv = memref.load %vals[%kb, %jc, %f] : memref<?x?x?xf32>
+          %aa2 = math.fma %pc, %vv, %aa : f32
+          scf.yield %aa2 : f32
         }
-        scf.for %x = %d16 to %d step %c1 {
-          %a0 = memref.load %acc[%r, %x] : memref<?x?xf32>
-          %a1 = arith.mulf %a0, %corr : f32
-          %f = arith.addi %koff, %x : index
-          %a2 = scf.for %c = %c0 to %nk step %c1 iter_args(%aa = %a1) -> (f32) {
-            %jc = arith.addi %t0, %c : index
-            %pc = memref.load %pt4[%c0, %c] : memref<4x16xf32>
-            %vv = memref.load %vals[%kb, %jc, %f] : memref<?x?x?xf32>
-            %aa2 = math.fma %pc, %vv, %aa : f32
-            scf.yield %aa2 : f32
-          }
-          memref.store %a2, %acc[%r, %x] : memref<?x?xf32>
-        }
+        memref.store %a2, %acc[%c0, %x] : memref<?x?xf32>
       }
     }
   }
@@ -1323,9 +1313,11 @@ func.func private @hag_pyramid_attention(
 // other, the query block's T summary tokens, its select_k picks. aux
 // [batch, 2R]: the mass bias of every row, then the masses (g for raw rows).
 // pk, pv [batch, S + 1, Hkv*d] and pg [batch, S + 1]: f64 running prefix
-// sums. Every value is computed by the same code as the forward kernel
-// (@hag_level_token, @hag_summary_tokens, @hag_select_tokens,
-// @hag_attend_range), so decoding reproduces the forward's row `pos`.
+// sums. Levels, summaries and select_k picks come from the forward kernel's
+// own functions (@hag_level_token, @hag_summary_tokens, @hag_select_tokens),
+// so the keys are the forward's; the one-query attention
+// (@hag_attend_range) sums them in another order (online softmax in 16-key
+// tiles), which changes the output in the last bits only.
 
 // The summary tokens and select_k picks of the query block starting at the
 // current position, for batch row b (a function of its own for its stack
@@ -1367,7 +1359,6 @@ func.func private @hag_decode_attend(
   %one = arith.constant 1.0 : f32
   %ninf = arith.constant 0xFF800000 : f32
   %true = arith.constant true
-  %false = arith.constant false
   %hk = arith.muli %h, %Hkv : index
   %kvh = arith.divui %hk, %H : index
   %qoff = arith.muli %h, %d : index
@@ -1376,7 +1367,7 @@ func.func private @hag_decode_attend(
   %lS = memref.alloca(%c1) : memref<?xf32>
   %acc = memref.alloca(%c1, %d) : memref<?x?xf32>
   %kt = memref.alloca(%d) : memref<?x16xf32>
-  %pt = memref.alloca() : memref<4x16xf32>
+  %pt = memref.alloca() : memref<16xf32>
   memref.store %ninf, %mS[%c0] : memref<?xf32>
   memref.store %zero, %lS[%c0] : memref<?xf32>
   scf.for %x = %c0 to %d step %c1 {
@@ -1384,8 +1375,8 @@ func.func private @hag_decode_attend(
   }
   // Level 1: raw [a_1, pos] (every key is at or before the query).
   %n = arith.addi %pos, %c1 : index
-  func.call @hag_attend_range(%q, %b, %c0, %c1, %qoff, %cK, %cV, %b, %a1, %n, %koff, %aux, %b, %c0, %false, %d, %scale, %mS, %lS, %acc, %kt, %pt)
-      : (memref<?x?x?xf32>, index, index, index, index, memref<?x?x?xf32>, memref<?x?x?xf32>, index, index, index, index, memref<?x?xf32>, index, index, i1, index, f32, memref<?xf32>, memref<?xf32>, memref<?x?xf32>, memref<?x16xf32>, memref<4x16xf32>) -> ()
+  func.call @hag_attend_range(%q, %b, %qoff, %cK, %cV, %b, %a1, %n, %koff, %aux, %b, %c0, %d, %scale, %mS, %lS, %acc, %kt, %pt)
+      : (memref<?x?x?xf32>, index, index, memref<?x?x?xf32>, memref<?x?x?xf32>, index, index, index, index, memref<?x?xf32>, index, index, index, f32, memref<?xf32>, memref<?xf32>, memref<?x?xf32>, memref<?x16xf32>, memref<16xf32>) -> ()
   // Compressed levels: the left windows, at each level's rows.
   scf.for %l = %c2 to %L step %c1 iter_args(%a = %a1, %off = %S, %nMaxPrev = %S) -> (index, index, index) {
     %nMax = func.call @hag_ceil_div(%nMaxPrev, %r) : (index, index) -> index
@@ -1393,18 +1384,18 @@ func.func private @hag_decode_attend(
         : (index, index, index, index, index, index, index, i1) -> (index, index, index, index)
     %la = arith.addi %off, %w#0 : index
     %lc = arith.addi %off, %w#1 : index
-    func.call @hag_attend_range(%q, %b, %c0, %c1, %qoff, %cK, %cV, %b, %la, %lc, %koff, %aux, %b, %c0, %false, %d, %scale, %mS, %lS, %acc, %kt, %pt)
-        : (memref<?x?x?xf32>, index, index, index, index, memref<?x?x?xf32>, memref<?x?x?xf32>, index, index, index, index, memref<?x?xf32>, index, index, i1, index, f32, memref<?xf32>, memref<?xf32>, memref<?x?xf32>, memref<?x16xf32>, memref<4x16xf32>) -> ()
+    func.call @hag_attend_range(%q, %b, %qoff, %cK, %cV, %b, %la, %lc, %koff, %aux, %b, %c0, %d, %scale, %mS, %lS, %acc, %kt, %pt)
+        : (memref<?x?x?xf32>, index, index, memref<?x?x?xf32>, memref<?x?x?xf32>, index, index, index, index, memref<?x?xf32>, index, index, index, f32, memref<?xf32>, memref<?xf32>, memref<?x?xf32>, memref<?x16xf32>, memref<16xf32>) -> ()
     %offNext = arith.addi %off, %nMax : index
     scf.yield %w#0, %offNext, %nMax : index, index, index
   }
   // Summary tokens, then the select_k tokens.
   %sEnd = arith.addi %sumOff, %tp : index
-  func.call @hag_attend_range(%q, %b, %c0, %c1, %qoff, %cK, %cV, %b, %sumOff, %sEnd, %koff, %aux, %b, %c0, %false, %d, %scale, %mS, %lS, %acc, %kt, %pt)
-      : (memref<?x?x?xf32>, index, index, index, index, memref<?x?x?xf32>, memref<?x?x?xf32>, index, index, index, index, memref<?x?xf32>, index, index, i1, index, f32, memref<?xf32>, memref<?xf32>, memref<?x?xf32>, memref<?x16xf32>, memref<4x16xf32>) -> ()
+  func.call @hag_attend_range(%q, %b, %qoff, %cK, %cV, %b, %sumOff, %sEnd, %koff, %aux, %b, %c0, %d, %scale, %mS, %lS, %acc, %kt, %pt)
+      : (memref<?x?x?xf32>, index, index, memref<?x?x?xf32>, memref<?x?x?xf32>, index, index, index, index, memref<?x?xf32>, index, index, index, f32, memref<?xf32>, memref<?xf32>, memref<?x?xf32>, memref<?x16xf32>, memref<16xf32>) -> ()
   %kEnd = arith.addi %selOff, %kp : index
-  func.call @hag_attend_range(%q, %b, %c0, %c1, %qoff, %cK, %cV, %b, %selOff, %kEnd, %koff, %aux, %b, %c0, %false, %d, %scale, %mS, %lS, %acc, %kt, %pt)
-      : (memref<?x?x?xf32>, index, index, index, index, memref<?x?x?xf32>, memref<?x?x?xf32>, index, index, index, index, memref<?x?xf32>, index, index, i1, index, f32, memref<?xf32>, memref<?xf32>, memref<?x?xf32>, memref<?x16xf32>, memref<4x16xf32>) -> ()
+  func.call @hag_attend_range(%q, %b, %qoff, %cK, %cV, %b, %selOff, %kEnd, %koff, %aux, %b, %c0, %d, %scale, %mS, %lS, %acc, %kt, %pt)
+      : (memref<?x?x?xf32>, index, index, memref<?x?x?xf32>, memref<?x?x?xf32>, index, index, index, index, memref<?x?xf32>, index, index, index, f32, memref<?xf32>, memref<?xf32>, memref<?x?xf32>, memref<?x16xf32>, memref<16xf32>) -> ()
   %l = memref.load %lS[%c0] : memref<?xf32>
   %inv = arith.divf %one, %l : f32
   scf.for %x = %c0 to %d step %c1 {
