@@ -508,21 +508,9 @@ Result<HostTensor> Model::run(const std::string &entryName,
       descriptors.push_back(makeDescriptor(p.data, p.shape));
       argBases.push_back(p.data);
     }
-    for (const std::string &name : entry->parameters) {
-      auto it = tensors.find(name);
-      if (it == tensors.end()) // setWeights checked every name
-        return makeError(entryName, ": weight ", quoted(name), " is not bound");
-      descriptors.push_back(
-          makeDescriptor(it->second.data.data(), it->second.shape));
-      argBases.push_back(it->second.data.data());
-    }
-    std::vector<void *> args;
-    args.reserve(descriptors.size());
-    for (std::vector<int64_t> &d : descriptors)
-      args.push_back(d.data());
-
-    if (Status s = callPacked(entry->address, std::move(args)); !s.ok())
-      return s.withPrefix(entryName);
+    if (Status s = callWithWeights(*entry, descriptors, argBases, entryName);
+        !s.ok())
+      return s;
 
     Result<HostTensor> result = takeResult(descriptors[0], *entry, argBases);
     if (!result.ok() || !addedBatch || result->rank() == 0)
@@ -629,19 +617,10 @@ Result<HostTensor> Decoder::step(const std::vector<int64_t> &tokens) {
       descriptors.push_back(makeDescriptor(t.data.data(), t.shape));
       argBases.push_back(t.data.data());
     }
-    for (const std::string &name : entry->parameters) {
-      auto it = model->tensors.find(name);
-      if (it == model->tensors.end())
-        return makeError("decode: weight ", quoted(name), " is not bound");
-      descriptors.push_back(
-          makeDescriptor(it->second.data.data(), it->second.shape));
-      argBases.push_back(it->second.data.data());
-    }
-    std::vector<void *> args;
-    for (std::vector<int64_t> &d : descriptors)
-      args.push_back(d.data());
-    if (Status s = callPacked(entry->address, std::move(args)); !s.ok())
-      return s.withPrefix("decode");
+    if (Status s = model->callWithWeights(*entry, descriptors, argBases,
+                                          "decode");
+        !s.ok())
+      return s;
     ++pos;
     Result<HostTensor> result = takeResult(descriptors[0], *entry, argBases);
     if (!result.ok())
@@ -654,6 +633,27 @@ Result<HostTensor> Decoder::step(const std::vector<int64_t> &tokens) {
   } catch (const std::bad_alloc &) {
     return makeError("decode: out of memory");
   }
+}
+
+Status Model::callWithWeights(const ArtifactEntry &entry,
+                              std::vector<std::vector<int64_t>> &descriptors,
+                              std::vector<const void *> &argBases,
+                              const std::string &what) const {
+  for (const std::string &name : entry.parameters) {
+    auto it = tensors.find(name);
+    if (it == tensors.end()) // setWeights checked every name
+      return makeError(what, ": weight ", quoted(name), " is not bound");
+    descriptors.push_back(
+        makeDescriptor(it->second.data.data(), it->second.shape));
+    argBases.push_back(it->second.data.data());
+  }
+  std::vector<void *> args;
+  args.reserve(descriptors.size());
+  for (std::vector<int64_t> &d : descriptors)
+    args.push_back(d.data());
+  if (Status s = callPacked(entry.address, std::move(args)); !s.ok())
+    return s.withPrefix(what);
+  return Status::success();
 }
 
 std::string hag::rt::describeShape(const std::vector<int64_t> &shape) {

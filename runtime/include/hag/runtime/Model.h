@@ -117,6 +117,14 @@ public:
 
 private:
   friend class Decoder;
+  /// Appends the descriptors of `entry`'s weights (after the result, the
+  /// inputs and any state the caller put in `descriptors`) and calls the
+  /// entry's code; `what` prefixes errors.
+  Status callWithWeights(const ArtifactEntry &entry,
+                         std::vector<std::vector<int64_t>> &descriptors,
+                         std::vector<const void *> &argBases,
+                         const std::string &what) const;
+
   Artifact code;
   TensorMap tensors;
   bool bound = false;
