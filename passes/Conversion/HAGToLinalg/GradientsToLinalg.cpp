@@ -30,51 +30,18 @@ using namespace mlir::hag::lowering;
 
 namespace {
 
-/// [[0, ..., rank-2], [rank-1]].
-SmallVector<ReassociationIndices> rowsOf(unsigned rank) {
-  ReassociationIndices lead;
-  for (unsigned d = 0; d + 1 < rank; ++d)
-    lead.push_back(d);
-  return {lead, {static_cast<int64_t>(rank) - 1}};
-}
-
-/// `x` with its leading dimensions folded into rows: [rows, last].
-Value rows2d(OpBuilder &b, Location loc, Value x) {
-  unsigned rank = cast<RankedTensorType>(x.getType()).getRank();
-  if (rank == 2)
-    return x;
-  return tensor::CollapseShapeOp::create(b, loc, x, rowsOf(rank));
-}
-
 func::FuncOp kernel(Operation *op, StringRef name) {
   return op->getParentOfType<ModuleOp>().lookupSymbol<func::FuncOp>(name);
 }
 
-/// Calls `fn(a, b, c)` with c allocated in `type` (dynamic sizes taken from
-/// `like`'s leading dimensions) and passed as a [rows, last] view; returns c
-/// as a tensor.
-Value callIntoNew(OpBuilder &b, Location loc, func::FuncOp fn, Value a,
-                  Value bv, RankedTensorType type, Value like) {
-  SmallVector<Value> dynSizes;
+/// The sizes of `type`'s dynamic dimensions, read from `like`.
+SmallVector<Value> dynamicSizesOf(OpBuilder &b, Location loc,
+                                  RankedTensorType type, Value like) {
+  SmallVector<Value> sizes;
   for (int64_t d = 0; d < type.getRank(); ++d)
     if (type.isDynamicDim(d))
-      dynSizes.push_back(tensor::DimOp::create(b, loc, like, d));
-  auto memType = MemRefType::get(type.getShape(), type.getElementType());
-  Value c = memref::AllocOp::create(b, loc, memType, dynSizes);
-  Value c2d = type.getRank() == 2 ? c
-                                  : memref::CollapseShapeOp::create(
-                                        b, loc, c, rowsOf(type.getRank()))
-                                        .getResult();
-  Value cDyn = memref::CastOp::create(
-      b, loc,
-      MemRefType::get({ShapedType::kDynamic, ShapedType::kDynamic},
-                      type.getElementType()),
-      c2d);
-  func::CallOp::create(b, loc, fn,
-                       ValueRange{asDynamicBuffer(b, loc, a),
-                                  asDynamicBuffer(b, loc, bv), cDyn});
-  return bufferization::ToTensorOp::create(b, loc, type, c, b.getUnitAttr(),
-                                           b.getUnitAttr());
+      sizes.push_back(tensor::DimOp::create(b, loc, like, d));
+  return sizes;
 }
 
 struct LinearBackwardLowering : OpRewritePattern<LinearBackwardOp> {
@@ -86,14 +53,17 @@ struct LinearBackwardLowering : OpRewritePattern<LinearBackwardOp> {
     if (!nn || !tn || !xType.getElementType().isF32())
       return rewriter.notifyMatchFailure(op, "needs the f32 matmul kernels");
     Location loc = op.getLoc();
-    Value dy = rows2d(rewriter, loc, op.getResultGrad());
-    Value x = rows2d(rewriter, loc, op.getInput());
+    Value dy = collapseToRows(rewriter, loc, op.getResultGrad());
+    Value x = collapseToRows(rewriter, loc, op.getInput());
     // dx [rows, in] = dy [rows, out] W [out, in].
-    Value dx = callIntoNew(rewriter, loc, nn, dy, op.getWeight(), xType,
-                           op.getInput());
+    Value dx = callMatmulKernel(
+        rewriter, loc, nn, dy, op.getWeight(), xType,
+        dynamicSizesOf(rewriter, loc, xType, op.getInput()));
     // dW [out, in] = dy^T [out, rows] x [rows, in].
     auto wType = cast<RankedTensorType>(op.getWeight().getType());
-    Value dw = callIntoNew(rewriter, loc, tn, dy, x, wType, op.getWeight());
+    Value dw = callMatmulKernel(
+        rewriter, loc, tn, dy, x, wType,
+        dynamicSizesOf(rewriter, loc, wType, op.getWeight()));
     rewriter.replaceOp(op, ValueRange{dx, dw});
     return success();
   }

@@ -79,13 +79,43 @@ Value lowering::asDynamicBuffer(OpBuilder &b, Location loc, Value tensor) {
   return memref::CastOp::create(b, loc, dynType, m);
 }
 
-/// [[0, ..., rank-2], [rank-1]]: folds the leading dimensions of a shape of
-/// rank >= 2 into rows.
-static SmallVector<ReassociationIndices> rowsReassociation(unsigned rank) {
+SmallVector<ReassociationIndices> lowering::rowsReassociation(unsigned rank) {
   ReassociationIndices lead;
   for (unsigned d = 0; d + 1 < rank; ++d)
     lead.push_back(d);
   return {lead, {static_cast<int64_t>(rank) - 1}};
+}
+
+Value lowering::collapseToRows(OpBuilder &b, Location loc, Value x) {
+  unsigned rank = cast<RankedTensorType>(x.getType()).getRank();
+  if (rank == 2)
+    return x;
+  return tensor::CollapseShapeOp::create(b, loc, x, rowsReassociation(rank));
+}
+
+Value lowering::callMatmulKernel(OpBuilder &b, Location loc, func::FuncOp fn,
+                                 Value a, Value bv, RankedTensorType type,
+                                 ValueRange dynSizes) {
+  // The result is allocated in its final shape and the kernel writes
+  // through a collapsed [rows, last] view of it. (Expanding a [rows, last]
+  // result instead hits a crash in MLIR 22's expand-strided-metadata on
+  // memref.expand_shape with two dynamic dims.)
+  Type elt = type.getElementType();
+  Value aBuf = asDynamicBuffer(b, loc, a);
+  Value bBuf = asDynamicBuffer(b, loc, bv);
+  Value c = memref::AllocOp::create(
+      b, loc, MemRefType::get(type.getShape(), elt), dynSizes);
+  unsigned rank = type.getRank();
+  Value c2d = rank == 2 ? c
+                        : memref::CollapseShapeOp::create(
+                              b, loc, c, rowsReassociation(rank))
+                              .getResult();
+  Value cDyn = memref::CastOp::create(
+      b, loc,
+      MemRefType::get({ShapedType::kDynamic, ShapedType::kDynamic}, elt), c2d);
+  func::CallOp::create(b, loc, fn, ValueRange{aBuf, bBuf, cDyn});
+  return bufferization::ToTensorOp::create(b, loc, type, c, b.getUnitAttr(),
+                                           b.getUnitAttr());
 }
 
 /// y = x w^T through the kernel library's @hag_matmul_nt on the rows of x
@@ -106,18 +136,7 @@ static Value contractWithKernel(OpBuilder &b, Location loc, Value x, Value w) {
   unsigned rank = xType.getRank();
   if (rank < 2)
     return nullptr;
-  Value rows2d =
-      rank == 2
-          ? x
-          : tensor::CollapseShapeOp::create(b, loc, x, rowsReassociation(rank))
-                .getResult();
   int64_t out = wType.getDimSize(0);
-  Value a = asDynamicBuffer(b, loc, rows2d);
-  Value wb = asDynamicBuffer(b, loc, w);
-  // The result is allocated in its final shape [..., out] and the kernel
-  // writes through a collapsed [rows, out] view of it. (Expanding a
-  // [rows, out] result instead hits a crash in MLIR 22's
-  // expand-strided-metadata on memref.expand_shape with two dynamic dims.)
   SmallVector<int64_t> shape(xType.getShape());
   shape.back() = out;
   SmallVector<Value> dynSizes;
@@ -126,20 +145,8 @@ static Value contractWithKernel(OpBuilder &b, Location loc, Value x, Value w) {
       dynSizes.push_back(tensor::DimOp::create(b, loc, x, d));
   if (ShapedType::isDynamic(out))
     dynSizes.push_back(tensor::DimOp::create(b, loc, w, 0));
-  auto cType = MemRefType::get(shape, elt);
-  Value c = memref::AllocOp::create(b, loc, cType, dynSizes);
-  Value c2d =
-      rank == 2
-          ? c
-          : memref::CollapseShapeOp::create(b, loc, c, rowsReassociation(rank))
-                .getResult();
-  Value cDyn = memref::CastOp::create(
-      b, loc,
-      MemRefType::get({ShapedType::kDynamic, ShapedType::kDynamic}, elt), c2d);
-  func::CallOp::create(b, loc, kernel, ValueRange{a, wb, cDyn});
-  return bufferization::ToTensorOp::create(b, loc,
-                                           RankedTensorType::get(shape, elt), c,
-                                           b.getUnitAttr(), b.getUnitAttr());
+  return callMatmulKernel(b, loc, kernel, collapseToRows(b, loc, x), w,
+                          RankedTensorType::get(shape, elt), dynSizes);
 }
 
 Value lowering::contractLastDim(OpBuilder &b, Location loc, Value x, Value w) {

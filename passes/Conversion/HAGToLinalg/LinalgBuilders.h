@@ -9,6 +9,7 @@
 #ifndef HAG_PASSES_CONVERSION_HAGTOLINALG_LINALGBUILDERS_H
 #define HAG_PASSES_CONVERSION_HAGTOLINALG_LINALGBUILDERS_H
 
+#include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/IR/Builders.h"
 
@@ -36,6 +37,18 @@ Value elementwise(OpBuilder &b, Location loc, Value init, ValueRange inputs,
 /// library (kernels/matmul.mlir) on the rows of x; others are one
 /// linalg.generic.
 Value contractLastDim(OpBuilder &b, Location loc, Value x, Value w);
+
+/// [[0, ..., rank-2], [rank-1]]: folds the leading dimensions into rows.
+SmallVector<ReassociationIndices> rowsReassociation(unsigned rank);
+
+/// `x` (rank >= 2) with its leading dimensions folded into rows.
+Value collapseToRows(OpBuilder &b, Location loc, Value x);
+
+/// Calls the matmul-shaped kernel `fn(a, b, c)` with c allocated in `type`
+/// (`dynSizes` for its dynamic dimensions) and passed as a [rows, last]
+/// view; returns c as a tensor.
+Value callMatmulKernel(OpBuilder &b, Location loc, func::FuncOp fn, Value a,
+                       Value bv, RankedTensorType type, ValueRange dynSizes);
 
 /// A dynamic-shaped memref view of `tensor` (read only), for kernel calls.
 Value asDynamicBuffer(OpBuilder &b, Location loc, Value tensor);
