@@ -113,6 +113,14 @@ hag::ref::Weights makeWeights(const hag::ref::ModelConfig &cfg) {
   return w;
 }
 
+/// The weights in f32, as the compiled code takes them.
+std::map<std::string, torch::Tensor> toF32(const hag::ref::Weights &w64) {
+  std::map<std::string, torch::Tensor> w32;
+  for (auto &[name, t] : w64)
+    w32[name] = t.to(torch::kFloat32).contiguous();
+  return w32;
+}
+
 class AttentionConformance : public ::testing::TestWithParam<Case> {};
 
 TEST_P(AttentionConformance, MatchesFloat64Reference) {
@@ -124,9 +132,7 @@ TEST_P(AttentionConformance, MatchesFloat64Reference) {
   std::unique_ptr<JitModel> jit = JitModel::compile(md, error);
   ASSERT_TRUE(jit) << error;
   hag::ref::Weights w64 = makeWeights(cfg);
-  std::map<std::string, torch::Tensor> w32;
-  for (auto &[name, t] : w64)
-    w32[name] = t.to(torch::kFloat32).contiguous();
+  std::map<std::string, torch::Tensor> w32 = toF32(w64);
 
   std::vector<std::string> names = jit->argumentNames("forward");
   ASSERT_FALSE(names.empty());
@@ -245,9 +251,7 @@ TEST_P(DecodeConformance, MatchesFullForward) {
   std::unique_ptr<JitModel> jit = JitModel::compile(md, error);
   ASSERT_TRUE(jit) << error;
   hag::ref::Weights w64 = makeWeights(cfg);
-  std::map<std::string, torch::Tensor> w32;
-  for (auto &[name, t] : w64)
-    w32[name] = t.to(torch::kFloat32).contiguous();
+  std::map<std::string, torch::Tensor> w32 = toF32(w64);
 
   const int64_t batch = 2, prompt = 5;
   // Past several query blocks, so that every level's window, the summary

@@ -135,6 +135,8 @@ ParsedArgs hag::run::parseRunArgs(const std::vector<std::string> &args) {
   ParsedArgs parsed;
   RunOptions &o = parsed.options;
   bool optionsEnded = false;
+  /// The first option given that only --generate takes.
+  std::string generateOnlyFlag;
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string &arg = args[i];
     if (optionsEnded || arg.empty() || arg[0] != '-' || arg == "-") {
@@ -179,6 +181,10 @@ ParsedArgs hag::run::parseRunArgs(const std::vector<std::string> &args) {
     };
 
     std::string problem;
+    if (generateOnlyFlag.empty() &&
+        (name == "--prompt" || name == "--max-tokens" ||
+         name == "--temperature" || name == "--seed"))
+      generateOnlyFlag = name;
     if (name == "--help" || name == "-h") {
       problem = flagWithoutValue(o.help);
     } else if (name == "--version") {
@@ -296,15 +302,8 @@ ParsedArgs hag::run::parseRunArgs(const std::vector<std::string> &args) {
     if (!o.prompt || o.prompt->empty())
       return usageError("--generate needs a non-empty --prompt TEXT");
   } else {
-    for (const char *flag :
-         {"--prompt", "--max-tokens", "--temperature", "--seed"}) {
-      bool given = false;
-      for (const std::string &a : args)
-        if (a == flag || a.rfind(std::string(flag) + "=", 0) == 0)
-          given = true;
-      if (given)
-        return usageError(std::string(flag) + " needs --generate");
-    }
+    if (!generateOnlyFlag.empty())
+      return usageError(generateOnlyFlag + " needs --generate");
     if (!o.output.empty() && o.input.empty())
       return usageError("--output needs --input");
   }
