@@ -1159,33 +1159,20 @@ func.func private @hag_attend_block(
   return
 }
 
-func.func private @hag_pyramid_attention(
-    %q: memref<?x?x?xf32>, %k: memref<?x?x?xf32>, %v: memref<?x?x?xf32>,
-    %g: memref<?x?xf32>, %convK: memref<?x?x?x?xf32>,
-    %convV: memref<?x?x?x?xf32>, %out: memref<?x?x?xf32>,
-    %H: index, %Hkv: index, %d: index, %B: index, %r: index, %L: index,
-    %W: index, %T: index, %causal: i1, %selectK: index, %compress: index,
-    %beta: f32, %eps: f32) {
+// Builds the compressed levels 2 .. L-1 of every batch row into levK, levV
+// [batch, sum n_l, Hkv*d] and levM [batch, sum n_l], one level after the
+// other (each from the level below: raw k, v, g for level 2).
+func.func private @hag_build_levels(
+    %k: memref<?x?x?xf32>, %v: memref<?x?x?xf32>, %g: memref<?x?xf32>,
+    %convK: memref<?x?x?x?xf32>, %convV: memref<?x?x?x?xf32>,
+    %levK: memref<?x?x?xf32>, %levV: memref<?x?x?xf32>, %levM: memref<?x?xf32>,
+    %r: index, %L: index, %d: index, %compress: index, %eps: f32) {
   %c0 = arith.constant 0 : index
   %c1 = arith.constant 1 : index
   %c2 = arith.constant 2 : index
-  %one = arith.constant 1.0 : f32
-  %zero64 = arith.constant 0.0 : f64
-  %bt = memref.dim %q, %c0 : memref<?x?x?xf32>
-  %n = memref.dim %q, %c1 : memref<?x?x?xf32>
-  %kvD = arith.muli %Hkv, %d : index
-
-  // ---- 1. Compressed levels 2 .. L-1, packed one after the other. --------
-  // total = sum_{l=2}^{L-1} n_l (at least 1 so that the buffers exist).
-  %total:2 = scf.for %l = %c2 to %L step %c1 iter_args(%acc = %c0, %nPrev = %n) -> (index, index) {
-    %nl = func.call @hag_ceil_div(%nPrev, %r) : (index, index) -> index
-    %acc2 = arith.addi %acc, %nl : index
-    scf.yield %acc2, %nl : index, index
-  }
-  %alloc = arith.maxui %total#0, %c1 : index
-  %levK = memref.alloc(%bt, %alloc, %kvD) : memref<?x?x?xf32>
-  %levV = memref.alloc(%bt, %alloc, %kvD) : memref<?x?x?xf32>
-  %levM = memref.alloc(%bt, %alloc) : memref<?x?xf32>
+  %bt = memref.dim %k, %c0 : memref<?x?x?xf32>
+  %n = memref.dim %k, %c1 : memref<?x?x?xf32>
+  %kvD = memref.dim %k, %c2 : memref<?x?x?xf32>
   scf.for %l = %c2 to %L step %c1 iter_args(%offPrev = %c0, %off = %c0, %nPrev = %n) -> (index, index, index) {
     %nl = func.call @hag_ceil_div(%nPrev, %r) : (index, index) -> index
     %fromRaw = arith.cmpi eq, %l, %c2 : index
@@ -1210,12 +1197,21 @@ func.func private @hag_pyramid_attention(
     %offNext = arith.addi %off, %nl : index
     scf.yield %off, %offNext, %nl : index, index, index
   }
+  return
+}
 
-  // ---- 2. f64 prefix sums of g*k, g*v and g (summaries). ----------------
-  %n1 = arith.addi %n, %c1 : index
-  %pk = memref.alloc(%bt, %n1, %kvD) : memref<?x?x?xf64>
-  %pv = memref.alloc(%bt, %n1, %kvD) : memref<?x?x?xf64>
-  %pg = memref.alloc(%bt, %n1) : memref<?x?xf64>
+// f64 running prefix sums pk[b, i] = sum_{i' < i} g k (likewise pv, pg) over
+// [batch, N + 1] rows, for the summaries.
+func.func private @hag_prefix_sums(
+    %k: memref<?x?x?xf32>, %v: memref<?x?x?xf32>, %g: memref<?x?xf32>,
+    %pk: memref<?x?x?xf64>, %pv: memref<?x?x?xf64>, %pg: memref<?x?xf64>) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c2 = arith.constant 2 : index
+  %zero64 = arith.constant 0.0 : f64
+  %bt = memref.dim %k, %c0 : memref<?x?x?xf32>
+  %n = memref.dim %k, %c1 : memref<?x?x?xf32>
+  %kvD = memref.dim %k, %c2 : memref<?x?x?xf32>
   // In parallel over (batch, 16-feature chunks); the last task of each
   // batch row sums g. Sequential in the position, as a decoding step does.
   %c16 = arith.constant 16 : index
@@ -1261,10 +1257,18 @@ func.func private @hag_pyramid_attention(
     }
     scf.reduce
   }
+  return
+}
 
-  // ---- 3. Mass biases beta log(m + eps), once per key. --------------------
-  %gB = memref.alloc(%bt, %n) : memref<?x?xf32>
-  %levB = memref.alloc(%bt, %alloc) : memref<?x?xf32>
+// The mass biases beta log(m + eps) of every raw token (gB [batch, N]) and
+// of every compressed-level token (levB [batch, total]).
+func.func private @hag_mass_biases(
+    %g: memref<?x?xf32>, %levM: memref<?x?xf32>, %gB: memref<?x?xf32>,
+    %levB: memref<?x?xf32>, %total: index, %beta: f32, %eps: f32) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %bt = memref.dim %g, %c0 : memref<?x?xf32>
+  %n = memref.dim %g, %c1 : memref<?x?xf32>
   scf.parallel (%b, %j) = (%c0, %c0) to (%bt, %n) step (%c1, %c1) {
     %x = memref.load %g[%b, %j] : memref<?x?xf32>
     %xe = arith.addf %x, %eps : f32
@@ -1273,7 +1277,7 @@ func.func private @hag_pyramid_attention(
     memref.store %bx, %gB[%b, %j] : memref<?x?xf32>
     scf.reduce
   }
-  scf.parallel (%b, %j) = (%c0, %c0) to (%bt, %total#0) step (%c1, %c1) {
+  scf.parallel (%b, %j) = (%c0, %c0) to (%bt, %total) step (%c1, %c1) {
     %x = memref.load %levM[%b, %j] : memref<?x?xf32>
     %xe = arith.addf %x, %eps : f32
     %lx = math.log %xe : f32
@@ -1281,6 +1285,53 @@ func.func private @hag_pyramid_attention(
     memref.store %bx, %levB[%b, %j] : memref<?x?xf32>
     scf.reduce
   }
+  return
+}
+
+func.func private @hag_pyramid_attention(
+    %q: memref<?x?x?xf32>, %k: memref<?x?x?xf32>, %v: memref<?x?x?xf32>,
+    %g: memref<?x?xf32>, %convK: memref<?x?x?x?xf32>,
+    %convV: memref<?x?x?x?xf32>, %out: memref<?x?x?xf32>,
+    %H: index, %Hkv: index, %d: index, %B: index, %r: index, %L: index,
+    %W: index, %T: index, %causal: i1, %selectK: index, %compress: index,
+    %beta: f32, %eps: f32) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c2 = arith.constant 2 : index
+  %one = arith.constant 1.0 : f32
+  %zero64 = arith.constant 0.0 : f64
+  %bt = memref.dim %q, %c0 : memref<?x?x?xf32>
+  %n = memref.dim %q, %c1 : memref<?x?x?xf32>
+  %kvD = arith.muli %Hkv, %d : index
+
+  // ---- 1. Compressed levels 2 .. L-1, packed one after the other. --------
+  // total = sum_{l=2}^{L-1} n_l (at least 1 so that the buffers exist).
+  %total:2 = scf.for %l = %c2 to %L step %c1 iter_args(%acc = %c0, %nPrev = %n) -> (index, index) {
+    %nl = func.call @hag_ceil_div(%nPrev, %r) : (index, index) -> index
+    %acc2 = arith.addi %acc, %nl : index
+    scf.yield %acc2, %nl : index, index
+  }
+  %alloc = arith.maxui %total#0, %c1 : index
+  %levK = memref.alloc(%bt, %alloc, %kvD) : memref<?x?x?xf32>
+  %levV = memref.alloc(%bt, %alloc, %kvD) : memref<?x?x?xf32>
+  %levM = memref.alloc(%bt, %alloc) : memref<?x?xf32>
+  func.call @hag_build_levels(%k, %v, %g, %convK, %convV, %levK, %levV, %levM, %r, %L, %d, %compress, %eps)
+      : (memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, memref<?x?x?x?xf32>, memref<?x?x?x?xf32>,
+         memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, index, index, index, index, f32) -> ()
+
+  // ---- 2. f64 prefix sums of g*k, g*v and g (summaries). ----------------
+  %n1 = arith.addi %n, %c1 : index
+  %pk = memref.alloc(%bt, %n1, %kvD) : memref<?x?x?xf64>
+  %pv = memref.alloc(%bt, %n1, %kvD) : memref<?x?x?xf64>
+  %pg = memref.alloc(%bt, %n1) : memref<?x?xf64>
+  func.call @hag_prefix_sums(%k, %v, %g, %pk, %pv, %pg)
+      : (memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, memref<?x?x?xf64>, memref<?x?x?xf64>, memref<?x?xf64>) -> ()
+
+  // ---- 3. Mass biases beta log(m + eps), once per key. --------------------
+  %gB = memref.alloc(%bt, %n) : memref<?x?xf32>
+  %levB = memref.alloc(%bt, %alloc) : memref<?x?xf32>
+  func.call @hag_mass_biases(%g, %levM, %gB, %levB, %total#0, %beta, %eps)
+      : (memref<?x?xf32>, memref<?x?xf32>, memref<?x?xf32>, memref<?x?xf32>, index, f32, f32) -> ()
 
   // ---- 4. Attention per (batch, head, query block). ---------------------
   %blocks = func.call @hag_ceil_div(%n, %B) : (index, index) -> index
