@@ -30,7 +30,11 @@ void mlir::hag::buildCPULoweringPipeline(OpPassManager &pm) {
   // configuration constants reach the loops.
   pm.addPass(createInlinerPass());
   pm.addPass(createCanonicalizerPass());
-  pm.addPass(createCSEPass());
+  // No CSE on tensors here: it would merge two bufferization.to_buffer of
+  // one tensor (they are pure), and one-shot bufferization would then see
+  // only the first read and let an op in between reuse the buffer in place
+  // (seen: a gradient overwriting the RoPE'd queries that the attention
+  // backward reads later). CSE runs on the bufferized form below.
 
   bufferization::OneShotBufferizePassOptions bufferize;
   bufferize.bufferizeFunctionBoundaries = true;
@@ -40,6 +44,7 @@ void mlir::hag::buildCPULoweringPipeline(OpPassManager &pm) {
   bufferization::BufferDeallocationPipelineOptions dealloc;
   bufferization::buildBufferDeallocationPipeline(pm, dealloc);
   pm.addPass(createCanonicalizerPass());
+  pm.addPass(createCSEPass());
 
   pm.addNestedPass<func::FuncOp>(createConvertLinalgToParallelLoopsPass());
   pm.addPass(createHAGApproximateMath());

@@ -123,9 +123,16 @@ struct HAGAutodiffPass : mlir::hag::impl::HAGAutodiffBase<HAGAutodiffPass> {
         continue;
       auto diff = dyn_cast<DifferentiableOpInterface>(op);
       if (!diff) {
-        op->emitError() << "hag-autodiff: '" << op->getName()
-                        << "' has no vector-Jacobian product yet, and it lies "
-                           "on the path to the loss";
+        if (isa<MemoryGateOp, BuildLevelOp, GlobalSummaryOp,
+                CrossLevelAttentionOp>(op))
+          op->emitError() << "hag-autodiff: '" << op->getName()
+                          << "' has no vector-Jacobian product: differentiate "
+                             "the fused hag.pyramid_attention (run "
+                             "hag-fuse-pyramid first; hag-compile does)";
+        else
+          op->emitError() << "hag-autodiff: '" << op->getName()
+                          << "' has no vector-Jacobian product yet, and it "
+                             "lies on the path to the loss";
         grad.erase();
         return signalPassFailure();
       }

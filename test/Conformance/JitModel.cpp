@@ -88,7 +88,8 @@ std::unique_ptr<JitModel> JitModel::create() {
 }
 
 std::unique_ptr<JitModel> JitModel::compile(const ModelDescription &md,
-                                            std::string &error) {
+                                            std::string &error,
+                                            const std::string &passes) {
   std::unique_ptr<JitModel> model = create();
   Impl &impl = *model->impl;
   std::string diagnostics;
@@ -103,6 +104,13 @@ std::unique_ptr<JitModel> JitModel::compile(const ModelDescription &md,
   if (failed(verify(*module)) || failed(hagPhase.run(*module))) {
     error = "hag phase failed: " + diagnostics;
     return nullptr;
+  }
+  if (!passes.empty()) {
+    PassManager pm(impl.ctx.get());
+    if (failed(parsePassPipeline(passes, pm)) || failed(pm.run(*module))) {
+      error = "passes '" + passes + "' failed: " + diagnostics;
+      return nullptr;
+    }
   }
   if (!lowerAndJit(impl, std::move(module), diagnostics, error))
     return nullptr;

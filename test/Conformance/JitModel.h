@@ -37,8 +37,11 @@ public:
   ~JitModel();
   /// Compiles `md`; on failure returns null and sets `error` to the
   /// diagnostics.
+  /// `passes` (a pass pipeline, e.g. "hag-autodiff") runs after the hag
+  /// phase.
   static std::unique_ptr<JitModel> compile(const ModelDescription &md,
-                                           std::string &error);
+                                           std::string &error,
+                                           const std::string &passes = "");
 
   /// Compiles MLIR source (hag and upstream ops) with the CPU lowering; every
   /// public function becomes callable. On failure returns null and sets

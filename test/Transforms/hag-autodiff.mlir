@@ -47,16 +47,37 @@ func.func @loss(%tokens: tensor<2x7xi32> {hag.input}, %embed: tensor<16x8xf32> {
 
 // -----
 
-// Ops without a VJP yet are named (the pyramid attention's backward kernel
-// is the next piece of issue 4).
+// The fused pyramid attention: the gate's hidden projection and g
+// recomputed, the backward kernel, the gate's backward, the projection's.
+// CHECK-LABEL: func.func @loss_grad
+// CHECK: %[[O:.+]] = hag.pyramid_attention
+// CHECK: %[[HID:.+]] = hag.linear %[[X:[^ ]+]], %[[W1:[^ ]+]] : ({{.*}}) -> tensor<2x8x6xf32>
+// CHECK: %[[G:.+]] = hag.gate_activation %[[HID]], %[[B1:[^ ,]+]], %[[W2:[^ ,]+]], %{{.+}} {temperature = 1.000000e-01 : f64}
+// CHECK: %[[DQ:.+]], %[[DK:.+]], %[[DV:.+]], %[[DG:.+]] = hag.pyramid_attention_backward %{{.+}}, %[[X]], %[[X]], %[[X]], %[[G]], %[[O]] {config =
+// CHECK: %[[DH:.+]], %[[DW2:.+]], %[[DB2:.+]] = hag.gate_backward %[[DG]], %[[HID]], %[[B1]], %[[G]], %[[W2]]
+// CHECK: %{{.+}}, %[[DW1:.+]] = hag.linear_backward %[[DH]], %[[X]], %[[W1]]
+// CHECK: %[[DB1:.+]] = hag.sum_rows %[[DH]]
+// CHECK: return %{{.+}}, %{{.+}}, %[[DW1]], %[[DB1]], %[[DW2]], %[[DB2]]
 func.func @loss(%tokens: tensor<2x8xi32> {hag.input}, %embed: tensor<16x8xf32>, %w1: tensor<6x8xf32>, %b1: tensor<6xf32>,
                 %w2: tensor<6xf32>, %b2: tensor<1xf32>) -> tensor<f32> {
   %x = hag.embedding %tokens, %embed : (tensor<2x8xi32>, tensor<16x8xf32>) -> tensor<2x8x8xf32>
-  // expected-error @+1 {{hag-autodiff: 'hag.pyramid_attention' has no vector-Jacobian product yet, and it lies on the path to the loss}}
   %o = hag.pyramid_attention %x, %x, %x gate (%x, %w1, %b1, %w2, %b2) {config = #hag.pyramid<heads = 2, head_dim = 4, block = 4, window = 2, summary = 2, max_seq = 64>}
       : (tensor<2x8x8xf32>, tensor<2x8x8xf32>, tensor<2x8x8xf32>, tensor<2x8x8xf32>, tensor<6x8xf32>, tensor<6xf32>, tensor<6xf32>, tensor<1xf32>) -> tensor<2x8x8xf32>
   %logits = hag.linear %o, %embed : (tensor<2x8x8xf32>, tensor<16x8xf32>) -> tensor<2x8x16xf32>
   %l = hag.cross_entropy %logits, %tokens : (tensor<2x8x16xf32>, tensor<2x8xi32>) -> tensor<f32>
+  return %l : tensor<f32>
+}
+
+// -----
+
+// The unfused pyramid has no VJP of its own: the error says to fuse first.
+func.func @loss(%tokens: tensor<2x2xi32> {hag.input}, %x: tensor<2x8x8xf32>, %g: tensor<2x8xf32>,
+                %embed: tensor<16x8xf32>) -> tensor<f32> {
+  // expected-error @+1 {{hag-autodiff: 'hag.build_level' has no vector-Jacobian product: differentiate the fused hag.pyramid_attention (run hag-fuse-pyramid first; hag-compile does)}}
+  %k2, %v2, %m2 = hag.build_level %x, %x, %g {config = #hag.pyramid<heads = 2, head_dim = 4, block = 4, window = 2, summary = 2, max_seq = 64>, level = 2 : i64}
+      : (tensor<2x8x8xf32>, tensor<2x8x8xf32>, tensor<2x8xf32>) -> (tensor<2x2x8xf32>, tensor<2x2x8xf32>, tensor<2x2xf32>)
+  %logits = hag.linear %k2, %embed : (tensor<2x2x8xf32>, tensor<16x8xf32>) -> tensor<2x2x16xf32>
+  %l = hag.cross_entropy %logits, %tokens : (tensor<2x2x16xf32>, tensor<2x2xi32>) -> tensor<f32>
   return %l : tensor<f32>
 }
 

@@ -281,3 +281,26 @@ OpCost SwiGLUActBackwardOp::estimateCost(const CostContext &ctx) {
   return {12.0 * numElements(getGate().getType(), ctx, ctx.seqLen),
           ioBytes(*this, ctx)};
 }
+
+OpCost GateActivationOp::estimateCost(const CostContext &ctx) {
+  // Per hidden feature: the bias, SiLU and the dot with w2.
+  return {6.0 * numElements(getHidden().getType(), ctx, ctx.seqLen),
+          ioBytes(*this, ctx)};
+}
+
+OpCost GateBackwardOp::estimateCost(const CostContext &ctx) {
+  return {10.0 * numElements(getHidden().getType(), ctx, ctx.seqLen),
+          ioBytes(*this, ctx)};
+}
+
+OpCost PyramidAttentionBackwardOp::estimateCost(const CostContext &ctx) {
+  // Recomputed scores and P V-shaped products: dP = dO V^T, dQ = dS K,
+  // dK = dS^T Q, dV = P^T dO, plus the forward's QK^T: 2.5x the forward's
+  // attention work; the level and summary gradients are O(N d).
+  ::hag::PyramidParams p = getConfig().toParams();
+  double flops = 2.5 * attentionFlops(p, ctx) + 2.0 * summaryFlops(p, ctx);
+  int64_t levels = ::hag::staticLevels(p);
+  for (int64_t l = 2; l < levels; ++l)
+    flops += 2.0 * levelFlops(p, l, ctx);
+  return {flops, ioBytes(*this, ctx)};
+}

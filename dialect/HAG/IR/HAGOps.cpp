@@ -770,3 +770,115 @@ LogicalResult SwiGLUActBackwardOp::verify() {
       return failure();
   return success();
 }
+
+//===----------------------------------------------------------------------===//
+// Gate and pyramid-attention gradients
+//===----------------------------------------------------------------------===//
+
+/// The gate's hidden activations a [batch, N, Dg] against b1 and w2 [Dg].
+static LogicalResult checkGateHidden(ShapeChecker &sc, Value hidden, Value b1,
+                                     Value w2) {
+  if (failed(sc.rank(hidden, "hidden", 3)) || failed(sc.rank(b1, "b1", 1)) ||
+      failed(sc.rank(w2, "w2", 1)) ||
+      failed(sc.sameDim(b1, "b1", 0, "size", hidden, "hidden", 2,
+                        "feature size")) ||
+      failed(sc.sameDim(w2, "w2", 0, "size", hidden, "hidden", 2,
+                        "feature size")))
+    return failure();
+  return success();
+}
+
+/// A per-token tensor [batch, N] named `name` against hidden [batch, N, Dg].
+static LogicalResult checkPerToken(ShapeChecker &sc, Value v, StringRef name,
+                                   Value hidden) {
+  if (failed(sc.rank(v, name, 2)))
+    return failure();
+  for (int64_t d : {0, 1})
+    if (failed(sc.sameDim(v, name, d, d ? "length" : "batch", hidden, "hidden",
+                          d, d ? "length" : "batch")))
+      return failure();
+  return success();
+}
+
+LogicalResult GateActivationOp::verify() {
+  ShapeChecker sc(*this);
+  if (!(getTemperature().convertToDouble() > 0.0))
+    return emitOpError() << "expects temperature > 0, got "
+                         << getTemperature().convertToDouble();
+  if (failed(sc.sameElementType()) ||
+      failed(checkGateHidden(sc, getHidden(), getB1(), getW2())) ||
+      failed(sc.rank(getB2(), "b2", 1)) ||
+      failed(sc.dimIs(getB2(), "b2", 0, "size", 1, "one")))
+    return failure();
+  return checkPerToken(sc, getGate(), "result", getHidden());
+}
+
+LogicalResult GateBackwardOp::verify() {
+  ShapeChecker sc(*this);
+  if (!(getTemperature().convertToDouble() > 0.0))
+    return emitOpError() << "expects temperature > 0, got "
+                         << getTemperature().convertToDouble();
+  if (failed(sc.sameElementType()) ||
+      failed(checkGateHidden(sc, getHidden(), getB1(), getW2())) ||
+      failed(checkPerToken(sc, getGateGrad(), "gate_grad", getHidden())) ||
+      failed(checkPerToken(sc, getGate(), "gate", getHidden())) ||
+      failed(sameTypeAs(*this, getHiddenGrad(), "hidden_grad", getHidden(),
+                        "hidden")) ||
+      failed(sameTypeAs(*this, getW2Grad(), "w2_grad", getW2(), "w2")) ||
+      failed(sc.rank(getB2Grad(), "b2_grad", 1)) ||
+      failed(sc.dimIs(getB2Grad(), "b2_grad", 0, "size", 1, "one")))
+    return failure();
+  return success();
+}
+
+LogicalResult PyramidAttentionBackwardOp::verify() {
+  ShapeChecker sc(*this);
+  PyramidConfigAttr config = getConfig();
+  if (failed(sc.sameElementType()) ||
+      failed(checkAttentionIO(*this, sc, getQueries(), getKeys(), getValues(),
+                              getResult(), config)) ||
+      failed(sameTypeAs(*this, getResultGrad(), "result_grad", getQueries(),
+                        "queries")) ||
+      failed(checkRawKV(sc, getKeys(), getValues(), getGate(), "gate", config)))
+    return failure();
+  int64_t compressed = config.getNumCompressedLevels();
+  int64_t expected =
+      config.getCompress() == CompressMode::conv ? compressed : 0;
+  if (static_cast<int64_t>(getConvKeys().size()) != expected ||
+      static_cast<int64_t>(getConvValues().size()) != expected)
+    return emitOpError() << "expects " << expected
+                         << " conv weights for keys and for values, got "
+                         << getConvKeys().size() << " and "
+                         << getConvValues().size();
+  for (int64_t i = 0; i < expected; ++i) {
+    std::string suffix = " of level " + std::to_string(i + 2);
+    if (failed(checkConvWeight(*this, sc, getConvKeys()[i],
+                               "conv_keys" + suffix, config)) ||
+        failed(checkConvWeight(*this, sc, getConvValues()[i],
+                               "conv_values" + suffix, config)))
+      return failure();
+  }
+  if (getConvGrads().size() != getConvKeys().size() + getConvValues().size())
+    return emitOpError() << "expects one gradient per conv weight ("
+                         << 2 * expected << "), got "
+                         << getConvGrads().size();
+  struct Pair {
+    Value grad;
+    StringRef gradName;
+    Value primal;
+    StringRef primalName;
+  };
+  SmallVector<Pair> pairs = {
+      {getQueriesGrad(), "queries_grad", getQueries(), "queries"},
+      {getKeysGrad(), "keys_grad", getKeys(), "keys"},
+      {getValuesGrad(), "values_grad", getValues(), "values"},
+      {getGateGrad(), "gate_grad", getGate(), "gate"}};
+  for (auto [g, w] : llvm::zip(getConvGrads(), llvm::concat<Value>(
+                                                   getConvKeys(),
+                                                   getConvValues())))
+    pairs.push_back({g, "conv_grads", w, "its conv weight"});
+  for (const Pair &p : pairs)
+    if (failed(sameTypeAs(*this, p.grad, p.gradName, p.primal, p.primalName)))
+      return failure();
+  return success();
+}

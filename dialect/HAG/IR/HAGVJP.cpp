@@ -99,3 +99,45 @@ LogicalResult SwiGLUOp::buildVJP(OpBuilder &b, ValueRange resultGrads,
                        down.getWeightGrad()});
   return success();
 }
+
+LogicalResult PyramidAttentionOp::buildVJP(OpBuilder &b, ValueRange resultGrads,
+                                           SmallVectorImpl<Value> &operandGrads) {
+  // Recompute the gate's hidden projection a = x W1^T and g (the backward
+  // needs both), run the fused attention backward, then go back through the
+  // gate's activation and its projection.
+  Location loc = getLoc();
+  PyramidConfigAttr config = getConfig();
+  auto xType = cast<RankedTensorType>(getGateInput().getType());
+  SmallVector<int64_t> hiddenShape(xType.getShape());
+  hiddenShape.back() = cast<RankedTensorType>(getGateW1().getType()).getDimSize(0);
+  auto hiddenType = RankedTensorType::get(hiddenShape, xType.getElementType());
+  auto gateType = RankedTensorType::get(xType.getShape().drop_back(),
+                                        xType.getElementType());
+  FloatAttr tau = b.getF64FloatAttr(config.getTemperature().convertToDouble());
+  Value hidden = LinearOp::create(b, loc, hiddenType, getGateInput(),
+                                  getGateW1(), Value());
+  Value g = GateActivationOp::create(b, loc, gateType, hidden, getGateB1(),
+                                     getGateW2(), getGateB2(), tau);
+  SmallVector<Type> convTypes(getConvKeys().getTypes());
+  llvm::append_range(convTypes, getConvValues().getTypes());
+  auto back = PyramidAttentionBackwardOp::create(
+      b, loc, getQueries().getType(), getKeys().getType(),
+      getValues().getType(), gateType, convTypes, resultGrads[0],
+      getQueries(), getKeys(), getValues(), g, getResult(), getConvKeys(),
+      getConvValues(), config);
+  auto gate = GateBackwardOp::create(
+      b, loc,
+      TypeRange{hiddenType, getGateW2().getType(), getGateB2().getType()},
+      back.getGateGrad(), hidden, getGateB1(), g, getGateW2(), tau);
+  auto proj = LinearBackwardOp::create(
+      b, loc, TypeRange{xType, getGateW1().getType()}, gate.getHiddenGrad(),
+      getGateInput(), getGateW1());
+  Value db1 = SumRowsOp::create(b, loc, getGateB1().getType(),
+                                gate.getHiddenGrad());
+  operandGrads.assign({back.getQueriesGrad(), back.getKeysGrad(),
+                       back.getValuesGrad(), proj.getInputGrad(),
+                       proj.getWeightGrad(), db1, gate.getW2Grad(),
+                       gate.getB2Grad()});
+  llvm::append_range(operandGrads, back.getConvGrads());
+  return success();
+}

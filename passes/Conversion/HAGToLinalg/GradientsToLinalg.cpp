@@ -351,12 +351,116 @@ struct SwiGLUActBackwardLowering : OpRewritePattern<SwiGLUActBackwardOp> {
   }
 };
 
+/// ds = dg g (1 - g) / tau per token; da = ds w2 SiLU'(a + b1);
+/// dw2 = sum over tokens of ds SiLU(a + b1); db2 = sum of ds.
+struct GateBackwardLowering : OpRewritePattern<GateBackwardOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(GateBackwardOp op,
+                                PatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    MLIRContext *ctx = getContext();
+    auto hType = cast<RankedTensorType>(op.getHidden().getType());
+    Type elt = hType.getElementType();
+    double invTau = 1.0 / op.getTemperature().convertToDouble();
+    // ds [batch, N].
+    Value dsInit = filledTensor(rewriter, loc,
+                                tensorSizes(rewriter, loc, op.getGate()), elt,
+                                std::nullopt);
+    Value ds = elementwise(
+        rewriter, loc, dsInit, ValueRange{op.getGateGrad(), op.getGate()},
+        [&](OpBuilder &nb, Location l, ValueRange a) {
+          Value one = floatConst(nb, l, elt, 1.0);
+          Value gg = arith::MulFOp::create(
+              nb, l, a[1], arith::SubFOp::create(nb, l, one, a[1]));
+          Value y = arith::MulFOp::create(
+              nb, l, arith::MulFOp::create(nb, l, a[0], gg),
+              floatConst(nb, l, elt, invTau));
+          linalg::YieldOp::create(nb, l, y);
+        });
+    // Maps of the [batch, N, Dg] loops to the token and to the feature.
+    AffineExpr d0, d1, d2;
+    bindDims(ctx, d0, d1, d2);
+    AffineMap id = AffineMap::getMultiDimIdentityMap(3, ctx);
+    AffineMap token = AffineMap::get(3, 0, {d0, d1}, ctx);
+    AffineMap feature = AffineMap::get(3, 0, {d2}, ctx);
+    auto z = [&](OpBuilder &nb, Location l, Value a, Value b1) {
+      return arith::AddFOp::create(nb, l, a, b1).getResult();
+    };
+    Value daInit = filledTensor(rewriter, loc,
+                                tensorSizes(rewriter, loc, op.getHidden()), elt,
+                                std::nullopt);
+    Value da = elementwise(
+        rewriter, loc, daInit,
+        ValueRange{ds, op.getHidden(), op.getB1(), op.getW2()},
+        [&](OpBuilder &nb, Location l, ValueRange a) {
+          Value x = z(nb, l, a[1], a[2]);
+          Value sig = sigmoid(nb, l, x);
+          Value one = floatConst(nb, l, elt, 1.0);
+          // SiLU'(x) = sig (1 + x (1 - sig)).
+          Value dsilu = arith::MulFOp::create(
+              nb, l, sig,
+              arith::AddFOp::create(
+                  nb, l, one,
+                  arith::MulFOp::create(
+                      nb, l, x, arith::SubFOp::create(nb, l, one, sig))));
+          Value y = arith::MulFOp::create(
+              nb, l, arith::MulFOp::create(nb, l, a[0], a[3]), dsilu);
+          linalg::YieldOp::create(nb, l, y);
+        },
+        {token, id, feature, feature});
+    // dw2 [Dg]: a reduction over the tokens.
+    Value dw2Init = filledTensor(
+        rewriter, loc, {tensor::getMixedSize(rewriter, loc, op.getHidden(), 2)},
+        elt, 0.0);
+    Value dw2 =
+        linalg::GenericOp::create(
+            rewriter, loc, TypeRange{dw2Init.getType()},
+            ValueRange{ds, op.getHidden(), op.getB1()}, ValueRange{dw2Init},
+            ArrayRef<AffineMap>{token, id, feature, feature},
+            {utils::IteratorType::reduction, utils::IteratorType::reduction,
+             utils::IteratorType::parallel},
+            [&](OpBuilder &nb, Location l, ValueRange a) {
+              Value y = arith::MulFOp::create(
+                  nb, l, a[0], silu(nb, l, z(nb, l, a[1], a[2])));
+              linalg::YieldOp::create(
+                  nb, l, arith::AddFOp::create(nb, l, a[3], y).getResult());
+            })
+            .getResult(0);
+    // db2 [1] = sum of ds.
+    Value sumInit = filledTensor(rewriter, loc, {}, elt, 0.0);
+    Value sum =
+        linalg::GenericOp::create(
+            rewriter, loc, TypeRange{sumInit.getType()}, ValueRange{ds},
+            ValueRange{sumInit},
+            ArrayRef<AffineMap>{AffineMap::getMultiDimIdentityMap(2, ctx),
+                                AffineMap::get(2, 0, {}, ctx)},
+            {utils::IteratorType::reduction, utils::IteratorType::reduction},
+            [](OpBuilder &nb, Location l, ValueRange a) {
+              linalg::YieldOp::create(
+                  nb, l, arith::AddFOp::create(nb, l, a[0], a[1]).getResult());
+            })
+            .getResult(0);
+    Value db2 = tensor::ExpandShapeOp::create(
+        rewriter, loc, RankedTensorType::get({1}, elt), sum,
+        ArrayRef<ReassociationIndices>{});
+    rewriter.replaceOp(
+        op, ValueRange{da,
+                       tensor::CastOp::create(rewriter, loc,
+                                              op.getW2Grad().getType(), dw2)
+                           .getResult(),
+                       tensor::CastOp::create(rewriter, loc,
+                                              op.getB2Grad().getType(), db2)
+                           .getResult()});
+    return success();
+  }
+};
+
 } // namespace
 
 void mlir::hag::populateGradientsToLinalgPatterns(RewritePatternSet &patterns) {
   patterns.add<LinearBackwardLowering, SumRowsLowering,
                EmbeddingBackwardLowering, CrossEntropyBackwardLowering,
                RMSNormBackwardLowering, SwiGLUActLowering,
-               SwiGLUActBackwardLowering>(
+               SwiGLUActBackwardLowering, GateBackwardLowering>(
       patterns.getContext());
 }

@@ -29,16 +29,20 @@ using namespace mlir::hag;
 static const char kPyramidKernelSource[] =
 #include "PyramidAttentionKernel.inc"
     ;
+static const char kPyramidBackwardKernelSource[] =
+#include "PyramidAttentionBackwardKernel.inc"
+    ;
 static const char kMatmulKernelSource[] =
 #include "MatmulKernel.inc"
     ;
 
 namespace {
 
-/// Parses one file of the kernel library and copies its functions into
-/// `module`, unless `symbol` is already there.
+/// Parses `source` (one or more files of the kernel library) and copies
+/// into `module` every function it does not have yet, unless `symbol` is
+/// already there.
 LogicalResult loadKernelLibrary(ModuleOp module, StringRef symbol,
-                                const char *source, StringRef fileName) {
+                                StringRef source, StringRef fileName) {
   if (module.lookupSymbol(symbol))
     return success();
   ParserConfig config(module.getContext());
@@ -49,8 +53,12 @@ LogicalResult loadKernelLibrary(ModuleOp module, StringRef symbol,
                               << fileName << " does not parse";
   OpBuilder b(module.getContext());
   b.setInsertionPointToEnd(module.getBody());
-  for (Operation &op : library->getBody()->getOperations())
+  for (Operation &op : library->getBody()->getOperations()) {
+    auto fn = dyn_cast<func::FuncOp>(op);
+    if (fn && module.lookupSymbol(fn.getSymName()))
+      continue;
     b.clone(op);
+  }
   return success();
 }
 
@@ -88,16 +96,24 @@ struct HAGLowerToLinalgPass
     if (unfused.wasInterrupted())
       return signalPassFailure();
 
-    bool needsAttention = false, needsMatmul = false;
+    bool needsAttention = false, needsBackward = false, needsMatmul = false;
     module.walk([&](Operation *op) {
       needsAttention |= isa<PyramidAttentionOp, PyramidDecodeOp>(op);
-      needsMatmul |= isa<LinearOp, SwiGLUOp, MemoryGateOp, PyramidAttentionOp,
-                         PyramidDecodeOp, LinearBackwardOp,
+      needsBackward |= isa<PyramidAttentionBackwardOp>(op);
+      needsMatmul |= isa<LinearOp, SwiGLUOp, MemoryGateOp, GateActivationOp,
+                         PyramidAttentionOp, PyramidDecodeOp, LinearBackwardOp,
                          EmbeddingBackwardOp>(op);
     });
     if (needsAttention && failed(loadKernelLibrary(
                               module, "hag_pyramid_attention",
                               kPyramidKernelSource, "pyramid_attention.mlir")))
+      return signalPassFailure();
+    // The backward kernel calls the forward's functions: parsed together.
+    if (needsBackward &&
+        failed(loadKernelLibrary(
+            module, "hag_pyramid_attention_backward",
+            std::string(kPyramidKernelSource) + kPyramidBackwardKernelSource,
+            "pyramid_attention_backward.mlir")))
       return signalPassFailure();
     if (needsMatmul &&
         failed(loadKernelLibrary(module, "hag_matmul_nt", kMatmulKernelSource,

@@ -26,24 +26,23 @@ using namespace mlir::hag::lowering;
 
 namespace {
 
-/// g = sigmoid((w2 . SiLU(W1 x + b1) + b2) / tau)   [batch, N]   (spec 2):
-/// the hidden projection through the matmul kernel, the rest through
-/// @hag_gate_epilogue (vectorised over the hidden features). Null when the
-/// kernel library is not loaded.
-Value buildMemoryGate(OpBuilder &b, Location loc, Value x, Value w1, Value b1,
-                      Value w2, Value b2, double tau) {
-  auto xType = cast<RankedTensorType>(x.getType());
-  Type elt = xType.getElementType();
-  Value hidden = contractLastDim(b, loc, x, w1); // [b, n, Dg]
+/// g = sigmoid((w2 . SiLU(a + b1) + b2) / tau) [batch, N] from the gate's
+/// hidden projection a [batch, N, Dg], through @hag_gate_epilogue
+/// (vectorised over the hidden features). Null when the kernel library is
+/// not loaded.
+Value buildGateEpilogue(OpBuilder &b, Location loc, Value hidden, Value b1,
+                        Value w2, Value b2, double tau) {
+  auto hType = cast<RankedTensorType>(hidden.getType());
+  Type elt = hType.getElementType();
   auto module = b.getInsertionBlock()->getParentOp()->getParentOfType<ModuleOp>();
   auto kernel = module.lookupSymbol<func::FuncOp>("hag_gate_epilogue");
   if (!kernel)
     return Value(); // The kernel library is not loaded.
   SmallVector<Value> dynSizes;
   for (int64_t i = 0; i < 2; ++i)
-    if (xType.isDynamicDim(i))
-      dynSizes.push_back(tensor::DimOp::create(b, loc, x, i));
-  auto gType = RankedTensorType::get(xType.getShape().drop_back(), elt);
+    if (hType.isDynamicDim(i))
+      dynSizes.push_back(tensor::DimOp::create(b, loc, hidden, i));
+  auto gType = RankedTensorType::get(hType.getShape().drop_back(), elt);
   Value g = memref::AllocOp::create(
       b, loc, MemRefType::get(gType.getShape(), elt), dynSizes);
   Value gDyn = memref::CastOp::create(
@@ -57,6 +56,28 @@ Value buildMemoryGate(OpBuilder &b, Location loc, Value x, Value w1, Value b1,
   return bufferization::ToTensorOp::create(b, loc, gType, g,
                                            b.getUnitAttr(), b.getUnitAttr());
 }
+
+/// g = sigmoid((w2 . SiLU(W1 x + b1) + b2) / tau)   [batch, N]   (spec 2):
+/// the hidden projection through the matmul kernel, then the epilogue.
+Value buildMemoryGate(OpBuilder &b, Location loc, Value x, Value w1, Value b1,
+                      Value w2, Value b2, double tau) {
+  Value hidden = contractLastDim(b, loc, x, w1); // [b, n, Dg]
+  return buildGateEpilogue(b, loc, hidden, b1, w2, b2, tau);
+}
+
+struct GateActivationLowering : OpRewritePattern<GateActivationOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(GateActivationOp op,
+                                PatternRewriter &rewriter) const override {
+    Value g = buildGateEpilogue(rewriter, op.getLoc(), op.getHidden(),
+                                op.getB1(), op.getW2(), op.getB2(),
+                                op.getTemperature().convertToDouble());
+    if (!g)
+      return rewriter.notifyMatchFailure(op, "kernel library not loaded");
+    rewriter.replaceOp(op, g);
+    return success();
+  }
+};
 
 struct MemoryGateLowering : OpRewritePattern<MemoryGateOp> {
   using OpRewritePattern::OpRewritePattern;
@@ -93,6 +114,49 @@ Value packConvWeights(OpBuilder &b, Location loc, ValueRange weights,
   return acc;
 }
 
+/// The configuration as the kernels' trailing arguments: H, Hkv, d, B, r,
+/// L, W, T (index), causal (i1), select_k, compress (index), beta, eps (f32).
+void appendConfigArgs(OpBuilder &b, Location loc, PyramidConfigAttr config,
+                      SmallVectorImpl<Value> &args) {
+  auto index = [&](int64_t v) -> Value {
+    return arith::ConstantIndexOp::create(b, loc, v);
+  };
+  args.append({index(config.getHeads()), index(config.getKvHeads()),
+               index(config.getHeadDim()), index(config.getBlock()),
+               index(config.getRatio()), index(config.getStaticLevels()),
+               index(config.getWindow()), index(config.getSummary())});
+  args.push_back(
+      arith::ConstantOp::create(b, loc, b.getBoolAttr(config.getCausal())));
+  args.push_back(index(config.getSelectK()));
+  args.push_back(index(static_cast<int64_t>(config.getCompress())));
+  args.push_back(floatConst(b, loc, b.getF32Type(),
+                            config.getMassBias().convertToDouble()));
+  args.push_back(
+      floatConst(b, loc, b.getF32Type(), config.getEps().convertToDouble()));
+}
+
+/// A buffer of `like`'s tensor type (its dynamic sizes read from `like`).
+Value allocLike(OpBuilder &b, Location loc, Value like) {
+  auto type = cast<RankedTensorType>(like.getType());
+  SmallVector<Value> dynSizes;
+  for (int64_t i = 0; i < type.getRank(); ++i)
+    if (type.isDynamicDim(i))
+      dynSizes.push_back(tensor::DimOp::create(b, loc, like, i));
+  return memref::AllocOp::create(
+      b, loc, MemRefType::get(type.getShape(), type.getElementType()),
+      dynSizes);
+}
+
+/// `buffer` with every dimension dynamic (the kernels' signatures).
+Value dynamicOf(OpBuilder &b, Location loc, Value buffer) {
+  auto type = cast<MemRefType>(buffer.getType());
+  return memref::CastOp::create(
+      b, loc,
+      MemRefType::get(SmallVector<int64_t>(type.getRank(), ShapedType::kDynamic),
+                      type.getElementType()),
+      buffer);
+}
+
 /// Lowers the fused forms (pyramid_attention, pyramid_decode) to a call of
 /// their kernel: the gate in linalg, the tensors and the output as dynamic
 /// buffers, then `extraBuffers` (the decoding cache, also cast to dynamic
@@ -125,42 +189,13 @@ LogicalResult lowerToKernelCall(FusedOp op, PatternRewriter &rewriter,
                   Value(op.getValues()), g, convK, convV})
     args.push_back(asDynamicBuffer(rewriter, loc, t));
   // The output buffer: [batch, N, H*d].
-  SmallVector<Value> dynSizes;
-  for (int64_t i = 0; i < qType.getRank(); ++i)
-    if (qType.isDynamicDim(i))
-      dynSizes.push_back(
-          tensor::DimOp::create(rewriter, loc, op.getQueries(), i));
-  auto outType = MemRefType::get(qType.getShape(), elt);
-  Value out = memref::AllocOp::create(rewriter, loc, outType, dynSizes);
-  auto dynamicOf = [&](Value buffer) -> Value {
-    auto type = cast<MemRefType>(buffer.getType());
-    return memref::CastOp::create(
-        rewriter, loc,
-        MemRefType::get(
-            SmallVector<int64_t>(type.getRank(), ShapedType::kDynamic),
-            type.getElementType()),
-        buffer);
-  };
-  args.push_back(dynamicOf(out));
+  Value out = allocLike(rewriter, loc, op.getQueries());
+  args.push_back(dynamicOf(rewriter, loc, out));
   for (Value buffer : extraBuffers)
-    args.push_back(dynamicOf(buffer));
+    args.push_back(dynamicOf(rewriter, loc, buffer));
   llvm::append_range(args, extraIndices);
 
-  auto index = [&](int64_t v) -> Value {
-    return arith::ConstantIndexOp::create(rewriter, loc, v);
-  };
-  args.append({index(config.getHeads()), index(config.getKvHeads()),
-               index(config.getHeadDim()), index(config.getBlock()),
-               index(config.getRatio()), index(config.getStaticLevels()),
-               index(config.getWindow()), index(config.getSummary())});
-  args.push_back(arith::ConstantOp::create(
-      rewriter, loc, rewriter.getBoolAttr(config.getCausal())));
-  args.push_back(index(config.getSelectK()));
-  args.push_back(index(static_cast<int64_t>(config.getCompress())));
-  args.push_back(floatConst(rewriter, loc, rewriter.getF32Type(),
-                            config.getMassBias().convertToDouble()));
-  args.push_back(floatConst(rewriter, loc, rewriter.getF32Type(),
-                            config.getEps().convertToDouble()));
+  appendConfigArgs(rewriter, loc, config, args);
   func::CallOp::create(rewriter, loc, kernel, args);
   Value result = bufferization::ToTensorOp::create(rewriter, loc, qType, out,
                                                    rewriter.getUnitAttr(),
@@ -194,11 +229,91 @@ struct PyramidDecodeLowering : OpRewritePattern<PyramidDecodeOp> {
   }
 };
 
+/// hag.pyramid_attention_backward -> @hag_pyramid_attention_backward
+/// (kernels/pyramid_attention_backward.mlir): the gradients are allocated
+/// here and filled by the kernel; the conv weights' gradients come back
+/// packed [L-2, Hkv, r, d] and are sliced per level.
+struct PyramidAttentionBackwardLowering
+    : OpRewritePattern<PyramidAttentionBackwardOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(PyramidAttentionBackwardOp op,
+                                PatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    PyramidConfigAttr config = op.getConfig();
+    auto qType = cast<RankedTensorType>(op.getQueries().getType());
+    Type elt = qType.getElementType();
+    if (!elt.isF32())
+      return rewriter.notifyMatchFailure(op, "the CPU kernel is f32 only");
+    auto module = op->getParentOfType<ModuleOp>();
+    auto kernel =
+        module.lookupSymbol<func::FuncOp>("hag_pyramid_attention_backward");
+    if (!kernel)
+      return rewriter.notifyMatchFailure(op, "kernel library not loaded");
+    Value convK = packConvWeights(rewriter, loc, op.getConvKeys(), config, elt);
+    Value convV =
+        packConvWeights(rewriter, loc, op.getConvValues(), config, elt);
+    SmallVector<Value> args;
+    for (Value t : {Value(op.getQueries()), Value(op.getKeys()),
+                    Value(op.getValues()), Value(op.getGate()), convK, convV,
+                    Value(op.getResult()), Value(op.getResultGrad())})
+      args.push_back(asDynamicBuffer(rewriter, loc, t));
+    SmallVector<Value> grads = {
+        allocLike(rewriter, loc, op.getQueries()),
+        allocLike(rewriter, loc, op.getKeys()),
+        allocLike(rewriter, loc, op.getValues()),
+        allocLike(rewriter, loc, op.getGate())};
+    auto packedType = cast<RankedTensorType>(convK.getType());
+    Value dConvK = memref::AllocOp::create(
+        rewriter, loc, MemRefType::get(packedType.getShape(), elt));
+    Value dConvV = memref::AllocOp::create(
+        rewriter, loc, MemRefType::get(packedType.getShape(), elt));
+    for (Value buffer : grads)
+      args.push_back(dynamicOf(rewriter, loc, buffer));
+    args.push_back(dynamicOf(rewriter, loc, dConvK));
+    args.push_back(dynamicOf(rewriter, loc, dConvV));
+    appendConfigArgs(rewriter, loc, config, args);
+    func::CallOp::create(rewriter, loc, kernel, args);
+
+    auto asTensor = [&](Value buffer, Type type) -> Value {
+      return bufferization::ToTensorOp::create(rewriter, loc, type, buffer,
+                                               rewriter.getUnitAttr(),
+                                               rewriter.getUnitAttr());
+    };
+    SmallVector<Value> results = {
+        asTensor(grads[0], op.getQueriesGrad().getType()),
+        asTensor(grads[1], op.getKeysGrad().getType()),
+        asTensor(grads[2], op.getValuesGrad().getType()),
+        asTensor(grads[3], op.getGateGrad().getType())};
+    size_t levels = op.getConvKeys().size();
+    ValueRange convGrads = op.getConvGrads();
+    for (auto [packed, perLevel] :
+         {std::pair<Value, ValueRange>{dConvK, convGrads.take_front(levels)},
+          {dConvV, convGrads.drop_front(levels)}}) {
+      Value all = asTensor(packed, packedType);
+      for (auto [i, g] : llvm::enumerate(perLevel)) {
+        auto type = cast<RankedTensorType>(g.getType());
+        SmallVector<OpFoldResult> offsets = {
+            rewriter.getIndexAttr(i), rewriter.getIndexAttr(0),
+            rewriter.getIndexAttr(0), rewriter.getIndexAttr(0)};
+        SmallVector<OpFoldResult> sizes = {rewriter.getIndexAttr(1)};
+        for (int64_t d : type.getShape())
+          sizes.push_back(rewriter.getIndexAttr(d));
+        SmallVector<OpFoldResult> strides(4, rewriter.getIndexAttr(1));
+        results.push_back(tensor::ExtractSliceOp::create(
+            rewriter, loc, type, all, offsets, sizes, strides));
+      }
+    }
+    rewriter.replaceOp(op, results);
+    return success();
+  }
+};
+
 } // namespace
 
 void mlir::hag::populatePyramidAttentionToLoopsPatterns(
     RewritePatternSet &patterns) {
-  patterns.add<MemoryGateLowering, PyramidAttentionLowering,
-               PyramidDecodeLowering>(
+  patterns.add<MemoryGateLowering, GateActivationLowering,
+               PyramidAttentionLowering, PyramidDecodeLowering,
+               PyramidAttentionBackwardLowering>(
       patterns.getContext());
 }

@@ -832,3 +832,48 @@ func.func @f(%dh: tensor<2x7x12xf32>, %a: tensor<2x7x12xf32>, %u: tensor<2x7x10x
   %da, %du = hag.swiglu_act_backward %dh, %a, %u : (tensor<2x7x12xf32>, tensor<2x7x12xf32>, tensor<2x7x10xf32>) -> (tensor<2x7x12xf32>, tensor<2x7x12xf32>)
   return
 }
+
+// -----
+
+func.func @f(%a: tensor<2x7x12xf32>, %b1: tensor<10xf32>, %w2: tensor<12xf32>, %b2: tensor<1xf32>) {
+  // expected-error @+1 {{expects size of b1 (10) to equal feature size of hidden (12)}}
+  %g = hag.gate_activation %a, %b1, %w2, %b2 {temperature = 0.1 : f64} : (tensor<2x7x12xf32>, tensor<10xf32>, tensor<12xf32>, tensor<1xf32>) -> tensor<2x7xf32>
+  return
+}
+
+// -----
+
+func.func @f(%a: tensor<2x7x12xf32>, %b1: tensor<12xf32>, %w2: tensor<12xf32>, %b2: tensor<1xf32>) {
+  // expected-error @+1 {{expects temperature > 0, got 0}}
+  %g = hag.gate_activation %a, %b1, %w2, %b2 {temperature = 0.0 : f64} : (tensor<2x7x12xf32>, tensor<12xf32>, tensor<12xf32>, tensor<1xf32>) -> tensor<2x7xf32>
+  return
+}
+
+// -----
+
+func.func @f(%dg: tensor<2x6xf32>, %a: tensor<2x7x12xf32>, %b1: tensor<12xf32>, %g: tensor<2x7xf32>, %w2: tensor<12xf32>) {
+  // expected-error @+1 {{expects length of gate_grad (6) to equal length of hidden (7)}}
+  %da, %dw2, %db2 = hag.gate_backward %dg, %a, %b1, %g, %w2 {temperature = 0.1 : f64}
+      : (tensor<2x6xf32>, tensor<2x7x12xf32>, tensor<12xf32>, tensor<2x7xf32>, tensor<12xf32>) -> (tensor<2x7x12xf32>, tensor<12xf32>, tensor<1xf32>)
+  return
+}
+
+// -----
+
+func.func @f(%do: tensor<2x8x8xf32>, %q: tensor<2x8x8xf32>, %g: tensor<2x8xf32>) {
+  // expected-error @+1 {{expects keys_grad to have the type of keys ('tensor<2x8x8xf32>'), got 'tensor<2x8x4xf32>'}}
+  %dq, %dk, %dv, %dg = hag.pyramid_attention_backward %do, %q, %q, %q, %g, %q {config = #hag.pyramid<heads = 2, head_dim = 4, block = 4, window = 2, summary = 2, max_seq = 64>}
+      : (tensor<2x8x8xf32>, tensor<2x8x8xf32>, tensor<2x8x8xf32>, tensor<2x8x8xf32>, tensor<2x8xf32>, tensor<2x8x8xf32>)
+      -> (tensor<2x8x8xf32>, tensor<2x8x4xf32>, tensor<2x8x8xf32>, tensor<2x8xf32>)
+  return
+}
+
+// -----
+
+func.func @f(%do: tensor<2x8x8xf32>, %q: tensor<2x8x8xf32>, %g: tensor<2x8xf32>, %c: tensor<2x4x4xf32>) {
+  // expected-error @+1 {{expects 0 conv weights for keys and for values, got 1 and 1}}
+  %dq, %dk, %dv, %dg, %d1, %d2 = hag.pyramid_attention_backward %do, %q, %q, %q, %g, %q conv [%c] [%c] {config = #hag.pyramid<heads = 2, head_dim = 4, block = 4, window = 2, summary = 2, max_seq = 64>}
+      : (tensor<2x8x8xf32>, tensor<2x8x8xf32>, tensor<2x8x8xf32>, tensor<2x8x8xf32>, tensor<2x8xf32>, tensor<2x8x8xf32>, tensor<2x4x4xf32>, tensor<2x4x4xf32>)
+      -> (tensor<2x8x8xf32>, tensor<2x8x8xf32>, tensor<2x8x8xf32>, tensor<2x8xf32>, tensor<2x4x4xf32>, tensor<2x4x4xf32>)
+  return
+}

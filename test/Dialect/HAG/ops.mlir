@@ -161,3 +161,26 @@ func.func @more_gradients(%dy: tensor<2x7x8xf32>, %x: tensor<2x7x8xf32>, %s: ten
   %ri = hag.rope %x {head_dim = 4 : i64, inverse} : (tensor<2x7x8xf32>) -> tensor<2x7x8xf32>
   return %dx, %ds, %da, %du, %ri : tensor<2x7x8xf32>, tensor<8xf32>, tensor<2x7x12xf32>, tensor<2x7x12xf32>, tensor<2x7x8xf32>
 }
+
+// The pyramid attention's gradient ops (made by hag-autodiff).
+// CHECK-LABEL: func.func @pyramid_gradients
+func.func @pyramid_gradients(%do: tensor<?x?x128xf32>, %q: tensor<?x?x128xf32>, %k: tensor<?x?x64xf32>,
+                             %v: tensor<?x?x64xf32>, %o: tensor<?x?x128xf32>, %a: tensor<?x?x96xf32>,
+                             %b1: tensor<96xf32>, %w2: tensor<96xf32>, %b2: tensor<1xf32>,
+                             %ck2: tensor<2x2x32xf32>, %ck3: tensor<2x2x32xf32>) -> tensor<?x?xf32> {
+  // CHECK: hag.gate_activation %{{.+}}, %{{.+}}, %{{.+}}, %{{.+}} {temperature = 1.000000e-01 : f64}
+  %g = hag.gate_activation %a, %b1, %w2, %b2 {temperature = 0.1 : f64}
+      : (tensor<?x?x96xf32>, tensor<96xf32>, tensor<96xf32>, tensor<1xf32>) -> tensor<?x?xf32>
+  // CHECK: hag.pyramid_attention_backward %{{.+}}, %{{.+}}, %{{.+}}, %{{.+}}, %{{.+}}, %{{.+}} conv[%{{.+}}, %{{.+}}] [%{{.+}}, %{{.+}}] {config =
+  %dq, %dk, %dv, %dg, %dc:4 = hag.pyramid_attention_backward %do, %q, %k, %v, %g, %o conv [%ck2, %ck3] [%ck2, %ck3]
+      {config = #hag.pyramid<heads = 4, kv_heads = 2, head_dim = 32, ratio = 2, compress = conv>}
+      : (tensor<?x?x128xf32>, tensor<?x?x128xf32>, tensor<?x?x64xf32>, tensor<?x?x64xf32>, tensor<?x?xf32>, tensor<?x?x128xf32>,
+         tensor<2x2x32xf32>, tensor<2x2x32xf32>, tensor<2x2x32xf32>, tensor<2x2x32xf32>)
+      -> (tensor<?x?x128xf32>, tensor<?x?x64xf32>, tensor<?x?x64xf32>, tensor<?x?xf32>,
+          tensor<2x2x32xf32>, tensor<2x2x32xf32>, tensor<2x2x32xf32>, tensor<2x2x32xf32>)
+  // CHECK: hag.gate_backward %{{.+}}, %{{.+}}, %{{.+}}, %{{.+}}, %{{.+}} {temperature = 1.000000e-01 : f64}
+  %da, %dw2, %db2 = hag.gate_backward %dg, %a, %b1, %g, %w2 {temperature = 0.1 : f64}
+      : (tensor<?x?xf32>, tensor<?x?x96xf32>, tensor<96xf32>, tensor<?x?xf32>, tensor<96xf32>)
+      -> (tensor<?x?x96xf32>, tensor<96xf32>, tensor<1xf32>)
+  return %dg : tensor<?x?xf32>
+}

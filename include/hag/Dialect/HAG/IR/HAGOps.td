@@ -301,7 +301,8 @@ def HAG_CrossLevelAttentionOp
 //===----------------------------------------------------------------------===//
 
 def HAG_PyramidAttentionOp
-    : HAG_PureOp<"pyramid_attention", [AttrSizedOperandSegments]> {
+    : HAG_PureOp<"pyramid_attention", [AttrSizedOperandSegments,
+                 DeclareOpInterfaceMethods<HAG_DifferentiableOpInterface>]> {
   let summary = "fused memory gate, level building, summary and cross-level attention";
   let description = [{
     The form the backends consume: computes the gate from `gate_input` and
@@ -657,6 +658,87 @@ def HAG_SwiGLUActBackwardOp : HAG_PureOp<"swiglu_act_backward"> {
   let results = (outs HAG_FloatTensor:$gate_grad, HAG_FloatTensor:$up_grad);
   let assemblyFormat = [{
     $result_grad `,` $gate `,` $up attr-dict `:` functional-type(operands, results)
+  }];
+}
+
+def HAG_GateActivationOp : HAG_PureOp<"gate_activation"> {
+  let summary = "the memory gate after its hidden projection: g = sigmoid((w2 . SiLU(a + b1) + b2) / tau)";
+  let description = [{
+    `a = x W1^T` is the gate's hidden projection without its bias (spec 2).
+    Recomputed by the vector-Jacobian product of `hag.pyramid_attention`,
+    which needs `g` and `a` again for the backward pass.
+
+    ```mlir
+    %g = hag.gate_activation %a, %b1, %w2, %b2 {temperature = 1.000000e-01 : f64}
+        : (tensor<2x64x32xf32>, tensor<32xf32>, tensor<32xf32>, tensor<1xf32>) -> tensor<2x64xf32>
+    ```
+  }];
+  let arguments = (ins HAG_FloatTensor:$hidden, HAG_FloatTensor:$b1,
+                       HAG_FloatTensor:$w2, HAG_FloatTensor:$b2,
+                       F64Attr:$temperature);
+  let results = (outs HAG_FloatTensor:$gate);
+  let assemblyFormat = [{
+    $hidden `,` $b1 `,` $w2 `,` $b2 attr-dict `:` functional-type(operands, results)
+  }];
+}
+
+def HAG_GateBackwardOp : HAG_PureOp<"gate_backward"> {
+  let summary = "the gradients of g = sigmoid((w2 . SiLU(a + b1) + b2) / tau)";
+  let description = [{
+    With `z = a + b1` and `ds = dg g (1 - g) / tau` per token:
+    `da = ds w2 SiLU'(z)` (also the gradient of `b1` once summed over
+    tokens), `dw2 = sum over tokens of ds SiLU(z)`, `db2 = sum of ds`.
+
+    ```mlir
+    %da, %dw2, %db2 = hag.gate_backward %dg, %a, %b1, %g, %w2 {temperature = 1.000000e-01 : f64}
+        : (tensor<2x64xf32>, tensor<2x64x32xf32>, tensor<32xf32>, tensor<2x64xf32>, tensor<32xf32>)
+        -> (tensor<2x64x32xf32>, tensor<32xf32>, tensor<1xf32>)
+    ```
+  }];
+  let arguments = (ins HAG_FloatTensor:$gate_grad, HAG_FloatTensor:$hidden,
+                       HAG_FloatTensor:$b1, HAG_FloatTensor:$gate,
+                       HAG_FloatTensor:$w2, F64Attr:$temperature);
+  let results = (outs HAG_FloatTensor:$hidden_grad, HAG_FloatTensor:$w2_grad,
+                      HAG_FloatTensor:$b2_grad);
+  let assemblyFormat = [{
+    $gate_grad `,` $hidden `,` $b1 `,` $gate `,` $w2 attr-dict `:` functional-type(operands, results)
+  }];
+}
+
+def HAG_PyramidAttentionBackwardOp
+    : HAG_PureOp<"pyramid_attention_backward", [AttrSizedOperandSegments]> {
+  let summary = "the gradients of cross-level attention, recomputed per query block";
+  let description = [{
+    The backward of `hag.pyramid_attention` after its gate (spec section 12):
+    given `do` (the gradient of the output `o`), the queries, raw keys and
+    values (after RoPE), the gate `g` `[batch, N]`, the forward's output `o`
+    and the conv weights, returns the gradients of the queries, keys,
+    values, gate and conv weights. Per query block it rebuilds the block's
+    key set and probabilities (no stored N x N or per-query buffers),
+    accumulates dQ per block and dK/dV/dmass per key of every level, then
+    pushes the level and summary gradients back through the compression to
+    the raw keys, values and gates (the mass bias sends gradient to g too).
+    `conv_grads` holds the gradients of `conv_keys`, then of `conv_values`.
+
+    ```mlir
+    %dq, %dk, %dv, %dg = hag.pyramid_attention_backward %do, %q, %k, %v, %g, %o
+        {config = #hag.pyramid<heads = 4, head_dim = 32>}
+        : (...) -> (tensor<?x?x128xf32>, tensor<?x?x128xf32>, tensor<?x?x128xf32>, tensor<?x?xf32>)
+    ```
+  }];
+  let arguments = (ins HAG_FloatTensor:$result_grad, HAG_FloatTensor:$queries,
+                       HAG_FloatTensor:$keys, HAG_FloatTensor:$values,
+                       HAG_FloatTensor:$gate, HAG_FloatTensor:$result,
+                       Variadic<HAG_FloatTensor>:$conv_keys,
+                       Variadic<HAG_FloatTensor>:$conv_values,
+                       HAG_PyramidConfigAttr:$config);
+  let results = (outs HAG_FloatTensor:$queries_grad, HAG_FloatTensor:$keys_grad,
+                      HAG_FloatTensor:$values_grad, HAG_FloatTensor:$gate_grad,
+                      Variadic<HAG_FloatTensor>:$conv_grads);
+  let assemblyFormat = [{
+    $result_grad `,` $queries `,` $keys `,` $values `,` $gate `,` $result
+    (`conv` `[` $conv_keys^ `]` `[` $conv_values `]`)?
+    attr-dict `:` functional-type(operands, results)
   }];
 }
 
