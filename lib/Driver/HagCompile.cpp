@@ -29,8 +29,8 @@ namespace cl = llvm::cl;
 namespace {
 
 /// Phases of architecture.md, in order. Only those implemented so far are
-/// accepted on the command line (train and partition come later).
-enum class Phase { Input, HAG, Lower, Artifact };
+/// accepted on the command line (partition comes later).
+enum class Phase { Input, HAG, Train, Lower, Artifact };
 enum class Emit { Default, MLIR, LLVM, Artifact };
 enum class Report { None, Cost };
 enum class Format { Text, JSON };
@@ -51,6 +51,9 @@ struct Options {
                             "the model as unfused hag ops on tensors"),
                  clEnumValN(Phase::HAG, "hag",
                             "verified, canonicalized and fused hag ops"),
+                 clEnumValN(Phase::Train, "train",
+                            "plus @train_step and @gradients (implies "
+                            "--train)"),
                  clEnumValN(Phase::Lower, "lower",
                             "lowered to the LLVM dialect for the CPU"),
                  clEnumValN(Phase::Artifact, "artifact",
@@ -63,6 +66,12 @@ struct Options {
                             "optimized LLVM IR for the target CPU"),
                  clEnumValN(Emit::Artifact, "artifact", "the .hag artifact")),
       cl::cat(category)};
+  cl::opt<bool> train{
+      "train",
+      cl::desc("Compile the training step too (autodiff, clipping, AdamW, "
+               "the schedule; settings from the description's train: "
+               "section, else its defaults)"),
+      cl::init(false), cl::cat(category)};
   cl::opt<std::string> target{"target", cl::desc("Device: cpu"),
                               cl::init("cpu"), cl::cat(category)};
   cl::opt<std::string> cpu{
@@ -178,6 +187,22 @@ int mlir::hag::hagCompileMain(int argc, char **argv) {
   if (phase >= Phase::HAG) {
     PassManager pm(&ctx);
     buildHAGPhasePipeline(pm);
+    if (failed(pm.run(*module)))
+      return 1;
+  }
+  bool train = opts.train || phase == Phase::Train;
+  if (train && phase >= Phase::Train) {
+    Operation *m = module->getOperation();
+    auto config = m->getAttrOfType<DictionaryAttr>("hag.train");
+    if (!config) {
+      config = ::hag::trainConfigAttr(ctx, ::hag::TrainConfig());
+      m->setAttr("hag.train", config);
+    }
+    if (!module->lookupSymbol("loss"))
+      return fail("--train needs a language model (kind: lm): the model has "
+                  "no loss");
+    PassManager pm(&ctx);
+    buildTrainPhasePipeline(pm, config);
     if (failed(pm.run(*module)))
       return 1;
   }

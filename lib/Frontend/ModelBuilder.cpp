@@ -321,6 +321,9 @@ OwningOpRef<ModuleOp> ModelBuilder::build(StringRef name) {
         b.getNamedAttr("tie_embeddings", b.getBoolAttr(md.tieEmbeddings)));
   }
   module->getOperation()->setAttr("hag.model", b.getDictionaryAttr(model));
+  if (md.train)
+    module->getOperation()->setAttr("hag.train",
+                                    ::hag::trainConfigAttr(ctx, *md.train));
   int64_t d = md.dModel;
 
   if (md.kind == ::hag::ModelKind::Attention) {
@@ -389,5 +392,32 @@ buildModelModule(MLIRContext &ctx, const ModelDescription &md, StringRef name) {
   ctx.loadDialect<HAGDialect, func::FuncDialect, arith::ArithDialect,
                   tensor::TensorDialect, memref::MemRefDialect>();
   return ModelBuilder(ctx, md).build(name);
+}
+} // namespace hag
+
+namespace hag {
+mlir::DictionaryAttr trainConfigAttr(MLIRContext &ctx, const TrainConfig &c) {
+  Builder b(&ctx);
+  auto i = [&](int64_t v) { return b.getI64IntegerAttr(v); };
+  auto f = [&](double v) { return b.getF64FloatAttr(v); };
+  return b.getDictionaryAttr({
+      b.getNamedAttr("precision", b.getStringAttr(c.precision)),
+      b.getNamedAttr("batch", i(c.batch)),
+      b.getNamedAttr("seq", i(c.seq)),
+      b.getNamedAttr("steps", i(c.steps)),
+      b.getNamedAttr("lr", f(c.lr)),
+      b.getNamedAttr("beta1", f(c.betas[0])),
+      b.getNamedAttr("beta2", f(c.betas[1])),
+      b.getNamedAttr("eps", f(c.adamEps)),
+      b.getNamedAttr("weight_decay", f(c.weightDecay)),
+      b.getNamedAttr("warmup", i(c.warmup)),
+      b.getNamedAttr("schedule", b.getStringAttr(c.schedule)),
+      b.getNamedAttr("clip", f(c.clip)),
+      b.getNamedAttr("loss_scale_init", f(c.lossScaleInit)),
+      b.getNamedAttr("growth_interval", i(c.lossScaleGrowthInterval)),
+      b.getNamedAttr("checkpoint_every", i(c.checkpointEvery)),
+      b.getNamedAttr("checkpoint_dir", b.getStringAttr(c.checkpointDir)),
+      b.getNamedAttr("seed", i(c.seed)),
+  });
 }
 } // namespace hag

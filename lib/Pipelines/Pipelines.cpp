@@ -11,6 +11,7 @@
 #include "mlir/Dialect/MemRef/Transforms/Passes.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/BuiltinAttributes.h"
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Pass/PassRegistry.h"
 #include "mlir/Transforms/Passes.h"
@@ -22,6 +23,38 @@ void mlir::hag::buildHAGPhasePipeline(OpPassManager &pm) {
   pm.addNestedPass<func::FuncOp>(createHAGFusePyramid());
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());
+}
+
+void mlir::hag::buildTrainPhasePipeline(OpPassManager &pm,
+                                        DictionaryAttr config) {
+  HAGAutodiffOptions autodiff;
+  autodiff.entry = "loss";
+  pm.addPass(createHAGAutodiff(autodiff));
+  HAGTrainStepOptions o;
+  auto f = [&](StringRef key, double &out) {
+    if (auto a = config.getAs<FloatAttr>(key))
+      out = a.getValueAsDouble();
+  };
+  auto i = [&](StringRef key, int64_t &out) {
+    if (auto a = config.getAs<IntegerAttr>(key))
+      out = a.getInt();
+  };
+  auto s = [&](StringRef key, std::string &out) {
+    if (auto a = config.getAs<StringAttr>(key))
+      out = a.getValue().str();
+  };
+  f("lr", o.lr);
+  f("beta1", o.beta1);
+  f("beta2", o.beta2);
+  f("eps", o.eps);
+  f("weight_decay", o.weightDecay);
+  i("warmup", o.warmup);
+  i("steps", o.total);
+  s("schedule", o.schedule);
+  f("clip", o.clip);
+  s("precision", o.precision);
+  i("growth_interval", o.growthInterval);
+  pm.addPass(createHAGTrainStep(o));
 }
 
 void mlir::hag::buildCPULoweringPipeline(OpPassManager &pm) {

@@ -127,6 +127,20 @@ std::string mlir::hag::buildManifest(ModuleOp module,
         {"eps", config.getEps().convertToDouble()}};
   }
   root["model"] = std::move(model);
+  // The training settings compiled into @train_step, and those hag-run
+  // --train reads (batch, seq, steps, checkpoints, seed).
+  if (auto train = module->getAttrOfType<DictionaryAttr>("hag.train")) {
+    llvm::json::Object t;
+    for (NamedAttribute a : train) {
+      if (auto i = dyn_cast<IntegerAttr>(a.getValue()))
+        t[a.getName().str()] = i.getInt();
+      else if (auto f = dyn_cast<FloatAttr>(a.getValue()))
+        t[a.getName().str()] = f.getValueAsDouble();
+      else if (auto s = dyn_cast<StringAttr>(a.getValue()))
+        t[a.getName().str()] = s.getValue().str();
+    }
+    root["train"] = std::move(t);
+  }
 
   llvm::json::Array parameters, entries;
   llvm::StringSet<> seen;

@@ -237,6 +237,34 @@ Status parseAttention(const ManifestReader &r, const json::Value &root,
   return Status::success();
 }
 
+Status parseTrain(const ManifestReader &r, const json::Value &root,
+                  TrainFacts &t) {
+  Status st;
+  const json::Value *obj = r.member(root, "", "train", json::Value::Kind::Object,
+                                    st, /*required=*/false);
+  if (!obj)
+    return st;
+  t.present = true;
+  const std::string p = "train";
+  for (Status s : {
+           r.getString(*obj, p, "precision", t.precision),
+           r.getInt(*obj, p, "batch", t.batch, 1),
+           r.getInt(*obj, p, "seq", t.seq, 1),
+           r.getInt(*obj, p, "steps", t.steps, 1),
+           r.getNumber(*obj, p, "lr", t.lr),
+           r.getInt(*obj, p, "warmup", t.warmup, 0),
+           r.getString(*obj, p, "schedule", t.schedule),
+           r.getNumber(*obj, p, "clip", t.clip),
+           r.getNumber(*obj, p, "loss_scale_init", t.lossScaleInit),
+           r.getInt(*obj, p, "checkpoint_every", t.checkpointEvery, 1),
+           r.getString(*obj, p, "checkpoint_dir", t.checkpointDir),
+           r.getInt(*obj, p, "seed", t.seed, 0),
+       })
+    if (!s.ok())
+      return s;
+  return Status::success();
+}
+
 Status parseParameters(const ManifestReader &r, const json::Value &root,
                        std::vector<TensorSpec> &params) {
   Status st;
@@ -398,6 +426,7 @@ hag::rt::parseArtifactManifest(const std::string &text,
         r.getString(*target, "target", "features", m.target.features, false,
                     false),
         parseModel(r, *root, m.model), parseAttention(r, *root, m.attention),
+        parseTrain(r, *root, m.train),
         parseParameters(r, *root, m.parameters),
         parseEntries(r, *root, m.parameters, m.entries)})
     if (!s.ok())

@@ -668,3 +668,229 @@ std::string hag::rt::describeShape(const std::vector<int64_t> &shape) {
   }
   return s + "]";
 }
+
+//===----------------------------------------------------------------------===//
+// Gradients and training
+//===----------------------------------------------------------------------===//
+
+namespace {
+
+/// Checks lm tokens for a gradient or training entry: [batch, N] with
+/// N >= 2, converted to i32 ids in [0, vocab).
+Status prepareTokens(const ArtifactEntry &entry, const ModelFacts &facts,
+                     const TensorRef &tokens, PreparedInput &out) {
+  if (entry.inputs.size() != 1)
+    return makeError(entry.name, ": the entry takes ", entry.inputs.size(),
+                     " inputs, expected the tokens alone");
+  if (tokens.shape.size() != 2)
+    return makeError(entry.name, ": tokens have shape ",
+                     shapeToString(tokens.shape),
+                     ", expected [batch, sequence]");
+  if (tokens.shape[1] < 2)
+    return makeError(entry.name, ": the loss needs at least 2 tokens per "
+                                 "sequence (it predicts each next one), got ",
+                     tokens.shape[1]);
+  return prepareInput(entry, entry.inputs[0], facts, tokens, out);
+}
+
+} // namespace
+
+Result<TensorMap> Model::gradients(const TensorRef &tokens,
+                                   double &loss) const {
+  try {
+    const ArtifactEntry *entry = code.findEntry("gradients");
+    if (!entry)
+      return makeError(code.source(), " has no 'gradients' entry (compile "
+                                      "the model with hag-compile --train)");
+    if (!bound)
+      return makeError(code.source(), ": no weights bound");
+    PreparedInput in;
+    if (Status s = prepareTokens(*entry, facts(), tokens, in); !s.ok())
+      return s;
+    std::vector<HostTensor> grads;
+    for (const TensorSpec &spec : entry->state) {
+      Result<HostTensor> t = HostTensor::zeros(spec.dtype, spec.shape);
+      if (!t.ok())
+        return t.status().withPrefix("gradient " + quoted(spec.name));
+      grads.push_back(std::move(*t));
+    }
+    std::vector<std::vector<int64_t>> descriptors;
+    std::vector<const void *> argBases = {in.data};
+    descriptors.emplace_back(3, 0);
+    descriptors.push_back(makeDescriptor(in.data, in.shape));
+    for (HostTensor &t : grads) {
+      descriptors.push_back(makeDescriptor(t.data.data(), t.shape));
+      argBases.push_back(t.data.data());
+    }
+    if (Status s = callWithWeights(*entry, descriptors, argBases, "gradients");
+        !s.ok())
+      return s;
+    Result<HostTensor> l = takeResult(descriptors[0], *entry, argBases);
+    if (!l.ok())
+      return l.status();
+    loss = l->dataAs<float>()[0];
+    TensorMap out;
+    for (size_t i = 0; i < grads.size(); ++i) {
+      std::string name = entry->state[i].name;
+      if (name.rfind("grad.", 0) == 0)
+        name = name.substr(5);
+      out[name] = std::move(grads[i]);
+    }
+    return out;
+  } catch (const std::bad_alloc &) {
+    return makeError("gradients: out of memory");
+  }
+}
+
+Result<Trainer> Trainer::create(const Model &model) {
+  try {
+    const std::string &source = model.artifact().source();
+    const ArtifactEntry *entry = model.artifact().findEntry("train_step");
+    if (!entry)
+      return makeError(source, " cannot train: it has no 'train_step' entry "
+                               "(compile the model with hag-compile --train)");
+    if (!model.hasWeights())
+      return makeError(source, ": no weights bound (initialise or load "
+                               "weights before training)");
+    if (entry->resultShape != std::vector<int64_t>{4} ||
+        entry->resultDType != DType::F32 || !entry->parameters.empty())
+      return makeError(source, ": entry 'train_step' does not have the "
+                               "layout of hag-train-step");
+    if (2 + entry->state.size() > kMaxArguments)
+      return makeError(source, ": entry 'train_step' takes too many arguments");
+    Trainer t(model, *entry);
+    const TensorMap &weights = model.weights();
+    double scale = model.artifact().manifest().train.present
+                       ? model.artifact().manifest().train.lossScaleInit
+                       : 1.0;
+    if (model.artifact().manifest().train.precision != "fp16-mixed")
+      scale = 1.0;
+    for (const TensorSpec &spec : entry->state) {
+      for (int64_t d : spec.shape)
+        if (d < 0)
+          return makeError(source, ": training state ", quoted(spec.name),
+                           " has a dynamic dimension");
+      Result<HostTensor> z = HostTensor::zeros(spec.dtype, spec.shape);
+      if (!z.ok())
+        return z.status().withPrefix(strCat("training state ",
+                                            quoted(spec.name)));
+      HostTensor x = std::move(*z);
+      auto w = weights.find(spec.name);
+      if (w != weights.end()) {
+        if (w->second.shape != spec.shape || w->second.dtype != spec.dtype)
+          return makeError(source, ": weight ", quoted(spec.name),
+                           " does not match the training state's shape");
+        x = w->second;
+      } else if (spec.name == "train.loss_scale") {
+        x.dataAs<float>()[0] = static_cast<float>(scale);
+      } else if (spec.name.rfind("opt.", 0) != 0 &&
+                 spec.name.rfind("train.", 0) != 0) {
+        return makeError(source, ": training state ", quoted(spec.name),
+                         " is neither a weight, an optimizer moment nor a "
+                         "counter");
+      }
+      t.tensors.push_back(std::move(x));
+    }
+    return t;
+  } catch (const std::bad_alloc &) {
+    return makeError("training state: out of memory");
+  }
+}
+
+Result<TrainStats> Trainer::step(const TensorRef &tokens) {
+  try {
+    PreparedInput in;
+    if (Status s = prepareTokens(*entry, model->facts(), tokens, in); !s.ok())
+      return s;
+    std::vector<std::vector<int64_t>> descriptors;
+    std::vector<const void *> argBases = {in.data};
+    descriptors.emplace_back(3 + 2, 0);
+    descriptors.push_back(makeDescriptor(in.data, in.shape));
+    for (HostTensor &t : tensors) {
+      descriptors.push_back(makeDescriptor(t.data.data(), t.shape));
+      argBases.push_back(t.data.data());
+    }
+    if (Status s = model->callWithWeights(*entry, descriptors, argBases,
+                                          "train_step");
+        !s.ok())
+      return s;
+    Result<HostTensor> r = takeResult(descriptors[0], *entry, argBases);
+    if (!r.ok())
+      return r.status();
+    const float *v = r->dataAs<float>();
+    TrainStats stats;
+    stats.loss = v[0];
+    stats.gradNorm = v[1];
+    stats.lr = v[2];
+    stats.applied = v[3] != 0.0f;
+    stats.lossScale = lossScale();
+    return stats;
+  } catch (const std::bad_alloc &) {
+    return makeError("train_step: out of memory");
+  }
+}
+
+int64_t Trainer::updates() const {
+  for (size_t i = 0; i < tensors.size(); ++i)
+    if (entry->state[i].name == "train.step")
+      return tensors[i].dataAs<int64_t>()[0];
+  return 0;
+}
+
+double Trainer::lossScale() const {
+  for (size_t i = 0; i < tensors.size(); ++i)
+    if (entry->state[i].name == "train.loss_scale")
+      return tensors[i].dataAs<float>()[0];
+  return 1.0;
+}
+
+TensorMap Trainer::state() const {
+  TensorMap out;
+  for (size_t i = 0; i < tensors.size(); ++i)
+    out[entry->state[i].name] = tensors[i];
+  return out;
+}
+
+TensorMap Trainer::weights() const {
+  TensorMap out;
+  const TensorMap &bound = model->weights();
+  for (size_t i = 0; i < tensors.size(); ++i)
+    if (bound.count(entry->state[i].name))
+      out[entry->state[i].name] = tensors[i];
+  return out;
+}
+
+Status Trainer::restore(const TensorMap &state, const std::string &source) {
+  std::vector<HostTensor> next;
+  std::string problems;
+  for (const TensorSpec &spec : entry->state) {
+    auto it = state.find(spec.name);
+    if (it == state.end()) {
+      problems += strCat(problems.empty() ? "" : "; ", "missing ",
+                         quoted(spec.name));
+      continue;
+    }
+    if (it->second.dtype != spec.dtype || it->second.shape != spec.shape) {
+      problems += strCat(problems.empty() ? "" : "; ", quoted(spec.name),
+                         " is ", dtypeName(it->second.dtype), " ",
+                         shapeToString(it->second.shape), ", expected ",
+                         dtypeName(spec.dtype), " ",
+                         shapeToString(spec.shape));
+      continue;
+    }
+    next.push_back(it->second);
+  }
+  for (const auto &[name, t] : state) {
+    bool known = false;
+    for (const TensorSpec &spec : entry->state)
+      known |= spec.name == name;
+    if (!known && name.rfind("run.", 0) != 0)
+      problems += strCat(problems.empty() ? "" : "; ", "unexpected ",
+                         quoted(name));
+  }
+  if (!problems.empty())
+    return makeError(source, ": not a training state of this model: ",
+                     problems);
+  tensors = std::move(next);
+  return Status::success();
+}

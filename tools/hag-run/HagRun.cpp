@@ -23,14 +23,13 @@ using namespace hag::run;
 namespace {
 
 /// Flags of interfaces.md that need entry points the compiler does not emit
-/// yet (generation, training, gradients), with whether they take a value.
+/// yet, with whether they take a value.
 struct FutureFlag {
   const char *name;
   bool takesValue;
 };
 constexpr FutureFlag kFutureFlags[] = {
-    {"--train", false}, {"--data", true},  {"--steps", true}, {"--resume", true},
-    {"--log", true},    {"--grads", true}, {"--dy", true},
+    {"--dy", true},
 };
 
 /// Parses a decimal uint64 (digits only, no sign, no overflow).
@@ -87,6 +86,10 @@ std::string hag::run::runUsage() {
          "TEXT\n"
          "          [--max-tokens K] [--temperature T] [--seed S] "
          "[--output IDS.npy]\n"
+         "  hag-run ARTIFACT --train --data FILE [--steps S] [--resume DIR]\n"
+         "          [--log LOG.csv] [--plot LOSS.png] [--init-weights SEED]\n"
+         "  hag-run ARTIFACT --weights W.safetensors --input TOKENS.npy "
+         "--grads G.safetensors\n"
          "  hag-run ARTIFACT                  (describe the artifact)\n"
          "\n"
          "options:\n"
@@ -118,6 +121,24 @@ std::string hag::run::runUsage() {
          "  --seed S                the sampler's seed (default 0)\n"
          "  --output FILE           with --generate: the token ids, int32 "
          "[prompt + K]\n"
+         "  --train                 train (an artifact from hag-compile --train):\n"
+         "                          batches of the artifact's train.batch x\n"
+         "                          train.seq from --data, a progress line, a\n"
+         "                          checkpoint every train.checkpoint.every steps\n"
+         "  --data FILE             training tokens: .bin uint16 (.u32.bin uint32)\n"
+         "                          or text (byte-level)\n"
+         "  --steps S               train until S steps are done (default: the\n"
+         "                          artifact's train.steps)\n"
+         "  --resume PATH           continue from a checkpoint file, or the newest\n"
+         "                          in a directory (bitwise the same run)\n"
+         "  --log FILE              CSV: step, loss, grad_norm, lr, loss_scale,\n"
+         "                          tokens_per_s, applied, elapsed_s\n"
+         "  --plot FILE             the loss curve as PNG (gnuplot)\n"
+         "  --checkpoint-dir DIR    where checkpoints go (default: the artifact's)\n"
+         "  --checkpoint-every N    steps between checkpoints (default: the\n"
+         "                          artifact's)\n"
+         "  --grads FILE            the loss's gradient of every weight on --input\n"
+         "                          tokens, as safetensors (hag-compile --train)\n"
          "  --device cpu|cuda       where to run (default cpu); cuda needs the\n"
          "                          NVIDIA driver (loaded at run time) and a CUDA\n"
          "                          artifact\n"
@@ -265,6 +286,37 @@ ParsedArgs hag::run::parseRunArgs(const std::vector<std::string> &args) {
       problem = takeValue();
       o.entry = value;
       o.entryGiven = true;
+    } else if (name == "--train") {
+      problem = flagWithoutValue(o.train);
+    } else if (name == "--data") {
+      problem = takeValue();
+      o.data = value;
+    } else if (name == "--steps" || name == "--checkpoint-every") {
+      problem = takeValue();
+      if (problem.empty()) {
+        std::optional<uint64_t> n = parseUnsigned(value);
+        if (!n || *n < 1 || *n > (uint64_t(1) << 40))
+          problem = name + ": '" + value + "' is not a step count (>= 1)";
+        else if (name == "--steps")
+          o.steps = static_cast<int64_t>(*n);
+        else
+          o.checkpointEvery = static_cast<int64_t>(*n);
+      }
+    } else if (name == "--resume") {
+      problem = takeValue();
+      o.resume = value;
+    } else if (name == "--log") {
+      problem = takeValue();
+      o.log = value;
+    } else if (name == "--plot") {
+      problem = takeValue();
+      o.plot = value;
+    } else if (name == "--checkpoint-dir") {
+      problem = takeValue();
+      o.checkpointDir = value;
+    } else if (name == "--grads") {
+      problem = takeValue();
+      o.grads = value;
     } else {
       bool future = false;
       for (const FutureFlag &f : kFutureFlags)
@@ -293,6 +345,36 @@ ParsedArgs hag::run::parseRunArgs(const std::vector<std::string> &args) {
         "--input needs weights: give --weights FILE or --init-weights SEED");
   if (o.entryGiven && o.input.empty())
     return usageError("--entry needs --input");
+  bool trainOnly = !o.data.empty() || o.steps || !o.resume.empty() ||
+                   !o.log.empty() || !o.plot.empty() ||
+                   !o.checkpointDir.empty() || o.checkpointEvery;
+  if (o.train) {
+    if (o.generate || !o.input.empty() || !o.grads.empty())
+      return usageError("--train cannot be combined with --generate, --input "
+                        "or --grads");
+    if (o.data.empty())
+      return usageError("--train needs --data FILE (.bin uint16 tokens, or "
+                        "text)");
+    if (!o.plot.empty() && o.log.empty())
+      return usageError("--plot draws the training log: give --log FILE.csv "
+                        "too");
+    if (!o.resume.empty() && haveWeights)
+      return usageError("--resume restores the weights: drop --weights and "
+                        "--init-weights");
+    return parsed;
+  }
+  if (trainOnly)
+    return usageError("--data, --steps, --resume, --log, --plot, "
+                      "--checkpoint-dir and --checkpoint-every need --train");
+  if (!o.grads.empty()) {
+    if (o.input.empty() || !haveWeights)
+      return usageError("--grads needs --input TOKENS.npy and weights "
+                        "(--weights FILE or --init-weights SEED)");
+    if (o.generate || o.entryGiven || !o.output.empty())
+      return usageError("--grads cannot be combined with --generate, --entry "
+                        "or --output");
+    return parsed;
+  }
   if (o.generate) {
     if (!o.input.empty())
       return usageError("--generate and --input cannot be used together");
@@ -625,7 +707,11 @@ int hag::run::hagRunMain(int argc, const char *const *argv, std::FILE *out,
       std::fprintf(out, "hag-run %s\n", hagrt_version());
       return kExitOk;
     }
-    int code = Runner(parsed.options, out, err).run();
+    int code = parsed.options.train
+                   ? runTraining(parsed.options, out, err)
+                   : !parsed.options.grads.empty()
+                         ? runGradients(parsed.options, out, err)
+                         : Runner(parsed.options, out, err).run();
     if (std::fflush(out) != 0 && code == kExitOk) {
       std::fprintf(err, "hag-run: error: cannot write the output\n");
       return kExitFailure;

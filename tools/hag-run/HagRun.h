@@ -48,6 +48,25 @@ struct RunOptions {
   double temperature = 0.0;
   /// --seed S: the sampler's seed.
   uint64_t seed = 0;
+  /// --train: training through the artifact's train_step (hag-compile
+  /// --train) on --data.
+  bool train = false;
+  /// --data FILE: .bin uint16 (.u32.bin uint32) tokens, or text (bytes).
+  std::string data;
+  /// --steps S: train until S steps are done (default: the artifact's
+  /// train.steps).
+  std::optional<int64_t> steps;
+  /// --resume PATH: a checkpoint file, or a directory (its newest one).
+  std::string resume;
+  /// --log FILE.csv: one row per step.
+  std::string log;
+  /// --plot FILE.png: the loss curve (gnuplot).
+  std::string plot;
+  /// --checkpoint-dir DIR, --checkpoint-every N: override the artifact's.
+  std::string checkpointDir;
+  std::optional<int64_t> checkpointEvery;
+  /// --grads FILE.safetensors: the gradients of the loss on --input.
+  std::string grads;
   /// --device cpu|cuda.
   std::string device = "cpu";
   bool help = false;
@@ -72,6 +91,10 @@ std::string runUsage();
 
 /// Runs hag-run: results to `out`, progress and the error line to `err`.
 /// Returns the process exit code; never throws.
+/// The --train and --grads modes (Train.cpp); return the exit code.
+int runTraining(const RunOptions &options, std::FILE *out, std::FILE *err);
+int runGradients(const RunOptions &options, std::FILE *out, std::FILE *err);
+
 int hagRunMain(int argc, const char *const *argv, std::FILE *out,
                std::FILE *err);
 

@@ -24,6 +24,7 @@ class StringRef;
 namespace mlir {
 class MLIRContext;
 class ModuleOp;
+class DictionaryAttr;
 template <typename OpTy> class OwningOpRef;
 } // namespace mlir
 
@@ -106,6 +107,14 @@ parseModelDescription(llvm::SourceMgr &sourceMgr, unsigned bufferId);
 mlir::OwningOpRef<mlir::ModuleOp> buildModelModule(mlir::MLIRContext &ctx,
                                                    const ModelDescription &md,
                                                    llvm::StringRef name);
+
+/// The `train:` section as the module attribute `hag.train` (what
+/// hag-compile --train compiles in and the artifact manifest's "train"
+/// object): precision, batch, seq, steps, lr, beta1, beta2, eps,
+/// weight_decay, warmup, schedule, clip, loss_scale_init, growth_interval,
+/// checkpoint_every, checkpoint_dir, seed.
+mlir::DictionaryAttr trainConfigAttr(mlir::MLIRContext &ctx,
+                                     const TrainConfig &config);
 
 } // namespace hag
 

@@ -4,6 +4,7 @@
 #define HAG_PIPELINES_PIPELINES_H
 
 namespace mlir {
+class DictionaryAttr;
 class OpPassManager;
 } // namespace mlir
 
@@ -12,6 +13,11 @@ namespace mlir::hag {
 /// The `hag` phase (architecture.md phase 2): canonicalize, fuse the pyramid
 /// into hag.pyramid_attention, CSE. Anchored on the module.
 void buildHAGPhasePipeline(OpPassManager &pm);
+
+/// The `train` phase (architecture.md phase 3): hag-autodiff on @loss, then
+/// hag-train-step with the settings of `config` (the module's `hag.train`
+/// attribute, see hag::trainConfigAttr).
+void buildTrainPhasePipeline(OpPassManager &pm, DictionaryAttr config);
 
 /// The CPU part of the `lower` phase: hag -> linalg/scf/memref (kernel
 /// library inlined) -> one-shot bufferization with buffer deallocation ->

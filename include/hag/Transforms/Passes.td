@@ -76,4 +76,59 @@ def HAGAutodiff : Pass<"hag-autodiff", "::mlir::ModuleOp"> {
                            "::mlir::func::FuncDialect"];
 }
 
+def HAGTrainStep : Pass<"hag-train-step", "::mlir::ModuleOp"> {
+  let summary = "The training step as one entry point: @train_step and @gradients from @loss_grad";
+  let description = [{
+    Runs after `hag-autodiff` (it needs `@loss_grad`) and adds two public
+    entry points whose weights and optimizer state are `memref` arguments
+    marked `hag.state`, updated in place (so one call per step, no copies
+    through the caller):
+
+    - `@train_step(inputs..., train.step, train.loss_scale,
+      train.good_steps, <weights>..., opt.exp_avg.<w>...,
+      opt.exp_avg_sq.<w>...) -> tensor<4xf32>`: forward and backward
+      (`@loss_grad`), the found-inf check (`hag.all_finite`), global-norm
+      clipping, the learning-rate schedule for step t = train.step + 1, and
+      AdamW on every weight (weight decay on matrices only, spec 8), all
+      skipped when a gradient is not finite. `train.step` counts the
+      updates applied. With `precision = fp16-mixed`, `train.loss_scale`
+      follows dynamic loss scaling (`hag.loss_scale_update`); otherwise it
+      stays as it is. Returns `[loss, gradient norm, learning rate,
+      applied (1 or 0)]`.
+    - `@gradients(inputs..., grad.<w>..., <weights>...) -> loss`: writes the
+      loss's gradient of every weight into `grad.<w>` (for `hag-run
+      --grads`).
+
+    `@loss_grad` becomes private (it returns many tensors; the entry points
+    above are what the runtime calls).
+  }];
+  let options = [
+    Option<"lr", "lr", "double", /*default=*/"3.0e-4", "Peak learning rate">,
+    Option<"beta1", "beta1", "double", /*default=*/"0.9", "AdamW beta1">,
+    Option<"beta2", "beta2", "double", /*default=*/"0.95", "AdamW beta2">,
+    Option<"eps", "eps", "double", /*default=*/"1.0e-8", "AdamW eps">,
+    Option<"weightDecay", "weight-decay", "double", /*default=*/"0.1",
+           "Decoupled weight decay of matrices">,
+    Option<"warmup", "warmup", "int64_t", /*default=*/"0",
+           "Linear warmup steps">,
+    Option<"total", "total", "int64_t", /*default=*/"1000",
+           "Steps of the whole run (the cosine schedule ends there)">,
+    Option<"schedule", "schedule", "std::string", /*default=*/"\"constant\"",
+           "constant or cosine">,
+    Option<"clip", "clip", "double", /*default=*/"1.0",
+           "Global gradient-norm clipping threshold (0: off)">,
+    Option<"precision", "precision", "std::string", /*default=*/"\"fp32\"",
+           "fp32, bf16-mixed or fp16-mixed">,
+    Option<"growthInterval", "growth-interval", "int64_t",
+           /*default=*/"2000",
+           "Finite steps before the loss scale doubles (fp16-mixed)">
+  ];
+  let dependentDialects = ["::mlir::hag::HAGDialect",
+                           "::mlir::arith::ArithDialect",
+                           "::mlir::bufferization::BufferizationDialect",
+                           "::mlir::func::FuncDialect",
+                           "::mlir::memref::MemRefDialect",
+                           "::mlir::tensor::TensorDialect"];
+}
+
 #endif // HAG_TRANSFORMS_PASSES_TD

@@ -71,6 +71,24 @@ struct AttentionFacts {
   double eps = 0.0;
 };
 
+/// The manifest's optional "train" object: the settings compiled into the
+/// "train_step" entry (hag-compile --train) and those hag-run --train uses.
+struct TrainFacts {
+  bool present = false;
+  std::string precision = "fp32";
+  int64_t batch = 0;
+  int64_t seq = 0;
+  int64_t steps = 0;
+  double lr = 0.0;
+  int64_t warmup = 0;
+  std::string schedule;
+  double clip = 0.0;
+  double lossScaleInit = 1.0;
+  int64_t checkpointEvery = 0;
+  std::string checkpointDir;
+  int64_t seed = 0;
+};
+
 /// The manifest's "target" object.
 struct TargetFacts {
   std::string triple;
@@ -107,6 +125,7 @@ struct ArtifactManifest {
   TargetFacts target;
   ModelFacts model;
   AttentionFacts attention;
+  TrainFacts train;
   /// Every weight with its dtype and shape, in the manifest's order.
   std::vector<TensorSpec> parameters;
   std::vector<ArtifactEntry> entries;

@@ -115,8 +115,14 @@ public:
   Result<HostTensor> run(const std::string &entry,
                          const std::vector<TensorRef> &inputs) const;
 
+  /// Calls the artifact's "gradients" entry (hag-compile --train) on lm
+  /// tokens [batch, N]: the mean next-token loss's gradient of every weight,
+  /// by weight name, and the loss in `loss`.
+  Result<TensorMap> gradients(const TensorRef &tokens, double &loss) const;
+
 private:
   friend class Decoder;
+  friend class Trainer;
   /// Appends the descriptors of `entry`'s weights (after the result, the
   /// inputs and any state the caller put in `descriptors`) and calls the
   /// entry's code; `what` prefixes errors.
@@ -171,6 +177,53 @@ private:
   int64_t batch;
   int64_t pos = 0;
   std::vector<HostTensor> state;
+};
+
+/// One training step's report.
+struct TrainStats {
+  double loss = 0.0;
+  /// The global gradient norm before clipping.
+  double gradNorm = 0.0;
+  double lr = 0.0;
+  /// False when a gradient was not finite and the update was skipped.
+  bool applied = false;
+  /// The loss scale after the step (fp16-mixed; 1 otherwise).
+  double lossScale = 1.0;
+};
+
+/// Training through the artifact's "train_step" entry (hag-compile
+/// --train): one call per step runs forward, backward, clipping, the
+/// schedule and AdamW on the state the Trainer owns: the weights, AdamW's
+/// moments (opt.exp_avg.<w>, opt.exp_avg_sq.<w>), train.step (updates
+/// applied), train.loss_scale and train.good_steps, updated in place.
+class Trainer {
+public:
+  /// Starts from `model`'s bound weights, zero moments, step 0 and the
+  /// artifact's initial loss scale (1 unless fp16-mixed). The Model must
+  /// outlive the Trainer.
+  static Result<Trainer> create(const Model &model);
+  /// One step on lm tokens [batch, N + 1] (N predictions per sequence).
+  Result<TrainStats> step(const TensorRef &tokens);
+  /// Updates applied so far (train.step).
+  int64_t updates() const;
+  double lossScale() const;
+  /// The state entries' specs, in the entry's order.
+  const std::vector<TensorSpec> &stateSpecs() const { return entry->state; }
+  /// Every state tensor by name (copies): weights, moments, counters.
+  TensorMap state() const;
+  /// The current weights by name (copies).
+  TensorMap weights() const;
+  /// Replaces the whole state (a checkpoint): every name of stateSpecs()
+  /// with its dtype and shape, nothing else; `source` names it in errors.
+  /// On error nothing changes.
+  Status restore(const TensorMap &state, const std::string &source);
+
+private:
+  Trainer(const Model &model, const ArtifactEntry &entry)
+      : model(&model), entry(&entry) {}
+  const Model *model;
+  const ArtifactEntry *entry;
+  std::vector<HostTensor> tensors;
 };
 
 } // namespace hag::rt

@@ -1,0 +1,297 @@
+//===- TrainStep.cpp - hag-train-step: the training step as one entry -----===//
+//
+// @loss_grad (from hag-autodiff) -> @train_step, which runs forward,
+// backward, the found-inf check, clipping, the schedule and AdamW in one
+// call on weights and optimizer state passed as memrefs and updated in
+// place, and @gradients, which writes the gradients into memrefs (spec
+// section 8). The state is read through bufferization.to_tensor and written
+// back with bufferization.materialize_in_destination after every read, so
+// one-shot bufferization keeps the caller's buffers.
+//
+//===----------------------------------------------------------------------===//
+
+#include "hag/Dialect/HAG/IR/HAGOps.h"
+#include "hag/Transforms/Passes.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Bufferization/IR/Bufferization.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/BuiltinOps.h"
+
+namespace mlir::hag {
+#define GEN_PASS_DEF_HAGTRAINSTEP
+#include "hag/Transforms/Passes.h.inc"
+} // namespace mlir::hag
+
+using namespace mlir;
+using namespace mlir::hag;
+
+namespace {
+
+/// The arguments of a new entry point, with their attributes.
+struct ArgList {
+  SmallVector<Type> types;
+  SmallVector<DictionaryAttr> attrs;
+  void add(OpBuilder &b, Type type, StringRef name, bool input, bool state) {
+    types.push_back(type);
+    SmallVector<NamedAttribute> a;
+    if (input)
+      a.push_back(b.getNamedAttr("hag.input", b.getUnitAttr()));
+    if (state)
+      a.push_back(b.getNamedAttr("hag.state", b.getUnitAttr()));
+    a.push_back(b.getNamedAttr("hag.name", b.getStringAttr(name)));
+    attrs.push_back(b.getDictionaryAttr(a));
+  }
+};
+
+MemRefType memrefOf(Type tensor) {
+  auto t = cast<RankedTensorType>(tensor);
+  return MemRefType::get(t.getShape(), t.getElementType());
+}
+
+/// The state buffer `m` as a tensor (read only through this value).
+Value readState(OpBuilder &b, Location loc, Value m) {
+  auto type = cast<MemRefType>(m.getType());
+  return bufferization::ToTensorOp::create(
+      b, loc, RankedTensorType::get(type.getShape(), type.getElementType()), m,
+      /*restrict=*/b.getUnitAttr(), /*writable=*/UnitAttr());
+}
+
+void writeState(OpBuilder &b, Location loc, Value t, Value m) {
+  auto op = bufferization::MaterializeInDestinationOp::create(b, loc, t, m);
+  op.setRestrict(true);
+  op.setWritable(true);
+}
+
+/// A 0-d tensor holding `v`.
+Value scalarTensor(OpBuilder &b, Location loc, Value v) {
+  return tensor::FromElementsOp::create(
+      b, loc, RankedTensorType::get({}, v.getType()), ValueRange{v});
+}
+
+Value scalarOf(OpBuilder &b, Location loc, Value t) {
+  return tensor::ExtractOp::create(b, loc, t, ValueRange{});
+}
+
+struct HAGTrainStepPass
+    : mlir::hag::impl::HAGTrainStepBase<HAGTrainStepPass> {
+  using Base::Base;
+
+  void runOnOperation() override {
+    ModuleOp module = getOperation();
+    auto grad = module.lookupSymbol<func::FuncOp>("loss_grad");
+    if (!grad) {
+      module.emitError() << "hag-train-step: no @loss_grad (run hag-autodiff "
+                            "first)";
+      return signalPassFailure();
+    }
+    if (precision != "fp32" && precision != "bf16-mixed" &&
+        precision != "fp16-mixed") {
+      module.emitError() << "hag-train-step: precision must be fp32, "
+                            "bf16-mixed or fp16-mixed, got '"
+                         << precision << "'";
+      return signalPassFailure();
+    }
+    if (schedule != "constant" && schedule != "cosine") {
+      module.emitError() << "hag-train-step: schedule must be constant or "
+                            "cosine, got '"
+                         << schedule << "'";
+      return signalPassFailure();
+    }
+    for (StringRef name : {"train_step", "gradients"})
+      if (module.lookupSymbol(name)) {
+        module.emitError() << "hag-train-step: @" << name << " already exists";
+        return signalPassFailure();
+      }
+
+    // @loss_grad's inputs and weights, in order.
+    SmallVector<unsigned> inputs, weights;
+    for (unsigned i = 0; i < grad.getNumArguments(); ++i) {
+      if (grad.getArgAttr(i, "hag.input"))
+        inputs.push_back(i);
+      else
+        weights.push_back(i);
+    }
+    if (grad.getNumResults() != weights.size() + 1) {
+      grad.emitError() << "hag-train-step: @loss_grad must return the loss "
+                          "and one gradient per weight";
+      return signalPassFailure();
+    }
+    auto nameOf = [&](unsigned i) -> std::string {
+      if (auto n = grad.getArgAttrOfType<StringAttr>(i, "hag.name"))
+        return n.getValue().str();
+      return "arg" + std::to_string(i);
+    };
+    for (unsigned i : weights)
+      if (!cast<RankedTensorType>(grad.getArgumentTypes()[i]).hasStaticShape()) {
+        grad.emitError() << "hag-train-step: weight '" << nameOf(i)
+                         << "' has no static shape";
+        return signalPassFailure();
+      }
+
+    OpBuilder b(&getContext());
+    b.setInsertionPointAfter(grad);
+    buildTrainStep(b, grad, inputs, weights, nameOf);
+    buildGradients(b, grad, inputs, weights, nameOf);
+    grad.setPrivate();
+  }
+
+  /// Calls @loss_grad on the entry's inputs and weights (as tensors).
+  func::CallOp callGrad(OpBuilder &b, Location loc, func::FuncOp grad,
+                        ArrayRef<Value> inputs, ArrayRef<Value> weights,
+                        ArrayRef<unsigned> inputIdx,
+                        ArrayRef<unsigned> weightIdx) {
+    SmallVector<Value> args(grad.getNumArguments());
+    for (auto [i, v] : llvm::zip(inputIdx, inputs))
+      args[i] = v;
+    for (auto [i, v] : llvm::zip(weightIdx, weights))
+      args[i] = v;
+    return func::CallOp::create(b, loc, grad, args);
+  }
+
+  void buildTrainStep(OpBuilder &b, func::FuncOp grad,
+                      ArrayRef<unsigned> inputIdx,
+                      ArrayRef<unsigned> weightIdx,
+                      function_ref<std::string(unsigned)> nameOf) {
+    Location loc = grad.getLoc();
+    Type f32 = b.getF32Type(), i64 = b.getI64Type();
+    ArgList args;
+    for (unsigned i : inputIdx)
+      args.add(b, grad.getArgumentTypes()[i], nameOf(i), true, false);
+    args.add(b, MemRefType::get({}, i64), "train.step", false, true);
+    args.add(b, MemRefType::get({}, f32), "train.loss_scale", false, true);
+    args.add(b, MemRefType::get({}, i64), "train.good_steps", false, true);
+    for (StringRef prefix : {"", "opt.exp_avg.", "opt.exp_avg_sq."})
+      for (unsigned i : weightIdx)
+        args.add(b, memrefOf(grad.getArgumentTypes()[i]),
+                 (prefix + nameOf(i)).str(), false, true);
+    auto statsType = RankedTensorType::get({4}, f32);
+    auto fn = func::FuncOp::create(
+        loc, "train_step", b.getFunctionType(args.types, {statsType}));
+    fn.setAllArgAttrs(args.attrs);
+    b.insert(fn);
+    Block *body = fn.addEntryBlock();
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(body);
+
+    size_t nIn = inputIdx.size(), nW = weightIdx.size();
+    SmallVector<Value> in(body->getArguments().take_front(nIn));
+    Value stepM = body->getArgument(nIn), scaleM = body->getArgument(nIn + 1),
+          goodM = body->getArgument(nIn + 2);
+    auto stateArgs = body->getArguments().drop_front(nIn + 3);
+    SmallVector<Value> paramM(stateArgs.take_front(nW)),
+        avgM(stateArgs.slice(nW, nW)), avgSqM(stateArgs.slice(2 * nW, nW));
+
+    // Read every piece of state before any is written.
+    Value step = readState(b, loc, stepM), scale = readState(b, loc, scaleM),
+          good = readState(b, loc, goodM);
+    SmallVector<Value> params, avg, avgSq;
+    for (size_t i = 0; i < nW; ++i) {
+      params.push_back(readState(b, loc, paramM[i]));
+      avg.push_back(readState(b, loc, avgM[i]));
+      avgSq.push_back(readState(b, loc, avgSqM[i]));
+    }
+
+    // t = step + 1 (AdamW's bias correction and the schedule are 1-based).
+    Value one = arith::ConstantOp::create(b, loc, b.getI64IntegerAttr(1));
+    Value t = scalarTensor(
+        b, loc, arith::AddIOp::create(b, loc, scalarOf(b, loc, step), one));
+
+    auto call = callGrad(b, loc, grad, in, params, inputIdx, weightIdx);
+    Value loss = call.getResult(0);
+    SmallVector<Value> grads(call.getResults().drop_front());
+    Value finite = AllFiniteOp::create(
+        b, loc, RankedTensorType::get({}, b.getI1Type()), grads);
+    SmallVector<Type> gradTypes(ValueRange(grads).getTypes());
+    Value norm;
+    if (clip > 0.0) {
+      gradTypes.push_back(RankedTensorType::get({}, f32));
+      auto clipped = ClipGradNormOp::create(b, loc, gradTypes, grads,
+                                            b.getF64FloatAttr(clip));
+      grads.assign(clipped.getClipped().begin(), clipped.getClipped().end());
+      norm = clipped.getNorm();
+    } else {
+      // The norm is still reported: clip with an infinite threshold.
+      gradTypes.push_back(RankedTensorType::get({}, f32));
+      auto clipped = ClipGradNormOp::create(
+          b, loc, gradTypes, grads,
+          b.getF64FloatAttr(std::numeric_limits<double>::infinity()));
+      norm = clipped.getNorm();
+    }
+    Value lr = LRScheduleOp::create(
+        b, loc, RankedTensorType::get({}, f32), t, b.getF64FloatAttr(this->lr),
+        b.getI64IntegerAttr(warmup), b.getI64IntegerAttr(std::max<int64_t>(total, 1)),
+        b.getStringAttr(schedule));
+    for (size_t i = 0; i < nW; ++i) {
+      auto type = cast<RankedTensorType>(params[i].getType());
+      // Spec 8: weight decay on matrices only.
+      double wd = type.getRank() >= 2 ? weightDecay.getValue() : 0.0;
+      auto upd = AdamWOp::create(
+          b, loc, TypeRange{type, type, type}, params[i], grads[i], avg[i],
+          avgSq[i], t, lr, finite, b.getF64FloatAttr(beta1),
+          b.getF64FloatAttr(beta2), b.getF64FloatAttr(eps),
+          b.getF64FloatAttr(wd));
+      writeState(b, loc, upd.getNewParam(), paramM[i]);
+      writeState(b, loc, upd.getNewExpAvg(), avgM[i]);
+      writeState(b, loc, upd.getNewExpAvgSq(), avgSqM[i]);
+    }
+    // The step counts applied updates.
+    Value ok = scalarOf(b, loc, finite);
+    Value newStep = arith::SelectOp::create(b, loc, ok, scalarOf(b, loc, t),
+                                            scalarOf(b, loc, step));
+    writeState(b, loc, scalarTensor(b, loc, newStep), stepM);
+    if (precision == "fp16-mixed") {
+      auto upd = LossScaleUpdateOp::create(
+          b, loc,
+          TypeRange{RankedTensorType::get({}, f32), RankedTensorType::get({}, i64)},
+          finite, scale, good, b.getI64IntegerAttr(growthInterval),
+          b.getF64FloatAttr(2.0), b.getF64FloatAttr(0.5));
+      writeState(b, loc, upd.getNewScale(), scaleM);
+      writeState(b, loc, upd.getNewGoodSteps(), goodM);
+    }
+    Value applied = arith::SelectOp::create(
+        b, loc, ok, arith::ConstantOp::create(b, loc, b.getF32FloatAttr(1.0)),
+        arith::ConstantOp::create(b, loc, b.getF32FloatAttr(0.0)));
+    Value stats = tensor::FromElementsOp::create(
+        b, loc, statsType,
+        ValueRange{scalarOf(b, loc, loss), scalarOf(b, loc, norm),
+                   scalarOf(b, loc, lr), applied});
+    func::ReturnOp::create(b, loc, stats);
+  }
+
+  void buildGradients(OpBuilder &b, func::FuncOp grad,
+                      ArrayRef<unsigned> inputIdx,
+                      ArrayRef<unsigned> weightIdx,
+                      function_ref<std::string(unsigned)> nameOf) {
+    Location loc = grad.getLoc();
+    ArgList args;
+    for (unsigned i : inputIdx)
+      args.add(b, grad.getArgumentTypes()[i], nameOf(i), true, false);
+    for (unsigned i : weightIdx)
+      args.add(b, memrefOf(grad.getArgumentTypes()[i]), "grad." + nameOf(i),
+               false, true);
+    for (unsigned i : weightIdx)
+      args.add(b, grad.getArgumentTypes()[i], nameOf(i), false, false);
+    auto lossType = grad.getResultTypes()[0];
+    auto fn = func::FuncOp::create(loc, "gradients",
+                                   b.getFunctionType(args.types, {lossType}));
+    fn.setAllArgAttrs(args.attrs);
+    b.insert(fn);
+    Block *body = fn.addEntryBlock();
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(body);
+    size_t nIn = inputIdx.size(), nW = weightIdx.size();
+    SmallVector<Value> in(body->getArguments().take_front(nIn));
+    auto out = body->getArguments().slice(nIn, nW);
+    SmallVector<Value> w(body->getArguments().drop_front(nIn + nW));
+    auto call = callGrad(b, loc, grad, in, w, inputIdx, weightIdx);
+    for (size_t i = 0; i < nW; ++i)
+      writeState(b, loc, call.getResult(i + 1), out[i]);
+    func::ReturnOp::create(b, loc, call.getResult(0));
+  }
+};
+
+} // namespace
