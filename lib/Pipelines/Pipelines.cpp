@@ -27,9 +27,20 @@ void mlir::hag::buildHAGPhasePipeline(OpPassManager &pm) {
 
 void mlir::hag::buildTrainPhasePipeline(OpPassManager &pm,
                                         DictionaryAttr config) {
+  std::string precision = "fp32";
+  if (auto a = config.getAs<StringAttr>("precision"))
+    precision = a.getValue().str();
   HAGAutodiffOptions autodiff;
   autodiff.entry = "loss";
+  // Dynamic loss scaling seeds the backward pass with the scale.
+  autodiff.seedArgument = precision == "fp16-mixed";
   pm.addPass(createHAGAutodiff(autodiff));
+  if (precision != "fp32") {
+    HAGMixedPrecisionOptions mixed;
+    mixed.entry = "loss_grad";
+    mixed.precision = precision;
+    pm.addPass(createHAGMixedPrecision(mixed));
+  }
   HAGTrainStepOptions o;
   auto f = [&](StringRef key, double &out) {
     if (auto a = config.getAs<FloatAttr>(key))
@@ -59,6 +70,9 @@ void mlir::hag::buildTrainPhasePipeline(OpPassManager &pm,
 
 void mlir::hag::buildCPULoweringPipeline(OpPassManager &pm) {
   pm.addPass(createHAGLowerToLinalg());
+  // Elementwise arith on tensors (mixed precision's casts, the loss-scale
+  // unscaling) becomes linalg.generic.
+  pm.addPass(createConvertElementwiseToLinalgPass());
   // The kernel helpers are small private functions: inline them so the
   // configuration constants reach the loops.
   pm.addPass(createInlinerPass());

@@ -105,8 +105,19 @@ struct HAGAutodiffPass : mlir::hag::impl::HAGAutodiffBase<HAGAutodiffPass> {
       if (!inserted)
         it->second = AddOp::create(b, loc, it->second, g);
     };
-    grads[loss] = arith::ConstantOp::create(
-        b, loc, DenseElementsAttr::get(lossType, b.getF32FloatAttr(1.0f)));
+    if (seedArgument) {
+      unsigned n = grad.getNumArguments();
+      (void)grad.insertArgument(
+          n, lossType,
+          b.getDictionaryAttr({b.getNamedAttr("hag.input", b.getUnitAttr()),
+                               b.getNamedAttr("hag.name",
+                                              b.getStringAttr("loss_seed"))}),
+          loc);
+      grads[loss] = grad.getArgument(n);
+    } else {
+      grads[loss] = arith::ConstantOp::create(
+          b, loc, DenseElementsAttr::get(lossType, b.getF32FloatAttr(1.0f)));
+    }
 
     SmallVector<Operation *> ops;
     for (Operation &op : body.without_terminator())

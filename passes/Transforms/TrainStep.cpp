@@ -107,13 +107,25 @@ struct HAGTrainStepPass
         return signalPassFailure();
       }
 
-    // @loss_grad's inputs and weights, in order.
+    // @loss_grad's inputs and weights, in order; the seed of the backward
+    // pass (hag-autodiff seed-argument) is fed by the step itself.
     SmallVector<unsigned> inputs, weights;
+    seedIndex.reset();
     for (unsigned i = 0; i < grad.getNumArguments(); ++i) {
-      if (grad.getArgAttr(i, "hag.input"))
+      auto name = grad.getArgAttrOfType<StringAttr>(i, "hag.name");
+      if (grad.getArgAttr(i, "hag.input") && name &&
+          name.getValue() == "loss_seed")
+        seedIndex = i;
+      else if (grad.getArgAttr(i, "hag.input"))
         inputs.push_back(i);
       else
         weights.push_back(i);
+    }
+    if (precision == "fp16-mixed" && !seedIndex) {
+      grad.emitError() << "hag-train-step: fp16-mixed scales the loss: "
+                          "@loss_grad needs its seed as an argument (run "
+                          "hag-autodiff with seed-argument=true)";
+      return signalPassFailure();
     }
     if (grad.getNumResults() != weights.size() + 1) {
       grad.emitError() << "hag-train-step: @loss_grad must return the loss "
@@ -139,12 +151,24 @@ struct HAGTrainStepPass
     grad.setPrivate();
   }
 
-  /// Calls @loss_grad on the entry's inputs and weights (as tensors).
+  /// Where @loss_grad takes the seed of its backward pass, if it does.
+  std::optional<unsigned> seedIndex;
+
+  /// Calls @loss_grad on the entry's inputs and weights (as tensors), with
+  /// `seed` (a 0-d f32; 1 when null) as d loss if it takes one.
   func::CallOp callGrad(OpBuilder &b, Location loc, func::FuncOp grad,
                         ArrayRef<Value> inputs, ArrayRef<Value> weights,
                         ArrayRef<unsigned> inputIdx,
-                        ArrayRef<unsigned> weightIdx) {
+                        ArrayRef<unsigned> weightIdx, Value seed = Value()) {
     SmallVector<Value> args(grad.getNumArguments());
+    if (seedIndex) {
+      if (!seed)
+        seed = arith::ConstantOp::create(
+            b, loc,
+            DenseElementsAttr::get(RankedTensorType::get({}, b.getF32Type()),
+                                   b.getF32FloatAttr(1.0f)));
+      args[*seedIndex] = seed;
+    }
     for (auto [i, v] : llvm::zip(inputIdx, inputs))
       args[i] = v;
     for (auto [i, v] : llvm::zip(weightIdx, weights))
@@ -200,9 +224,23 @@ struct HAGTrainStepPass
     Value t = scalarTensor(
         b, loc, arith::AddIOp::create(b, loc, scalarOf(b, loc, step), one));
 
-    auto call = callGrad(b, loc, grad, in, params, inputIdx, weightIdx);
+    // fp16-mixed: the backward pass starts from d loss = the loss scale, so
+    // small gradients survive fp16; the weights' gradients are unscaled
+    // before anything looks at them.
+    bool scaled = precision == "fp16-mixed";
+    auto call = callGrad(b, loc, grad, in, params, inputIdx, weightIdx,
+                         scaled ? scale : Value());
     Value loss = call.getResult(0);
     SmallVector<Value> grads(call.getResults().drop_front());
+    if (scaled) {
+      Value inv = arith::DivFOp::create(
+          b, loc, arith::ConstantOp::create(b, loc, b.getF32FloatAttr(1.0f)),
+          scalarOf(b, loc, scale));
+      for (Value &g : grads) {
+        Value splat = tensor::SplatOp::create(b, loc, inv, g.getType());
+        g = arith::MulFOp::create(b, loc, g, splat);
+      }
+    }
     Value finite = AllFiniteOp::create(
         b, loc, RankedTensorType::get({}, b.getI1Type()), grads);
     SmallVector<Type> gradTypes(ValueRange(grads).getTypes());

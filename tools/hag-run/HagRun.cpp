@@ -137,6 +137,7 @@ std::string hag::run::runUsage() {
          "  --checkpoint-dir DIR    where checkpoints go (default: the artifact's)\n"
          "  --checkpoint-every N    steps between checkpoints (default: the\n"
          "                          artifact's)\n"
+         "  --save-weights FILE     with --train: the trained weights at the end\n"
          "  --grads FILE            the loss's gradient of every weight on --input\n"
          "                          tokens, as safetensors (hag-compile --train)\n"
          "  --device cpu|cuda       where to run (default cpu); cuda needs the\n"
@@ -337,7 +338,7 @@ ParsedArgs hag::run::parseRunArgs(const std::vector<std::string> &args) {
   bool haveWeights = o.initSeed.has_value() || !o.weights.empty();
   if (o.initSeed && !o.weights.empty())
     return usageError("--weights and --init-weights cannot be used together");
-  if (!o.saveWeights.empty() && !haveWeights)
+  if (!o.saveWeights.empty() && !haveWeights && !o.train)
     return usageError(
         "--save-weights needs --init-weights SEED or --weights FILE");
   if (!o.input.empty() && !haveWeights)

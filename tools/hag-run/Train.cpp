@@ -442,6 +442,16 @@ int hag::run::runTraining(const RunOptions &o, std::FILE *out, std::FILE *err) {
                static_cast<long long>(steps - done),
                formatDuration(total).c_str(), firstLoss, lastLoss, tokensPerS,
                ckptDir.c_str(), checkpointName(steps).c_str());
+  if (!o.saveWeights.empty()) {
+    if (Status w = model.setWeights(trainer.weights(), "the trained weights");
+        !w.ok())
+      return fail(err, w.message());
+    if (Status w = model.saveWeights(o.saveWeights); !w.ok())
+      return fail(err, w.message());
+    if (!o.quiet)
+      std::fprintf(err, "hag-run: saved the trained weights to %s\n",
+                   o.saveWeights.c_str());
+  }
   if (!o.plot.empty()) {
     if (Status p = plotLoss(o.log, o.plot, model.artifact().source()); !p.ok())
       return fail(err, p.message());

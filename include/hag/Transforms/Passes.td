@@ -69,7 +69,10 @@ def HAGAutodiff : Pass<"hag-autodiff", "::mlir::ModuleOp"> {
   }];
   let options = [
     Option<"entry", "entry", "std::string", /*default=*/"\"loss\"",
-           "The function to differentiate">
+           "The function to differentiate">,
+    Option<"seedArgument", "seed-argument", "bool", /*default=*/"false",
+           "Take d loss (the seed of the backward pass, 1 by default) as a "
+           "last argument 'loss_seed' (dynamic loss scaling passes the scale)">
   ];
   let dependentDialects = ["::mlir::hag::HAGDialect",
                            "::mlir::arith::ArithDialect",
@@ -129,6 +132,31 @@ def HAGTrainStep : Pass<"hag-train-step", "::mlir::ModuleOp"> {
                            "::mlir::func::FuncDialect",
                            "::mlir::memref::MemRefDialect",
                            "::mlir::tensor::TensorDialect"];
+}
+
+def HAGMixedPrecision : Pass<"hag-mixed-precision", "::mlir::ModuleOp"> {
+  let summary = "Round matmul and attention inputs to fp16 or bf16 (fp32 accumulation)";
+  let description = [{
+    Spec section 8's mixed precision on one function (`entry`, default
+    `loss_grad`: the forward and backward of a training step): every float
+    input of a matrix product or of the attention (hag.linear,
+    hag.linear_backward, hag.swiglu, the queries, keys, values, gate input
+    and gate weights of hag.pyramid_attention, the output gradient, queries,
+    keys and values of hag.pyramid_attention_backward) is rounded to `f16`
+    (`precision = fp16-mixed`) or `bf16` (`bf16-mixed`) with `arith.truncf`
+    and widened back with `arith.extf`: the products then see exactly the
+    half-precision operands and accumulate in fp32, as Tensor Cores do.
+    Softmax, norms, the loss and the optimizer stay in fp32, and the master
+    weights are the fp32 arguments. Values beyond the half type's range
+    become infinities, which dynamic loss scaling detects.
+  }];
+  let options = [
+    Option<"entry", "entry", "std::string", /*default=*/"\"loss_grad\"",
+           "The function to convert">,
+    Option<"precision", "precision", "std::string",
+           /*default=*/"\"fp16-mixed\"", "fp16-mixed or bf16-mixed">
+  ];
+  let dependentDialects = ["::mlir::arith::ArithDialect"];
 }
 
 #endif // HAG_TRANSFORMS_PASSES_TD
