@@ -436,4 +436,77 @@ INSTANTIATE_TEST_SUITE_P(LM, GradientConformance,
                          ::testing::ValuesIn(gradientCases()),
                          [](const auto &info) { return info.param.name; });
 
+
+//===----------------------------------------------------------------------===//
+// Finite differences on a tiny model: the compiled gradients against the
+// compiled loss itself, independent of LibTorch's autograd. Central
+// differences in f32 with h = 1e-2 on the largest-gradient elements of every
+// weight (where the truncation error O(h^2) and the f32 rounding of the loss
+// are small against the gradient).
+//===----------------------------------------------------------------------===//
+
+TEST(GradientFiniteDifferences, TinyModel) {
+  // No select_k: its top-k is not differentiable in g, and a step of h can
+  // change the picks (autograd, like the compiled code, holds them fixed).
+  Case c{"tiny", true, true, 4, 2, hag::Compress::Conv, 1, 0};
+  c.headDim = 4;
+  c.block = 4;
+  hag::ModelDescription md;
+  hag::ref::ModelConfig cfg;
+  hag::testing::makeModel(c, md, cfg);
+  md.layers = cfg.layers = 1;
+  std::string error;
+  std::unique_ptr<JitModel> jit =
+      JitModel::compile(md, error, "hag-autodiff{entry=loss}");
+  ASSERT_TRUE(jit) << error;
+  std::map<std::string, torch::Tensor> w =
+      hag::testing::toF32(hag::testing::makeWeights(cfg));
+  std::vector<std::string> names = jit->argumentNames("loss_grad");
+  torch::manual_seed(77);
+  torch::Tensor tokens = torch::randint(0, cfg.vocab, {2, 30}, torch::kInt32);
+  auto args = [&]() {
+    std::vector<TensorArg> a = {{tokens.sizes().vec(), tokens.data_ptr()}};
+    for (size_t i = 1; i < names.size(); ++i)
+      a.push_back({w.at(names[i]).sizes().vec(), w.at(names[i]).data_ptr()});
+    return a;
+  };
+  std::vector<int64_t> ranks = {0};
+  for (size_t i = 1; i < names.size(); ++i)
+    ranks.push_back(w.at(names[i]).dim());
+  std::vector<TensorResult> grads;
+  ASSERT_TRUE(jit->runMulti("loss_grad", args(), ranks, grads, error)) << error;
+  auto loss = [&]() {
+    TensorResult l;
+    EXPECT_TRUE(jit->run("loss", args(), 0, l, error)) << error;
+    return static_cast<double>(l.data.at(0));
+  };
+  const float h = 1e-2f;
+  int checked = 0;
+  for (size_t i = 1; i < names.size(); ++i) {
+    const std::string &name = names[i];
+    torch::Tensor g = asTensor(grads[i]).flatten();
+    torch::Tensor order = g.abs().argsort(0, /*descending=*/true);
+    float *data = w.at(name).data_ptr<float>();
+    for (int k = 0; k < std::min<int64_t>(2, g.numel()); ++k) {
+      int64_t j = order[k].item<int64_t>();
+      double want = g[j].item<double>();
+      if (std::abs(want) < 3e-4)
+        continue; // too small for an f32 difference quotient
+      float saved = data[j];
+      data[j] = saved + h;
+      double up = loss();
+      data[j] = saved - h;
+      double down = loss();
+      data[j] = saved;
+      double fd = (up - down) / (2.0 * h);
+      EXPECT_NEAR(fd, want, 0.03 * std::abs(want) + 2e-4)
+          << name << "[" << j << "]: finite difference " << fd
+          << ", compiled gradient " << want;
+      ++checked;
+    }
+  }
+  // Every kind of weight with a sizeable gradient took part.
+  EXPECT_GE(checked, 20);
+}
+
 } // namespace
