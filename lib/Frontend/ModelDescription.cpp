@@ -729,15 +729,18 @@ private:
         !train.readInt("seed", config.seed, {0}))
       return false;
     int64_t maxSeq = md.attention.maxSeq;
-    if (config.seq > maxSeq) {
+    // A training window holds seq + 1 tokens (seq predictions), and the
+    // model reads at most max_seq.
+    if (config.seq >= maxSeq) {
       if (train.has("seq"))
         return diag.error(train.valueLoc("seq"),
                           "'train.seq' (" + Twine(config.seq) +
-                              ") must be <= 'model.max_seq' (" + Twine(maxSeq) +
-                              ")");
+                              ") must be below 'model.max_seq' (" +
+                              Twine(maxSeq) +
+                              "): a training window holds seq + 1 tokens");
       return diag.error(train.getNameLoc(),
                         "'train.seq' defaults to " + Twine(config.seq) +
-                            ", more than 'model.max_seq' (" + Twine(maxSeq) +
+                            ", not below 'model.max_seq' (" + Twine(maxSeq) +
                             "); give 'train.seq'");
     }
 
