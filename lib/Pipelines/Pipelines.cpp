@@ -92,6 +92,8 @@ void mlir::hag::buildCPULoweringPipeline(OpPassManager &pm) {
   bufferization::buildBufferDeallocationPipeline(pm, dealloc);
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());
+  // Free each temporary after its last use, not at the end of the function.
+  pm.addNestedPass<func::FuncOp>(createHAGEarlyDealloc());
 
   pm.addNestedPass<func::FuncOp>(createConvertLinalgToParallelLoopsPass());
   pm.addPass(createHAGApproximateMath());

@@ -159,4 +159,21 @@ def HAGMixedPrecision : Pass<"hag-mixed-precision", "::mlir::ModuleOp"> {
   let dependentDialects = ["::mlir::arith::ArithDialect"];
 }
 
+def HAGEarlyDealloc : Pass<"hag-early-dealloc", "::mlir::func::FuncOp"> {
+  let summary = "Move each memref.dealloc right after the last use of its buffer";
+  let description = [{
+    MLIR's ownership-based buffer deallocation frees a block's buffers at
+    the end of the block, so a long straight-line function (a training
+    step: forward, backward, optimizer) keeps every temporary until it
+    returns. This pass moves an unconditional `memref.dealloc` of a
+    `memref.alloc` of the same block to just after the last operation of
+    that block that uses the buffer or a view of it (view-like ops, casts,
+    reshapes; a use inside a nested region counts as a use by its ancestor
+    in the block). Buffers that may escape (yielded from a region, returned,
+    stored, passed to an op that returns a memref other than a view) keep
+    their place.
+  }];
+  let dependentDialects = ["::mlir::memref::MemRefDialect"];
+}
+
 #endif // HAG_TRANSFORMS_PASSES_TD
