@@ -486,6 +486,34 @@ LogicalResult CrossLevelAttentionOp::verify() {
                              config);
 }
 
+/// The conv weights of the fused forms and of the attention backward: one
+/// [kv_heads, r, head_dim] tensor per compressed level for keys and for
+/// values when compress = conv, none otherwise.
+static LogicalResult checkConvWeights(Operation *op, ShapeChecker &sc,
+                                      ValueRange convKeys,
+                                      ValueRange convValues,
+                                      PyramidConfigAttr config) {
+  int64_t compressed = config.getNumCompressedLevels();
+  bool isConv = config.getCompress() == CompressMode::conv;
+  int64_t expected = isConv ? compressed : 0;
+  int64_t nk = convKeys.size(), nv = convValues.size();
+  if (nk != expected || nv != expected)
+    return op->emitOpError()
+           << "expects " << expected
+           << " conv weights for keys and for values (compress = "
+           << stringifyCompressMode(config.getCompress()) << ", " << compressed
+           << " compressed levels), got " << nk << " and " << nv;
+  for (int64_t i = 0; i < nk; ++i) {
+    std::string suffix = " of level " + std::to_string(i + 2);
+    if (failed(checkConvWeight(op, sc, convKeys[i], "conv_keys" + suffix,
+                               config)) ||
+        failed(checkConvWeight(op, sc, convValues[i], "conv_values" + suffix,
+                               config)))
+      return failure();
+  }
+  return success();
+}
+
 /// The gate inputs and conv weights of the fused forms (pyramid_attention,
 /// pyramid_decode).
 template <typename FusedOp>
@@ -504,25 +532,8 @@ static LogicalResult checkFusedGateAndConv(FusedOp op, ShapeChecker &sc,
   if (failed(sc.dimIs(op.getGateInput(), "gate input", 2, "feature size",
                       config.getQueryDim(), "heads * head_dim")))
     return failure();
-  int64_t compressed = config.getNumCompressedLevels();
-  bool isConv = config.getCompress() == CompressMode::conv;
-  int64_t expected = isConv ? compressed : 0;
-  int64_t nk = op.getConvKeys().size(), nv = op.getConvValues().size();
-  if (nk != expected || nv != expected)
-    return op.emitOpError()
-           << "expects " << expected
-           << " conv weights for keys and for values (compress = "
-           << stringifyCompressMode(config.getCompress()) << ", " << compressed
-           << " compressed levels), got " << nk << " and " << nv;
-  for (int64_t i = 0; i < nk; ++i) {
-    std::string suffix = " of level " + std::to_string(i + 2);
-    if (failed(checkConvWeight(op, sc, op.getConvKeys()[i],
-                               "conv_keys" + suffix, config)) ||
-        failed(checkConvWeight(op, sc, op.getConvValues()[i],
-                               "conv_values" + suffix, config)))
-      return failure();
-  }
-  return success();
+  return checkConvWeights(op, sc, op.getConvKeys(), op.getConvValues(),
+                          config);
 }
 
 LogicalResult PyramidAttentionOp::verify() {
@@ -841,27 +852,13 @@ LogicalResult PyramidAttentionBackwardOp::verify() {
                         "queries")) ||
       failed(checkRawKV(sc, getKeys(), getValues(), getGate(), "gate", config)))
     return failure();
-  int64_t compressed = config.getNumCompressedLevels();
-  int64_t expected =
-      config.getCompress() == CompressMode::conv ? compressed : 0;
-  if (static_cast<int64_t>(getConvKeys().size()) != expected ||
-      static_cast<int64_t>(getConvValues().size()) != expected)
-    return emitOpError() << "expects " << expected
-                         << " conv weights for keys and for values, got "
-                         << getConvKeys().size() << " and "
-                         << getConvValues().size();
-  for (int64_t i = 0; i < expected; ++i) {
-    std::string suffix = " of level " + std::to_string(i + 2);
-    if (failed(checkConvWeight(*this, sc, getConvKeys()[i],
-                               "conv_keys" + suffix, config)) ||
-        failed(checkConvWeight(*this, sc, getConvValues()[i],
-                               "conv_values" + suffix, config)))
-      return failure();
-  }
+  if (failed(checkConvWeights(*this, sc, getConvKeys(), getConvValues(),
+                              config)))
+    return failure();
   if (getConvGrads().size() != getConvKeys().size() + getConvValues().size())
     return emitOpError() << "expects one gradient per conv weight ("
-                         << 2 * expected << "), got "
-                         << getConvGrads().size();
+                         << getConvKeys().size() + getConvValues().size()
+                         << "), got " << getConvGrads().size();
   struct Pair {
     Value grad;
     StringRef gradName;

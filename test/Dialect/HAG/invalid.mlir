@@ -871,7 +871,7 @@ func.func @f(%do: tensor<2x8x8xf32>, %q: tensor<2x8x8xf32>, %g: tensor<2x8xf32>)
 // -----
 
 func.func @f(%do: tensor<2x8x8xf32>, %q: tensor<2x8x8xf32>, %g: tensor<2x8xf32>, %c: tensor<2x4x4xf32>) {
-  // expected-error @+1 {{expects 0 conv weights for keys and for values, got 1 and 1}}
+  // expected-error @+1 {{expects 0 conv weights for keys and for values (compress = gated_mean, 2 compressed levels), got 1 and 1}}
   %dq, %dk, %dv, %dg, %d1, %d2 = hag.pyramid_attention_backward %do, %q, %q, %q, %g, %q conv [%c] [%c] {config = #hag.pyramid<heads = 2, head_dim = 4, block = 4, window = 2, summary = 2, max_seq = 64>}
       : (tensor<2x8x8xf32>, tensor<2x8x8xf32>, tensor<2x8x8xf32>, tensor<2x8x8xf32>, tensor<2x8xf32>, tensor<2x8x8xf32>, tensor<2x4x4xf32>, tensor<2x4x4xf32>)
       -> (tensor<2x8x8xf32>, tensor<2x8x8xf32>, tensor<2x8x8xf32>, tensor<2x8xf32>, tensor<2x4x4xf32>, tensor<2x4x4xf32>)
