@@ -12,19 +12,8 @@ std::ostream &operator<<(std::ostream &os, const Case &c) {
   return os << c.name;
 }
 
-/// The same model for the compiler and for the reference.
-void makeModel(const Case &c, hag::ModelDescription &md,
-               hag::ref::ModelConfig &cfg) {
-  md = hag::ModelDescription();
-  md.kind = c.lm ? hag::ModelKind::LM : hag::ModelKind::Attention;
-  md.vocab = 64;
-  md.dModel = 4 * c.headDim;
-  md.layers = 2;
-  md.mlpHidden = 48;
-  md.gateHidden = 3 * c.headDim;
-  md.tieEmbeddings = true;
-  md.rope = true;
-  hag::PyramidParams &p = md.attention;
+hag::PyramidParams pyramidParams(const Case &c) {
+  hag::PyramidParams p;
   p.heads = 4;
   p.kvHeads = c.kvHeads;
   p.headDim = c.headDim;
@@ -38,6 +27,22 @@ void makeModel(const Case &c, hag::ModelDescription &md,
   p.massBias = c.massBias;
   p.selectK = c.selectK;
   p.maxSeq = 4096;
+  return p;
+}
+
+/// The same model for the compiler and for the reference.
+void makeModel(const Case &c, hag::ModelDescription &md,
+               hag::ref::ModelConfig &cfg) {
+  md = hag::ModelDescription();
+  md.kind = c.lm ? hag::ModelKind::LM : hag::ModelKind::Attention;
+  md.vocab = 64;
+  md.dModel = 4 * c.headDim;
+  md.layers = 2;
+  md.mlpHidden = 48;
+  md.gateHidden = 3 * c.headDim;
+  md.tieEmbeddings = true;
+  md.rope = true;
+  md.attention = pyramidParams(c);
 
   cfg.kind =
       c.lm ? hag::ref::ModelConfig::LM : hag::ref::ModelConfig::Attention;
@@ -49,7 +54,7 @@ void makeModel(const Case &c, hag::ModelDescription &md,
   cfg.tieEmbeddings = md.tieEmbeddings;
   cfg.rope = md.rope;
   cfg.ropeBase = md.ropeBase;
-  cfg.attn = p;
+  cfg.attn = md.attention;
 }
 
 /// Weights in f64 for the reference; gate biases and conv weights are

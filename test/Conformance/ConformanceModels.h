@@ -37,6 +37,10 @@ struct Case {
 
 std::ostream &operator<<(std::ostream &os, const Case &c);
 
+/// The attention configuration of `c`: 4 heads, window 3, 5 summary tokens,
+/// max_seq 4096, the rest from the case.
+hag::PyramidParams pyramidParams(const Case &c);
+
 /// The same model for the compiler and for the reference: 4 heads, window 3,
 /// 5 summary tokens, D = 4 head_dim, 2 layers (LM).
 void makeModel(const Case &c, hag::ModelDescription &md,

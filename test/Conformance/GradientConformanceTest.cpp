@@ -71,44 +71,13 @@ torch::Tensor asTensor(TensorResult &r) {
 // reference core, for the loss sum(o * dO).
 //===----------------------------------------------------------------------===//
 
-struct CoreCase {
-  std::string name;
-  bool causal = true;
-  int64_t levels = 4;
-  int64_t ratio = 4;
-  hag::Compress compress = hag::Compress::GatedMean;
-  int64_t kvHeads = 4;
-  int64_t selectK = 0;
-  double massBias = 1.0;
-  int64_t headDim = 8;
-  int64_t block = 16;
-};
-
-class AttentionBackward : public ::testing::TestWithParam<CoreCase> {};
+class AttentionBackward : public ::testing::TestWithParam<Case> {};
 
 std::string tensorType(std::vector<int64_t> dims) {
   std::string r = "tensor<";
   for (int64_t d : dims)
     r += std::to_string(d) + "x";
   return r + "f32>";
-}
-
-hag::PyramidParams coreParams(const CoreCase &c) {
-  hag::PyramidParams p;
-  p.heads = 4;
-  p.kvHeads = c.kvHeads;
-  p.headDim = c.headDim;
-  p.block = c.block;
-  p.ratio = c.ratio;
-  p.levels = c.levels;
-  p.window = 3;
-  p.summary = 5;
-  p.compress = c.compress;
-  p.causal = c.causal;
-  p.massBias = c.massBias;
-  p.selectK = c.selectK;
-  p.maxSeq = 4096;
-  return p;
 }
 
 /// The #hag.pyramid attribute of `p`.
@@ -127,8 +96,8 @@ std::string configAttr(const hag::PyramidParams &p) {
 }
 
 TEST_P(AttentionBackward, MatchesTorchAutogradFloat64) {
-  const CoreCase &c = GetParam();
-  hag::PyramidParams p = coreParams(c);
+  const Case &c = GetParam();
+  hag::PyramidParams p = hag::testing::pyramidParams(c);
   const int64_t batch = 2, H = p.heads, d = p.headDim, Hkv = p.kvHeads;
   const bool conv = c.compress == hag::Compress::Conv;
   for (int64_t n : {23, 150}) {
@@ -223,8 +192,8 @@ TEST_P(AttentionBackward, MatchesTorchAutogradFloat64) {
 /// were logits), every operand but the tokens a weight. (RoPE's buffers are
 /// read again by the backward: this caught a buffer reused too early.)
 TEST_P(AttentionBackward, FusedOpGradientsMatchTorchAutograd) {
-  const CoreCase &c = GetParam();
-  hag::PyramidParams p = coreParams(c);
+  const Case &c = GetParam();
+  hag::PyramidParams p = hag::testing::pyramidParams(c);
   const int64_t batch = 2, H = p.heads, d = p.headDim, Hkv = p.kvHeads,
                 D = H * d, Dg = 12, n = 150;
   const bool conv = c.compress == hag::Compress::Conv;
@@ -325,27 +294,24 @@ TEST_P(AttentionBackward, FusedOpGradientsMatchTorchAutograd) {
   expectGradientsMatch(names, got, want, /*requireNonzero=*/true);
 }
 
-std::ostream &operator<<(std::ostream &os, const CoreCase &c) {
-  return os << c.name;
-}
-
-std::vector<CoreCase> coreCases() {
+/// Attention-kind cases (the backward op takes q, k, v directly).
+std::vector<Case> coreCases() {
   using hag::Compress;
   return {
       {"causal_L4"},
-      {"causal_L3", true, 3},
-      {"causal_L5_r2", true, 5, 2},
-      {"bidir_L4", false, 4},
-      {"max", true, 4, 4, Compress::Max},
-      {"conv", true, 4, 4, Compress::Conv},
-      {"conv_bidir_r2", false, 4, 2, Compress::Conv},
-      {"gqa", true, 4, 4, Compress::GatedMean, 2},
-      {"mqa_max_bidir", false, 4, 4, Compress::Max, 1},
-      {"select3", true, 4, 4, Compress::GatedMean, 4, 3},
-      {"select3_bidir", false, 4, 4, Compress::GatedMean, 4, 3},
-      {"no_mass_bias", true, 4, 4, Compress::GatedMean, 4, 0, 0.0},
-      {"d24", true, 4, 4, Compress::GatedMean, 4, 0, 1.0, 24},
-      {"d64_gqa_B64", true, 4, 4, Compress::GatedMean, 2, 0, 1.0, 64, 64},
+      {"causal_L3", false, true, 3},
+      {"causal_L5_r2", false, true, 5, 2},
+      {"bidir_L4", false, false, 4},
+      {"max", false, true, 4, 4, Compress::Max},
+      {"conv", false, true, 4, 4, Compress::Conv},
+      {"conv_bidir_r2", false, false, 4, 2, Compress::Conv},
+      {"gqa", false, true, 4, 4, Compress::GatedMean, 2},
+      {"mqa_max_bidir", false, false, 4, 4, Compress::Max, 1},
+      {"select3", false, true, 4, 4, Compress::GatedMean, 4, 3},
+      {"select3_bidir", false, false, 4, 4, Compress::GatedMean, 4, 3},
+      {"no_mass_bias", false, true, 4, 4, Compress::GatedMean, 4, 0, 0.0},
+      {"d24", false, true, 4, 4, Compress::GatedMean, 4, 0, 1.0, 16, 24},
+      {"d64_gqa_B64", false, true, 4, 4, Compress::GatedMean, 2, 0, 1.0, 64, 64},
   };
 }
 

@@ -49,9 +49,18 @@ void initializeOnce() {
 }
 } // namespace
 
-/// Lowers `module` (after the hag phase) for the CPU and JIT-compiles it.
+/// Runs `passes` (a pass pipeline, may be empty) on `module` (after the hag
+/// phase), then lowers it for the CPU and JIT-compiles it.
 static bool lowerAndJit(JitModel::Impl &impl, OwningOpRef<ModuleOp> module,
-                        std::string &diagnostics, std::string &error) {
+                        const std::string &passes, std::string &diagnostics,
+                        std::string &error) {
+  if (!passes.empty()) {
+    PassManager pm(impl.ctx.get());
+    if (failed(parsePassPipeline(passes, pm)) || failed(pm.run(*module))) {
+      error = "passes '" + passes + "' failed: " + diagnostics;
+      return false;
+    }
+  }
   impl.hagModule = module->clone();
   PassManager lower(impl.ctx.get());
   mlir::hag::buildCPULoweringPipeline(lower);
@@ -105,14 +114,7 @@ std::unique_ptr<JitModel> JitModel::compile(const ModelDescription &md,
     error = "hag phase failed: " + diagnostics;
     return nullptr;
   }
-  if (!passes.empty()) {
-    PassManager pm(impl.ctx.get());
-    if (failed(parsePassPipeline(passes, pm)) || failed(pm.run(*module))) {
-      error = "passes '" + passes + "' failed: " + diagnostics;
-      return nullptr;
-    }
-  }
-  if (!lowerAndJit(impl, std::move(module), diagnostics, error))
+  if (!lowerAndJit(impl, std::move(module), passes, diagnostics, error))
     return nullptr;
   return model;
 }
@@ -133,14 +135,7 @@ std::unique_ptr<JitModel> JitModel::compileSource(const std::string &source,
     error = "parse failed: " + diagnostics;
     return nullptr;
   }
-  if (!passes.empty()) {
-    PassManager pm(impl.ctx.get());
-    if (failed(parsePassPipeline(passes, pm)) || failed(pm.run(*module))) {
-      error = "passes '" + passes + "' failed: " + diagnostics;
-      return nullptr;
-    }
-  }
-  if (!lowerAndJit(impl, std::move(module), diagnostics, error))
+  if (!lowerAndJit(impl, std::move(module), passes, diagnostics, error))
     return nullptr;
   return model;
 }
