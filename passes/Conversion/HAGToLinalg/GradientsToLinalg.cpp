@@ -427,19 +427,11 @@ struct GateBackwardLowering : OpRewritePattern<GateBackwardOp> {
             })
             .getResult(0);
     // db2 [1] = sum of ds.
-    Value sumInit = filledTensor(rewriter, loc, {}, elt, 0.0);
-    Value sum =
-        linalg::GenericOp::create(
-            rewriter, loc, TypeRange{sumInit.getType()}, ValueRange{ds},
-            ValueRange{sumInit},
-            ArrayRef<AffineMap>{AffineMap::getMultiDimIdentityMap(2, ctx),
-                                AffineMap::get(2, 0, {}, ctx)},
-            {utils::IteratorType::reduction, utils::IteratorType::reduction},
-            [](OpBuilder &nb, Location l, ValueRange a) {
-              linalg::YieldOp::create(
-                  nb, l, arith::AddFOp::create(nb, l, a[0], a[1]).getResult());
-            })
-            .getResult(0);
+    Value sum = reduceAll(rewriter, loc, ds, rewriter.getFloatAttr(elt, 0.0),
+                          [](OpBuilder &nb, Location l, Value x, Value acc) {
+                            return arith::AddFOp::create(nb, l, acc, x)
+                                .getResult();
+                          });
     Value db2 = tensor::ExpandShapeOp::create(
         rewriter, loc, RankedTensorType::get({1}, elt), sum,
         ArrayRef<ReassociationIndices>{});

@@ -186,6 +186,25 @@ Value lowering::contractLastDim(OpBuilder &b, Location loc, Value x, Value w) {
       .getResult(0);
 }
 
+Value lowering::reduceAll(OpBuilder &b, Location loc, Value x, TypedAttr init,
+                function_ref<Value(OpBuilder &, Location, Value, Value)> body) {
+  auto type = cast<RankedTensorType>(x.getType());
+  unsigned rank = type.getRank();
+  Value start = arith::ConstantOp::create(b, loc, init);
+  Value acc = tensor::FromElementsOp::create(
+      b, loc, RankedTensorType::get({}, init.getType()), ValueRange{start});
+  AffineMap id = b.getMultiDimIdentityMap(rank);
+  AffineMap scalar = AffineMap::get(rank, 0, {}, b.getContext());
+  SmallVector<utils::IteratorType> iters(rank, utils::IteratorType::reduction);
+  return linalg::GenericOp::create(
+             b, loc, TypeRange{acc.getType()}, ValueRange{x}, ValueRange{acc},
+             ArrayRef<AffineMap>{id, scalar}, iters,
+             [&](OpBuilder &nb, Location l, ValueRange a) {
+               linalg::YieldOp::create(nb, l, body(nb, l, a[0], a[1]));
+             })
+      .getResult(0);
+}
+
 Value lowering::reduceLastDim(OpBuilder &b, Location loc, Value x, double init,
                               BodyFn body) {
   auto xType = cast<RankedTensorType>(x.getType());

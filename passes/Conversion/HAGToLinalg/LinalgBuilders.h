@@ -58,6 +58,11 @@ Value asDynamicBuffer(OpBuilder &b, Location loc, Value tensor);
 Value reduceLastDim(OpBuilder &b, Location loc, Value x, double init,
                     BodyFn body);
 
+/// Reduces every element of `x` (any rank) into a 0-d tensor of `init`'s
+/// type: acc = body(x[...], acc), starting at `init`.
+Value reduceAll(OpBuilder &b, Location loc, Value x, TypedAttr init,
+                function_ref<Value(OpBuilder &, Location, Value, Value)> body);
+
 /// Per position of logits [batch, seq, vocab]: the row max and
 /// sum_v exp(logit - max), both [batch, seq] (the log-sum-exp's parts).
 std::pair<Value, Value> softmaxStats(OpBuilder &b, Location loc, Value logits);

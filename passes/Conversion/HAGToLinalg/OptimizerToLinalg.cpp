@@ -53,27 +53,6 @@ Value toElement(OpBuilder &b, Location loc, Value x, Type elt) {
   return arith::TruncFOp::create(b, loc, elt, x);
 }
 
-/// Reduces every element of `x` (any rank) with `combine(acc, f(x))` into a
-/// 0-d tensor of `accType` starting at `init`.
-Value reduceAll(OpBuilder &b, Location loc, Value x, TypedAttr init,
-                function_ref<Value(OpBuilder &, Location, Value, Value)> body) {
-  auto type = cast<RankedTensorType>(x.getType());
-  unsigned rank = type.getRank();
-  Value start = arith::ConstantOp::create(b, loc, init);
-  Value acc = tensor::FromElementsOp::create(
-      b, loc, RankedTensorType::get({}, init.getType()), ValueRange{start});
-  AffineMap id = b.getMultiDimIdentityMap(rank);
-  AffineMap scalar = AffineMap::get(rank, 0, {}, b.getContext());
-  SmallVector<utils::IteratorType> iters(rank, utils::IteratorType::reduction);
-  return linalg::GenericOp::create(
-             b, loc, TypeRange{acc.getType()}, ValueRange{x}, ValueRange{acc},
-             ArrayRef<AffineMap>{id, scalar}, iters,
-             [&](OpBuilder &nb, Location l, ValueRange a) {
-               linalg::YieldOp::create(nb, l, body(nb, l, a[0], a[1]));
-             })
-      .getResult(0);
-}
-
 struct AdamWLowering : OpRewritePattern<AdamWOp> {
   using OpRewritePattern::OpRewritePattern;
   LogicalResult matchAndRewrite(AdamWOp op,
