@@ -45,6 +45,16 @@ struct ArgList {
     a.push_back(b.getNamedAttr("hag.name", b.getStringAttr(name)));
     attrs.push_back(b.getDictionaryAttr(a));
   }
+  /// Inserts the public function `name` taking these arguments and
+  /// returning `results` at `b`'s insertion point; returns its entry block.
+  Block *defineFunction(OpBuilder &b, Location loc, StringRef name,
+                        TypeRange results) const {
+    auto fn =
+        func::FuncOp::create(loc, name, b.getFunctionType(types, results));
+    fn.setAllArgAttrs(attrs);
+    b.insert(fn);
+    return fn.addEntryBlock();
+  }
 };
 
 MemRefType memrefOf(Type tensor) {
@@ -193,11 +203,7 @@ struct HAGTrainStepPass
         args.add(b, memrefOf(grad.getArgumentTypes()[i]),
                  (prefix + nameOf(i)).str(), false, true);
     auto statsType = RankedTensorType::get({4}, f32);
-    auto fn = func::FuncOp::create(
-        loc, "train_step", b.getFunctionType(args.types, {statsType}));
-    fn.setAllArgAttrs(args.attrs);
-    b.insert(fn);
-    Block *body = fn.addEntryBlock();
+    Block *body = args.defineFunction(b, loc, "train_step", statsType);
     OpBuilder::InsertionGuard guard(b);
     b.setInsertionPointToStart(body);
 
@@ -244,21 +250,16 @@ struct HAGTrainStepPass
     Value finite = AllFiniteOp::create(
         b, loc, RankedTensorType::get({}, b.getI1Type()), grads);
     SmallVector<Type> gradTypes(ValueRange(grads).getTypes());
-    Value norm;
-    if (clip > 0.0) {
-      gradTypes.push_back(RankedTensorType::get({}, f32));
-      auto clipped = ClipGradNormOp::create(b, loc, gradTypes, grads,
-                                            b.getF64FloatAttr(clip));
+    // Without clipping (clip = 0) the norm is still reported: an infinite
+    // threshold, and the gradients are used as they are.
+    gradTypes.push_back(RankedTensorType::get({}, f32));
+    auto clipped = ClipGradNormOp::create(
+        b, loc, gradTypes, grads,
+        b.getF64FloatAttr(clip > 0.0 ? clip.getValue()
+                                     : std::numeric_limits<double>::infinity()));
+    if (clip > 0.0)
       grads.assign(clipped.getClipped().begin(), clipped.getClipped().end());
-      norm = clipped.getNorm();
-    } else {
-      // The norm is still reported: clip with an infinite threshold.
-      gradTypes.push_back(RankedTensorType::get({}, f32));
-      auto clipped = ClipGradNormOp::create(
-          b, loc, gradTypes, grads,
-          b.getF64FloatAttr(std::numeric_limits<double>::infinity()));
-      norm = clipped.getNorm();
-    }
+    Value norm = clipped.getNorm();
     Value lr = LRScheduleOp::create(
         b, loc, RankedTensorType::get({}, f32), t, b.getF64FloatAttr(this->lr),
         b.getI64IntegerAttr(warmup), b.getI64IntegerAttr(std::max<int64_t>(total, 1)),
@@ -314,11 +315,7 @@ struct HAGTrainStepPass
     for (unsigned i : weightIdx)
       args.add(b, grad.getArgumentTypes()[i], nameOf(i), false, false);
     auto lossType = grad.getResultTypes()[0];
-    auto fn = func::FuncOp::create(loc, "gradients",
-                                   b.getFunctionType(args.types, {lossType}));
-    fn.setAllArgAttrs(args.attrs);
-    b.insert(fn);
-    Block *body = fn.addEntryBlock();
+    Block *body = args.defineFunction(b, loc, "gradients", lossType);
     OpBuilder::InsertionGuard guard(b);
     b.setInsertionPointToStart(body);
     size_t nIn = inputIdx.size(), nW = weightIdx.size();

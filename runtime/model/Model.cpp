@@ -128,6 +128,17 @@ std::vector<int64_t> makeDescriptor(const void *data,
 }
 
 
+/// Appends the descriptors of `buffers` (state the code updates in place)
+/// and records their bases (results that alias them must not be freed).
+void appendBuffers(std::vector<HostTensor> &buffers,
+                   std::vector<std::vector<int64_t>> &descriptors,
+                   std::vector<const void *> &argBases) {
+  for (HostTensor &t : buffers) {
+    descriptors.push_back(makeDescriptor(t.data.data(), t.shape));
+    argBases.push_back(t.data.data());
+  }
+}
+
 /// Copies the code's result out of `words` (a descriptor of `rank`) and
 /// frees its buffer unless it is one of `argBases` (a result that aliases an
 /// argument must not be freed).
@@ -613,10 +624,7 @@ Result<HostTensor> Decoder::step(const std::vector<int64_t> &tokens) {
     descriptors.push_back(makeDescriptor(ids.data(), {batch, 1}));
     descriptors.push_back(makeDescriptor(&position, {}));
     argBases = {ids.data(), &position};
-    for (HostTensor &t : state) {
-      descriptors.push_back(makeDescriptor(t.data.data(), t.shape));
-      argBases.push_back(t.data.data());
-    }
+    appendBuffers(state, descriptors, argBases);
     if (Status s = model->callWithWeights(*entry, descriptors, argBases,
                                           "decode");
         !s.ok())
@@ -716,12 +724,9 @@ Result<TensorMap> Model::gradients(const TensorRef &tokens,
     }
     std::vector<std::vector<int64_t>> descriptors;
     std::vector<const void *> argBases = {in.data};
-    descriptors.emplace_back(3, 0);
+    descriptors.emplace_back(3 + 2 * entry->resultShape.size(), 0);
     descriptors.push_back(makeDescriptor(in.data, in.shape));
-    for (HostTensor &t : grads) {
-      descriptors.push_back(makeDescriptor(t.data.data(), t.shape));
-      argBases.push_back(t.data.data());
-    }
+    appendBuffers(grads, descriptors, argBases);
     if (Status s = callWithWeights(*entry, descriptors, argBases, "gradients");
         !s.ok())
       return s;
@@ -760,11 +765,9 @@ Result<Trainer> Trainer::create(const Model &model) {
       return makeError(source, ": entry 'train_step' takes too many arguments");
     Trainer t(model, *entry);
     const TensorMap &weights = model.weights();
-    double scale = model.artifact().manifest().train.present
-                       ? model.artifact().manifest().train.lossScaleInit
-                       : 1.0;
-    if (model.artifact().manifest().train.precision != "fp16-mixed")
-      scale = 1.0;
+    // Only fp16-mixed scales the loss (a manifest without "train" says fp32).
+    const TrainFacts &tf = model.artifact().manifest().train;
+    double scale = tf.precision == "fp16-mixed" ? tf.lossScaleInit : 1.0;
     for (const TensorSpec &spec : entry->state) {
       for (int64_t d : spec.shape)
         if (d < 0)
@@ -804,12 +807,9 @@ Result<TrainStats> Trainer::step(const TensorRef &tokens) {
       return s;
     std::vector<std::vector<int64_t>> descriptors;
     std::vector<const void *> argBases = {in.data};
-    descriptors.emplace_back(3 + 2, 0);
+    descriptors.emplace_back(3 + 2 * entry->resultShape.size(), 0);
     descriptors.push_back(makeDescriptor(in.data, in.shape));
-    for (HostTensor &t : tensors) {
-      descriptors.push_back(makeDescriptor(t.data.data(), t.shape));
-      argBases.push_back(t.data.data());
-    }
+    appendBuffers(tensors, descriptors, argBases);
     if (Status s = model->callWithWeights(*entry, descriptors, argBases,
                                           "train_step");
         !s.ok())

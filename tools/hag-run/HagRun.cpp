@@ -71,6 +71,11 @@ std::string oneLine(std::string s) {
 
 } // namespace
 
+int hag::run::printError(std::FILE *err, const std::string &message) {
+  std::fprintf(err, "hag-run: error: %s\n", oneLine(message).c_str());
+  return kExitFailure;
+}
+
 std::string hag::run::runUsage() {
   return "usage: hag-run ARTIFACT [options]\n"
          "\n"
@@ -405,8 +410,7 @@ public:
 
 private:
   int fail(const std::string &message) {
-    std::fprintf(err, "hag-run: error: %s\n", oneLine(message).c_str());
-    return kExitFailure;
+    return printError(err, message);
   }
   /// Records a progress line for stderr (unless --quiet). The lines are
   /// written when the command succeeds: a failing command writes only its

@@ -91,6 +91,10 @@ std::string runUsage();
 
 /// Runs hag-run: results to `out`, progress and the error line to `err`.
 /// Returns the process exit code; never throws.
+/// Writes "hag-run: error: <message>" as one line to `err`; returns
+/// kExitFailure.
+int printError(std::FILE *err, const std::string &message);
+
 /// The --train and --grads modes (Train.cpp); return the exit code.
 int runTraining(const RunOptions &options, std::FILE *out, std::FILE *err);
 int runGradients(const RunOptions &options, std::FILE *out, std::FILE *err);

@@ -35,13 +35,6 @@ using namespace hag::run;
 
 namespace {
 
-int fail(std::FILE *err, const std::string &message) {
-  std::string line = message;
-  std::replace(line.begin(), line.end(), '\n', ' ');
-  std::fprintf(err, "hag-run: error: %s\n", line.c_str());
-  return kExitFailure;
-}
-
 bool isDirectory(const std::string &path) {
   struct stat st;
   return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
@@ -175,18 +168,18 @@ int hag::run::runGradients(const RunOptions &o, std::FILE *out,
                            std::FILE *err) {
   Result<Model> model = Model::open(o.artifact);
   if (!model.ok())
-    return fail(err, model.message());
+    return printError(err, model.message());
   if (!model->artifact().findEntry("gradients"))
-    return fail(err, o.artifact + " has no 'gradients' entry: compile it with "
+    return printError(err, o.artifact + " has no 'gradients' entry: compile it with "
                                   "hag-compile MODEL.yaml --train -o " +
                          o.artifact);
   Status s = o.initSeed ? model->initWeights(*o.initSeed)
                         : model->loadWeights(o.weights);
   if (!s.ok())
-    return fail(err, s.message());
+    return printError(err, s.message());
   Result<HostTensor> tokens = readNpy(o.input);
   if (!tokens.ok())
-    return fail(err, tokens.message());
+    return printError(err, tokens.message());
   TensorRef ref{tokens->dtype, tokens->shape, tokens->data.data()};
   if (ref.shape.size() == 1)
     ref.shape.insert(ref.shape.begin(), 1);
@@ -194,7 +187,7 @@ int hag::run::runGradients(const RunOptions &o, std::FILE *out,
   double loss = 0.0;
   Result<TensorMap> grads = model->gradients(ref, loss);
   if (!grads.ok())
-    return fail(err, o.input + ": " + grads.message());
+    return printError(err, o.input + ": " + grads.message());
   double ms = std::chrono::duration<double, std::milli>(
                   std::chrono::steady_clock::now() - start)
                   .count();
@@ -202,7 +195,7 @@ int hag::run::runGradients(const RunOptions &o, std::FILE *out,
                                   {{"format", "pt"},
                                    {"hag_gradients_of", "mean next-token loss"}});
       !w.ok())
-    return fail(err, w.message());
+    return printError(err, w.message());
   if (!o.quiet)
     std::fprintf(err, "hag-run: gradients of %zu weights on %s in %.1f ms, "
                       "wrote %s\n",
@@ -216,11 +209,11 @@ int hag::run::runTraining(const RunOptions &o, std::FILE *out, std::FILE *err) {
   retainLargeAllocations();
   Result<Model> opened = Model::open(o.artifact);
   if (!opened.ok())
-    return fail(err, opened.message());
+    return printError(err, opened.message());
   Model &model = *opened;
   const TrainFacts &tf = model.artifact().manifest().train;
   if (!tf.present || !model.artifact().findEntry("train_step"))
-    return fail(err, o.artifact + " has no training step: compile it with "
+    return printError(err, o.artifact + " has no training step: compile it with "
                                   "hag-compile MODEL.yaml --train -o " +
                          o.artifact);
   const int64_t batch = tf.batch, seq = tf.seq;
@@ -232,7 +225,7 @@ int hag::run::runTraining(const RunOptions &o, std::FILE *out, std::FILE *err) {
                             ? o.resume
                             : tf.checkpointDir;
   if (seq + 1 > model.facts().maxSeq)
-    return fail(err, "train.seq " + std::to_string(seq) +
+    return printError(err, "train.seq " + std::to_string(seq) +
                          " needs windows of seq + 1 tokens, more than max_seq " +
                          std::to_string(model.facts().maxSeq));
 
@@ -246,22 +239,22 @@ int hag::run::runTraining(const RunOptions &o, std::FILE *out, std::FILE *err) {
   else
     s = model.initWeights(0); // replaced by the checkpoint below
   if (!s.ok())
-    return fail(err, s.message());
+    return printError(err, s.message());
 
   // Data.
   TokenDataOptions dataOptions;
   dataOptions.vocabSize = model.facts().vocab;
   Result<TokenDataset> data = TokenDataset::open(o.data, dataOptions);
   if (!data.ok())
-    return fail(err, data.message());
+    return printError(err, data.message());
   Result<BatchSampler> sampler =
       BatchSampler::create(*data, seq, static_cast<uint64_t>(tf.seed));
   if (!sampler.ok())
-    return fail(err, sampler.message());
+    return printError(err, sampler.message());
 
   Result<Trainer> created = Trainer::create(model);
   if (!created.ok())
-    return fail(err, created.message());
+    return printError(err, created.message());
   Trainer &trainer = *created;
 
   // Resume: the newest checkpoint of a directory, or the file given.
@@ -269,35 +262,32 @@ int hag::run::runTraining(const RunOptions &o, std::FILE *out, std::FILE *err) {
   std::string dataName = o.data.substr(o.data.find_last_of('/') + 1);
   if (!o.resume.empty()) {
     std::string path = o.resume;
+    // For a directory, a damaged newest checkpoint names the one before it.
+    std::string hint;
     if (isDirectory(o.resume)) {
       auto found = listCheckpoints(o.resume);
       if (found.empty())
-        return fail(err, "--resume: no checkpoint (step-NNNNNNNN.safetensors) "
+        return printError(err, "--resume: no checkpoint (step-NNNNNNNN.safetensors) "
                          "in '" + o.resume + "'");
       path = found.back().second;
-      Result<SafeTensorsFile> f = readSafeTensors(path);
-      if (!f.ok()) {
-        std::string hint;
-        if (found.size() >= 2)
-          hint = "; the previous checkpoint " + found[found.size() - 2].second +
-                 " is intact: resume from it with --resume " +
-                 found[found.size() - 2].second;
-        return fail(err, "--resume: " + f.message() + hint);
-      }
+      if (found.size() >= 2)
+        hint = "; the previous checkpoint " + found[found.size() - 2].second +
+               " is intact: resume from it with --resume " +
+               found[found.size() - 2].second;
     }
     Result<SafeTensorsFile> f = readSafeTensors(path);
     if (!f.ok())
-      return fail(err, "--resume: " + f.message());
+      return printError(err, "--resume: " + f.message() + hint);
     auto meta = [&](const char *key) -> std::string {
       auto it = f->metadata.find(key);
       return it == f->metadata.end() ? "" : it->second;
     };
     if (meta("format") != "hag-checkpoint")
-      return fail(err, "--resume: " + path + " is not a hag-run checkpoint");
+      return printError(err, "--resume: " + path + " is not a hag-run checkpoint");
     if (meta("batch") != std::to_string(batch) ||
         meta("seq") != std::to_string(seq) ||
         meta("seed") != std::to_string(tf.seed))
-      return fail(err, "--resume: " + path + " was written with batch " +
+      return printError(err, "--resume: " + path + " was written with batch " +
                            meta("batch") + ", seq " + meta("seq") + ", seed " +
                            meta("seed") + "; this artifact trains with batch " +
                            std::to_string(batch) + ", seq " +
@@ -306,10 +296,10 @@ int hag::run::runTraining(const RunOptions &o, std::FILE *out, std::FILE *err) {
     auto it = f->tensors.find("run.step");
     if (it == f->tensors.end() || it->second.dtype != DType::I64 ||
         it->second.numel() != 1)
-      return fail(err, "--resume: " + path + " has no run.step");
+      return printError(err, "--resume: " + path + " has no run.step");
     done = it->second.dataAs<int64_t>()[0];
     if (Status r = trainer.restore(f->tensors, path); !r.ok())
-      return fail(err, "--resume: " + r.message());
+      return printError(err, "--resume: " + r.message());
     if (meta("data") != dataName)
       std::fprintf(err, "hag-run: note: %s was trained on '%s', continuing "
                         "on '%s'\n",
@@ -324,12 +314,12 @@ int hag::run::runTraining(const RunOptions &o, std::FILE *out, std::FILE *err) {
     return kExitOk;
   }
   if (Status m = makeDirectories(ckptDir); !m.ok())
-    return fail(err, m.message());
+    return printError(err, m.message());
 
   std::ofstream log;
   if (!o.log.empty())
     if (Status l = openLog(o.log, done, !o.resume.empty(), log); !l.ok())
-      return fail(err, l.message());
+      return printError(err, l.message());
 
   auto save = [&](int64_t step) -> Status {
     TensorMap state = trainer.state();
@@ -377,12 +367,12 @@ int hag::run::runTraining(const RunOptions &o, std::FILE *out, std::FILE *err) {
     Result<HostTensor> tokens =
         data->batch(sampler->starts(static_cast<uint64_t>(step), batch), seq);
     if (!tokens.ok())
-      return fail(err, tokens.message());
+      return printError(err, tokens.message());
     auto t0 = std::chrono::steady_clock::now();
     Result<TrainStats> stats = trainer.step(
         TensorRef{tokens->dtype, tokens->shape, tokens->data.data()});
     if (!stats.ok())
-      return fail(err, "step " + std::to_string(step + 1) + ": " +
+      return printError(err, "step " + std::to_string(step + 1) + ": " +
                            stats.message());
     double secs =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0)
@@ -424,7 +414,7 @@ int hag::run::runTraining(const RunOptions &o, std::FILE *out, std::FILE *err) {
     }
     if (n % every == 0 || n == steps)
       if (Status c = save(n); !c.ok())
-        return fail(err, (tty ? "\n" : std::string()) + "checkpoint: " +
+        return printError(err, (tty ? "\n" : std::string()) + "checkpoint: " +
                              c.message());
     // Test hook: die as a crash would (no cleanup, no flush) after step n.
     if (killAfter == n)
@@ -445,16 +435,16 @@ int hag::run::runTraining(const RunOptions &o, std::FILE *out, std::FILE *err) {
   if (!o.saveWeights.empty()) {
     if (Status w = model.setWeights(trainer.weights(), "the trained weights");
         !w.ok())
-      return fail(err, w.message());
+      return printError(err, w.message());
     if (Status w = model.saveWeights(o.saveWeights); !w.ok())
-      return fail(err, w.message());
+      return printError(err, w.message());
     if (!o.quiet)
       std::fprintf(err, "hag-run: saved the trained weights to %s\n",
                    o.saveWeights.c_str());
   }
   if (!o.plot.empty()) {
     if (Status p = plotLoss(o.log, o.plot, model.artifact().source()); !p.ok())
-      return fail(err, p.message());
+      return printError(err, p.message());
     if (!o.quiet)
       std::fprintf(err, "hag-run: plotted the loss curve to %s\n",
                    o.plot.c_str());
