@@ -156,6 +156,8 @@ KeyCounts countKeys(const PyramidParams &p, int64_t seqLen) {
       perQuery[l] = bw.left[l].size() + (p.causal ? 0 : bw.right[l].size());
     perQuery[kc.summaryIndex()] = bw.summaryTokens;
     perQuery[kc.selectIndex()] = bw.selectTokens;
+    if (p.localOnly) // level 1 alone
+      std::fill(perQuery.begin(), perQuery.end(), 0);
 
     kc.sumPerLevel[0] += level1Sum;
     kc.maxPerLevel[0] = std::max(kc.maxPerLevel[0], level1Max);
@@ -178,15 +180,15 @@ int64_t denseKeys(bool causal, int64_t seqLen) {
 DecodeCacheLayout decodeCacheLayout(const PyramidParams &p) {
   DecodeCacheLayout c;
   c.maxSeq = p.maxSeq;
-  c.levels = staticLevels(p);
+  c.levels = p.attendedLevels(staticLevels(p));
   int64_t row = p.maxSeq;
   for (int64_t l = 2; l < c.levels; ++l) {
     c.levelOffset.push_back(row);
     row += levelLength(p.ratio, l, p.maxSeq);
   }
   c.summaryOffset = row;
-  c.selectOffset = row + p.summary;
-  c.rows = c.selectOffset + p.selectK;
+  c.selectOffset = row + p.attendedSummary();
+  c.rows = c.selectOffset + p.attendedSelectK();
   return c;
 }
 

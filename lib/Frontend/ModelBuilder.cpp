@@ -418,6 +418,7 @@ mlir::DictionaryAttr trainConfigAttr(MLIRContext &ctx, const TrainConfig &c) {
       b.getNamedAttr("checkpoint_every", i(c.checkpointEvery)),
       b.getNamedAttr("checkpoint_dir", b.getStringAttr(c.checkpointDir)),
       b.getNamedAttr("seed", i(c.seed)),
+      b.getNamedAttr("sampling", b.getStringAttr(c.sampling)),
   });
 }
 } // namespace hag

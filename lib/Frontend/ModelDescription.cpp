@@ -518,16 +518,17 @@ const StringRef kLMOnlyKeys[] = {"vocab", "layers", "mlp_hidden",
 const StringRef kModelKinds[] = {"lm", "attention"};
 const StringRef kAttentionKeys[] = {
     "block",  "ratio",     "levels",   "window", "summary", "compress",
-    "causal", "mass_bias", "select_k", "gate",   "eps"};
+    "causal", "mass_bias", "select_k", "gate",   "eps",     "local_only"};
 const StringRef kGateKeys[] = {"temperature", "hidden"};
 const StringRef kCompressModes[] = {"gated_mean", "max", "conv"};
 const StringRef kTrainKeys[] = {"precision",  "batch",     "seq",
                                 "steps",      "optimizer", "loss_scale",
-                                "checkpoint", "seed"};
+                                "checkpoint", "seed",      "sampling"};
 const StringRef kPrecisions[] = {"fp32", "bf16-mixed", "fp16-mixed"};
 const StringRef kOptimizerKeys[] = {"lr",     "betas",    "eps", "weight_decay",
                                     "warmup", "schedule", "clip"};
 const StringRef kSchedules[] = {"constant", "cosine"};
+const StringRef kSamplings[] = {"random", "examples"};
 const StringRef kLossScaleKeys[] = {"init", "growth_interval"};
 const StringRef kCheckpointKeys[] = {"every", "dir"};
 const StringRef kParallelKeys[] = {"tensor", "pipeline", "data",
@@ -684,7 +685,8 @@ private:
         !attention.readBool("causal", p.causal) ||
         !attention.readReal("mass_bias", p.massBias, RealBounds::NonNegative) ||
         !attention.readInt("select_k", p.selectK, sizeAtLeast(0)) ||
-        !attention.readReal("eps", p.eps, RealBounds::Positive))
+        !attention.readReal("eps", p.eps, RealBounds::Positive) ||
+        !attention.readBool("local_only", p.localOnly))
       return false;
     if (!compress.empty())
       parseCompress(compress, p.compress);
@@ -726,7 +728,8 @@ private:
         !train.readInt("batch", config.batch, sizeAtLeast(1)) ||
         !train.readInt("seq", config.seq, sizeAtLeast(1)) ||
         !train.readInt("steps", config.steps, {1}) ||
-        !train.readInt("seed", config.seed, {0}))
+        !train.readInt("seed", config.seed, {0}) ||
+        !train.readChoice("sampling", kSamplings, config.sampling))
       return false;
     int64_t maxSeq = md.attention.maxSeq;
     // A training window holds seq + 1 tokens (seq predictions), and the

@@ -124,7 +124,8 @@ std::string mlir::hag::buildManifest(ModuleOp module,
         {"mass_bias", config.getMassBias().convertToDouble()},
         {"select_k", config.getSelectK()},
         {"temperature", config.getTemperature().convertToDouble()},
-        {"eps", config.getEps().convertToDouble()}};
+        {"eps", config.getEps().convertToDouble()},
+        {"local_only", config.getLocalOnly()}};
   }
   root["model"] = std::move(model);
   // The training settings compiled into @train_step, and those hag-run

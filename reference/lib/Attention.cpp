@@ -131,17 +131,20 @@ torch::Tensor hag::ref::pyramidAttentionCore(
     // Level 1: raw [a_1, rawEnd), mass g.
     const int64_t numRaw = w.rawEnd - w.a1;
     addRange(k, v, g, w.a1, w.rawEnd);
+    // The local_only ablation: level 1 alone.
+    const bool far = !p.localOnly;
     // Levels 2..L-1: [a_l, c_l) and, bidirectional, [e'_l, e_l).
-    for (size_t l = 0; l < w.levels.size(); ++l) {
+    for (size_t l = 0; far && l < w.levels.size(); ++l) {
       const LevelWindow &lw = w.levels[l];
       addRange(levelK[l], levelV[l], massK[l], lw.a, lw.c);
       addRange(levelK[l], levelV[l], massK[l], lw.ePrime, lw.e);
     }
     // The summary: T' gated means.
-    addRange(summary.k, summary.v, summary.mass, summary.begin[b],
-             summary.begin[b] + summary.count[b]);
+    if (far)
+      addRange(summary.k, summary.v, summary.mass, summary.begin[b],
+               summary.begin[b] + summary.count[b]);
     // select_k: raw keys chosen by g, per batch row.
-    if (p.selectK > 0) {
+    if (far && p.selectK > 0) {
       torch::Tensor sel = selectTokens(p, w, g); // [B, k']
       const int64_t kPrime = sel.size(1);
       if (kPrime > 0) {

@@ -231,6 +231,7 @@ Status parseAttention(const ManifestReader &r, const json::Value &root,
            r.getInt(*obj, p, "select_k", a.selectK, 0),
            r.getNumber(*obj, p, "temperature", a.temperature),
            r.getNumber(*obj, p, "eps", a.eps),
+           r.getBool(*obj, p, "local_only", a.localOnly, /*required=*/false),
        })
     if (!s.ok())
       return s;
@@ -259,9 +260,13 @@ Status parseTrain(const ManifestReader &r, const json::Value &root,
            r.getInt(*obj, p, "checkpoint_every", t.checkpointEvery, 1),
            r.getString(*obj, p, "checkpoint_dir", t.checkpointDir),
            r.getInt(*obj, p, "seed", t.seed, 0),
+           r.getString(*obj, p, "sampling", t.sampling, /*required=*/false),
        })
     if (!s.ok())
       return s;
+  if (t.sampling != "random" && t.sampling != "examples")
+    return r.error("train.sampling must be \"random\" or \"examples\", got \"" +
+                   t.sampling + "\"");
   return Status::success();
 }
 

@@ -186,17 +186,27 @@ Result<HostTensor> TokenDataset::batch(const std::vector<int64_t> &starts,
 }
 
 Result<BatchSampler> BatchSampler::create(const TokenDataset &data, int64_t seq,
-                                          uint64_t seed) {
+                                          uint64_t seed,
+                                          Sampling sampling) {
   if (Status s = data.checkWindow(seq); !s.ok())
     return s;
-  return BatchSampler(data.size() - seq, seed);
+  if (sampling == Sampling::Random)
+    return BatchSampler(data.size() - seq, 1, seed);
+  int64_t example = seq + 1;
+  if (data.size() % example != 0)
+    return makeError(data.name(), ": ", data.size(),
+                     " tokens are not whole examples of seq + 1 = ", example,
+                     " tokens (", data.size() / example, " examples and ",
+                     data.size() % example, " tokens left over)");
+  return BatchSampler(data.size() / example, example, seed);
 }
 
 std::vector<int64_t> BatchSampler::starts(uint64_t step, int64_t batch) const {
   std::vector<int64_t> out(batch > 0 ? static_cast<size_t>(batch) : 0);
   uint64_t base = step * static_cast<uint64_t>(batch);
   for (size_t i = 0; i < out.size(); ++i)
-    out[i] = static_cast<int64_t>(scaleToRange(
-        splitMix64At(seed, base + i), static_cast<uint64_t>(validStarts)));
+    out[i] = stride * static_cast<int64_t>(scaleToRange(
+                          splitMix64At(seed, base + i),
+                          static_cast<uint64_t>(validStarts)));
   return out;
 }

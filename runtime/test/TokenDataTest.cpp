@@ -230,4 +230,44 @@ TEST(BatchSampler, SmallestDataset) {
   EXPECT_EQ(s->starts(5, 3), (std::vector<int64_t>{0, 0, 0}));
 }
 
+TEST(BatchSampler, ExamplesAreWholeAndFollowTheFormula) {
+  // 7 examples of 11 tokens; token value = example index, so a window is one
+  // whole example exactly when all its tokens are equal.
+  std::vector<int32_t> tokens;
+  for (int32_t e = 0; e < 7; ++e)
+    tokens.insert(tokens.end(), 11, e);
+  Result<TokenDataset> data = TokenDataset::fromTokens(tokens);
+  ASSERT_TRUE(data.ok());
+  Result<BatchSampler> s =
+      BatchSampler::create(*data, 10, 3, Sampling::Examples);
+  ASSERT_TRUE(s.ok()) << s.message();
+  EXPECT_EQ(s->numStarts(), 7);
+  SplitMix64 g(3);
+  std::set<int64_t> seen;
+  for (uint64_t step = 0; step < 20; ++step) {
+    std::vector<int64_t> starts = s->starts(step, 4);
+    for (int64_t p : starts) {
+      EXPECT_EQ(p, 11 * static_cast<int64_t>(scaleToRange(g.next(), 7)));
+      seen.insert(p);
+    }
+    Result<HostTensor> batch = data->batch(starts, 10);
+    ASSERT_TRUE(batch.ok()) << batch.message();
+    const int32_t *t = batch->dataAs<int32_t>();
+    for (size_t row = 0; row < starts.size(); ++row)
+      for (int64_t i = 0; i < 11; ++i)
+        ASSERT_EQ(t[row * 11 + i], starts[row] / 11);
+  }
+  EXPECT_EQ(seen.size(), 7u);
+}
+
+TEST(BatchSampler, ExamplesMustBeWhole) {
+  Result<TokenDataset> data =
+      TokenDataset::fromTokens(std::vector<int32_t>(25, 0));
+  ASSERT_TRUE(data.ok());
+  EXPECT_THAT(BatchSampler::create(*data, 9, 0, Sampling::Examples).message(),
+              HasSubstr("25 tokens are not whole examples of seq + 1 = 10 "
+                        "tokens (2 examples and 5 tokens left over)"));
+  EXPECT_TRUE(BatchSampler::create(*data, 4, 0, Sampling::Examples).ok());
+}
+
 } // namespace

@@ -21,6 +21,7 @@ using hag::testing::JitModel;
 using hag::testing::TensorArg;
 using hag::testing::TensorResult;
 using hag::testing::Case;
+using hag::testing::localOnly;
 using hag::testing::makeModel;
 using hag::testing::makeWeights;
 using hag::testing::toF32;
@@ -131,6 +132,12 @@ std::vector<Case> cases() {
   add({"lm_d24", true, true, 4, 4, Compress::GatedMean, 4, 0, 1.0, 16, 24});
   add({"lm", true});
   add({"lm_conv_gqa_auto", true, true, 0, 4, Compress::Conv, 2, 2});
+  // The ablation: level 1 alone, whatever else the configuration names.
+  add(localOnly({"local_only_conv_select", false, true, 4, 4, Compress::Conv,
+                 4, 3}));
+  add(localOnly({"local_only_bidir", false, false, 0, 2}));
+  add(localOnly({"lm_local_only_select", true, true, 4, 4, Compress::GatedMean,
+                 2, 3}));
   return cs;
 }
 
@@ -270,6 +277,8 @@ std::vector<Case> decodeCases() {
                 4, 0, 0.0, 16, 24});
   cs.push_back({"lm_block64_r2_auto", true, true, 0, 2, Compress::GatedMean, 4,
                 0, 1.0, 64});
+  cs.push_back(localOnly({"lm_local_only_conv_select", true, true, 4, 4,
+                          Compress::Conv, 2, 3}));
   return cs;
 }
 

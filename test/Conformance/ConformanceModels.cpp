@@ -27,6 +27,7 @@ hag::PyramidParams pyramidParams(const Case &c) {
   p.massBias = c.massBias;
   p.selectK = c.selectK;
   p.maxSeq = 4096;
+  p.localOnly = c.localOnly;
   return p;
 }
 

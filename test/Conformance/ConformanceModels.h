@@ -33,7 +33,15 @@ struct Case {
   /// 8 exercises the kernels' scalar tails, 24 the 16-lane vector path and
   /// a tail, 64 the vector path alone.
   int64_t headDim = 8;
+  /// The raw-window-only ablation.
+  bool localOnly = false;
 };
+
+/// `c` with the local_only ablation on.
+inline Case localOnly(Case c) {
+  c.localOnly = true;
+  return c;
+}
 
 std::ostream &operator<<(std::ostream &os, const Case &c);
 

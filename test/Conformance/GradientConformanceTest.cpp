@@ -18,6 +18,7 @@
 #include <sstream>
 
 using hag::testing::Case;
+using hag::testing::localOnly;
 using hag::testing::JitModel;
 using hag::testing::TensorArg;
 using hag::testing::TensorResult;
@@ -91,7 +92,8 @@ std::string configAttr(const hag::PyramidParams &p) {
       << ", compress = " << hag::compressName(p.compress)
       << ", causal = " << (p.causal ? "true" : "false")
       << ", mass_bias = " << p.massBias << std::noshowpoint
-      << ", select_k = " << p.selectK << ", max_seq = " << p.maxSeq << ">";
+      << ", select_k = " << p.selectK << ", max_seq = " << p.maxSeq
+      << (p.localOnly ? ", local_only = true" : "") << ">";
   return cfg.str();
 }
 
@@ -312,6 +314,11 @@ std::vector<Case> coreCases() {
       {"no_mass_bias", false, true, 4, 4, Compress::GatedMean, 4, 0, 0.0},
       {"d24", false, true, 4, 4, Compress::GatedMean, 4, 0, 1.0, 16, 24},
       {"d64_gqa_B64", false, true, 4, 4, Compress::GatedMean, 2, 0, 1.0, 64, 64},
+      // The ablation: the conv weights the attention never reads get zero
+      // gradients (autograd: none).
+      localOnly({"local_only_conv_select", false, true, 4, 4, Compress::Conv,
+                 4, 3}),
+      localOnly({"local_only_bidir", false, false, 4}),
   };
 }
 
@@ -395,6 +402,8 @@ std::vector<Case> gradientCases() {
   lm({"select3_bidir_gqa", true, false, 4, 4, Compress::GatedMean, 2, 3});
   lm({"no_mass_bias", true, true, 4, 4, Compress::GatedMean, 4, 0, 0.0});
   lm({"d24", true, true, 4, 4, Compress::GatedMean, 4, 0, 1.0, 16, 24});
+  lm(localOnly({"local_only_conv_select", true, true, 4, 4, Compress::Conv, 2,
+                3}));
   return cs;
 }
 

@@ -448,6 +448,31 @@ TEST(PyramidWindowsExample, CausalSummaryPrefix) {
   }
 }
 
+// The local_only ablation counts level 1 alone: causal, query i of block b
+// sees raw [max(0, (b-1) B), i]; with N = 20 and B = 4 that is 1..4 keys in
+// block 0 and 5..8 in every later block.
+TEST(PyramidWindowsExample, LocalOnlyCountsLevelOne) {
+  PyramidParams p = smallParams(/*causal=*/true, 4);
+  p.selectK = 3;
+  p.localOnly = true;
+  hag::KeyCounts kc = hag::countKeys(p, 20);
+  EXPECT_EQ(kc.totalKeys, (1 + 2 + 3 + 4) + 4 * (5 + 6 + 7 + 8));
+  EXPECT_EQ(kc.maxKeys, 8);
+  for (size_t e = 1; e < kc.sumPerLevel.size(); ++e) {
+    EXPECT_EQ(kc.sumPerLevel[e], 0) << "entry " << e;
+    EXPECT_EQ(kc.maxPerLevel[e], 0) << "entry " << e;
+  }
+  // What a run-time walk sees, and the decoding cache it needs: the raw
+  // tokens alone.
+  EXPECT_EQ(p.attendedLevels(4), 2);
+  EXPECT_EQ(p.attendedSummary(), 0);
+  EXPECT_EQ(p.attendedSelectK(), 0);
+  p.maxSeq = 64;
+  hag::DecodeCacheLayout layout = hag::decodeCacheLayout(p);
+  EXPECT_TRUE(layout.levelOffset.empty());
+  EXPECT_EQ(layout.rows, 64);
+}
+
 // Bidirectional, N = 20, query 0 (block 0): level 1 [0, 8); level 2 right
 // e'_2 = 4, e_2 = min(10, 2*ceil(6/2)) = 6; level 3 right e'_3 = 3,
 // e_3 = min(5, 3 + 2) = 5; summary T' = 3: K = 8 + 2 + 2 + 3 = 15.

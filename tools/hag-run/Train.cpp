@@ -248,7 +248,9 @@ int hag::run::runTraining(const RunOptions &o, std::FILE *out, std::FILE *err) {
   if (!data.ok())
     return printError(err, data.message());
   Result<BatchSampler> sampler =
-      BatchSampler::create(*data, seq, static_cast<uint64_t>(tf.seed));
+      BatchSampler::create(*data, seq, static_cast<uint64_t>(tf.seed),
+                           tf.sampling == "examples" ? Sampling::Examples
+                                                     : Sampling::Random);
   if (!sampler.ok())
     return printError(err, sampler.message());
 
@@ -284,15 +286,18 @@ int hag::run::runTraining(const RunOptions &o, std::FILE *out, std::FILE *err) {
     };
     if (meta("format") != "hag-checkpoint")
       return printError(err, "--resume: " + path + " is not a hag-run checkpoint");
+    std::string sampling = meta("sampling").empty() ? "random" : meta("sampling");
     if (meta("batch") != std::to_string(batch) ||
         meta("seq") != std::to_string(seq) ||
-        meta("seed") != std::to_string(tf.seed))
+        meta("seed") != std::to_string(tf.seed) || sampling != tf.sampling)
       return printError(err, "--resume: " + path + " was written with batch " +
                            meta("batch") + ", seq " + meta("seq") + ", seed " +
-                           meta("seed") + "; this artifact trains with batch " +
+                           meta("seed") + ", sampling " + sampling +
+                           "; this artifact trains with batch " +
                            std::to_string(batch) + ", seq " +
                            std::to_string(seq) + ", seed " +
-                           std::to_string(tf.seed));
+                           std::to_string(tf.seed) + ", sampling " +
+                           tf.sampling);
     auto it = f->tensors.find("run.step");
     if (it == f->tensors.end() || it->second.dtype != DType::I64 ||
         it->second.numel() != 1)
@@ -337,7 +342,8 @@ int hag::run::runTraining(const RunOptions &o, std::FILE *out, std::FILE *err) {
              {"data", dataName},
              {"batch", std::to_string(batch)},
              {"seq", std::to_string(seq)},
-             {"seed", std::to_string(tf.seed)}});
+             {"seed", std::to_string(tf.seed)},
+             {"sampling", tf.sampling}});
         !w.ok())
       return w;
     // Keep the newest three.

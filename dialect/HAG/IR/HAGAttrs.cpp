@@ -51,6 +51,7 @@ static APFloat toAP(double v) { return APFloat(v); }
   p.selectK = getSelectK();
   p.eps = getEps().convertToDouble();
   p.maxSeq = getMaxSeq();
+  p.localOnly = getLocalOnly();
   return p;
 }
 
@@ -59,7 +60,8 @@ PyramidConfigAttr PyramidConfigAttr::fromParams(MLIRContext *ctx,
   return PyramidConfigAttr::get(
       ctx, p.heads, p.kvHeads, p.headDim, p.block, p.ratio, p.levels, p.window,
       p.summary, toAP(p.temperature), static_cast<CompressMode>(p.compress),
-      p.causal, toAP(p.massBias), p.selectK, toAP(p.eps), p.maxSeq);
+      p.causal, toAP(p.massBias), p.selectK, toAP(p.eps), p.maxSeq,
+      p.localOnly);
 }
 
 int64_t PyramidConfigAttr::getStaticLevels() const {
@@ -72,7 +74,8 @@ PyramidConfigAttr::verify(function_ref<InFlightDiagnostic()> emitError,
                           int64_t block, int64_t ratio, int64_t levels,
                           int64_t window, int64_t summary, APFloat temperature,
                           CompressMode compress, bool causal, APFloat massBias,
-                          int64_t selectK, APFloat eps, int64_t maxSeq) {
+                          int64_t selectK, APFloat eps, int64_t maxSeq,
+                          bool localOnly) {
   ::hag::PyramidParams p;
   p.heads = heads;
   p.kvHeads = kvHeads;
@@ -89,6 +92,7 @@ PyramidConfigAttr::verify(function_ref<InFlightDiagnostic()> emitError,
   p.selectK = selectK;
   p.eps = eps.convertToDouble();
   p.maxSeq = maxSeq;
+  p.localOnly = localOnly;
   std::string msg = ::hag::validatePyramidParams(p);
   if (!msg.empty())
     return emitError() << "invalid pyramid configuration: " << msg;
@@ -158,16 +162,20 @@ Attribute PyramidConfigAttr::parse(AsmParser &parser, Type) {
                << "'";
       return success();
     }
-    if (key == "causal") {
+    auto parseBool = [&](bool &v) -> ParseResult {
       if (succeeded(parser.parseOptionalKeyword("true")))
-        p.causal = true;
+        v = true;
       else if (succeeded(parser.parseOptionalKeyword("false")))
-        p.causal = false;
+        v = false;
       else
         return parser.emitError(parser.getCurrentLocation())
-               << "causal must be true or false";
+               << key << " must be true or false";
       return success();
-    }
+    };
+    if (key == "causal")
+      return parseBool(p.causal);
+    if (key == "local_only")
+      return parseBool(p.localOnly);
     if (key == "mass_bias")
       return parseFloat(p.massBias);
     if (key == "select_k")
@@ -180,7 +188,7 @@ Attribute PyramidConfigAttr::parse(AsmParser &parser, Type) {
            << "unknown key '" << key
            << "' in #hag.pyramid (expected heads, kv_heads, head_dim, block, "
               "ratio, levels, window, summary, temperature, compress, causal, "
-              "mass_bias, select_k, eps or max_seq)";
+              "mass_bias, select_k, eps, max_seq or local_only)";
   };
 
   if (parser.parseCommaSeparatedList(parseKey) || parser.parseGreater())
@@ -195,7 +203,7 @@ Attribute PyramidConfigAttr::parse(AsmParser &parser, Type) {
       [&] { return parser.emitError(startLoc); }, parser.getContext(), p.heads,
       p.kvHeads, p.headDim, p.block, p.ratio, p.levels, p.window, p.summary,
       toAP(p.temperature), static_cast<CompressMode>(p.compress), p.causal,
-      toAP(p.massBias), p.selectK, toAP(p.eps), p.maxSeq);
+      toAP(p.massBias), p.selectK, toAP(p.eps), p.maxSeq, p.localOnly);
 }
 
 /// The shortest decimal form of `v` that parses back to the same double, with
@@ -231,5 +239,8 @@ void PyramidConfigAttr::print(AsmPrinter &printer) const {
           << ", mass_bias = " << shortFloat(getMassBias().convertToDouble())
           << ", select_k = " << getSelectK()
           << ", eps = " << shortFloat(getEps().convertToDouble())
-          << ", max_seq = " << getMaxSeq() << ">";
+          << ", max_seq = " << getMaxSeq();
+  if (getLocalOnly())
+    printer << ", local_only = true";
+  printer << ">";
 }

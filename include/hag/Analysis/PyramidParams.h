@@ -47,10 +47,24 @@ struct PyramidParams {
   /// The longest sequence an artifact serves; `levels: auto` resolves against
   /// it.
   int64_t maxSeq = 8192;
+  /// An ablation (an extension of spec section 4): every query attends only
+  /// to its level-1 window -- no compressed levels, no summary, no select_k.
+  /// The weights are those of the full layer (the gate still sets the raw
+  /// keys' mass bias), so a model trained either way has the same parameters.
+  bool localOnly = false;
 
   bool isAutoLevels() const { return levels == kAutoLevels; }
   int64_t modelDim() const { return heads * headDim; }
   int64_t kvDim() const { return kvHeads * headDim; }
+
+  /// What the attention walks at run time: L, T and select_k, or 2, 0 and 0
+  /// for `localOnly` (level 1 alone; the level-building loops run over
+  /// levels 2 .. L-1, so L = 2 builds none). `levels` is the resolved L.
+  int64_t attendedLevels(int64_t levels) const {
+    return localOnly ? 2 : levels;
+  }
+  int64_t attendedSummary() const { return localOnly ? 0 : summary; }
+  int64_t attendedSelectK() const { return localOnly ? 0 : selectK; }
 };
 
 /// Checks every constraint of spec section 1. Returns an empty string when

@@ -50,6 +50,9 @@ struct TrainConfig {
   int64_t checkpointEvery = 100;
   std::string checkpointDir = "checkpoints";
   int64_t seed = 0;
+  /// random | examples: how hag-run cuts windows from the data (interfaces
+  /// extension, see README).
+  std::string sampling = "random";
 };
 
 /// The optional `parallel:` section.

@@ -116,18 +116,22 @@ Value packConvWeights(OpBuilder &b, Location loc, ValueRange weights,
 
 /// The configuration as the kernels' trailing arguments: H, Hkv, d, B, r,
 /// L, W, T (index), causal (i1), select_k, compress (index), beta, eps (f32).
+/// L, T and select_k are what the attention walks: 2, 0 and 0 for the
+/// local_only ablation (level 1 alone).
 void appendConfigArgs(OpBuilder &b, Location loc, PyramidConfigAttr config,
                       SmallVectorImpl<Value> &args) {
   auto index = [&](int64_t v) -> Value {
     return arith::ConstantIndexOp::create(b, loc, v);
   };
+  ::hag::PyramidParams p = config.toParams();
   args.append({index(config.getHeads()), index(config.getKvHeads()),
                index(config.getHeadDim()), index(config.getBlock()),
-               index(config.getRatio()), index(config.getStaticLevels()),
-               index(config.getWindow()), index(config.getSummary())});
+               index(config.getRatio()),
+               index(p.attendedLevels(config.getStaticLevels())),
+               index(config.getWindow()), index(p.attendedSummary())});
   args.push_back(
       arith::ConstantOp::create(b, loc, b.getBoolAttr(config.getCausal())));
-  args.push_back(index(config.getSelectK()));
+  args.push_back(index(p.attendedSelectK()));
   args.push_back(index(static_cast<int64_t>(config.getCompress())));
   args.push_back(floatConst(b, loc, b.getF32Type(),
                             config.getMassBias().convertToDouble()));

@@ -27,6 +27,11 @@ func.func private @f() attributes {c = #hag.pyramid<heads = 2, head_dim = 4, cau
 
 // -----
 
+// expected-error @+1 {{local_only must be true or false}}
+func.func private @f() attributes {c = #hag.pyramid<heads = 2, head_dim = 4, local_only = yes>}
+
+// -----
+
 // expected-error @+1 {{#hag.pyramid needs 'heads' and 'head_dim'}}
 func.func private @f() attributes {c = #hag.pyramid<heads = 2>}
 

@@ -9,6 +9,7 @@
 // CHECK: #[[CONV:.+]] = #hag.pyramid<heads = 4, kv_heads = 2, head_dim = 32, block = 16, ratio = 4, levels = auto, window = 8, summary = 4, temperature = 0.1, compress = conv, causal = false, mass_bias = 1.0, select_k = 0, eps = 1.0e-06, max_seq = 1024>
 // CHECK: #[[SEL:.+]] = #hag.pyramid<heads = 4, kv_heads = 4, head_dim = 32, block = 64, ratio = 4, levels = 4, window = 64, summary = 64, temperature = 0.1, compress = gated_mean, causal = true, mass_bias = 0.0, select_k = 8, eps = 1.0e-06, max_seq = 8192>
 // CHECK: #[[R2:.+]] = #hag.pyramid<heads = 4, kv_heads = 2, head_dim = 32, block = 64, ratio = 2, levels = 4, window = 64, summary = 64, temperature = 0.1, compress = conv, causal = true, mass_bias = 1.0, select_k = 0, eps = 1.0e-06, max_seq = 8192>
+// CHECK: #[[LOCAL:.+]] = #hag.pyramid<heads = 4, kv_heads = 2, head_dim = 32, block = 64, ratio = 4, levels = 4, window = 64, summary = 64, temperature = 0.1, compress = gated_mean, causal = true, mass_bias = 1.0, select_k = 2, eps = 1.0e-06, max_seq = 4096, local_only = true>
 
 // CHECK-LABEL: func.func @lm_ops
 func.func @lm_ops(%tok: tensor<?x?xi32>, %table: tensor<256x128xf32>,
@@ -183,4 +184,14 @@ func.func @pyramid_gradients(%do: tensor<?x?x128xf32>, %q: tensor<?x?x128xf32>, 
       : (tensor<?x?xf32>, tensor<?x?x96xf32>, tensor<96xf32>, tensor<?x?xf32>, tensor<96xf32>)
       -> (tensor<?x?x96xf32>, tensor<96xf32>, tensor<1xf32>)
   return %dg : tensor<?x?xf32>
+}
+
+// The local_only ablation prints only when set.
+// CHECK-LABEL: func.func @local_only_config
+func.func @local_only_config(%h: tensor<?x?x128xf32>, %w1: tensor<96x128xf32>, %b1: tensor<96xf32>,
+                             %w2: tensor<96xf32>, %b2: tensor<1xf32>) -> tensor<?x?xf32> {
+  // CHECK: hag.memory_gate %{{.+}}, %{{.+}}, %{{.+}}, %{{.+}}, %{{.+}} {config = #[[LOCAL]]}
+  %g = hag.memory_gate %h, %w1, %b1, %w2, %b2 {config = #hag.pyramid<heads = 4, kv_heads = 2, head_dim = 32, local_only = true, select_k = 2, max_seq = 4096>}
+      : (tensor<?x?x128xf32>, tensor<96x128xf32>, tensor<96xf32>, tensor<96xf32>, tensor<1xf32>) -> tensor<?x?xf32>
+  return %g : tensor<?x?xf32>
 }

@@ -995,7 +995,12 @@ func.func private @hag_pyramid_attention_backward(
     memref.store %s, %dg[%b, %i] : memref<?x?xf32>
     scf.reduce
   }
-  %nConv = memref.dim %dconvK, %c0 : memref<?x?x?x?xf32>
+  // The conv weights of levels the attention did not walk (L = 2: the
+  // local_only ablation) get zero gradients.
+  linalg.fill ins(%zero : f32) outs(%dconvK : memref<?x?x?x?xf32>)
+  linalg.fill ins(%zero : f32) outs(%dconvV : memref<?x?x?x?xf32>)
+  %nConvAll = memref.dim %dconvK, %c0 : memref<?x?x?x?xf32>
+  %nConv = arith.minui %nConvAll, %Lm2 : index
   scf.parallel (%lc, %c) = (%c0, %c0) to (%nConv, %Hkv) step (%c1, %c1) {
     scf.for %t = %c0 to %r step %c1 {
       scf.for %x = %c0 to %d step %c1 {

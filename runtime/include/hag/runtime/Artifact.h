@@ -69,6 +69,8 @@ struct AttentionFacts {
   int64_t selectK = 0;
   double temperature = 0.0;
   double eps = 0.0;
+  /// The raw-window-only ablation (absent in older artifacts: false).
+  bool localOnly = false;
 };
 
 /// The manifest's optional "train" object: the settings compiled into the
@@ -87,6 +89,8 @@ struct TrainFacts {
   int64_t checkpointEvery = 0;
   std::string checkpointDir;
   int64_t seed = 0;
+  /// "random" or "examples" (absent in older artifacts: random).
+  std::string sampling = "random";
 };
 
 /// The manifest's "target" object.

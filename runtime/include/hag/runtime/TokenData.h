@@ -80,12 +80,24 @@ private:
   std::shared_ptr<const Storage> storage;
 };
 
+/// How training windows are cut from a token file.
+enum class Sampling {
+  /// Any position starts a window (a running text).
+  Random,
+  /// The file is a sequence of examples of exactly seq + 1 tokens each; a
+  /// window is one whole example.
+  Examples,
+};
+
 /// Deterministic start positions for training batches.
 ///
 /// With S = size - seq valid starts (windows of seq + 1 tokens), element i
 /// of step `step`'s batch starts at
 ///
 ///   scaleToRange(splitMix64At(seed, step * batch + i), S)
+///
+/// With Sampling::Examples, S = size / (seq + 1) examples and the start is
+/// that draw times seq + 1.
 ///
 /// (Random.h): the (step * batch + i)-th output of SplitMix64 seeded with
 /// `seed`, scaled to [0, S) by a 128-bit multiply. Any step can be computed
@@ -96,19 +108,24 @@ class BatchSampler {
 public:
   /// A sampler over `data` for windows of seq + 1 tokens; fails when the
   /// data is shorter than one window.
+  /// With Sampling::Examples the data must hold a whole number of examples.
   static Result<BatchSampler> create(const TokenDataset &data, int64_t seq,
-                                     uint64_t seed);
+                                     uint64_t seed,
+                                     Sampling sampling = Sampling::Random);
 
   /// The `batch` start positions of step `step`.
   std::vector<int64_t> starts(uint64_t step, int64_t batch) const;
 
-  /// Number of distinct start positions (size - seq).
+  /// Number of distinct start positions (size - seq, or the number of
+  /// examples).
   int64_t numStarts() const { return validStarts; }
 
 private:
-  BatchSampler(int64_t numStarts, uint64_t seedValue)
-      : validStarts(numStarts), seed(seedValue) {}
+  BatchSampler(int64_t numStarts, int64_t startStride, uint64_t seedValue)
+      : validStarts(numStarts), stride(startStride), seed(seedValue) {}
   int64_t validStarts;
+  /// Distance between neighbouring starts: 1, or seq + 1 for examples.
+  int64_t stride;
   uint64_t seed;
 };
 

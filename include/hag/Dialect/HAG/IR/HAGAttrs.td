@@ -33,6 +33,10 @@ def HAG_PyramidConfigAttr : AttrDef<HAG_Dialect, "PyramidConfig"> {
                  temperature = 0.1, eps = 1.0e-06, max_seq = 8192>
     ```
 
+    `local_only = true` (printed only when set) is an ablation: each query
+    attends to its level-1 window alone (no compressed levels, no summary, no
+    select_k) with the same parameters.
+
     The verifier checks every constraint of spec section 1: `heads %
     kv_heads == 0`, `block % ratio == 0`, `ratio >= 2`, `3 <= levels <= 12` (or
     `auto`, which must resolve to at most 12 levels at `max_seq`), `window >= 1`,
@@ -54,7 +58,8 @@ def HAG_PyramidConfigAttr : AttrDef<HAG_Dialect, "PyramidConfig"> {
     APFloatParameter<"weight of the mass bias">:$massBias,
     "int64_t":$selectK,
     APFloatParameter<"guard in divisions and logs">:$eps,
-    "int64_t":$maxSeq
+    "int64_t":$maxSeq,
+    "bool":$localOnly
   );
   let hasCustomAssemblyFormat = 1;
   let genVerifyDecl = 1;
