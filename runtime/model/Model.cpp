@@ -409,6 +409,18 @@ Status Model::loadWeights(const std::string &path) {
     Result<SafeTensorsFile> file = readSafeTensors(path);
     if (!file.ok())
       return file.status();
+    // A training checkpoint (hag-run --train) also holds the optimizer and
+    // run state: take the parameters from it.
+    auto format = file->metadata.find("format");
+    if (format != file->metadata.end() && format->second == "hag-checkpoint") {
+      TensorMap weights;
+      for (const TensorSpec &p : code.manifest().parameters) {
+        auto it = file->tensors.find(p.name);
+        if (it != file->tensors.end())
+          weights.emplace(p.name, std::move(it->second));
+      }
+      return setWeights(std::move(weights), path);
+    }
     return setWeights(std::move(file->tensors), path);
   } catch (const std::bad_alloc &) {
     return makeError(path, ": out of memory reading weights");

@@ -88,6 +88,8 @@ public:
   /// mis-shaped tensors are all reported in one message naming the file;
   /// f16, bf16 and f64 tensors are converted to the expected f32. On error
   /// the previously bound weights stay bound.
+  /// A hag-run training checkpoint (metadata format "hag-checkpoint") gives
+  /// its parameters; its optimizer and run state are ignored.
   Status loadWeights(const std::string &path);
 
   /// Binds `weights` (checked and converted like loadWeights; `source`
