@@ -96,6 +96,7 @@ void mlir::hag::buildCPULoweringPipeline(OpPassManager &pm) {
   pm.addNestedPass<func::FuncOp>(createHAGEarlyDealloc());
 
   pm.addNestedPass<func::FuncOp>(createConvertLinalgToParallelLoopsPass());
+  pm.addNestedPass<func::FuncOp>(createHAGSequentialInnerLoops());
   pm.addPass(createHAGApproximateMath());
   // Parallel loops (batch x head x query block, matmul row tiles, level
   // building) become OpenMP work-sharing loops; libomp runs them on all

@@ -48,7 +48,7 @@ struct HAGEarlyDeallocPass
           if (user == d)
             continue;
           if (user->hasTrait<OpTrait::IsTerminator>() ||
-              isa<memref::StoreOp>(user) && use.getOperandNumber() == 0) {
+              (isa<memref::StoreOp>(user) && use.getOperandNumber() == 0)) {
             escapes = true;
             break;
           }

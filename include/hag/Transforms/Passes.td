@@ -176,4 +176,21 @@ def HAGEarlyDealloc : Pass<"hag-early-dealloc", "::mlir::func::FuncOp"> {
   let dependentDialects = ["::mlir::memref::MemRefDialect"];
 }
 
+def HAGSequentialInnerLoops
+    : Pass<"hag-sequential-inner-loops", "::mlir::func::FuncOp"> {
+  let summary = "Run the innermost dimension of leaf scf.parallel loops sequentially";
+  let description = [{
+    An `scf.parallel` of two or more dimensions without reductions whose
+    body is straight-line code (no nested regions or calls: the elementwise
+    loops of `convert-linalg-to-parallel-loops`) becomes an `scf.parallel`
+    over all but the innermost dimension around an `scf.for` over it.
+    `convert-scf-to-openmp` then shares rows among threads instead of
+    collapsing every dimension into one loop that recomputes each index with
+    a division, and LLVM vectorizes the contiguous inner loop. Loops with
+    nested loops or calls (the kernels' batch x head x block loops, whose
+    iterations are large) are left alone.
+  }];
+  let dependentDialects = ["::mlir::scf::SCFDialect"];
+}
+
 #endif // HAG_TRANSFORMS_PASSES_TD
