@@ -21,11 +21,13 @@ func.func @linear(%x: tensor<?x?x8xf32>, %w: tensor<4x8xf32>, %b: tensor<4xf32>)
 
 // -----
 
-// RoPE forms its angles in f64 into [N, d/2] cos and sin tables, then reads
-// the partner element of each pair and the tables.
+// RoPE forms its angles in f64 into [N, d/2] cos and sin tables (the
+// frequencies base^(-2j/d) are constants), then reads the partner element of
+// each pair and the tables.
 // CHECK-LABEL: func.func @rope
-// CHECK: %[[COS:.+]] = linalg.generic {{.*}} outs(%{{.+}} : tensor<?x2xf32>)
-// CHECK: math.powf {{.*}} : f64
+// CHECK: %[[FREQ:.+]] = arith.constant dense<[1.000000e+00, 1.000000e-02]> : tensor<2xf64>
+// CHECK: %[[COS:.+]] = linalg.generic {{.*}} ins(%[[FREQ]] : tensor<2xf64>) outs(%{{.+}} : tensor<?x2xf32>)
+// CHECK: arith.mulf %{{.+}}, %{{.+}} : f64
 // CHECK: math.cos {{.*}} : f64
 // CHECK: arith.truncf {{.*}} : f64 to f32
 // CHECK: %[[SIN:.+]] = linalg.generic {{.*}} outs(%{{.+}} : tensor<?x2xf32>)

@@ -20,6 +20,8 @@
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
+
+#include <cmath>
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/PatternMatch.h"
 
@@ -440,14 +442,21 @@ struct RopeLowering : OpRewritePattern<RopeOp> {
     Type f64 = rewriter.getF64Type();
 
     // cos and sin of theta = (pos + offset) * base^(-2 j / d), [N, d/2],
-    // computed once (in f64) and shared by every batch row and head.
+    // computed once (in f64) and shared by every batch row and head. The
+    // frequencies base^(-2 j / d) are compile-time constants.
     SmallVector<OpFoldResult> tableSizes = {
         tensor::getMixedSize(rewriter, loc, x, 1), rewriter.getIndexAttr(half)};
+    SmallVector<double> freqs;
+    for (int64_t j = 0; j < half; ++j)
+      freqs.push_back(std::pow(base, -2.0 * static_cast<double>(j) / hd));
+    auto freqType = RankedTensorType::get({half}, f64);
+    Value invFreqs = arith::ConstantOp::create(
+        rewriter, loc, DenseElementsAttr::get(freqType, ArrayRef<double>(freqs)));
     auto table = [&](bool isSin) {
       Value init = filledTensor(rewriter, loc, tableSizes, elt, std::nullopt);
       return elementwise(
-          rewriter, loc, init, ValueRange{},
-          [&](OpBuilder &nb, Location l, ValueRange) {
+          rewriter, loc, init, ValueRange{invFreqs},
+          [&](OpBuilder &nb, Location l, ValueRange a) {
             auto toF64 = [&](Value i) {
               Value i64 = arith::IndexCastOp::create(nb, l, nb.getI64Type(), i);
               return arith::SIToFPOp::create(nb, l, f64, i64).getResult();
@@ -455,19 +464,15 @@ struct RopeLowering : OpRewritePattern<RopeOp> {
             Value pos = linalg::IndexOp::create(nb, l, 0);
             if (Value start = op.getPosition())
               pos = arith::AddIOp::create(nb, l, pos, start);
-            Value j = linalg::IndexOp::create(nb, l, 1);
             Value p = arith::AddFOp::create(nb, l, toF64(pos),
                                             floatConst(nb, l, f64, offset));
-            Value expo = arith::MulFOp::create(
-                nb, l, toF64(j), floatConst(nb, l, f64, -2.0 / hd));
-            Value invFreq =
-                math::PowFOp::create(nb, l, floatConst(nb, l, f64, base), expo);
-            Value theta = arith::MulFOp::create(nb, l, p, invFreq);
+            Value theta = arith::MulFOp::create(nb, l, p, a[0]);
             Value r = isSin ? math::SinOp::create(nb, l, theta).getResult()
                             : math::CosOp::create(nb, l, theta).getResult();
             linalg::YieldOp::create(
                 nb, l, arith::TruncFOp::create(nb, l, elt, r).getResult());
-          });
+          },
+          {lastDimMap(rewriter, 2)});
     };
     Value cosT = table(false), sinT = table(true);
 
