@@ -2,8 +2,9 @@
 // every projection (nn.Linear weights are [out, in]): A [M, K], B [N, K],
 // C [M, N], all f32, row-major.
 //
-// For 4 rows and more, B is transposed once per call into Bt [K, N] so that
-// the inner loop reads contiguous rows of Bt. Blocked for the caches (Goto-style, without
+// For 4 rows and more, B is transposed once per call (in parallel) into Bt
+// [K, N] so that the inner loop reads contiguous rows of Bt
+// (@hag_matmul_nt_bt takes a given Bt). Blocked for the caches (Goto-style, without
 // packing): a parallel task owns 64 rows of C; for each 64-column panel and
 // each 128-deep slice of K, the Bt slice (32 KiB) stays in L1 while the
 // task's 4 x 64 register tiles sweep it: per k, 4 loads of Bt, 4
@@ -14,6 +15,35 @@
 // (all of them below 4 rows: decoding) take vector dot products on A and B.
 func.func private @hag_matmul_nt(%A: memref<?x?xf32>, %B: memref<?x?xf32>,
                                  %C: memref<?x?xf32>) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %cR = arith.constant 4 : index
+  %M = memref.dim %A, %c0 : memref<?x?xf32>
+  %K = memref.dim %A, %c1 : memref<?x?xf32>
+  %N = memref.dim %B, %c0 : memref<?x?xf32>
+  %mFull0 = arith.divui %M, %cR : index
+  %mFull = arith.muli %mFull0, %cR : index
+  %anyTile = arith.cmpi ugt, %mFull, %c0 : index
+  scf.if %anyTile {
+    %Bt = memref.alloc(%K, %N) : memref<?x?xf32>
+    func.call @hag_transpose(%B, %Bt) : (memref<?x?xf32>, memref<?x?xf32>) -> ()
+    func.call @hag_matmul_nt_bt(%A, %B, %Bt, %C, %N)
+        : (memref<?x?xf32>, memref<?x?xf32>, memref<?x?xf32>, memref<?x?xf32>, index) -> ()
+  } else {
+    // No 4-row tile (decoding): Bt is not read.
+    func.call @hag_matmul_nt_bt(%A, %B, %B, %C, %N)
+        : (memref<?x?xf32>, memref<?x?xf32>, memref<?x?xf32>, memref<?x?xf32>, index) -> ()
+  }
+  return
+}
+
+// @hag_matmul_nt with B^T given as Bt [K, N], N the columns of C. Bt is read
+// by the 4-row tiles only (none when M < 4), B [N, K] by the rows past the
+// last tile only (none when M is a multiple of 4): the other may then be any
+// buffer, so callers holding one layout skip a transposition.
+func.func private @hag_matmul_nt_bt(%A: memref<?x?xf32>, %B: memref<?x?xf32>,
+                                    %Bt: memref<?x?xf32>, %C: memref<?x?xf32>,
+                                    %N: index) {
   %c0 = arith.constant 0 : index
   %c1 = arith.constant 1 : index
   %cR = arith.constant 4 : index
@@ -32,20 +62,12 @@ func.func private @hag_matmul_nt(%A: memref<?x?xf32>, %B: memref<?x?xf32>,
   %zv = arith.constant dense<0.0> : vector<16xf32>
   %M = memref.dim %A, %c0 : memref<?x?xf32>
   %K = memref.dim %A, %c1 : memref<?x?xf32>
-  %N = memref.dim %B, %c0 : memref<?x?xf32>
   %mFull0 = arith.divui %M, %cR : index
   %mFull = arith.muli %mFull0, %cR : index
   %nFull0 = arith.divui %N, %cT : index
   %nFull = arith.muli %nFull0, %cT : index
   %anyTile = arith.cmpi ugt, %mFull, %c0 : index
   scf.if %anyTile {
-    %Bt = memref.alloc(%K, %N) : memref<?x?xf32>
-    scf.for %j = %c0 to %N step %c1 {
-      scf.for %k = %c0 to %K step %c1 {
-        %x = memref.load %B[%j, %k] : memref<?x?xf32>
-        memref.store %x, %Bt[%k, %j] : memref<?x?xf32>
-      }
-    }
     scf.parallel (%ib) = (%c0) to (%mFull) step (%cMC) {
       %ieR = arith.addi %ib, %cMC : index
       %ie = arith.minui %ieR, %mFull : index
@@ -250,22 +272,34 @@ func.func private @hag_transpose(%src: memref<?x?xf32>, %dst: memref<?x?xf32>) {
 }
 
 // C = A B for A [M, K], B [K, N] (the input gradient of a projection,
-// dx = dy W): B transposed into [N, K], then @hag_matmul_nt.
+// dx = dy W): B is already the [K, N] layout of @hag_matmul_nt_bt's tiles;
+// B^T [N, K] is formed only for rows past the last 4-row tile.
 func.func private @hag_matmul_nn(%A: memref<?x?xf32>, %B: memref<?x?xf32>,
                                  %C: memref<?x?xf32>) {
   %c0 = arith.constant 0 : index
   %c1 = arith.constant 1 : index
+  %c4 = arith.constant 4 : index
+  %M = memref.dim %A, %c0 : memref<?x?xf32>
   %K = memref.dim %B, %c0 : memref<?x?xf32>
   %N = memref.dim %B, %c1 : memref<?x?xf32>
-  %Bt = memref.alloc(%N, %K) : memref<?x?xf32>
-  func.call @hag_transpose(%B, %Bt) : (memref<?x?xf32>, memref<?x?xf32>) -> ()
-  func.call @hag_matmul_nt(%A, %Bt, %C) : (memref<?x?xf32>, memref<?x?xf32>, memref<?x?xf32>) -> ()
+  %mFull0 = arith.divui %M, %c4 : index
+  %mFull = arith.muli %mFull0, %c4 : index
+  %tail = arith.cmpi ult, %mFull, %M : index
+  scf.if %tail {
+    %Bn = memref.alloc(%N, %K) : memref<?x?xf32>
+    func.call @hag_transpose(%B, %Bn) : (memref<?x?xf32>, memref<?x?xf32>) -> ()
+    func.call @hag_matmul_nt_bt(%A, %Bn, %B, %C, %N)
+        : (memref<?x?xf32>, memref<?x?xf32>, memref<?x?xf32>, memref<?x?xf32>, index) -> ()
+  } else {
+    func.call @hag_matmul_nt_bt(%A, %B, %B, %C, %N)
+        : (memref<?x?xf32>, memref<?x?xf32>, memref<?x?xf32>, memref<?x?xf32>, index) -> ()
+  }
   return
 }
 
 // C = A^T B for A [M, P], B [M, N] (the weight gradient of a projection,
-// dW = dy^T x, summed over the M rows): both transposed, then
-// @hag_matmul_nt.
+// dW = dy^T x, summed over the M rows): A transposed, then
+// @hag_matmul_nt_bt.
 func.func private @hag_matmul_tn(%A: memref<?x?xf32>, %B: memref<?x?xf32>,
                                  %C: memref<?x?xf32>) {
   %c0 = arith.constant 0 : index
@@ -274,10 +308,22 @@ func.func private @hag_matmul_tn(%A: memref<?x?xf32>, %B: memref<?x?xf32>,
   %P = memref.dim %A, %c1 : memref<?x?xf32>
   %N = memref.dim %B, %c1 : memref<?x?xf32>
   %At = memref.alloc(%P, %M) : memref<?x?xf32>
-  %Bt = memref.alloc(%N, %M) : memref<?x?xf32>
   func.call @hag_transpose(%A, %At) : (memref<?x?xf32>, memref<?x?xf32>) -> ()
-  func.call @hag_transpose(%B, %Bt) : (memref<?x?xf32>, memref<?x?xf32>) -> ()
-  func.call @hag_matmul_nt(%At, %Bt, %C) : (memref<?x?xf32>, memref<?x?xf32>, memref<?x?xf32>) -> ()
+  // B [M, N] is already the [K, N] layout the tiles read; B^T [N, M] is
+  // needed only for rows of C past the last 4-row tile.
+  %c4 = arith.constant 4 : index
+  %pFull0 = arith.divui %P, %c4 : index
+  %pFull = arith.muli %pFull0, %c4 : index
+  %tail = arith.cmpi ult, %pFull, %P : index
+  scf.if %tail {
+    %Bn = memref.alloc(%N, %M) : memref<?x?xf32>
+    func.call @hag_transpose(%B, %Bn) : (memref<?x?xf32>, memref<?x?xf32>) -> ()
+    func.call @hag_matmul_nt_bt(%At, %Bn, %B, %C, %N)
+        : (memref<?x?xf32>, memref<?x?xf32>, memref<?x?xf32>, memref<?x?xf32>, index) -> ()
+  } else {
+    func.call @hag_matmul_nt_bt(%At, %B, %B, %C, %N)
+        : (memref<?x?xf32>, memref<?x?xf32>, memref<?x?xf32>, memref<?x?xf32>, index) -> ()
+  }
   return
 }
 
