@@ -19,6 +19,8 @@ import subprocess
 import sys
 import tempfile
 
+from make_recall import write_npy
+
 
 def read_npy_header(f):
     magic = f.read(8)
@@ -30,17 +32,6 @@ def read_npy_header(f):
     header = f.read(hlen).decode("latin1")
     d = eval(header, {"__builtins__": {}}, {"False": False, "True": True})
     return d, f.tell()
-
-
-def write_rows(path, rows, seq):
-    header = "{'descr': '<i4', 'fortran_order': False, 'shape': (%d, %d), }" % (
-        len(rows), seq)
-    header += " " * (63 - (10 + len(header)) % 64) + "\n"
-    with open(path, "wb") as f:
-        f.write(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)))
-        f.write(header.encode("latin1"))
-        for r in rows:
-            f.write(r.tobytes())
 
 
 def main():
@@ -74,7 +65,7 @@ def main():
         x, y = os.path.join(tmp, "x.npy"), os.path.join(tmp, "y.npy")
         for start in range(0, n, args.batch):
             chunk = rows[start:start + args.batch]
-            write_rows(x, chunk, seq)
+            write_npy(x, chunk, seq)
             run = subprocess.run([args.hag_run, args.artifact, "--weights",
                                   args.weights, "--input", x, "--output", y],
                                  stdout=subprocess.DEVNULL,

@@ -73,14 +73,15 @@ def example(rng):
     return tokens, answers
 
 
-def write_npy(path, rows):
+def write_npy(path, rows, seq=SEQ):
+    """Writes the first `seq` tokens of every row as int32 [len(rows), seq]."""
     header = "{'descr': '<i4', 'fortran_order': False, 'shape': (%d, %d), }" % (
-        len(rows), SEQ)
+        len(rows), seq)
     header += " " * (63 - (10 + len(header)) % 64) + "\n"
     with open(path, "wb") as f:
         f.write(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)))
         f.write(header.encode("latin1"))
-        data = array.array("i", [t for r in rows for t in r[:SEQ]])
+        data = array.array("i", [t for r in rows for t in r[:seq]])
         if sys.byteorder != "little":
             data.byteswap()
         f.write(data.tobytes())

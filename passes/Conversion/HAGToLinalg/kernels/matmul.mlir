@@ -299,31 +299,16 @@ func.func private @hag_matmul_nn(%A: memref<?x?xf32>, %B: memref<?x?xf32>,
 
 // C = A^T B for A [M, P], B [M, N] (the weight gradient of a projection,
 // dW = dy^T x, summed over the M rows): A transposed, then
-// @hag_matmul_nt_bt.
+// @hag_matmul_nn(A^T, B) (B is already the [K, N] layout of its tiles).
 func.func private @hag_matmul_tn(%A: memref<?x?xf32>, %B: memref<?x?xf32>,
                                  %C: memref<?x?xf32>) {
   %c0 = arith.constant 0 : index
   %c1 = arith.constant 1 : index
   %M = memref.dim %A, %c0 : memref<?x?xf32>
   %P = memref.dim %A, %c1 : memref<?x?xf32>
-  %N = memref.dim %B, %c1 : memref<?x?xf32>
   %At = memref.alloc(%P, %M) : memref<?x?xf32>
   func.call @hag_transpose(%A, %At) : (memref<?x?xf32>, memref<?x?xf32>) -> ()
-  // B [M, N] is already the [K, N] layout the tiles read; B^T [N, M] is
-  // needed only for rows of C past the last 4-row tile.
-  %c4 = arith.constant 4 : index
-  %pFull0 = arith.divui %P, %c4 : index
-  %pFull = arith.muli %pFull0, %c4 : index
-  %tail = arith.cmpi ult, %pFull, %P : index
-  scf.if %tail {
-    %Bn = memref.alloc(%N, %M) : memref<?x?xf32>
-    func.call @hag_transpose(%B, %Bn) : (memref<?x?xf32>, memref<?x?xf32>) -> ()
-    func.call @hag_matmul_nt_bt(%At, %Bn, %B, %C, %N)
-        : (memref<?x?xf32>, memref<?x?xf32>, memref<?x?xf32>, memref<?x?xf32>, index) -> ()
-  } else {
-    func.call @hag_matmul_nt_bt(%At, %B, %B, %C, %N)
-        : (memref<?x?xf32>, memref<?x?xf32>, memref<?x?xf32>, memref<?x?xf32>, index) -> ()
-  }
+  func.call @hag_matmul_nn(%At, %B, %C) : (memref<?x?xf32>, memref<?x?xf32>, memref<?x?xf32>) -> ()
   return
 }
 
