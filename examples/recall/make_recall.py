@@ -1,24 +1,25 @@
 #!/usr/bin/env python3
 """Writes the long-range recall task of examples/recall (see its README).
 
-An associative-recall task: the context states 8 facts "key k has value v",
-each as one fact token, more than 1024 tokens before the questions; at the
-end every key is asked once, in a random order, and the model must answer
-its value. Each example is seq + 1 = 2049 tokens:
+An associative-recall task: the context states 16 facts "key k has value v"
+early on, more than 1024 tokens before the questions; then the keys are
+asked, and the model must answer their values. Each example is
+seq + 1 = 2049 tokens:
 
-  position 0                  BOS (1)
-  one position in each of     8 fact tokens F(k, v) = 128 + 16 k + v, one per
-  [1 + 110 j, 1 + 110 j + 100)  key k = 0..7 (in a random order), v = 0..15
-                              drawn at random; every fact ends before 872
-  positions 1921..2048        the questions: key token 16 + k, then its value
-                              token 32 + v; 8 rounds, each asking the 8 keys
-                              in a new random order
-  everything else             filler: the period-4 pattern 2 3 4 5
+  position 0            BOS (1)
+  positions 16..271     16 facts, one per 16-token slot (in a random order):
+                        the pair "key token 16 + k, value token 32 + v" said
+                        8 times in a row, k = 0..15, v = 0..15 at random
+  positions 1297..2048  376 questions: key token 16 + k, then its value token
+                        32 + v; in rounds, each asking the 16 keys in a new
+                        random order (the last round cut short)
+  everything else       filler: the period-4 pattern 2 3 4 5
 
-A key's first question (in round 1, positions 1921..1936) needs the fact more
-than 1024 tokens back; with only the raw window the best answer is a guess
-(1/16). The later rounds give the training more answers per example (they
-could also be copied from an earlier round); evaluation counts first
+Every question lies more than 1024 tokens after its fact. A key's first
+question (round 1, positions 1297..1328) can only be answered from the fact:
+with the raw window alone the best answer is a guess (1/16). Later rounds
+give training more answers per example (a model with enough layers could
+also copy them from an earlier round nearby); evaluation counts first
 questions only.
 
   make_recall.py train.bin --examples 2048 --seed 1  # uint16 tokens (hag-run --data)
@@ -36,17 +37,17 @@ import struct
 import sys
 
 SEQ = 2048
-KEYS = 8
+KEYS = 16
 VALUES = 16
-SLOT = 110
-SLOT_SPAN = 100
+RUN = 16           # a fact is the pair "key value" said RUN / 2 times in a row
 BOS = 1
 FILLER = (2, 3, 4, 5)
-KEY_TOKEN = 16     # 16 .. 23
+KEY_TOKEN = 16     # 16 .. 31
 VALUE_TOKEN = 32   # 32 .. 47
-FACT_TOKEN = 128   # 128 .. 255
-ROUNDS = 8
-QUERY_START = SEQ + 1 - 2 * KEYS * ROUNDS  # 1921
+FACTS_START = RUN                                  # fact runs tile [16, 272)
+FACTS_END = FACTS_START + KEYS * RUN
+QUERY_START = FACTS_END + 1025                     # 1297
+PAIRS = (SEQ + 1 - QUERY_START) // 2               # 376
 
 
 def example(rng):
@@ -55,21 +56,21 @@ def example(rng):
     values = [rng.randrange(VALUES) for _ in range(KEYS)]
     slots = list(range(KEYS))
     rng.shuffle(slots)
-    last = 0
     for k in range(KEYS):
-        p = 1 + SLOT * slots[k] + rng.randrange(SLOT_SPAN)
-        tokens[p] = FACT_TOKEN + VALUES * k + values[k]
-        last = max(last, p)
-    assert QUERY_START - last > 1024
+        start = FACTS_START + RUN * slots[k]
+        for p in range(start, start + RUN, 2):
+            tokens[p], tokens[p + 1] = KEY_TOKEN + k, VALUE_TOKEN + values[k]
     answers = []
-    for rnd in range(ROUNDS):
+    asked = 0
+    while asked < PAIRS:
         order = list(range(KEYS))
         rng.shuffle(order)
-        for i, k in enumerate(order):
-            p = QUERY_START + 2 * (KEYS * rnd + i)
+        for k in order[:PAIRS - asked]:
+            p = QUERY_START + 2 * asked
             tokens[p], tokens[p + 1] = KEY_TOKEN + k, VALUE_TOKEN + values[k]
-            if rnd == 0:
+            if asked < KEYS:
                 answers.append([p, VALUE_TOKEN + values[k]])
+            asked += 1
     return tokens, answers
 
 
