@@ -3,6 +3,7 @@
 #include "hag/Driver/HagCompile.h"
 #include "hag/Analysis/CostModel.h"
 #include "hag/Frontend/ModelDescription.h"
+#include "hag/Transforms/Passes.h"
 #include "hag/InitAll.h"
 #include "hag/Pipelines/Pipelines.h"
 #include "hag/Target/Artifact.h"
@@ -184,9 +185,30 @@ int mlir::hag::hagCompileMain(int argc, char **argv) {
   if (!module || failed(verify(*module)))
     return 1;
 
+  // `parallel.tensor: t` (t > 1): the program of one tensor-parallel rank.
+  int64_t tensorParallel = 1;
+  if (auto p = module->getOperation()->getAttrOfType<DictionaryAttr>(
+          "hag.parallel"))
+    if (auto t = p.getAs<IntegerAttr>("tensor"))
+      tensorParallel = t.getInt();
+  bool rankProgram = tensorParallel > 1 ||
+                     module->getOperation()->hasAttr("hag.parallel_rank_program");
+  if (rankProgram && (opts.train || phase == Phase::Train))
+    return fail("tensor-parallel training is not available yet: the split "
+                "runs on forward graphs (hag-autodiff has no rule for "
+                "hag.all_reduce)");
+  if (rankProgram && phase == Phase::Artifact)
+    return fail("a tensor-parallel rank program cannot be packaged yet: "
+                "hag-run has no collective runtime (MPI); --compile-to=hag "
+                "shows the split graph, --compile-to=lower its code");
   if (phase >= Phase::HAG) {
     PassManager pm(&ctx);
     buildHAGPhasePipeline(pm);
+    if (tensorParallel > 1) {
+      HAGSplitTensorParallelOptions split;
+      split.degree = tensorParallel;
+      pm.addPass(createHAGSplitTensorParallel(split));
+    }
     if (failed(pm.run(*module)))
       return 1;
   }

@@ -324,6 +324,17 @@ OwningOpRef<ModuleOp> ModelBuilder::build(StringRef name) {
   if (md.train)
     module->getOperation()->setAttr("hag.train",
                                     ::hag::trainConfigAttr(ctx, *md.train));
+  if (md.parallel) {
+    const ::hag::ParallelConfig &p = *md.parallel;
+    module->getOperation()->setAttr(
+        "hag.parallel",
+        b.getDictionaryAttr(
+            {b.getNamedAttr("tensor", b.getI64IntegerAttr(p.tensor)),
+             b.getNamedAttr("pipeline", b.getI64IntegerAttr(p.pipeline)),
+             b.getNamedAttr("data", b.getI64IntegerAttr(p.data)),
+             b.getNamedAttr("microbatches",
+                            b.getI64IntegerAttr(p.microbatches))}));
+  }
   int64_t d = md.dModel;
 
   if (md.kind == ::hag::ModelKind::Attention) {

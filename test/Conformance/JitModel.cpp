@@ -17,8 +17,11 @@
 #include "mlir/Parser/Parser.h"
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Pass/PassRegistry.h"
+#include "llvm/ExecutionEngine/Orc/Mangling.h"
 #include "llvm/Support/TargetSelect.h"
 
+#include <atomic>
+#include <cstdio>
 #include <cstdlib>
 #include <functional>
 #include <cstring>
@@ -38,6 +41,19 @@ struct JitModel::Impl {
 JitModel::~JitModel() = default;
 
 namespace {
+std::atomic<AllReduceFn> allReduceFn{nullptr};
+
+/// What compiled code calls for hag.all_reduce.
+void allReduceTrampoline(float *data, int64_t count, int32_t group) {
+  AllReduceFn fn = allReduceFn.load();
+  if (!fn) {
+    std::fprintf(stderr, "hag_all_reduce_sum_f32: no collective installed "
+                         "(hag::testing::setAllReduce)\n");
+    std::abort();
+  }
+  fn(data, count, group);
+}
+
 void initializeOnce() {
   static bool initialized = [] {
     llvm::InitializeNativeTarget();
@@ -83,8 +99,17 @@ static bool lowerAndJit(JitModel::Impl &impl, OwningOpRef<ModuleOp> module,
     return false;
   }
   impl.engine = std::move(*engine);
+  impl.engine->registerSymbols([](llvm::orc::MangleAndInterner interner) {
+    llvm::orc::SymbolMap symbols;
+    symbols[interner("hag_all_reduce_sum_f32")] = {
+        llvm::orc::ExecutorAddr::fromPtr(&allReduceTrampoline),
+        llvm::JITSymbolFlags::Exported};
+    return symbols;
+  });
   return true;
 }
+
+void setAllReduce(AllReduceFn fn) { allReduceFn.store(fn); }
 
 std::unique_ptr<JitModel> JitModel::create() {
   initializeOnce();

@@ -32,6 +32,13 @@ struct TensorResult {
   std::vector<float> data;
 };
 
+/// The collective behind `hag.all_reduce` in compiled code
+/// (`hag_all_reduce_sum_f32`): sums `count` floats over the ranks of
+/// `group` (0: tensor, 1: data) in place. Tests install one; compiled code
+/// that reaches hag.all_reduce without one aborts with a message.
+using AllReduceFn = void (*)(float *data, int64_t count, int32_t group);
+void setAllReduce(AllReduceFn fn);
+
 class JitModel {
 public:
   ~JitModel();

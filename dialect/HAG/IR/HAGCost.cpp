@@ -142,6 +142,13 @@ OpCost AddOp::estimateCost(const CostContext &ctx) {
           ioBytes(*this, ctx)};
 }
 
+OpCost AllReduceOp::estimateCost(const CostContext &ctx) {
+  // One addition per element and rank; the bytes are this rank's own
+  // input and result (the traffic on the wire depends on the algorithm).
+  return {numElements(getResult().getType(), ctx, ctx.seqLen),
+          ioBytes(*this, ctx)};
+}
+
 OpCost CrossEntropyOp::estimateCost(const CostContext &ctx) {
   // max, exp-sum and log per row: ~4 flops per logit.
   return {numElements(getLogits().getType(), ctx, ctx.seqLen) * 4.0,

@@ -314,6 +314,13 @@ LogicalResult SwiGLUOp::verify() {
 
 LogicalResult AddOp::verify() { return success(); }
 
+LogicalResult AllReduceOp::verify() {
+  if (getGroup() != "tensor" && getGroup() != "data")
+    return emitOpError() << "group must be \"tensor\" or \"data\", got \""
+                         << getGroup() << "\"";
+  return success();
+}
+
 LogicalResult CrossEntropyOp::verify() {
   ShapeChecker sc(*this);
   if (failed(sc.rank(getLogits(), "logits", 3)) ||
@@ -529,9 +536,9 @@ static LogicalResult checkFusedGateAndConv(FusedOp op, ShapeChecker &sc,
                           op.getQueries(), "queries", d, what)))
       return failure();
   }
-  if (failed(sc.dimIs(op.getGateInput(), "gate input", 2, "feature size",
-                      config.getQueryDim(), "heads * head_dim")))
-    return failure();
+  // The gate input is the layer's input x [b, N, D]: D is W1's in-features
+  // (checked above), not heads * head_dim (a tensor-parallel rank holds
+  // heads / t of the heads and the whole x).
   return checkConvWeights(op, sc, op.getConvKeys(), op.getConvValues(),
                           config);
 }

@@ -79,6 +79,35 @@ def HAGAutodiff : Pass<"hag-autodiff", "::mlir::ModuleOp"> {
                            "::mlir::func::FuncDialect"];
 }
 
+def HAGSplitTensorParallel
+    : Pass<"hag-split-tensor-parallel", "::mlir::ModuleOp"> {
+  let summary = "Megatron-style tensor-parallel split of the forward graphs";
+  let description = [{
+    Rewrites a language model's forward functions (`forward`, `loss`,
+    `decode`, and any other function over the same weights) into the
+    program of one of `degree` ranks (spec section 9): W_q, W_k, W_v and the
+    conv weights are split by heads and W_gate, W_up by rows (column
+    parallel: each rank computes its own heads and hidden units), W_o and
+    W_down by columns (row parallel) followed by `hag.all_reduce` over the
+    `tensor` group; the memory gate, the norms and the embedding are
+    replicated. Each split weight argument gets
+    `hag.shard = {dim = D, parts = degree}`: rank r holds the r-th of
+    `degree` equal slices along dimension D. The attention configuration
+    (module `hag.config` and every op's) becomes the rank's:
+    `heads / degree` query heads, `kv_heads / degree` key/value heads; the
+    decoding caches shrink to the rank's key/value heads. The module gets
+    `hag.parallel_rank_program = {tensor = degree}`.
+
+    `degree` must divide `heads`, `kv_heads` and `mlp_hidden`; the pass runs
+    on forward graphs (before `hag-autodiff`) and rejects any op it does not
+    know how to split with an error naming it.
+  }];
+  let options = [
+    Option<"degree", "degree", "int64_t", /*default=*/"2",
+           "Number of tensor-parallel ranks">
+  ];
+}
+
 def HAGTrainStep : Pass<"hag-train-step", "::mlir::ModuleOp"> {
   let summary = "The training step as one entry point: @train_step and @gradients from @loss_grad";
   let description = [{

@@ -382,6 +382,57 @@ struct LinearLowering : OpRewritePattern<LinearOp> {
   }
 };
 
+/// hag.all_reduce: a call into the runtime's collective,
+/// `void hag_all_reduce_sum_f32(float *data, int64_t count, int32_t group)`
+/// (group 0: tensor, 1: data), which sums `count` contiguous floats over
+/// the group's ranks in place. The input is copied into a fresh contiguous
+/// buffer that the call overwrites and the result then owns.
+struct AllReduceLowering : OpRewritePattern<AllReduceOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(AllReduceOp op,
+                                PatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    auto type = cast<RankedTensorType>(op.getType());
+    if (!type.getElementType().isF32())
+      return op->emitError() << "hag.all_reduce lowers for f32 only, got "
+                             << type.getElementType();
+    auto module = op->getParentOfType<ModuleOp>();
+    constexpr StringLiteral callee = "hag_all_reduce_sum_f32";
+    Type i64 = rewriter.getI64Type(), i32 = rewriter.getI32Type();
+    if (!module.lookupSymbol<func::FuncOp>(callee)) {
+      OpBuilder::InsertionGuard guard(rewriter);
+      rewriter.setInsertionPointToStart(module.getBody());
+      auto decl = func::FuncOp::create(rewriter, loc, callee,
+                                       rewriter.getFunctionType({i64, i64, i32}, {}));
+      decl.setPrivate();
+    }
+    SmallVector<Value> dynamic;
+    Value count = arith::ConstantIndexOp::create(rewriter, loc, 1);
+    for (int64_t d = 0; d < type.getRank(); ++d) {
+      Value size = tensor::DimOp::create(rewriter, loc, op.getInput(), d);
+      if (type.isDynamicDim(d))
+        dynamic.push_back(size);
+      count = arith::MulIOp::create(rewriter, loc, count, size);
+    }
+    auto memrefType = MemRefType::get(type.getShape(), type.getElementType());
+    Value buffer = memref::AllocOp::create(rewriter, loc, memrefType, dynamic);
+    Value source = bufferization::ToBufferOp::create(
+        rewriter, loc, memrefType, op.getInput(), /*readOnly=*/true);
+    memref::CopyOp::create(rewriter, loc, source, buffer);
+    Value address =
+        memref::ExtractAlignedPointerAsIndexOp::create(rewriter, loc, buffer);
+    Value args[] = {
+        arith::IndexCastOp::create(rewriter, loc, i64, address),
+        arith::IndexCastOp::create(rewriter, loc, i64, count),
+        arith::ConstantIntOp::create(rewriter, loc, i32,
+                                     op.getGroup() == "tensor" ? 0 : 1)};
+    func::CallOp::create(rewriter, loc, callee, TypeRange{}, args);
+    rewriter.replaceOpWithNewOp<bufferization::ToTensorOp>(
+        op, type, buffer, /*restrict=*/true, /*writable=*/true);
+    return success();
+  }
+};
+
 struct AddLowering : OpRewritePattern<AddOp> {
   using OpRewritePattern::OpRewritePattern;
   LogicalResult matchAndRewrite(AddOp op,
@@ -647,7 +698,7 @@ struct CrossEntropyLowering : OpRewritePattern<CrossEntropyOp> {
 
 void mlir::hag::populateLanguageModelToLinalgPatterns(
     RewritePatternSet &patterns) {
-  patterns.add<LinearLowering, AddLowering, RMSNormLowering, RopeLowering,
+  patterns.add<LinearLowering, AddLowering, AllReduceLowering, RMSNormLowering, RopeLowering,
                SwiGLULowering, EmbeddingLowering, CrossEntropyLowering>(
       patterns.getContext());
 }

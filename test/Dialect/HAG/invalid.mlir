@@ -671,9 +671,9 @@ func.func @f(%x: tensor<?x?x6xf32>, %w1: tensor<6x6xf32>, %b1: tensor<6xf32>, %w
 
 // -----
 
-func.func @f(%q: tensor<?x?x8xf32>, %h: tensor<?x?x6xf32>, %w1: tensor<6x6xf32>, %b1: tensor<6xf32>, %w2: tensor<6xf32>, %b2: tensor<1xf32>) {
-  // expected-error @+1 {{expects feature size of gate input (6) to equal heads * head_dim (8)}}
-  %o = hag.pyramid_attention %q, %q, %q gate (%h, %w1, %b1, %w2, %b2) {config = #hag.pyramid<heads = 2, head_dim = 4, block = 8, window = 2, summary = 2, max_seq = 64>} : (tensor<?x?x8xf32>, tensor<?x?x8xf32>, tensor<?x?x8xf32>, tensor<?x?x6xf32>, tensor<6x6xf32>, tensor<6xf32>, tensor<6xf32>, tensor<1xf32>) -> tensor<?x?x8xf32>
+func.func @f(%q: tensor<?x?x8xf32>, %h: tensor<?x?x6xf32>, %w1: tensor<6x8xf32>, %b1: tensor<6xf32>, %w2: tensor<6xf32>, %b2: tensor<1xf32>) {
+  // expected-error @+1 {{expects in-features of w1 (8) to equal feature size of the gate input (6)}}
+  %o = hag.pyramid_attention %q, %q, %q gate (%h, %w1, %b1, %w2, %b2) {config = #hag.pyramid<heads = 2, head_dim = 4, block = 8, window = 2, summary = 2, max_seq = 64>} : (tensor<?x?x8xf32>, tensor<?x?x8xf32>, tensor<?x?x8xf32>, tensor<?x?x6xf32>, tensor<6x8xf32>, tensor<6xf32>, tensor<6xf32>, tensor<1xf32>) -> tensor<?x?x8xf32>
   return
 }
 

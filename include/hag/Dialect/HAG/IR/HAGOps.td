@@ -140,6 +140,31 @@ def HAG_AddOp : HAG_PureOp<"add", [Commutative, SameOperandsAndResultType,
   let assemblyFormat = "$lhs `,` $rhs attr-dict `:` type($result)";
 }
 
+//===----------------------------------------------------------------------===//
+// Collectives (spec section 9)
+//===----------------------------------------------------------------------===//
+
+def HAG_AllReduceOp : HAG_Op<"all_reduce", [SameOperandsAndResultType,
+                      DeclareOpInterfaceMethods<HAG_CostOpInterface>]> {
+  let summary = "elementwise sum of a tensor over the ranks of a parallel group";
+  let description = [{
+    Every rank of `group` (`tensor`: the ranks of one tensor-parallel
+    split; `data`: the data-parallel replicas) contributes its `input`, and
+    every rank receives the elementwise sum. Made by
+    `hag-split-tensor-parallel` after the row-parallel products (W_o,
+    W_down). Not `Pure`: it communicates, so it is never hoisted, merged or
+    dropped.
+
+    ```mlir
+    %y = hag.all_reduce %partial group("tensor") : tensor<?x?x128xf32>
+    ```
+  }];
+  let arguments = (ins HAG_FloatTensor:$input, StrAttr:$group);
+  let results = (outs HAG_FloatTensor:$result);
+  let assemblyFormat = "$input `group` `(` $group `)` attr-dict `:` type($result)";
+  let hasVerifier = 1;
+}
+
 def HAG_CrossEntropyOp : HAG_PureOp<"cross_entropy", [DeclareOpInterfaceMethods<HAG_DifferentiableOpInterface>]> {
   let summary = "mean next-token cross-entropy";
   let description = [{
