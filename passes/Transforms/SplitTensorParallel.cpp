@@ -164,13 +164,15 @@ struct HAGSplitTensorParallelPass
       if (!split)
         continue;
       int64_t size = shaped.getDimSize(split->dim);
-      if (ShapedType::isDynamic(size) || size % t != 0)
+      if (ShapedType::isDynamic(size))
         return fn.emitError()
                << "hag-split-tensor-parallel: argument '" << name.getValue()
-               << "' has " << (ShapedType::isDynamic(size) ? "a dynamic" : "")
-               << (ShapedType::isDynamic(size) ? "" : std::to_string(size))
-               << " dimension " << split->dim << ", not divisible by degree "
-               << t;
+               << "': dimension " << split->dim << " is dynamic";
+      if (size % t != 0)
+        return fn.emitError()
+               << "hag-split-tensor-parallel: argument '" << name.getValue()
+               << "': dimension " << split->dim << " (" << size
+               << ") is not divisible by degree " << t;
       arg.setType(shaped.clone(withDim(shaped.getShape(), split->dim, size / t)));
       changed.insert(arg);
       if (split->shard) {
