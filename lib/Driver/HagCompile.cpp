@@ -191,8 +191,10 @@ int mlir::hag::hagCompileMain(int argc, char **argv) {
           "hag.parallel"))
     if (auto t = p.getAs<IntegerAttr>("tensor"))
       tensorParallel = t.getInt();
-  bool rankProgram = tensorParallel > 1 ||
-                     module->getOperation()->hasAttr("hag.parallel_rank_program");
+  // An .mlir input may already be a rank program (of this YAML's split).
+  bool alreadySplit =
+      module->getOperation()->hasAttr("hag.parallel_rank_program");
+  bool rankProgram = tensorParallel > 1 || alreadySplit;
   if (rankProgram && (opts.train || phase == Phase::Train))
     return fail("tensor-parallel training is not available yet: the split "
                 "runs on forward graphs (hag-autodiff has no rule for "
@@ -204,7 +206,7 @@ int mlir::hag::hagCompileMain(int argc, char **argv) {
   if (phase >= Phase::HAG) {
     PassManager pm(&ctx);
     buildHAGPhasePipeline(pm);
-    if (tensorParallel > 1) {
+    if (tensorParallel > 1 && !alreadySplit) {
       HAGSplitTensorParallelOptions split;
       split.degree = tensorParallel;
       pm.addPass(createHAGSplitTensorParallel(split));

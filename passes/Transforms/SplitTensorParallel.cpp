@@ -28,6 +28,7 @@ using namespace mlir::hag;
 namespace {
 
 constexpr StringLiteral kShardAttr = "hag.shard";
+constexpr StringLiteral kRankProgramAttr = "hag.parallel_rank_program";
 
 /// How an argument is split: the dimension divided by the degree, and
 /// whether the rank's slice is a shard of a whole tensor the caller has
@@ -92,6 +93,9 @@ struct HAGSplitTensorParallelPass
     if (!config || !model)
       return fail("needs a model module (with hag.config and hag.model "
                   "attributes, as the frontend builds it)");
+    if (module->hasAttr(kRankProgramAttr))
+      return fail("the module is already one rank's program (" +
+                  Twine(kRankProgramAttr) + ")");
     int64_t t = degree;
     auto divides = [&](StringRef what, int64_t n) {
       if (n % t == 0)
@@ -136,7 +140,7 @@ struct HAGSplitTensorParallelPass
     }
     module->setAttr("hag.config", rankConfig);
     Builder b(ctx);
-    module->setAttr("hag.parallel_rank_program",
+    module->setAttr(kRankProgramAttr,
                     b.getDictionaryAttr(
                         b.getNamedAttr("tensor", b.getI64IntegerAttr(t))));
   }
@@ -152,6 +156,9 @@ struct HAGSplitTensorParallelPass
     // Row-parallel weights, whose products need the all-reduce.
     DenseSet<Value> rowParallel;
 
+    if (!fn.getBody().hasOneBlock())
+      return fn.emitError() << "hag-split-tensor-parallel: expects functions "
+                               "of one block";
     Block &entry = fn.getBody().front();
     for (BlockArgument arg : entry.getArguments()) {
       auto name = fn.getArgAttrOfType<StringAttr>(arg.getArgNumber(),
@@ -185,8 +192,6 @@ struct HAGSplitTensorParallelPass
           rowParallel.insert(arg);
       }
     }
-    fn.setType(FunctionType::get(ctx, entry.getArgumentTypes(),
-                                 fn.getFunctionType().getResults()));
 
     auto setResultType = [&](Operation *op, Type type) {
       if (op->getResult(0).getType() == type)
@@ -245,7 +250,7 @@ struct HAGSplitTensorParallelPass
         setResultType(op, decode.getQueries().getType());
         return WalkResult::advance();
       }
-      if (auto swiglu = dyn_cast<SwiGLUOp>(op)) {
+      if (isa<SwiGLUOp>(op)) {
         allReduceAfter(op);
         return WalkResult::advance();
       }
@@ -260,11 +265,8 @@ struct HAGSplitTensorParallelPass
     });
     if (result.wasInterrupted())
       return failure();
-    // A function returning a split value (the attention core's output: the
-    // rank's heads) returns the rank's slice.
-    if (!fn.getBody().hasOneBlock())
-      return fn.emitError() << "hag-split-tensor-parallel: expects functions "
-                               "of one block";
+    // The new argument types; a function returning a split value (the
+    // attention core's output: the rank's heads) returns the rank's slice.
     auto ret = cast<func::ReturnOp>(entry.getTerminator());
     fn.setType(FunctionType::get(ctx, entry.getArgumentTypes(),
                                  ret.getOperandTypes()));
