@@ -34,20 +34,12 @@ def read_npy_header(f):
     return d, f.tell()
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("artifact")
-    ap.add_argument("weights")
-    ap.add_argument("eval_npy")
-    ap.add_argument("--hag-run", default=os.path.join(
-        os.path.dirname(os.path.abspath(__file__)), "..", "..", "build", "bin",
-        "hag-run"))
-    ap.add_argument("--batch", type=int, default=16)
-    args = ap.parse_args()
-
-    with open(args.eval_npy[:-4] + ".answers.json") as f:
+def read_eval(path):
+    """The token rows of an evaluation set from make_recall.py (int32
+    [examples, seq] .npy), its answers.json lists (one per example) and seq."""
+    with open(path[:-4] + ".answers.json") as f:
         answers = json.load(f)["answers"]
-    with open(args.eval_npy, "rb") as f:
+    with open(path, "rb") as f:
         d, _ = read_npy_header(f)
         if d["descr"] != "<i4" or len(d["shape"]) != 2:
             sys.exit("evaluate.py: expected int32 [examples, seq] tokens")
@@ -59,6 +51,22 @@ def main():
             rows.append(r)
     if len(answers) != n:
         sys.exit("evaluate.py: %d examples but %d answer lists" % (n, len(answers)))
+    return rows, answers, seq
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("artifact")
+    ap.add_argument("weights")
+    ap.add_argument("eval_npy")
+    ap.add_argument("--hag-run", default=os.path.join(
+        os.path.dirname(os.path.abspath(__file__)), "..", "..", "build", "bin",
+        "hag-run"))
+    ap.add_argument("--batch", type=int, default=16)
+    args = ap.parse_args()
+
+    rows, answers, seq = read_eval(args.eval_npy)
+    n = len(rows)
 
     correct = total = 0
     with tempfile.TemporaryDirectory() as tmp:

@@ -4,23 +4,11 @@ every answer listed in EVAL.answers.json is the value its key was given in
 the context, stated only in a fact that ends more than 1024 tokens before
 the question, and every key is asked first exactly once. Prints a summary
 line; exits non-zero naming the first violation."""
-import array
-import json
 import sys
 
-from evaluate import read_npy_header
+from evaluate import read_eval
 
-path = sys.argv[1]
-with open(path[:-4] + ".answers.json") as f:
-    answers = json.load(f)["answers"]
-with open(path, "rb") as f:
-    d, _ = read_npy_header(f)
-    n, seq = d["shape"]
-    rows = []
-    for _ in range(n):
-        r = array.array("i")
-        r.frombytes(f.read(4 * seq))
-        rows.append(r)
+rows, answers, _ = read_eval(sys.argv[1])
 gaps = []
 for e, (row, qs) in enumerate(zip(rows, answers)):
     keys = [row[p] for p, _ in qs]
