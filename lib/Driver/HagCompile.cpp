@@ -185,24 +185,32 @@ int mlir::hag::hagCompileMain(int argc, char **argv) {
   if (!module || failed(verify(*module)))
     return 1;
 
-  // `parallel.tensor: t` (t > 1): the program of one tensor-parallel rank.
-  int64_t tensorParallel = 1;
+  // `parallel.tensor: t` (t > 1): the program of one tensor-parallel rank;
+  // `parallel.data: d` (d > 1, training): the gradients are averaged over d
+  // replicas.
+  int64_t tensorParallel = 1, dataParallel = 1, pipelineParallel = 1;
   if (auto p = module->getOperation()->getAttrOfType<DictionaryAttr>(
-          "hag.parallel"))
+          "hag.parallel")) {
     if (auto t = p.getAs<IntegerAttr>("tensor"))
       tensorParallel = t.getInt();
+    if (auto d = p.getAs<IntegerAttr>("data"))
+      dataParallel = d.getInt();
+    if (auto pp = p.getAs<IntegerAttr>("pipeline"))
+      pipelineParallel = pp.getInt();
+  }
+  if (pipelineParallel > 1 && phase >= Phase::HAG)
+    return fail("parallel.pipeline: " + std::to_string(pipelineParallel) +
+                " is not available yet (hag-split-pipeline is not "
+                "implemented); use parallel.tensor and parallel.data");
   // An .mlir input may already be a rank program (of this YAML's split).
-  bool alreadySplit =
-      module->getOperation()->hasAttr("hag.parallel_rank_program");
+  auto splitAttr = module->getOperation()->getAttrOfType<DictionaryAttr>(
+      "hag.parallel_rank_program");
+  bool alreadySplit = splitAttr && splitAttr.get("tensor");
   bool rankProgram = tensorParallel > 1 || alreadySplit;
   if (rankProgram && (opts.train || phase == Phase::Train))
     return fail("tensor-parallel training is not available yet: the split "
                 "runs on forward graphs (hag-autodiff has no rule for "
                 "hag.all_reduce)");
-  if (rankProgram && phase == Phase::Artifact)
-    return fail("a tensor-parallel rank program cannot be packaged yet: "
-                "hag-run has no collective runtime (MPI); --compile-to=hag "
-                "shows the split graph, --compile-to=lower its code");
   if (phase >= Phase::HAG) {
     PassManager pm(&ctx);
     buildHAGPhasePipeline(pm);
@@ -226,7 +234,7 @@ int mlir::hag::hagCompileMain(int argc, char **argv) {
       return fail("--train needs a language model (kind: lm): the model has "
                   "no loss");
     PassManager pm(&ctx);
-    buildTrainPhasePipeline(pm, config);
+    buildTrainPhasePipeline(pm, config, dataParallel);
     if (failed(pm.run(*module)))
       return 1;
   }

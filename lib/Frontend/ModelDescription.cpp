@@ -822,6 +822,17 @@ private:
         !checkTensorDivides(md.resolvedMlpHidden(), "the MLP hidden size"))
       return false;
 
+    // Data-parallel replicas each take an equal share of the global batch.
+    if (config.data > 1) {
+      int64_t batch = md.train ? md.train->batch : TrainConfig().batch;
+      if (batch % config.data != 0)
+        return diag.error(parallel.valueLoc("data"),
+                          "'parallel.data' (" + Twine(config.data) +
+                              ") must divide 'train.batch' (" + Twine(batch) +
+                              "): each replica trains on an equal share of "
+                              "the batch");
+    }
+
     // Pipeline stages hold at least one layer each.
     int64_t layers = md.kind == ModelKind::LM ? md.layers : 1;
     if (config.pipeline > layers)

@@ -26,7 +26,8 @@ void mlir::hag::buildHAGPhasePipeline(OpPassManager &pm) {
 }
 
 void mlir::hag::buildTrainPhasePipeline(OpPassManager &pm,
-                                        DictionaryAttr config) {
+                                        DictionaryAttr config,
+                                        int64_t dataParallel) {
   std::string precision = "fp32";
   if (auto a = config.getAs<StringAttr>("precision"))
     precision = a.getValue().str();
@@ -40,6 +41,11 @@ void mlir::hag::buildTrainPhasePipeline(OpPassManager &pm,
     mixed.entry = "loss_grad";
     mixed.precision = precision;
     pm.addPass(createHAGMixedPrecision(mixed));
+  }
+  if (dataParallel > 1) {
+    HAGDataParallelOptions data;
+    data.degree = dataParallel;
+    pm.addPass(createHAGDataParallel(data));
   }
   HAGTrainStepOptions o;
   auto f = [&](StringRef key, double &out) {

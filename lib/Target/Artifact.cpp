@@ -143,6 +143,17 @@ std::string mlir::hag::buildManifest(ModuleOp module,
     root["train"] = std::move(t);
   }
 
+  // The parallel split this program is one rank of (hag-run starts one
+  // process per rank under mpirun).
+  if (auto split =
+          module->getAttrOfType<DictionaryAttr>("hag.parallel_rank_program")) {
+    llvm::json::Object p{{"tensor", int64_t(1)}, {"data", int64_t(1)}};
+    for (NamedAttribute a : split)
+      if (auto i = dyn_cast<IntegerAttr>(a.getValue()))
+        p[a.getName().str()] = i.getInt();
+    root["parallel"] = std::move(p);
+  }
+
   llvm::json::Array parameters, entries;
   llvm::StringSet<> seen;
   for (auto func : module.getOps<func::FuncOp>()) {
@@ -164,8 +175,19 @@ std::string mlir::hag::buildManifest(ModuleOp module,
         continue;
       }
       params.push_back(argName);
-      if (seen.insert(argName).second)
-        parameters.push_back(tensorJson(argName, type));
+      if (seen.insert(argName).second) {
+        llvm::json::Object param = tensorJson(argName, type);
+        // A tensor-parallel rank holds one slice of this weight.
+        if (auto shard =
+                func.getArgAttrOfType<DictionaryAttr>(i, "hag.shard")) {
+          auto dim = shard.getAs<IntegerAttr>("dim");
+          auto parts = shard.getAs<IntegerAttr>("parts");
+          if (dim && parts)
+            param["shard"] = llvm::json::Object{{"dim", dim.getInt()},
+                                                {"parts", parts.getInt()}};
+        }
+        parameters.push_back(std::move(param));
+      }
     }
     llvm::json::Object entry{{"name", func.getName().str()},
                              {"symbol", "_mlir_ciface_" + func.getName().str()},

@@ -44,14 +44,15 @@ namespace {
 std::atomic<AllReduceFn> allReduceFn{nullptr};
 
 /// What compiled code calls for hag.all_reduce.
-void allReduceTrampoline(float *data, int64_t count, int32_t group) {
+void allReduceTrampoline(float *data, int64_t count, int32_t group,
+                         int32_t mean) {
   AllReduceFn fn = allReduceFn.load();
   if (!fn) {
-    std::fprintf(stderr, "hag_all_reduce_sum_f32: no collective installed "
+    std::fprintf(stderr, "hag_all_reduce_f32: no collective installed "
                          "(hag::testing::setAllReduce)\n");
     std::abort();
   }
-  fn(data, count, group);
+  fn(data, count, group, mean);
 }
 
 void initializeOnce() {
@@ -101,7 +102,7 @@ static bool lowerAndJit(JitModel::Impl &impl, OwningOpRef<ModuleOp> module,
   impl.engine = std::move(*engine);
   impl.engine->registerSymbols([](llvm::orc::MangleAndInterner interner) {
     llvm::orc::SymbolMap symbols;
-    symbols[interner("hag_all_reduce_sum_f32")] = {
+    symbols[interner("hag_all_reduce_f32")] = {
         llvm::orc::ExecutorAddr::fromPtr(&allReduceTrampoline),
         llvm::JITSymbolFlags::Exported};
     return symbols;

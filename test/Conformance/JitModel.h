@@ -33,10 +33,12 @@ struct TensorResult {
 };
 
 /// The collective behind `hag.all_reduce` in compiled code
-/// (`hag_all_reduce_sum_f32`): sums `count` floats over the ranks of
-/// `group` (0: tensor, 1: data) in place. Tests install one; compiled code
-/// that reaches hag.all_reduce without one aborts with a message.
-using AllReduceFn = void (*)(float *data, int64_t count, int32_t group);
+/// (`hag_all_reduce_f32`): sums `count` floats over the ranks of `group`
+/// (0: tensor, 1: data) in place, divided by the group's size when `mean`
+/// is 1. Tests install one; compiled code that reaches hag.all_reduce
+/// without one aborts with a message.
+using AllReduceFn = void (*)(float *data, int64_t count, int32_t group,
+                             int32_t mean);
 void setAllReduce(AllReduceFn fn);
 
 class JitModel {

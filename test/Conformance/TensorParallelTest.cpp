@@ -66,8 +66,10 @@ struct ThreadGroup {
 ThreadGroup *group = nullptr;
 thread_local int threadRank = -1;
 
-void threadAllReduce(float *data, int64_t count, int32_t groupKind) {
+void threadAllReduce(float *data, int64_t count, int32_t groupKind,
+                     int32_t mean) {
   ASSERT_EQ(groupKind, 0) << "only the tensor group exists here";
+  ASSERT_EQ(mean, 0) << "the tensor split sums partial products";
   group->allReduce(threadRank, data, count);
 }
 

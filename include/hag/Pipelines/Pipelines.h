@@ -3,6 +3,8 @@
 #ifndef HAG_PIPELINES_PIPELINES_H
 #define HAG_PIPELINES_PIPELINES_H
 
+#include <cstdint>
+
 namespace mlir {
 class DictionaryAttr;
 class OpPassManager;
@@ -14,10 +16,12 @@ namespace mlir::hag {
 /// into hag.pyramid_attention, CSE. Anchored on the module.
 void buildHAGPhasePipeline(OpPassManager &pm);
 
-/// The `train` phase (architecture.md phase 3): hag-autodiff on @loss, then
-/// hag-train-step with the settings of `config` (the module's `hag.train`
-/// attribute, see hag::trainConfigAttr).
-void buildTrainPhasePipeline(OpPassManager &pm, DictionaryAttr config);
+/// The `train` phase (architecture.md phase 3): hag-autodiff on @loss
+/// (hag-mixed-precision for the mixed precisions, hag-data-parallel when
+/// `dataParallel` > 1), then hag-train-step with the settings of `config`
+/// (the module's `hag.train` attribute, see hag::trainConfigAttr).
+void buildTrainPhasePipeline(OpPassManager &pm, DictionaryAttr config,
+                             std::int64_t dataParallel = 1);
 
 /// The CPU part of the `lower` phase: hag -> linalg/scf/memref (kernel
 /// library inlined) -> one-shot bufferization with buffer deallocation ->

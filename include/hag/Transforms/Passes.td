@@ -108,6 +108,26 @@ def HAGSplitTensorParallel
   ];
 }
 
+def HAGDataParallel : Pass<"hag-data-parallel", "::mlir::ModuleOp"> {
+  let summary = "Data parallelism: average the loss and the gradients over the data-parallel replicas";
+  let description = [{
+    Runs after `hag-autodiff` (and `hag-mixed-precision`), before
+    `hag-train-step`: every result of `@loss_grad` (the loss and the
+    gradient of every weight) goes through
+    `hag.all_reduce group("data") mean`, so each of `degree` replicas,
+    given its own rows of the global batch, continues with the global
+    batch's mean loss and gradients (spec section 9): the found-inf check,
+    the clipping norm and AdamW then see the same numbers on every replica
+    and the weights stay identical. The module's
+    `hag.parallel_rank_program` gets `data = degree`.
+  }];
+  let options = [
+    Option<"degree", "degree", "int64_t", /*default=*/"2",
+           "Number of data-parallel replicas">
+  ];
+  let dependentDialects = ["::mlir::hag::HAGDialect"];
+}
+
 def HAGTrainStep : Pass<"hag-train-step", "::mlir::ModuleOp"> {
   let summary = "The training step as one entry point: @train_step and @gradients from @loss_grad";
   let description = [{

@@ -383,9 +383,10 @@ struct LinearLowering : OpRewritePattern<LinearOp> {
 };
 
 /// hag.all_reduce: a call into the runtime's collective,
-/// `void hag_all_reduce_sum_f32(float *data, int64_t count, int32_t group)`
-/// (group 0: tensor, 1: data), which sums `count` contiguous floats over
-/// the group's ranks in place. The input is copied into a fresh contiguous
+/// `void hag_all_reduce_f32(float *data, int64_t count, int32_t group,
+/// int32_t mean)` (group 0: tensor, 1: data), which sums `count` contiguous
+/// floats over the group's ranks in place (and divides them by the group's
+/// size when `mean` is 1). The input is copied into a fresh contiguous
 /// buffer that the call overwrites and the result then owns.
 struct AllReduceLowering : OpRewritePattern<AllReduceOp> {
   using OpRewritePattern::OpRewritePattern;
@@ -397,13 +398,13 @@ struct AllReduceLowering : OpRewritePattern<AllReduceOp> {
       return op->emitError() << "hag.all_reduce lowers for f32 only, got "
                              << type.getElementType();
     auto module = op->getParentOfType<ModuleOp>();
-    constexpr StringLiteral callee = "hag_all_reduce_sum_f32";
+    constexpr StringLiteral callee = "hag_all_reduce_f32";
     Type i64 = rewriter.getI64Type(), i32 = rewriter.getI32Type();
     if (!module.lookupSymbol<func::FuncOp>(callee)) {
       OpBuilder::InsertionGuard guard(rewriter);
       rewriter.setInsertionPointToStart(module.getBody());
       auto decl = func::FuncOp::create(rewriter, loc, callee,
-                                       rewriter.getFunctionType({i64, i64, i32}, {}));
+                                       rewriter.getFunctionType({i64, i64, i32, i32}, {}));
       decl.setPrivate();
     }
     SmallVector<Value> dynamic;
@@ -425,7 +426,8 @@ struct AllReduceLowering : OpRewritePattern<AllReduceOp> {
         arith::IndexCastOp::create(rewriter, loc, i64, address),
         arith::IndexCastOp::create(rewriter, loc, i64, count),
         arith::ConstantIntOp::create(rewriter, loc, i32,
-                                     op.getGroup() == "tensor" ? 0 : 1)};
+                                     op.getGroup() == "tensor" ? 0 : 1),
+        arith::ConstantIntOp::create(rewriter, loc, i32, op.getMean() ? 1 : 0)};
     func::CallOp::create(rewriter, loc, callee, TypeRange{}, args);
     rewriter.replaceOpWithNewOp<bufferization::ToTensorOp>(
         op, type, buffer, /*restrict=*/true, /*writable=*/true);

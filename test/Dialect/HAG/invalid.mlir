@@ -882,3 +882,11 @@ func.func @f(%do: tensor<2x8x8xf32>, %q: tensor<2x8x8xf32>, %g: tensor<2x8xf32>,
       -> (tensor<2x8x8xf32>, tensor<2x8x8xf32>, tensor<2x8x8xf32>, tensor<2x8xf32>, tensor<2x4x4xf32>, tensor<2x4x4xf32>)
   return
 }
+
+// -----
+
+func.func @all_reduce_group(%x: tensor<4xf32>) -> tensor<4xf32> {
+  // expected-error @+1 {{group must be "tensor" or "data", got "pipeline"}}
+  %0 = hag.all_reduce %x group("pipeline") mean : tensor<4xf32>
+  return %0 : tensor<4xf32>
+}

@@ -195,3 +195,12 @@ func.func @local_only_config(%h: tensor<?x?x128xf32>, %w1: tensor<96x128xf32>, %
       : (tensor<?x?x128xf32>, tensor<96x128xf32>, tensor<96xf32>, tensor<96xf32>, tensor<1xf32>) -> tensor<?x?xf32>
   return %g : tensor<?x?xf32>
 }
+
+// CHECK-LABEL: func.func @all_reduce
+// CHECK: hag.all_reduce %{{.*}} group("tensor") : tensor<2x8xf32>
+// CHECK: hag.all_reduce %{{.*}} group("data") mean : tensor<f32>
+func.func @all_reduce(%x: tensor<2x8xf32>, %l: tensor<f32>) -> (tensor<2x8xf32>, tensor<f32>) {
+  %0 = hag.all_reduce %x group("tensor") : tensor<2x8xf32>
+  %1 = hag.all_reduce %l group("data") mean : tensor<f32>
+  return %0, %1 : tensor<2x8xf32>, tensor<f32>
+}

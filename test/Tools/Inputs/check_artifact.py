@@ -36,8 +36,12 @@ def main(path):
     print(f"code is ELF: {is_elf}, shared object: {is_shared}")
     print("model " + json.dumps(manifest["model"], sort_keys=True))
     print("attention " + json.dumps(manifest.get("attention", {}), sort_keys=True))
+    if "parallel" in manifest:
+        print("parallel " + json.dumps(manifest["parallel"], sort_keys=True))
     for p in manifest["parameters"]:
-        print(f"param {p['name']} {p['dtype']} {p['shape']}")
+        shard = p.get("shard")
+        split = f" shard dim {shard['dim']} of {shard['parts']}" if shard else ""
+        print(f"param {p['name']} {p['dtype']} {p['shape']}{split}")
     for e in manifest["entries"]:
         ins = ", ".join(f"{i['name']}:{i['dtype']}{i['shape']}" for i in e["inputs"])
         print(f"entry {e['name']} symbol {e['symbol']} inputs {ins} params {len(e['parameters'])} "

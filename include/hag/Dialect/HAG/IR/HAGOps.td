@@ -146,22 +146,26 @@ def HAG_AddOp : HAG_PureOp<"add", [Commutative, SameOperandsAndResultType,
 
 def HAG_AllReduceOp : HAG_Op<"all_reduce", [SameOperandsAndResultType,
                       DeclareOpInterfaceMethods<HAG_CostOpInterface>]> {
-  let summary = "elementwise sum of a tensor over the ranks of a parallel group";
+  let summary = "elementwise sum (or mean) of a tensor over the ranks of a parallel group";
   let description = [{
     Every rank of `group` (`tensor`: the ranks of one tensor-parallel
     split; `data`: the data-parallel replicas) contributes its `input`, and
-    every rank receives the elementwise sum. Made by
+    every rank receives the elementwise sum, or with `mean` the sum divided
+    by the number of ranks in the group. Made by
     `hag-split-tensor-parallel` after the row-parallel products (W_o,
-    W_down). Not `Pure`: it communicates, so it is never hoisted, merged or
-    dropped.
+    W_down) and by `hag-data-parallel` on the loss and the gradients. Not
+    `Pure`: it communicates, so it is never hoisted, merged or dropped.
 
     ```mlir
     %y = hag.all_reduce %partial group("tensor") : tensor<?x?x128xf32>
+    %g = hag.all_reduce %grad group("data") mean : tensor<64x128xf32>
     ```
   }];
-  let arguments = (ins HAG_FloatTensor:$input, StrAttr:$group);
+  let arguments = (ins HAG_FloatTensor:$input, StrAttr:$group,
+                       UnitAttr:$mean);
   let results = (outs HAG_FloatTensor:$result);
-  let assemblyFormat = "$input `group` `(` $group `)` attr-dict `:` type($result)";
+  let assemblyFormat =
+      "$input `group` `(` $group `)` (`mean` $mean^)? attr-dict `:` type($result)";
   let hasVerifier = 1;
 }
 
