@@ -1,5 +1,6 @@
 # -*- Python -*-
 import os
+import shutil
 
 import lit.formats
 from lit.llvm import llvm_config
@@ -25,3 +26,12 @@ tools = ["hag-opt", "hag-compile", "hag-run", "hag-embed-example", "not", "split
 llvm_config.add_tool_substitutions(tools, tool_dirs)
 llvm_config.with_environment("PATH", config.hag_tools_dir, append_path=True)
 llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
+
+# Multi-process tests: hag-run built with MPI and mpirun present. Several
+# processes on one machine share its cores; --oversubscribe lets them run on
+# fewer cores than ranks, and root may run them (CI runs as root).
+if config.hag_have_mpi and shutil.which("mpirun"):
+    config.available_features.add("mpi")
+    config.substitutions.append(
+        ("%mpirun", "mpirun --allow-run-as-root --oversubscribe --bind-to none "
+                    "--mca btl self,vader -x OMP_NUM_THREADS=1"))

@@ -270,6 +270,23 @@ Status parseTrain(const ManifestReader &r, const json::Value &root,
   return Status::success();
 }
 
+Status parseParallel(const ManifestReader &r, const json::Value &root,
+                     ParallelFacts &p) {
+  Status st;
+  const json::Value *obj = r.member(root, "", "parallel",
+                                    json::Value::Kind::Object, st,
+                                    /*required=*/false);
+  if (!obj)
+    return st;
+  for (Status s : {r.getInt(*obj, "parallel", "tensor", p.tensor, 1),
+                   r.getInt(*obj, "parallel", "data", p.data, 1)})
+    if (!s.ok())
+      return s;
+  if (p.ranks() > 65536)
+    return r.error(strCat("parallel: ", p.ranks(), " ranks is too many"));
+  return Status::success();
+}
+
 Status parseParameters(const ManifestReader &r, const json::Value &root,
                        std::vector<TensorSpec> &params) {
   Status st;
@@ -292,6 +309,22 @@ Status parseParameters(const ManifestReader &r, const json::Value &root,
         return s;
     if (!seen.insert(spec.name).second)
       return r.error("parameter " + quoted(spec.name) + " is declared twice");
+    Status shardStatus;
+    if (const json::Value *shard =
+            r.member(v, path, "shard", json::Value::Kind::Object, shardStatus,
+                     /*required=*/false)) {
+      std::string sp = path + ".shard";
+      for (Status s : {r.getInt(*shard, sp, "dim", spec.shardDim, 0),
+                       r.getInt(*shard, sp, "parts", spec.shardParts, 1)})
+        if (!s.ok())
+          return s;
+      if (spec.shardDim >= static_cast<int64_t>(spec.shape.size()))
+        return r.error(strCat(sp, ".dim is ", spec.shardDim, " but ",
+                              quoted(spec.name), " has rank ",
+                              spec.shape.size()));
+    } else if (!shardStatus.ok()) {
+      return shardStatus;
+    }
     params.push_back(std::move(spec));
   }
   return Status::success();
@@ -432,6 +465,7 @@ hag::rt::parseArtifactManifest(const std::string &text,
                     false),
         parseModel(r, *root, m.model), parseAttention(r, *root, m.attention),
         parseTrain(r, *root, m.train),
+        parseParallel(r, *root, m.parallel),
         parseParameters(r, *root, m.parameters),
         parseEntries(r, *root, m.parameters, m.entries)})
     if (!s.ok())
@@ -711,8 +745,17 @@ Result<Artifact> Artifact::load(const uint8_t *data, size_t size,
   }
   ::dlerror(); // clear
   handle->handle = ::dlopen(handle->dlName.c_str(), RTLD_NOW | RTLD_LOCAL);
-  if (!handle->handle)
-    return makeError(source, ": cannot load the code: ", lastDlError());
+  if (!handle->handle) {
+    std::string why = lastDlError();
+    // A parallel artifact's code calls the runtime's collective, which it
+    // finds only in a program that exports its symbols.
+    if (why.find("hag_all_reduce_f32") != std::string::npos)
+      return makeError(source, ": cannot load the code: ", why,
+                       " (a parallel artifact needs the program that loads "
+                       "it to export the runtime's hag_all_reduce_f32: link "
+                       "it with -rdynamic, or run it with hag-run)");
+    return makeError(source, ": cannot load the code: ", why);
+  }
 
   for (ArtifactEntry &e : a.info.entries) {
     ::dlerror();

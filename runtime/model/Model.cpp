@@ -7,6 +7,8 @@
 
 #include "hag/runtime/Model.h"
 
+#include "hag/runtime/Collectives.h"
+
 #include "hag/runtime/Memory.h"
 #include "hag/runtime/WeightInit.h"
 
@@ -375,11 +377,85 @@ Result<Model> Model::open(const std::string &path) {
   }
 }
 
+namespace {
+
+/// `spec`'s shape with the sharded dimension whole.
+std::vector<int64_t> wholeShape(const TensorSpec &spec) {
+  std::vector<int64_t> shape = spec.shape;
+  if (spec.shardDim >= 0 && spec.shardParts > 1 &&
+      spec.shardDim < static_cast<int64_t>(shape.size()) &&
+      shape[static_cast<size_t>(spec.shardDim)] >= 0)
+    shape[static_cast<size_t>(spec.shardDim)] *= spec.shardParts;
+  return shape;
+}
+
+/// Slice `index` of `parts` equal slices of `whole` along `dim`.
+Result<HostTensor> sliceAlong(const HostTensor &whole, int64_t dim,
+                              int64_t parts, int64_t index) {
+  std::vector<int64_t> shape = whole.shape;
+  shape[static_cast<size_t>(dim)] /= parts;
+  Result<HostTensor> out = HostTensor::zeros(whole.dtype, shape);
+  if (!out.ok())
+    return out.status();
+  size_t elem = dtypeSize(whole.dtype);
+  int64_t outer = 1, inner = 1;
+  for (int64_t d = 0; d < dim; ++d)
+    outer *= shape[static_cast<size_t>(d)];
+  for (size_t d = static_cast<size_t>(dim) + 1; d < shape.size(); ++d)
+    inner *= shape[d];
+  const size_t chunk =
+      static_cast<size_t>(shape[static_cast<size_t>(dim)] * inner) * elem;
+  const uint8_t *src = whole.data.data();
+  uint8_t *dst = out->data.data();
+  for (int64_t o = 0; o < outer; ++o)
+    std::memcpy(dst + static_cast<size_t>(o) * chunk,
+                src + (static_cast<size_t>(o * parts + index)) * chunk, chunk);
+  return out;
+}
+
+} // namespace
+
+Status Model::setTensorRank(int64_t index) {
+  const ParallelFacts &p = code.manifest().parallel;
+  if (index < 0 || index >= p.tensor)
+    return makeError(code.source(), ": tensor rank ", index,
+                     " is out of range: the program is split ", p.tensor,
+                     " ways");
+  if (bound)
+    return makeError(code.source(),
+                     ": set the tensor rank before binding weights");
+  tensorIndex = index;
+  return Status::success();
+}
+
+Status Model::takeShards(TensorMap &weights, const std::string &source) const {
+  for (const TensorSpec &spec : parameters()) {
+    if (spec.shardParts <= 1 || spec.shardDim < 0)
+      continue;
+    auto it = weights.find(spec.name);
+    if (it == weights.end() || it->second.shape != wholeShape(spec))
+      continue; // a slice already, or an error checkTensors reports
+    Result<HostTensor> slice = sliceAlong(it->second, spec.shardDim,
+                                          spec.shardParts, tensorIndex);
+    if (!slice.ok())
+      return slice.status().withPrefix(source + ": " + quoted(spec.name));
+    it->second = std::move(*slice);
+  }
+  return Status::success();
+}
+
 Status Model::initWeights(uint64_t seed) {
   try {
-    Result<TensorMap> w = initialWeights(parameters(), facts(), seed);
+    // Sharded weights are initialised whole (the values depend on the
+    // name, the seed and the size) and then sliced.
+    std::vector<TensorSpec> whole = parameters();
+    for (TensorSpec &spec : whole)
+      spec.shape = wholeShape(spec);
+    Result<TensorMap> w = initialWeights(whole, facts(), seed);
     if (!w.ok())
       return w.status().withPrefix(code.source());
+    if (Status s = takeShards(*w, code.source()); !s.ok())
+      return s;
     tensors = std::move(*w);
     bound = true;
     return Status::success();
@@ -390,6 +466,8 @@ Status Model::initWeights(uint64_t seed) {
 
 Status Model::setWeights(TensorMap weights, const std::string &source) {
   try {
+    if (Status s = takeShards(weights, source); !s.ok())
+      return s;
     if (Status s =
             checkTensors(weights, parameters(), source, DTypeMatch::AnyFloat);
         !s.ok())
@@ -659,6 +737,25 @@ Status Model::callWithWeights(const ArtifactEntry &entry,
                               std::vector<std::vector<int64_t>> &descriptors,
                               std::vector<const void *> &argBases,
                               const std::string &what) const {
+  // One rank's program of a parallel split: its collectives need the other
+  // ranks (hag-run under mpirun installs the communicator).
+  const ParallelFacts &split = code.manifest().parallel;
+  if (split.parallel()) {
+    const Communicator *c = communicator();
+    if (!c)
+      return makeError(what, ": ", baseName(code.source()),
+                       " is one rank's program of a parallel split (tensor ",
+                       split.tensor, " x data ", split.data, " = ",
+                       split.ranks(), " ranks): run it with mpirun -np ",
+                       split.ranks(), " hag-run ...");
+    if (c->layout().tensor != split.tensor || c->layout().data != split.data ||
+        c->layout().tensorIndex() != tensorIndex)
+      return makeError(what, ": the communicator's layout (",
+                       c->layout().describe(),
+                       ") does not match the program's split (tensor ",
+                       split.tensor, " x data ", split.data,
+                       ", weights of tensor rank ", tensorIndex, ")");
+  }
   for (const std::string &name : entry.parameters) {
     auto it = tensors.find(name);
     if (it == tensors.end()) // setWeights checked every name

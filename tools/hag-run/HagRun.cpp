@@ -1,6 +1,7 @@
 //===- HagRun.cpp - the hag-run command line ------------------------------===//
 
 #include "HagRun.h"
+#include "Parallel.h"
 
 #include "hag/runtime/CudaDriver.h"
 #include "hag/runtime/Model.h"
@@ -71,8 +72,20 @@ std::string oneLine(std::string s) {
 
 } // namespace
 
+namespace {
+std::string &errorPrefix() {
+  static std::string prefix;
+  return prefix;
+}
+} // namespace
+
+void hag::run::setErrorPrefix(const std::string &prefix) {
+  errorPrefix() = prefix;
+}
+
 int hag::run::printError(std::FILE *err, const std::string &message) {
-  std::fprintf(err, "hag-run: error: %s\n", oneLine(message).c_str());
+  std::fprintf(err, "hag-run: error: %s%s\n", errorPrefix().c_str(),
+               oneLine(message).c_str());
   return kExitFailure;
 }
 
@@ -145,12 +158,21 @@ std::string hag::run::runUsage() {
          "  --save-weights FILE     with --train: the trained weights at the end\n"
          "  --grads FILE            the loss's gradient of every weight on --input\n"
          "                          tokens, as safetensors (hag-compile --train)\n"
+         "  --collective-timeout S  under mpirun: how long a collective waits for\n"
+         "                          the other ranks before the job ends with a\n"
+         "                          message naming the missing rank (default:\n"
+         "                          $HAG_COLLECTIVE_TIMEOUT, else 60)\n"
          "  --device cpu|cuda       where to run (default cpu); cuda needs the\n"
          "                          NVIDIA driver (loaded at run time) and a CUDA\n"
          "                          artifact\n"
          "  --quiet                 no progress lines on stderr\n"
          "  --help                  this text\n"
          "  --version               the version\n"
+         "\n"
+         "A parallel artifact (hag-compile with 'parallel:') runs as one\n"
+         "process per rank: mpirun -np P hag-run ARTIFACT ... (P = tensor x\n"
+         "data). Rank 0 prints and writes files; every rank reads the same\n"
+         "weights (each keeps its own slice) and data (each replica its rows).\n"
          "\n"
          "Options take their value as the next argument or after '='.\n"
          "Progress and timing go to stderr when the command succeeds; a\n"
@@ -238,6 +260,17 @@ ParsedArgs hag::run::parseRunArgs(const std::vector<std::string> &args) {
     } else if (name == "--output") {
       problem = takeValue();
       o.output = value;
+    } else if (name == "--collective-timeout") {
+      problem = takeValue();
+      if (problem.empty()) {
+        char *end = nullptr;
+        double v = std::strtod(value.c_str(), &end);
+        if (value.empty() || *end != '\0' || !(v > 0) || !std::isfinite(v))
+          problem = "--collective-timeout: '" + value +
+                    "' is not a positive number of seconds";
+        else
+          o.collectiveTimeout = v;
+      }
     } else if (name == "--device") {
       problem = takeValue();
       if (problem.empty()) {
@@ -569,7 +602,7 @@ int Runner::generate(const Model &model) {
            static_cast<long long>(o.maxTokens),
            o.temperature == 0.0 ? "greedy" : "sampled", genMs,
            o.maxTokens / std::max(genMs, 1e-3) * 1e3);
-  if (!o.output.empty()) {
+  if (!o.output.empty() && worldRank() == 0) {
     Result<HostTensor> t =
         HostTensor::zeros(DType::I32, {static_cast<int64_t>(ids.size())});
     if (!t.ok())
@@ -613,6 +646,12 @@ int Runner::run() {
   }
   progress("loaded %s (%s, %zu parameters) in %.1f ms", o.artifact.c_str(),
            model.facts().kindName(), model.parameters().size(), loadMs);
+  if (Status s = startParallel(model, o); !s.ok())
+    return fail(s.message());
+  const ParallelLayout layout = parallelLayout();
+  if (layout.size() > 1)
+    progress("parallel: %d ranks (tensor %d x data %d), one process each",
+             layout.size(), layout.tensor, layout.data);
 
   if (o.device == "cuda") {
     // The driver is loaded at run time: without one this is the only line.
@@ -648,13 +687,27 @@ int Runner::run() {
              millisecondsSince(start));
   }
 
-  if (!o.saveWeights.empty()) {
+  if (!o.saveWeights.empty() && layout.tensor > 1)
+    return fail("--save-weights: each rank of a tensor-parallel run holds "
+                "only its slice of the weights; save them from the unsplit "
+                "artifact");
+  if (!o.saveWeights.empty() && layout.rank == 0) {
     start = std::chrono::steady_clock::now();
     if (Status s = model.saveWeights(o.saveWeights); !s.ok())
       return fail(s.message());
     progress("saved weights to %s in %.1f ms", o.saveWeights.c_str(),
              millisecondsSince(start));
   }
+
+  // Every rank must run the same artifact, weights and request.
+  std::string settings = o.entry + "\n" + o.input + "\n" +
+                         (o.generate ? "generate\n" : "") +
+                         o.prompt.value_or("") + "\n" +
+                         std::to_string(o.maxTokens) + "\n" +
+                         std::to_string(o.temperature) + "\n" +
+                         std::to_string(o.seed);
+  if (Status s = checkParallelStart(model, settings); !s.ok())
+    return fail(s.message());
 
   if (o.generate)
     return generate(model);
@@ -682,7 +735,7 @@ int Runner::run() {
                   static_cast<double>(result->dataAs<float>()[0]));
     results += line;
   }
-  if (!o.output.empty()) {
+  if (!o.output.empty() && layout.rank == 0) {
     if (Status s = writeNpy(o.output, *result); !s.ok())
       return fail(s.message());
     progress("wrote %s %s to %s", dtypeName(result->dtype),
@@ -712,6 +765,9 @@ int hag::run::hagRunMain(int argc, const char *const *argv, std::FILE *out,
       std::fprintf(out, "hag-run %s\n", hagrt_version());
       return kExitOk;
     }
+    // Under mpirun: MPI, the rank's share of the cores, quiet ranks > 0.
+    if (std::string e = enterParallelProcess(parsed.options, out); !e.empty())
+      return leaveParallelProcess(printError(err, e));
     int code = parsed.options.train
                    ? runTraining(parsed.options, out, err)
                    : !parsed.options.grads.empty()
@@ -719,9 +775,9 @@ int hag::run::hagRunMain(int argc, const char *const *argv, std::FILE *out,
                          : Runner(parsed.options, out, err).run();
     if (std::fflush(out) != 0 && code == kExitOk) {
       std::fprintf(err, "hag-run: error: cannot write the output\n");
-      return kExitFailure;
+      code = kExitFailure;
     }
-    return code;
+    return leaveParallelProcess(code);
   } catch (const std::bad_alloc &) {
     std::fprintf(err, "hag-run: error: out of memory\n");
   } catch (const std::exception &e) {

@@ -67,6 +67,10 @@ struct RunOptions {
   std::optional<int64_t> checkpointEvery;
   /// --grads FILE.safetensors: the gradients of the loss on --input.
   std::string grads;
+  /// --collective-timeout SECONDS: how long a collective of a parallel run
+  /// waits for the other ranks before the job ends (default: the
+  /// environment's HAG_COLLECTIVE_TIMEOUT, else 60).
+  std::optional<double> collectiveTimeout;
   /// --device cpu|cuda.
   std::string device = "cpu";
   bool help = false;
@@ -94,6 +98,9 @@ std::string runUsage();
 /// Writes "hag-run: error: <message>" as one line to `err`; returns
 /// kExitFailure.
 int printError(std::FILE *err, const std::string &message);
+
+/// Text printError puts before every message ("rank 1: " under mpirun).
+void setErrorPrefix(const std::string &prefix);
 
 /// The --train and --grads modes (Train.cpp); return the exit code.
 int runTraining(const RunOptions &options, std::FILE *out, std::FILE *err);

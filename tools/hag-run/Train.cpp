@@ -9,6 +9,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "HagRun.h"
+#include "Parallel.h"
 
 #include "hag/runtime/FileIO.h"
 #include "hag/runtime/Memory.h"
@@ -173,6 +174,8 @@ int hag::run::runGradients(const RunOptions &o, std::FILE *out,
     return printError(err, o.artifact + " has no 'gradients' entry: compile it with "
                                   "hag-compile MODEL.yaml --train -o " +
                          o.artifact);
+  if (Status p = startParallel(*model, o); !p.ok())
+    return printError(err, p.message());
   Status s = o.initSeed ? model->initWeights(*o.initSeed)
                         : model->loadWeights(o.weights);
   if (!s.ok())
@@ -216,7 +219,20 @@ int hag::run::runTraining(const RunOptions &o, std::FILE *out, std::FILE *err) {
     return printError(err, o.artifact + " has no training step: compile it with "
                                   "hag-compile MODEL.yaml --train -o " +
                          o.artifact);
+  if (Status p = startParallel(model, o); !p.ok())
+    return printError(err, p.message());
+  // Data parallelism: replica r trains on rows [r b/d, (r+1) b/d) of each
+  // global batch of b rows, and the graph averages the gradients.
+  const ParallelLayout layout = parallelLayout();
+  const bool primary = layout.rank == 0;
   const int64_t batch = tf.batch, seq = tf.seq;
+  if (batch % layout.data != 0)
+    return printError(err, "train.batch " + std::to_string(batch) +
+                               " is not divisible by the " +
+                               std::to_string(layout.data) +
+                               " data-parallel replicas");
+  const int64_t localBatch = batch / layout.data;
+  const int64_t firstRow = localBatch * layout.dataIndex();
   const int64_t steps = o.steps ? *o.steps : tf.steps;
   const int64_t every = o.checkpointEvery ? *o.checkpointEvery
                                           : tf.checkpointEvery;
@@ -313,16 +329,26 @@ int hag::run::runTraining(const RunOptions &o, std::FILE *out, std::FILE *err) {
       std::fprintf(err, "hag-run: resumed from %s at step %lld\n",
                    path.c_str(), static_cast<long long>(done));
   }
+  // Every rank must run the same artifact, settings, data and state.
+  {
+    std::string settings = std::to_string(steps) + "\n" + dataName + "\n" +
+                           std::to_string(data->size()) + "\n" +
+                           std::to_string(done);
+    TensorMap st = trainer.state();
+    if (Status c = checkParallelStart(model, settings, &st); !c.ok())
+      return printError(err, c.message());
+  }
   if (done >= steps) {
     std::fprintf(err, "hag-run: nothing to do: %lld of %lld steps are done\n",
                  static_cast<long long>(done), static_cast<long long>(steps));
     return kExitOk;
   }
-  if (Status m = makeDirectories(ckptDir); !m.ok())
-    return printError(err, m.message());
+  if (primary)
+    if (Status m = makeDirectories(ckptDir); !m.ok())
+      return printError(err, m.message());
 
   std::ofstream log;
-  if (!o.log.empty())
+  if (!o.log.empty() && primary)
     if (Status l = openLog(o.log, done, !o.resume.empty(), log); !l.ok())
       return printError(err, l.message());
 
@@ -357,6 +383,9 @@ int hag::run::runTraining(const RunOptions &o, std::FILE *out, std::FILE *err) {
   int64_t killAfter = -1;
   if (const char *k = std::getenv("HAG_RUN_TEST_KILL_AFTER_STEP"))
     killAfter = std::atoll(k);
+  int64_t stallAfter = -1;
+  if (const char *k = std::getenv("HAG_RUN_TEST_STALL_AFTER_STEP"))
+    stallAfter = std::atoll(k);
   if (!o.quiet)
     std::fprintf(err,
                  "hag-run: training %s: %lld steps of %lld x %lld tokens (%s), "
@@ -366,12 +395,23 @@ int hag::run::runTraining(const RunOptions &o, std::FILE *out, std::FILE *err) {
                  tf.precision.c_str(), o.data.c_str(),
                  static_cast<long long>(data->size()),
                  static_cast<long long>(every), ckptDir.c_str());
+  if (!o.quiet && layout.size() > 1)
+    std::fprintf(err,
+                 "hag-run: parallel: %d ranks (tensor %d x data %d), %lld "
+                 "rows of each batch per replica, collectives time out "
+                 "after %g s\n",
+                 layout.size(), layout.tensor, layout.data,
+                 static_cast<long long>(localBatch), collectiveTimeout());
   auto runStart = std::chrono::steady_clock::now();
   double firstLoss = NAN, lastLoss = NAN, tokensPerS = 0.0;
   int64_t reportEvery = std::max<int64_t>(1, (steps - done) / 25);
   for (int64_t step = done; step < steps; ++step) {
-    Result<HostTensor> tokens =
-        data->batch(sampler->starts(static_cast<uint64_t>(step), batch), seq);
+    std::vector<int64_t> starts =
+        sampler->starts(static_cast<uint64_t>(step), batch);
+    if (layout.data > 1)
+      starts = std::vector<int64_t>(starts.begin() + firstRow,
+                                    starts.begin() + firstRow + localBatch);
+    Result<HostTensor> tokens = data->batch(starts, seq);
     if (!tokens.ok())
       return printError(err, tokens.message());
     auto t0 = std::chrono::steady_clock::now();
@@ -418,13 +458,20 @@ int hag::run::runTraining(const RunOptions &o, std::FILE *out, std::FILE *err) {
                    formatDuration(eta).c_str(), tty ? "   " : "\n");
       std::fflush(err);
     }
-    if (n % every == 0 || n == steps)
+    if ((n % every == 0 || n == steps) && primary)
       if (Status c = save(n); !c.ok())
         return printError(err, (tty ? "\n" : std::string()) + "checkpoint: " +
                              c.message());
     // Test hook: die as a crash would (no cleanup, no flush) after step n.
-    if (killAfter == n)
+    // HAG_RUN_TEST_RANK limits both to one rank of a parallel job; the
+    // stall stops answering without dying (as a hung rank would).
+    const char *testRank = std::getenv("HAG_RUN_TEST_RANK");
+    bool thisRank = !testRank || std::atoi(testRank) == layout.rank;
+    if (killAfter == n && thisRank)
       ::raise(SIGKILL);
+    if (stallAfter == n && thisRank)
+      for (;;)
+        ::pause();
   }
   if (!o.quiet && tty)
     std::fprintf(err, "\n");
@@ -438,7 +485,10 @@ int hag::run::runTraining(const RunOptions &o, std::FILE *out, std::FILE *err) {
                static_cast<long long>(steps - done),
                formatDuration(total).c_str(), firstLoss, lastLoss, tokensPerS,
                ckptDir.c_str(), checkpointName(steps).c_str());
-  if (!o.saveWeights.empty()) {
+  if (!o.saveWeights.empty() && layout.tensor > 1)
+    return printError(err, "--save-weights: each rank of a tensor-parallel "
+                           "run holds only its slice of the weights");
+  if (!o.saveWeights.empty() && primary) {
     if (Status w = model.setWeights(trainer.weights(), "the trained weights");
         !w.ok())
       return printError(err, w.message());
@@ -448,7 +498,7 @@ int hag::run::runTraining(const RunOptions &o, std::FILE *out, std::FILE *err) {
       std::fprintf(err, "hag-run: saved the trained weights to %s\n",
                    o.saveWeights.c_str());
   }
-  if (!o.plot.empty()) {
+  if (!o.plot.empty() && primary) {
     if (Status p = plotLoss(o.log, o.plot, model.artifact().source()); !p.ok())
       return printError(err, p.message());
     if (!o.quiet)

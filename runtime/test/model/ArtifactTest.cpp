@@ -217,6 +217,31 @@ TEST(Artifact, ManifestErrorsNameTheField) {
               HasSubstr("entries[1].result.shape is missing"));
 }
 
+TEST(Artifact, ParallelManifestErrorsNameTheField) {
+  std::string good = fakeLmManifest();
+  auto withParallel = [&](const std::string &parallel) {
+    return replaced(good, "\"parameters\": [",
+                    "\"parallel\": " + parallel + ",\n  \"parameters\": [");
+  };
+  EXPECT_THAT(manifestError(withParallel("{\"tensor\": 0, \"data\": 1}")),
+              HasSubstr("parallel.tensor is 0, expected at least 1"));
+  EXPECT_THAT(manifestError(withParallel("{\"tensor\": 2}")),
+              HasSubstr("parallel.data is missing"));
+  EXPECT_THAT(manifestError(withParallel("[2, 1]")),
+              HasSubstr("parallel is an array, expected an object"));
+  const std::string embed = "\"dtype\": \"f32\", \"shape\": [8, 4]";
+  EXPECT_THAT(manifestError(replaced(good, embed,
+                                     embed + ", \"shard\": {\"dim\": 2, "
+                                             "\"parts\": 2}")),
+              HasSubstr("parameters[0].shard.dim is 2 but 'embed' has rank 2"));
+  EXPECT_THAT(manifestError(replaced(good, embed,
+                                     embed + ", \"shard\": {\"dim\": 0}")),
+              HasSubstr("parameters[0].shard.parts is missing"));
+  EXPECT_THAT(manifestError(replaced(good, embed, embed + ", \"shard\": 3")),
+              HasSubstr("parameters[0].shard is an integer, expected an "
+                        "object"));
+}
+
 TEST(Artifact, ResealedManifestMutationsNeverCrash) {
   // Random byte edits in the manifest with a valid checksum: the reader
   // either accepts the result or names the file in an error.

@@ -6,6 +6,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "hag/runtime/Model.h"
+#include "hag/runtime/Collectives.h"
 
 #include "hag/runtime/SafeTensors.h"
 #include "hag/runtime/WeightInit.h"
@@ -98,6 +99,125 @@ TEST(ModelFake, SeventyParametersArriveInOrder) {
   Result<HostTensor> r = m.run("many", floats({1, 1}, {0.5f}));
   ASSERT_TRUE(r.ok()) << r.message();
   EXPECT_FLOAT_EQ(r->dataAs<float>()[0], want);
+}
+
+//===----------------------------------------------------------------------===//
+// One rank's program of a parallel split (manifest "parallel", "shard")
+//===----------------------------------------------------------------------===//
+
+namespace {
+
+/// fakeLmManifest() as rank program of a tensor-parallel split in two, with
+/// p5 sharded (its rank slice [1] of a whole [2]).
+std::string splitManifest() {
+  std::string m = fakeLmManifest();
+  std::string p5 = R"({"name": "p5", "dtype": "f32", "shape": [1]})";
+  size_t at = m.find(p5);
+  EXPECT_NE(at, std::string::npos);
+  m.replace(at, p5.size(),
+            R"({"name": "p5", "dtype": "f32", "shape": [1],
+                "shard": {"dim": 0, "parts": 2}})");
+  m.replace(m.find("\"parameters\": ["), 0,
+            "\"parallel\": {\"tensor\": 2, \"data\": 1},\n  ");
+  return m;
+}
+
+/// A communicator for one process that claims a place in a layout; these
+/// tests' entries never call it.
+struct FakeCommunicator : Communicator {
+  ParallelLayout place;
+  explicit FakeCommunicator(ParallelLayout l) : place(l) {}
+  const ParallelLayout &layout() const override { return place; }
+  void allReduce(float *, int64_t, Group, bool) override {
+    ADD_FAILURE() << "unexpected collective";
+  }
+};
+
+/// Installs a communicator for the scope.
+struct Installed {
+  explicit Installed(Communicator *c) { setCommunicator(c); }
+  ~Installed() { setCommunicator(nullptr); }
+};
+
+} // namespace
+
+TEST(ModelFake, ParallelManifestIsParsed) {
+  Model m = fakeModel(splitManifest());
+  const ArtifactManifest &a = m.artifact().manifest();
+  EXPECT_EQ(a.parallel.tensor, 2);
+  EXPECT_EQ(a.parallel.data, 1);
+  EXPECT_TRUE(a.parallel.parallel());
+  for (const TensorSpec &p : a.parameters) {
+    EXPECT_EQ(p.shardDim, p.name == "p5" ? 0 : -1) << p.name;
+    EXPECT_EQ(p.shardParts, p.name == "p5" ? 2 : 1) << p.name;
+  }
+  Model whole = fakeModel(fakeLmManifest());
+  EXPECT_FALSE(whole.artifact().manifest().parallel.parallel());
+}
+
+TEST(ModelFake, ShardedWeightsKeepTheRanksSlice) {
+  for (int64_t rank : {0, 1}) {
+    Model m = fakeModel(splitManifest());
+    ASSERT_TRUE(m.setTensorRank(rank).ok());
+    TensorMap w = fakeWeights();
+    w["p5"] = floats({2}, {10.0f, 20.0f}); // the whole tensor
+    ASSERT_TRUE(m.setWeights(std::move(w), "w").ok());
+    EXPECT_EQ(m.weights().at("p5").shape, std::vector<int64_t>({1}));
+    EXPECT_EQ(m.weights().at("p5").dataAs<float>()[0], rank ? 20.0f : 10.0f);
+    // The right layout runs; p5 enters "many" with weight 6.
+    FakeCommunicator c({2, 1, static_cast<int>(rank)});
+    Installed scope(&c);
+    Result<HostTensor> r = m.run("many", floats({1, 1}, {0.5f}));
+    ASSERT_TRUE(r.ok()) << r.message();
+    EXPECT_FLOAT_EQ(r->dataAs<float>()[0], 0.5f + 6.0f * (rank ? 20 : 10));
+  }
+  // A slice already is taken as is; a tensor of neither shape is an error.
+  Model m = fakeModel(splitManifest());
+  TensorMap w = fakeWeights();
+  w["p5"] = floats({1}, {3.0f});
+  ASSERT_TRUE(m.setWeights(std::move(w), "w").ok());
+  EXPECT_EQ(m.weights().at("p5").dataAs<float>()[0], 3.0f);
+  TensorMap bad = fakeWeights();
+  bad["p5"] = floats({3}, {1, 2, 3});
+  EXPECT_EQ(m.setWeights(std::move(bad), "w").message(),
+            "w: 'p5' has shape [3], expected [1]");
+  // The rank is chosen before weights are bound, and must exist.
+  EXPECT_THAT(m.setTensorRank(1).message(),
+              HasSubstr("set the tensor rank before binding weights"));
+  Model other = fakeModel(splitManifest());
+  EXPECT_THAT(other.setTensorRank(2).message(),
+              HasSubstr("tensor rank 2 is out of range: the program is split "
+                        "2 ways"));
+}
+
+TEST(ModelFake, InitialisedShardsAreSlicesOfTheWholeInit) {
+  // p5 is initialised whole ([2], as the unsplit model has it) and sliced.
+  TensorSpec whole{"p5", {2}, DType::F32};
+  ModelFacts facts = fakeModel(fakeLmManifest()).facts();
+  Result<HostTensor> w = initParameter(whole, facts, 11);
+  ASSERT_TRUE(w.ok());
+  for (int64_t rank : {0, 1}) {
+    Model m = fakeModel(splitManifest());
+    ASSERT_TRUE(m.setTensorRank(rank).ok());
+    ASSERT_TRUE(m.initWeights(11).ok());
+    EXPECT_EQ(m.weights().at("p5").dataAs<float>()[0],
+              w->dataAs<float>()[rank]);
+  }
+}
+
+TEST(ModelFake, RankProgramNeedsItsCommunicator) {
+  Model m = fakeModel(splitManifest());
+  ASSERT_TRUE(m.setWeights(fakeWeights(), "w").ok());
+  EXPECT_EQ(runError(m, "many", floats({1, 1}, {0.5f})),
+            "many: fake.hag is one rank's program of a parallel split "
+            "(tensor 2 x data 1 = 2 ranks): run it with mpirun -np 2 "
+            "hag-run ...");
+  FakeCommunicator wrong({4, 1, 0});
+  Installed scope(&wrong);
+  EXPECT_THAT(runError(m, "many", floats({1, 1}, {0.5f})),
+              HasSubstr("the communicator's layout (rank 0 (tensor 0 of 4, "
+                        "data 0 of 1)) does not match the program's split "
+                        "(tensor 2 x data 1"));
 }
 
 TEST(ModelFake, ResultAliasingTheInputIsCopiedNotFreed) {

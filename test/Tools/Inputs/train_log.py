@@ -6,6 +6,10 @@
   train_log.py same LOG1 LOG2   the same steps with bit-identical loss,
                                 grad_norm, lr, loss_scale and applied (the
                                 columns as written, %.9g: every f32 bit)
+  train_log.py close LOG1 LOG2 RTOL
+                                the same steps, all applied in both, loss and
+                                grad_norm within RTOL relative, lr equal (a
+                                parallel run against the single-process run)
 """
 import csv
 import math
@@ -45,6 +49,31 @@ def main(argv):
                     print(f"step {x['step']}: {c} {x[c]} vs {y[c]}")
                     return 1
         print(f"{len(a)} steps identical ({', '.join(COLUMNS)})")
+        return 0
+    if argv[1] == "close":
+        a, b, rtol = rows(argv[2]), rows(argv[3]), float(argv[4])
+        if [x["step"] for x in a] != [x["step"] for x in b] or not a:
+            print(f"different steps: {[x['step'] for x in a]} vs "
+                  f"{[x['step'] for x in b]}")
+            return 1
+        worst = 0.0
+        for x, y in zip(a, b):
+            if x["applied"] != "1" or y["applied"] != "1":
+                print(f"step {x['step']}: not applied")
+                return 1
+            if x["lr"] != y["lr"]:
+                print(f"step {x['step']}: lr {x['lr']} vs {y['lr']}")
+                return 1
+            for c in ("loss", "grad_norm"):
+                u, v = float(x[c]), float(y[c])
+                rel = abs(u - v) / max(abs(u), 1e-30)
+                worst = max(worst, rel)
+                if not rel <= rtol:
+                    print(f"step {x['step']}: {c} {u} vs {v} (relative "
+                          f"difference {rel:.3g} > {rtol:g})")
+                    return 1
+        print(f"{len(a)} steps close (loss, grad_norm within {rtol:g} "
+              f"relative; largest {worst:.2g}), lr equal")
         return 0
     print(__doc__)
     return 2

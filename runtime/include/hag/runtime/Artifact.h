@@ -123,6 +123,15 @@ struct ArtifactEntry {
 };
 
 /// Everything the manifest says.
+/// The manifest's optional "parallel" object: the split this program is one
+/// rank of (hag-run runs it with one process per rank under mpirun).
+struct ParallelFacts {
+  int64_t tensor = 1;
+  int64_t data = 1;
+  bool parallel() const { return tensor > 1 || data > 1; }
+  int64_t ranks() const { return tensor * data; }
+};
+
 struct ArtifactManifest {
   uint32_t formatVersion = 0;
   std::string hagVersion;
@@ -130,6 +139,7 @@ struct ArtifactManifest {
   ModelFacts model;
   AttentionFacts attention;
   TrainFacts train;
+  ParallelFacts parallel;
   /// Every weight with its dtype and shape, in the manifest's order.
   std::vector<TensorSpec> parameters;
   std::vector<ArtifactEntry> entries;

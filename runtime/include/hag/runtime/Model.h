@@ -78,6 +78,13 @@ public:
   /// True once weights are bound.
   bool hasWeights() const { return bound; }
 
+  /// For one rank's program of a tensor-parallel split (manifest
+  /// "parallel"): which of the `tensor` ranks this is (default 0). Weights
+  /// bound afterwards are sliced to this rank's shard (see setWeights); call
+  /// it before binding any.
+  Status setTensorRank(int64_t index);
+  int64_t tensorRank() const { return tensorIndex; }
+
   /// The bound weights (empty before any are bound).
   const TensorMap &weights() const { return tensors; }
 
@@ -93,7 +100,11 @@ public:
   Status loadWeights(const std::string &path);
 
   /// Binds `weights` (checked and converted like loadWeights; `source`
-  /// names them in messages).
+  /// names them in messages). A weight the manifest shards (tensor
+  /// parallelism) may come whole, as the unsplit model has it: this rank's
+  /// slice is kept. initWeights likewise initialises the whole tensor and
+  /// keeps the slice, so every split starts from the unsplit model's
+  /// weights.
   Status setWeights(TensorMap weights, const std::string &source);
 
   /// Writes the bound weights as safetensors, atomically, with metadata
@@ -133,9 +144,13 @@ private:
                          std::vector<const void *> &argBases,
                          const std::string &what) const;
 
+  /// Replaces each whole tensor of a sharded weight by this rank's slice.
+  Status takeShards(TensorMap &weights, const std::string &source) const;
+
   Artifact code;
   TensorMap tensors;
   bool bound = false;
+  int64_t tensorIndex = 0;
 };
 
 /// Incremental decoding (spec section 10) through the artifact's "decode"

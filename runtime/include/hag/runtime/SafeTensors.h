@@ -64,6 +64,10 @@ struct TensorSpec {
   std::string name;
   std::vector<int64_t> shape;
   DType dtype = DType::F32;
+  /// A tensor-parallel rank's weight: `shape` is the rank's slice, the
+  /// whole tensor has shardParts times as much along shardDim (-1: whole).
+  int64_t shardDim = -1;
+  int64_t shardParts = 1;
 };
 
 /// How checkTensors compares dtypes.

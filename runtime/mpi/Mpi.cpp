@@ -1,0 +1,297 @@
+//===- Mpi.cpp - collectives over MPI --------------------------------------===//
+//
+// Every collective is non-blocking underneath (MPI_Iallreduce) and is
+// waited for with a deadline. Alongside it each rank sends the others its
+// collective's sequence number ("I arrived"), so a rank whose wait times
+// out knows which ranks never arrived and can say so before ending the job.
+//
+//===----------------------------------------------------------------------===//
+
+#include "hag/runtime/Mpi.h"
+
+#include <mpi.h>
+
+#include <algorithm>
+#include <chrono>
+#include <climits>
+#include <cstdio>
+#include <cstdlib>
+#include <thread>
+
+namespace hag::rt::mpi {
+
+namespace {
+
+constexpr int kArrivalTag = 7301;
+
+std::string mpiError(int code) {
+  char text[MPI_MAX_ERROR_STRING];
+  int length = 0;
+  if (MPI_Error_string(code, text, &length) != MPI_SUCCESS)
+    return "MPI error " + std::to_string(code);
+  return std::string(text, length);
+}
+
+std::string formatCount(int64_t n) {
+  std::string s = std::to_string(n);
+  for (int i = static_cast<int>(s.size()) - 3; i > 0; i -= 3)
+    s.insert(static_cast<size_t>(i), ",");
+  return s;
+}
+
+} // namespace
+
+bool launchedByMpi() {
+  for (const char *v : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK",
+                        "MPI_LOCALNRANKS"})
+    if (std::getenv(v))
+      return true;
+  return false;
+}
+
+Status initialize(int &worldSize, int &worldRank) {
+  int initialized = 0;
+  MPI_Initialized(&initialized);
+  if (!initialized) {
+    int provided = 0;
+    int rc = MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided);
+    if (rc != MPI_SUCCESS)
+      return Status::error("MPI_Init failed: " + mpiError(rc));
+  }
+  MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+  MPI_Comm_size(MPI_COMM_WORLD, &worldSize);
+  MPI_Comm_rank(MPI_COMM_WORLD, &worldRank);
+  return Status::success();
+}
+
+void finalize() {
+  int initialized = 0, finalized = 0;
+  MPI_Initialized(&initialized);
+  MPI_Finalized(&finalized);
+  if (initialized && !finalized)
+    MPI_Finalize();
+}
+
+void abortJob(int code) {
+  std::fflush(stdout);
+  std::fflush(stderr);
+  int initialized = 0;
+  MPI_Initialized(&initialized);
+  if (initialized)
+    MPI_Abort(MPI_COMM_WORLD, code);
+  std::_Exit(code);
+}
+
+struct MpiCommunicator::Impl {
+  MPI_Comm tensor = MPI_COMM_NULL;
+  MPI_Comm data = MPI_COMM_NULL;
+  int64_t sequence[2] = {0, 0};
+  ~Impl() {
+    int finalized = 0;
+    MPI_Finalized(&finalized);
+    if (finalized)
+      return;
+    if (tensor != MPI_COMM_NULL)
+      MPI_Comm_free(&tensor);
+    if (data != MPI_COMM_NULL)
+      MPI_Comm_free(&data);
+  }
+};
+
+Result<std::unique_ptr<MpiCommunicator>>
+MpiCommunicator::create(const ParallelLayout &layout, double timeoutSeconds) {
+  int size = 0, rank = 0;
+  MPI_Comm_size(MPI_COMM_WORLD, &size);
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  if (size != layout.size() || rank != layout.rank)
+    return Status::error("the parallel layout (" +
+                         std::to_string(layout.size()) +
+                         " ranks) does not match the MPI job (" +
+                         std::to_string(size) + " processes)");
+  std::unique_ptr<MpiCommunicator> c(new MpiCommunicator());
+  c->impl = std::make_unique<Impl>();
+  c->place = layout;
+  c->timeoutSeconds = timeoutSeconds;
+  int rc = MPI_Comm_split(MPI_COMM_WORLD, layout.dataIndex(),
+                          layout.tensorIndex(), &c->impl->tensor);
+  if (rc == MPI_SUCCESS)
+    rc = MPI_Comm_split(MPI_COMM_WORLD, layout.tensorIndex(),
+                        layout.dataIndex(), &c->impl->data);
+  if (rc != MPI_SUCCESS)
+    return Status::error("MPI_Comm_split failed: " + mpiError(rc));
+  MPI_Comm_set_errhandler(c->impl->tensor, MPI_ERRORS_RETURN);
+  MPI_Comm_set_errhandler(c->impl->data, MPI_ERRORS_RETURN);
+  return c;
+}
+
+MpiCommunicator::~MpiCommunicator() = default;
+
+void MpiCommunicator::allReduce(float *data, int64_t count, Group group,
+                                bool mean) {
+  const int members = place.groupSize(group);
+  if (members == 1)
+    return;
+  MPI_Comm comm = group == Group::Tensor ? impl->tensor : impl->data;
+  const int me = place.groupIndex(group);
+  const int64_t number = ++impl->sequence[static_cast<int>(group)];
+  // The world rank of member `m` of this rank's group.
+  auto worldRank = [&](int m) {
+    return group == Group::Tensor ? place.dataIndex() * place.tensor + m
+                                  : m * place.tensor + place.tensorIndex();
+  };
+  auto fail = [&](const std::string &why) {
+    std::fprintf(stderr,
+                 "hag-run: error: %s: all_reduce #%lld over the %s group "
+                 "(%s floats) %s; ending the job\n",
+                 place.describe().c_str(), static_cast<long long>(number),
+                 groupName(group), formatCount(count).c_str(), why.c_str());
+    abortJob(3);
+  };
+
+  // Arrival notes: "I reached collective #number".
+  long long sent = number;
+  std::vector<long long> arrived(static_cast<size_t>(members), -1);
+  std::vector<MPI_Request> notes;
+  std::vector<int> noteFrom;
+  for (int m = 0; m < members; ++m) {
+    if (m == me)
+      continue;
+    MPI_Request r;
+    MPI_Isend(&sent, 1, MPI_LONG_LONG, m, kArrivalTag, comm, &r);
+    notes.push_back(r);
+    noteFrom.push_back(-1);
+    MPI_Irecv(&arrived[static_cast<size_t>(m)], 1, MPI_LONG_LONG, m,
+              kArrivalTag, comm, &r);
+    notes.push_back(r);
+    noteFrom.push_back(m);
+  }
+
+  // The reduction itself, in pieces MPI's int counts can hold.
+  std::vector<MPI_Request> pieces;
+  for (int64_t at = 0; at < count; at += INT_MAX / 2) {
+    int n = static_cast<int>(std::min<int64_t>(count - at, INT_MAX / 2));
+    MPI_Request r;
+    int rc = MPI_Iallreduce(MPI_IN_PLACE, data + at, n, MPI_FLOAT, MPI_SUM,
+                            comm, &r);
+    if (rc != MPI_SUCCESS)
+      fail("could not start: " + mpiError(rc));
+    pieces.push_back(r);
+  }
+
+  using Clock = std::chrono::steady_clock;
+  const auto deadline =
+      Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                         std::chrono::duration<double>(timeoutSeconds));
+  auto pending = [](std::vector<MPI_Request> &requests) {
+    size_t open = 0;
+    for (MPI_Request &r : requests) {
+      if (r == MPI_REQUEST_NULL)
+        continue;
+      int done = 0;
+      int rc = MPI_Test(&r, &done, MPI_STATUS_IGNORE);
+      if (rc != MPI_SUCCESS)
+        return static_cast<size_t>(-1);
+      if (!done)
+        ++open;
+    }
+    return open;
+  };
+  int idle = 0;
+  for (;;) {
+    size_t a = pending(notes), b = pending(pieces);
+    if (a == static_cast<size_t>(-1) || b == static_cast<size_t>(-1))
+      fail("failed in MPI");
+    if (a == 0 && b == 0)
+      break;
+    if (Clock::now() > deadline) {
+      std::string missing;
+      for (size_t i = 0; i < notes.size(); ++i)
+        if (noteFrom[i] >= 0 && notes[i] != MPI_REQUEST_NULL)
+          missing += (missing.empty() ? "" : ", ") +
+                     std::to_string(worldRank(noteFrom[i]));
+      char why[512];
+      if (!missing.empty())
+        std::snprintf(why, sizeof(why),
+                      "timed out after %g s: rank %s never reached it (it "
+                      "died, hangs, or runs something else)",
+                      timeoutSeconds, missing.c_str());
+      else
+        std::snprintf(why, sizeof(why),
+                      "timed out after %g s although every rank reached it "
+                      "(a rank stopped answering during it)",
+                      timeoutSeconds);
+      fail(why);
+    }
+    // Spin briefly (collectives of a step follow each other closely), then
+    // back off so that a waiting rank leaves the cores to the others.
+    if (++idle > 200)
+      std::this_thread::sleep_for(
+          std::chrono::microseconds(std::min(1000, 10 * (idle - 200))));
+  }
+  for (size_t i = 0; i < noteFrom.size(); ++i)
+    if (noteFrom[i] >= 0 && arrived[static_cast<size_t>(noteFrom[i])] != number)
+      fail("found rank " + std::to_string(worldRank(noteFrom[i])) +
+           " at all_reduce #" +
+           std::to_string(arrived[static_cast<size_t>(noteFrom[i])]) +
+           ": the ranks run different programs");
+  if (mean) {
+    const float scale = 1.0f / static_cast<float>(members);
+    for (int64_t i = 0; i < count; ++i)
+      data[i] *= scale;
+  }
+}
+
+Status MpiCommunicator::checkSame(
+    const std::vector<std::pair<std::string, uint64_t>> &items,
+    const std::vector<std::pair<std::string, uint64_t>> &perDataGroup) {
+  const int size = place.size();
+  auto compare = [&](const std::vector<std::pair<std::string, uint64_t>> &list,
+                     MPI_Comm comm, int members,
+                     auto rankOf) -> Status {
+    if (list.empty() || members == 1)
+      return Status::success();
+    std::vector<unsigned long long> mine, all;
+    for (const auto &item : list)
+      mine.push_back(item.second);
+    all.resize(mine.size() * static_cast<size_t>(members));
+    int rc = MPI_Allgather(mine.data(), static_cast<int>(mine.size()),
+                           MPI_UNSIGNED_LONG_LONG, all.data(),
+                           static_cast<int>(mine.size()),
+                           MPI_UNSIGNED_LONG_LONG, comm);
+    if (rc != MPI_SUCCESS)
+      return Status::error("the start-up check failed in MPI: " +
+                           mpiError(rc));
+    for (int m = 1; m < members; ++m)
+      for (size_t i = 0; i < list.size(); ++i)
+        if (all[static_cast<size_t>(m) * list.size() + i] != all[i])
+          return Status::error("rank " + std::to_string(rankOf(m)) + "'s " +
+                               list[i].first + " differs from rank " +
+                               std::to_string(rankOf(0)) +
+                               "'s: every rank must run the same artifact, "
+                               "configuration and weights");
+    return Status::success();
+  };
+  Status s = compare(items, MPI_COMM_WORLD, size, [](int m) { return m; });
+  // Every rank must hear about a difference in any data group, so the
+  // outcome is agreed on over the world.
+  Status g = s.ok() ? compare(perDataGroup, impl->data, place.data,
+                              [&](int m) {
+                                return m * place.tensor + place.tensorIndex();
+                              })
+                    : Status::success();
+  int64_t failedHere = g.ok() ? 0 : 1;
+  if (maxOverWorld(failedHere) != 0 && g.ok())
+    return Status::error("another tensor rank's data group found ranks whose " +
+                         (perDataGroup.empty() ? std::string("state")
+                                               : perDataGroup[0].first) +
+                         " differ");
+  return s.ok() ? g : s;
+}
+
+int64_t MpiCommunicator::maxOverWorld(int64_t value) {
+  long long in = value, out = value;
+  MPI_Allreduce(&in, &out, 1, MPI_LONG_LONG, MPI_MAX, MPI_COMM_WORLD);
+  return out;
+}
+
+} // namespace hag::rt::mpi

@@ -1,0 +1,48 @@
+//===- Collectives.cpp - hag_all_reduce_f32 and the installed communicator -===//
+
+#include "hag/runtime/Collectives.h"
+
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+
+namespace hag::rt {
+
+namespace {
+std::atomic<Communicator *> installed{nullptr};
+} // namespace
+
+const char *groupName(Group group) {
+  return group == Group::Tensor ? "tensor" : "data";
+}
+
+std::string ParallelLayout::describe() const {
+  return "rank " + std::to_string(rank) + " (tensor " +
+         std::to_string(tensorIndex()) + " of " + std::to_string(tensor) +
+         ", data " + std::to_string(dataIndex()) + " of " +
+         std::to_string(data) + ")";
+}
+
+Communicator::~Communicator() = default;
+
+void setCommunicator(Communicator *c) { installed.store(c); }
+
+Communicator *communicator() { return installed.load(); }
+
+} // namespace hag::rt
+
+extern "C" __attribute__((visibility("default"))) void
+hag_all_reduce_f32(float *data, int64_t count, int32_t group, int32_t mean) {
+  hag::rt::Communicator *c = hag::rt::communicator();
+  if (!c || (group != 0 && group != 1)) {
+    // Model::run refuses parallel artifacts without a communicator, so this
+    // is a program that called the code some other way.
+    std::fprintf(stderr,
+                 "hag runtime: hag_all_reduce_f32 called %s (group %d); "
+                 "aborting\n",
+                 c ? "with an unknown group" : "with no communicator installed",
+                 static_cast<int>(group));
+    std::abort();
+  }
+  c->allReduce(data, count, static_cast<hag::rt::Group>(group), mean != 0);
+}

@@ -1,0 +1,191 @@
+//===- Parallel.cpp - hag-run under mpirun ---------------------------------===//
+
+#include "Parallel.h"
+
+#include "hag/runtime/Artifact.h"
+
+#ifdef HAG_HAVE_MPI
+#include "hag/runtime/Mpi.h"
+#endif
+
+#include <cstdlib>
+#include <memory>
+#include <thread>
+
+using namespace hag::rt;
+
+namespace hag::run {
+
+namespace {
+
+struct ProcessState {
+  bool mpi = false; ///< MPI initialised (a job of more than one process)
+  int rank = 0;
+  int size = 1;
+  ParallelLayout layout;
+  double timeout = 60.0;
+#ifdef HAG_HAVE_MPI
+  std::unique_ptr<mpi::MpiCommunicator> comm;
+#endif
+};
+
+ProcessState &state() {
+  static ProcessState s;
+  return s;
+}
+
+uint64_t fnv(const void *data, size_t size, uint64_t h) {
+  const uint8_t *p = static_cast<const uint8_t *>(data);
+  for (size_t i = 0; i < size; ++i) {
+    h ^= p[i];
+    h *= 0x100000001b3ULL;
+  }
+  return h;
+}
+
+uint64_t fingerprint(const TensorMap &tensors) {
+  uint64_t h = 0xcbf29ce484222325ULL;
+  for (const auto &[name, t] : tensors) {
+    h = fnv(name.data(), name.size(), h);
+    h = fnv(t.shape.data(), t.shape.size() * sizeof(int64_t), h);
+    h = fnv(t.data.data(), t.data.size(), h);
+  }
+  return h;
+}
+
+double timeoutFromEnvironment() {
+  if (const char *t = std::getenv("HAG_COLLECTIVE_TIMEOUT")) {
+    char *end = nullptr;
+    double v = std::strtod(t, &end);
+    if (end != t && *end == '\0' && v > 0)
+      return v;
+  }
+  return 60.0;
+}
+
+} // namespace
+
+int worldRank() { return state().rank; }
+int worldSize() { return state().size; }
+ParallelLayout parallelLayout() { return state().layout; }
+double collectiveTimeout() { return state().timeout; }
+
+std::string enterParallelProcess(RunOptions &options, std::FILE *&out) {
+#ifdef HAG_HAVE_MPI
+  if (!mpi::launchedByMpi())
+    return "";
+  ProcessState &s = state();
+  if (Status st = mpi::initialize(s.size, s.rank); !st.ok())
+    return st.message();
+  s.mpi = true;
+  if (s.size == 1)
+    return "";
+  // Share the cores of a machine among its ranks.
+  if (!std::getenv("OMP_NUM_THREADS")) {
+    int local = 1;
+    if (const char *l = std::getenv("OMPI_COMM_WORLD_LOCAL_SIZE"))
+      local = std::max(1, std::atoi(l));
+    unsigned cores = std::max(1u, std::thread::hardware_concurrency());
+    int threads = std::max(1, static_cast<int>(cores) / local);
+    ::setenv("OMP_NUM_THREADS", std::to_string(threads).c_str(), 1);
+  }
+  setErrorPrefix("rank " + std::to_string(s.rank) + ": ");
+  if (s.rank != 0) {
+    options.quiet = true;
+    static std::FILE *nowhere = std::fopen("/dev/null", "w");
+    if (nowhere)
+      out = nowhere;
+  }
+  return "";
+#else
+  (void)options;
+  (void)out;
+  return "";
+#endif
+}
+
+int leaveParallelProcess(int code) {
+#ifdef HAG_HAVE_MPI
+  ProcessState &s = state();
+  if (!s.mpi)
+    return code;
+  if (code != kExitOk && s.size > 1)
+    mpi::abortJob(code);
+  setCommunicator(nullptr);
+  s.comm.reset();
+  mpi::finalize();
+#endif
+  return code;
+}
+
+Status startParallel(Model &model, const RunOptions &options) {
+  const ParallelFacts &p = model.artifact().manifest().parallel;
+  ProcessState &s = state();
+  s.timeout = options.collectiveTimeout ? *options.collectiveTimeout
+                                        : timeoutFromEnvironment();
+  const std::string name = model.artifact().source();
+  if (!p.parallel()) {
+    if (s.size > 1)
+      return Status::error(
+          name + " is not a parallel artifact (compiled without a "
+                 "'parallel:' split), but mpirun started " +
+          std::to_string(s.size) +
+          " processes: run it without mpirun (or with -np 1)");
+    return Status::success();
+  }
+  std::string split = "tensor " + std::to_string(p.tensor) + " x data " +
+                      std::to_string(p.data) + " = " +
+                      std::to_string(p.ranks()) + " ranks";
+#ifdef HAG_HAVE_MPI
+  if (!s.mpi)
+    return Status::error(name + " is split for " + split +
+                         ": run it with mpirun -np " +
+                         std::to_string(p.ranks()) + " hag-run ...");
+  if (s.size != p.ranks())
+    return Status::error(name + " is split for " + split + ", but mpirun "
+                         "started " + std::to_string(s.size) +
+                         " processes: use mpirun -np " +
+                         std::to_string(p.ranks()));
+  s.layout.tensor = static_cast<int>(p.tensor);
+  s.layout.data = static_cast<int>(p.data);
+  s.layout.rank = s.rank;
+  Result<std::unique_ptr<mpi::MpiCommunicator>> comm =
+      mpi::MpiCommunicator::create(s.layout, s.timeout);
+  if (!comm.ok())
+    return comm.status();
+  s.comm = std::move(*comm);
+  setCommunicator(s.comm.get());
+  return model.setTensorRank(s.layout.tensorIndex());
+#else
+  return Status::error(name + " is split for " + split +
+                       ", but this hag-run was built without MPI (install "
+                       "libopenmpi-dev and rebuild)");
+#endif
+}
+
+Status checkParallelStart(const Model &model, const std::string &settings,
+                          const TensorMap *stateTensors) {
+#ifdef HAG_HAVE_MPI
+  ProcessState &s = state();
+  if (!s.comm)
+    return Status::success();
+  const std::string &manifest = model.artifact().manifestText();
+  uint64_t seed = 0xcbf29ce484222325ULL;
+  std::vector<std::pair<std::string, uint64_t>> world = {
+      {"artifact (" + model.artifact().source() + ")",
+       fnv(manifest.data(), manifest.size(), seed)},
+      {"settings (command line and data)",
+       fnv(settings.data(), settings.size(), seed)}};
+  std::vector<std::pair<std::string, uint64_t>> group = {
+      {stateTensors ? "training state" : "weights",
+       fingerprint(stateTensors ? *stateTensors : model.weights())}};
+  return s.comm->checkSame(world, group);
+#else
+  (void)model;
+  (void)settings;
+  (void)stateTensors;
+  return Status::success();
+#endif
+}
+
+} // namespace hag::run
