@@ -206,11 +206,6 @@ int mlir::hag::hagCompileMain(int argc, char **argv) {
   auto splitAttr = module->getOperation()->getAttrOfType<DictionaryAttr>(
       "hag.parallel_rank_program");
   bool alreadySplit = splitAttr && splitAttr.get("tensor");
-  bool rankProgram = tensorParallel > 1 || alreadySplit;
-  if (rankProgram && (opts.train || phase == Phase::Train))
-    return fail("tensor-parallel training is not available yet: the split "
-                "runs on forward graphs (hag-autodiff has no rule for "
-                "hag.all_reduce)");
   if (phase >= Phase::HAG) {
     PassManager pm(&ctx);
     buildHAGPhasePipeline(pm);

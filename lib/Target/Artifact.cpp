@@ -166,28 +166,26 @@ std::string mlir::hag::buildManifest(ModuleOp module,
       bool isInput = !name || func.getArgAttr(i, "hag.input");
       std::string argName =
           name ? name.getValue().str() : "arg" + std::to_string(i);
+      // A tensor-parallel rank holds one slice of this tensor.
+      llvm::json::Object spec = tensorJson(argName, type);
+      if (auto shard = func.getArgAttrOfType<DictionaryAttr>(i, "hag.shard")) {
+        auto dim = shard.getAs<IntegerAttr>("dim");
+        auto parts = shard.getAs<IntegerAttr>("parts");
+        if (dim && parts)
+          spec["shard"] = llvm::json::Object{{"dim", dim.getInt()},
+                                             {"parts", parts.getInt()}};
+      }
       if (isInput) {
-        inputs.push_back(tensorJson(argName, type));
+        inputs.push_back(std::move(spec));
         continue;
       }
       if (func.getArgAttr(i, "hag.state")) {
-        state.push_back(tensorJson(argName, type));
+        state.push_back(std::move(spec));
         continue;
       }
       params.push_back(argName);
-      if (seen.insert(argName).second) {
-        llvm::json::Object param = tensorJson(argName, type);
-        // A tensor-parallel rank holds one slice of this weight.
-        if (auto shard =
-                func.getArgAttrOfType<DictionaryAttr>(i, "hag.shard")) {
-          auto dim = shard.getAs<IntegerAttr>("dim");
-          auto parts = shard.getAs<IntegerAttr>("parts");
-          if (dim && parts)
-            param["shard"] = llvm::json::Object{{"dim", dim.getInt()},
-                                                {"parts", parts.getInt()}};
-        }
-        parameters.push_back(std::move(param));
-      }
+      if (seen.insert(argName).second)
+        parameters.push_back(std::move(spec));
     }
     llvm::json::Object entry{{"name", func.getName().str()},
                              {"symbol", "_mlir_ciface_" + func.getName().str()},

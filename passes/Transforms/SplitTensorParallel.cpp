@@ -203,6 +203,23 @@ struct HAGSplitTensorParallelPass
       auto ty = cast<RankedTensorType>(like.getType());
       return ty.clone(withDim(ty.getShape(), ty.getRank() - 1, size));
     };
+    // Megatron's "f": a replicated value read by rank-local computation
+    // goes through hag.copy_to_group (once per value), whose VJP sums the
+    // ranks' partial gradients.
+    DenseMap<Value, Value> copies;
+    auto copyOperand = [&](OpOperand &operand) {
+      Value v = operand.get();
+      if (changed.contains(v) || !isa<RankedTensorType>(v.getType()))
+        return;
+      Value &copy = copies[v];
+      if (!copy) {
+        OpBuilder ob(ctx);
+        ob.setInsertionPointAfterValue(v);
+        copy = CopyToGroupOp::create(ob, v.getLoc(), v.getType(), v,
+                                     ob.getStringAttr("tensor"));
+      }
+      operand.set(copy);
+    };
     auto allReduceAfter = [&](Operation *op) {
       OpBuilder ob(op->getContext());
       ob.setInsertionPointAfter(op);
@@ -233,6 +250,7 @@ struct HAGSplitTensorParallelPass
           allReduceAfter(op);
           return WalkResult::advance();
         }
+        copyOperand(linear.getInputMutable());
         setResultType(op, withLastDim(
                               linear.getInput(),
                               cast<ShapedType>(w.getType()).getDimSize(0)));
@@ -243,6 +261,13 @@ struct HAGSplitTensorParallelPass
         return WalkResult::advance();
       }
       if (auto attn = dyn_cast<PyramidAttentionOp>(op)) {
+        // The gate is computed in full on every rank and feeds the rank's
+        // heads only.
+        for (OpOperand *o :
+             {&attn.getGateInputMutable(), &attn.getGateW1Mutable(),
+              &attn.getGateB1Mutable(), &attn.getGateW2Mutable(),
+              &attn.getGateB2Mutable()})
+          copyOperand(*o);
         setResultType(op, attn.getQueries().getType());
         return WalkResult::advance();
       }
@@ -250,7 +275,8 @@ struct HAGSplitTensorParallelPass
         setResultType(op, decode.getQueries().getType());
         return WalkResult::advance();
       }
-      if (isa<SwiGLUOp>(op)) {
+      if (auto mlp = dyn_cast<SwiGLUOp>(op)) {
+        copyOperand(mlp.getInputMutable());
         allReduceAfter(op);
         return WalkResult::advance();
       }

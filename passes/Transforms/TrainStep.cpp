@@ -16,6 +16,7 @@
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Bufferization/IR/Bufferization.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/Builders.h"
@@ -35,9 +36,14 @@ namespace {
 struct ArgList {
   SmallVector<Type> types;
   SmallVector<DictionaryAttr> attrs;
-  void add(OpBuilder &b, Type type, StringRef name, bool input, bool state) {
+  void add(OpBuilder &b, Type type, StringRef name, bool input, bool state,
+           Attribute shard = {}) {
     types.push_back(type);
     SmallVector<NamedAttribute> a;
+    // A tensor-parallel rank's slice of a weight (and of its moments and
+    // gradient): hag-split-tensor-parallel's hag.shard, for the manifest.
+    if (shard)
+      a.push_back(b.getNamedAttr("hag.shard", shard));
     if (input)
       a.push_back(b.getNamedAttr("hag.input", b.getUnitAttr()));
     if (state)
@@ -201,7 +207,8 @@ struct HAGTrainStepPass
     for (StringRef prefix : {"", "opt.exp_avg.", "opt.exp_avg_sq."})
       for (unsigned i : weightIdx)
         args.add(b, memrefOf(grad.getArgumentTypes()[i]),
-                 (prefix + nameOf(i)).str(), false, true);
+                 (prefix + nameOf(i)).str(), false, true,
+                 grad.getArgAttr(i, "hag.shard"));
     auto statsType = RankedTensorType::get({4}, f32);
     Block *body = args.defineFunction(b, loc, "train_step", statsType);
     OpBuilder::InsertionGuard guard(b);
@@ -247,19 +254,30 @@ struct HAGTrainStepPass
         g = arith::MulFOp::create(b, loc, g, splat);
       }
     }
-    Value finite = AllFiniteOp::create(
-        b, loc, RankedTensorType::get({}, b.getI1Type()), grads);
-    SmallVector<Type> gradTypes(ValueRange(grads).getTypes());
-    // Without clipping (clip = 0) the norm is still reported: an infinite
-    // threshold, and the gradients are used as they are.
-    gradTypes.push_back(RankedTensorType::get({}, f32));
-    auto clipped = ClipGradNormOp::create(
-        b, loc, gradTypes, grads,
-        b.getF64FloatAttr(clip > 0.0 ? clip.getValue()
-                                     : std::numeric_limits<double>::infinity()));
-    if (clip > 0.0)
-      grads.assign(clipped.getClipped().begin(), clipped.getClipped().end());
-    Value norm = clipped.getNorm();
+    Value finite, norm;
+    SmallVector<Value> sharded, replicated;
+    for (size_t i = 0; i < grads.size(); ++i)
+      (grad.getArgAttr(weightIdx[i], "hag.shard") ? sharded : replicated)
+          .push_back(grads[i]);
+    if (sharded.empty()) {
+      finite = AllFiniteOp::create(
+          b, loc, RankedTensorType::get({}, b.getI1Type()), grads);
+      SmallVector<Type> gradTypes(ValueRange(grads).getTypes());
+      // Without clipping (clip = 0) the norm is still reported: an infinite
+      // threshold, and the gradients are used as they are.
+      gradTypes.push_back(RankedTensorType::get({}, f32));
+      auto clipped = ClipGradNormOp::create(
+          b, loc, gradTypes, grads,
+          b.getF64FloatAttr(clip > 0.0
+                                ? clip.getValue()
+                                : std::numeric_limits<double>::infinity()));
+      if (clip > 0.0)
+        grads.assign(clipped.getClipped().begin(), clipped.getClipped().end());
+      norm = clipped.getNorm();
+    } else {
+      std::tie(finite, norm) =
+          tensorParallelNorm(b, loc, grads, sharded, replicated);
+    }
     Value lr = LRScheduleOp::create(
         b, loc, RankedTensorType::get({}, f32), t, b.getF64FloatAttr(this->lr),
         b.getI64IntegerAttr(warmup), b.getI64IntegerAttr(std::max<int64_t>(total, 1)),
@@ -301,6 +319,61 @@ struct HAGTrainStepPass
     func::ReturnOp::create(b, loc, stats);
   }
 
+  /// The global gradient norm of a tensor-parallel rank, whose `sharded`
+  /// gradients are its slices and whose `replicated` ones every rank holds
+  /// in full: norm^2 = (sum over ranks of |sharded|^2) + |replicated|^2.
+  /// Clips `grads` (all of them) by it when clipping is on. A non-finite
+  /// gradient on any rank makes the norm non-finite on every rank, so the
+  /// norm's finiteness is the found-inf flag all ranks agree on. Returns
+  /// (finite i1 tensor, norm f32 tensor).
+  std::pair<Value, Value> tensorParallelNorm(OpBuilder &b, Location loc,
+                                             SmallVector<Value> &grads,
+                                             ArrayRef<Value> sharded,
+                                             ArrayRef<Value> replicated) {
+    Type f32 = b.getF32Type();
+    auto scalarType = RankedTensorType::get({}, f32);
+    auto constant = [&](float v) -> Value {
+      return arith::ConstantOp::create(b, loc, b.getF32FloatAttr(v));
+    };
+    auto normOf = [&](ArrayRef<Value> gs) -> Value {
+      if (gs.empty())
+        return constant(0.0f);
+      SmallVector<Type> types(ValueRange(gs).getTypes());
+      types.push_back(scalarType);
+      auto op = ClipGradNormOp::create(
+          b, loc, types, gs,
+          b.getF64FloatAttr(std::numeric_limits<double>::infinity()));
+      return scalarOf(b, loc, op.getNorm());
+    };
+    Value s = normOf(sharded), r = normOf(replicated);
+    Value s2 = scalarTensor(b, loc, arith::MulFOp::create(b, loc, s, s));
+    Value s2all = scalarOf(
+        b, loc,
+        AllReduceOp::create(b, loc, scalarType, s2, b.getStringAttr("tensor"),
+                            UnitAttr()));
+    Value total = math::SqrtOp::create(
+        b, loc,
+        arith::AddFOp::create(b, loc, s2all,
+                              arith::MulFOp::create(b, loc, r, r)));
+    // Ordered "less than infinity": false for inf and NaN.
+    Value finite = arith::CmpFOp::create(
+        b, loc, arith::CmpFPredicate::OLT, total,
+        constant(std::numeric_limits<float>::infinity()));
+    if (clip > 0.0) {
+      // PyTorch's clip_grad_norm_: factor max_norm / (norm + 1e-6), at most 1.
+      Value factor = arith::MinimumFOp::create(
+          b, loc, constant(1.0f),
+          arith::DivFOp::create(
+              b, loc, constant(static_cast<float>(clip.getValue())),
+              arith::AddFOp::create(b, loc, total, constant(1e-6f))));
+      for (Value &g : grads) {
+        Value splat = tensor::SplatOp::create(b, loc, factor, g.getType());
+        g = arith::MulFOp::create(b, loc, g, splat);
+      }
+    }
+    return {scalarTensor(b, loc, finite), scalarTensor(b, loc, total)};
+  }
+
   void buildGradients(OpBuilder &b, func::FuncOp grad,
                       ArrayRef<unsigned> inputIdx,
                       ArrayRef<unsigned> weightIdx,
@@ -311,9 +384,10 @@ struct HAGTrainStepPass
       args.add(b, grad.getArgumentTypes()[i], nameOf(i), true, false);
     for (unsigned i : weightIdx)
       args.add(b, memrefOf(grad.getArgumentTypes()[i]), "grad." + nameOf(i),
-               false, true);
+               false, true, grad.getArgAttr(i, "hag.shard"));
     for (unsigned i : weightIdx)
-      args.add(b, grad.getArgumentTypes()[i], nameOf(i), false, false);
+      args.add(b, grad.getArgumentTypes()[i], nameOf(i), false, false,
+               grad.getArgAttr(i, "hag.shard"));
     auto lossType = grad.getResultTypes()[0];
     Block *body = args.defineFunction(b, loc, "gradients", lossType);
     OpBuilder::InsertionGuard guard(b);

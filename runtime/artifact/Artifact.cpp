@@ -287,6 +287,27 @@ Status parseParallel(const ManifestReader &r, const json::Value &root,
   return Status::success();
 }
 
+/// The optional "shard": {dim, parts} of a tensor spec (a tensor-parallel
+/// rank's slice).
+Status parseShard(const ManifestReader &r, const json::Value &v,
+                  const std::string &path, TensorSpec &spec) {
+  Status st;
+  const json::Value *shard = r.member(v, path, "shard",
+                                      json::Value::Kind::Object, st,
+                                      /*required=*/false);
+  if (!shard)
+    return st;
+  std::string sp = path + ".shard";
+  for (Status s : {r.getInt(*shard, sp, "dim", spec.shardDim, 0),
+                   r.getInt(*shard, sp, "parts", spec.shardParts, 1)})
+    if (!s.ok())
+      return s;
+  if (spec.shardDim >= static_cast<int64_t>(spec.shape.size()))
+    return r.error(strCat(sp, ".dim is ", spec.shardDim, " but ",
+                          quoted(spec.name), " has rank ", spec.shape.size()));
+  return Status::success();
+}
+
 Status parseParameters(const ManifestReader &r, const json::Value &root,
                        std::vector<TensorSpec> &params) {
   Status st;
@@ -309,22 +330,8 @@ Status parseParameters(const ManifestReader &r, const json::Value &root,
         return s;
     if (!seen.insert(spec.name).second)
       return r.error("parameter " + quoted(spec.name) + " is declared twice");
-    Status shardStatus;
-    if (const json::Value *shard =
-            r.member(v, path, "shard", json::Value::Kind::Object, shardStatus,
-                     /*required=*/false)) {
-      std::string sp = path + ".shard";
-      for (Status s : {r.getInt(*shard, sp, "dim", spec.shardDim, 0),
-                       r.getInt(*shard, sp, "parts", spec.shardParts, 1)})
-        if (!s.ok())
-          return s;
-      if (spec.shardDim >= static_cast<int64_t>(spec.shape.size()))
-        return r.error(strCat(sp, ".dim is ", spec.shardDim, " but ",
-                              quoted(spec.name), " has rank ",
-                              spec.shape.size()));
-    } else if (!shardStatus.ok()) {
-      return shardStatus;
-    }
+    if (Status s = parseShard(r, v, path, spec); !s.ok())
+      return s;
     params.push_back(std::move(spec));
   }
   return Status::success();
@@ -353,7 +360,8 @@ Status parseEntry(const ManifestReader &r, const json::Value &v,
       TensorSpec spec;
       for (Status s : {r.getString(in, inPath, "name", spec.name),
                        r.getDType(in, inPath, spec.dtype),
-                       r.getShape(in, inPath, spec.shape, -1)})
+                       r.getShape(in, inPath, spec.shape, -1),
+                       parseShard(r, in, inPath, spec)})
         if (!s.ok())
           return s;
       out.push_back(std::move(spec));

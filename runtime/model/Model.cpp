@@ -979,6 +979,18 @@ Status Trainer::restore(const TensorMap &state, const std::string &source) {
                          quoted(spec.name));
       continue;
     }
+    // A tensor-parallel rank takes its slice of a whole tensor (checkpoints
+    // hold the whole state, whatever the split that wrote them).
+    if (spec.shardParts > 1 && it->second.dtype == spec.dtype &&
+        it->second.shape == wholeShape(spec)) {
+      Result<HostTensor> slice =
+          sliceAlong(it->second, spec.shardDim, spec.shardParts,
+                     model->tensorRank());
+      if (!slice.ok())
+        return slice.status().withPrefix(source);
+      next.push_back(std::move(*slice));
+      continue;
+    }
     if (it->second.dtype != spec.dtype || it->second.shape != spec.shape) {
       problems += strCat(problems.empty() ? "" : "; ", quoted(spec.name),
                          " is ", dtypeName(it->second.dtype), " ",

@@ -16,6 +16,8 @@
 #include <climits>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <functional>
 #include <thread>
 
 namespace hag::rt::mpi {
@@ -126,14 +128,19 @@ MpiCommunicator::create(const ParallelLayout &layout, double timeoutSeconds) {
 
 MpiCommunicator::~MpiCommunicator() = default;
 
-void MpiCommunicator::allReduce(float *data, int64_t count, Group group,
-                                bool mean) {
+namespace {
+
+/// Runs one collective of `group` that `start` begins (non-blocking
+/// requests on `comm`), waiting at most `timeoutSeconds`. Alongside, each
+/// rank sends the others the collective's sequence number, so that a rank
+/// whose wait times out can name the ranks that never arrived; it then
+/// ends the job.
+void runCollective(const ParallelLayout &place, Group group, MPI_Comm comm,
+                   int64_t number, const char *what, int64_t count,
+                   double timeoutSeconds,
+                   const std::function<int(std::vector<MPI_Request> &)> &start) {
   const int members = place.groupSize(group);
-  if (members == 1)
-    return;
-  MPI_Comm comm = group == Group::Tensor ? impl->tensor : impl->data;
   const int me = place.groupIndex(group);
-  const int64_t number = ++impl->sequence[static_cast<int>(group)];
   // The world rank of member `m` of this rank's group.
   auto worldRank = [&](int m) {
     return group == Group::Tensor ? place.dataIndex() * place.tensor + m
@@ -141,9 +148,9 @@ void MpiCommunicator::allReduce(float *data, int64_t count, Group group,
   };
   auto fail = [&](const std::string &why) {
     std::fprintf(stderr,
-                 "hag-run: error: %s: all_reduce #%lld over the %s group "
-                 "(%s floats) %s; ending the job\n",
-                 place.describe().c_str(), static_cast<long long>(number),
+                 "hag-run: error: %s: %s #%lld over the %s group (%s "
+                 "elements) %s; ending the job\n",
+                 place.describe().c_str(), what, static_cast<long long>(number),
                  groupName(group), formatCount(count).c_str(), why.c_str());
     abortJob(3);
   };
@@ -165,41 +172,31 @@ void MpiCommunicator::allReduce(float *data, int64_t count, Group group,
     notes.push_back(r);
     noteFrom.push_back(m);
   }
-
-  // The reduction itself, in pieces MPI's int counts can hold.
-  std::vector<MPI_Request> pieces;
-  for (int64_t at = 0; at < count; at += INT_MAX / 2) {
-    int n = static_cast<int>(std::min<int64_t>(count - at, INT_MAX / 2));
-    MPI_Request r;
-    int rc = MPI_Iallreduce(MPI_IN_PLACE, data + at, n, MPI_FLOAT, MPI_SUM,
-                            comm, &r);
-    if (rc != MPI_SUCCESS)
-      fail("could not start: " + mpiError(rc));
-    pieces.push_back(r);
-  }
+  std::vector<MPI_Request> work;
+  if (int rc = start(work); rc != MPI_SUCCESS)
+    fail("could not start: " + mpiError(rc));
 
   using Clock = std::chrono::steady_clock;
   const auto deadline =
       Clock::now() + std::chrono::duration_cast<Clock::duration>(
                          std::chrono::duration<double>(timeoutSeconds));
-  auto pending = [](std::vector<MPI_Request> &requests) {
-    size_t open = 0;
+  auto pending = [](std::vector<MPI_Request> &requests, size_t &open) {
+    open = 0;
     for (MPI_Request &r : requests) {
       if (r == MPI_REQUEST_NULL)
         continue;
       int done = 0;
-      int rc = MPI_Test(&r, &done, MPI_STATUS_IGNORE);
-      if (rc != MPI_SUCCESS)
-        return static_cast<size_t>(-1);
+      if (MPI_Test(&r, &done, MPI_STATUS_IGNORE) != MPI_SUCCESS)
+        return false;
       if (!done)
         ++open;
     }
-    return open;
+    return true;
   };
   int idle = 0;
   for (;;) {
-    size_t a = pending(notes), b = pending(pieces);
-    if (a == static_cast<size_t>(-1) || b == static_cast<size_t>(-1))
+    size_t a = 0, b = 0;
+    if (!pending(notes, a) || !pending(work, b))
       fail("failed in MPI");
     if (a == 0 && b == 0)
       break;
@@ -229,16 +226,68 @@ void MpiCommunicator::allReduce(float *data, int64_t count, Group group,
           std::chrono::microseconds(std::min(1000, 10 * (idle - 200))));
   }
   for (size_t i = 0; i < noteFrom.size(); ++i)
-    if (noteFrom[i] >= 0 && arrived[static_cast<size_t>(noteFrom[i])] != number)
-      fail("found rank " + std::to_string(worldRank(noteFrom[i])) +
-           " at all_reduce #" +
+    if (noteFrom[i] >= 0 &&
+        arrived[static_cast<size_t>(noteFrom[i])] != number)
+      fail("found rank " + std::to_string(worldRank(noteFrom[i])) + " at #" +
            std::to_string(arrived[static_cast<size_t>(noteFrom[i])]) +
            ": the ranks run different programs");
+}
+
+} // namespace
+
+void MpiCommunicator::allReduce(float *data, int64_t count, Group group,
+                                bool mean) {
+  const int members = place.groupSize(group);
+  if (members == 1)
+    return;
+  MPI_Comm comm = group == Group::Tensor ? impl->tensor : impl->data;
+  const int64_t number = ++impl->sequence[static_cast<int>(group)];
+  runCollective(place, group, comm, number, "all_reduce", count,
+                timeoutSeconds, [&](std::vector<MPI_Request> &work) {
+                  // In pieces MPI's int counts can hold.
+                  for (int64_t at = 0; at < count; at += INT_MAX / 2) {
+                    int n = static_cast<int>(
+                        std::min<int64_t>(count - at, INT_MAX / 2));
+                    MPI_Request r;
+                    int rc = MPI_Iallreduce(MPI_IN_PLACE, data + at, n,
+                                            MPI_FLOAT, MPI_SUM, comm, &r);
+                    if (rc != MPI_SUCCESS)
+                      return rc;
+                    work.push_back(r);
+                  }
+                  return MPI_SUCCESS;
+                });
   if (mean) {
     const float scale = 1.0f / static_cast<float>(members);
     for (int64_t i = 0; i < count; ++i)
       data[i] *= scale;
   }
+}
+
+Status MpiCommunicator::gather(const void *send, size_t bytes, void *receive,
+                               Group group) {
+  const int members = place.groupSize(group);
+  if (members == 1) {
+    std::memcpy(receive, send, bytes);
+    return Status::success();
+  }
+  if (bytes > static_cast<size_t>(INT_MAX))
+    return Status::error("a slice of " + std::to_string(bytes) +
+                         " bytes is too large to gather");
+  MPI_Comm comm = group == Group::Tensor ? impl->tensor : impl->data;
+  const int64_t number = ++impl->sequence[static_cast<int>(group)];
+  runCollective(place, group, comm, number, "gather",
+                static_cast<int64_t>(bytes), timeoutSeconds,
+                [&](std::vector<MPI_Request> &work) {
+                  MPI_Request r;
+                  int rc = MPI_Igather(send, static_cast<int>(bytes), MPI_BYTE,
+                                       receive, static_cast<int>(bytes),
+                                       MPI_BYTE, 0, comm, &r);
+                  if (rc == MPI_SUCCESS)
+                    work.push_back(r);
+                  return rc;
+                });
+  return Status::success();
 }
 
 Status MpiCommunicator::checkSame(

@@ -9,6 +9,7 @@
 #endif
 
 #include <cstdlib>
+#include <cstring>
 #include <memory>
 #include <thread>
 
@@ -186,6 +187,59 @@ Status checkParallelStart(const Model &model, const std::string &settings,
   (void)stateTensors;
   return Status::success();
 #endif
+}
+
+Result<TensorMap> gatherWhole(const std::vector<TensorSpec> &specs,
+                              const TensorMap &local) {
+  TensorMap out = local;
+#ifdef HAG_HAVE_MPI
+  ProcessState &s = state();
+  if (!s.comm || s.layout.tensor == 1)
+    return out;
+  const bool root = s.layout.tensorIndex() == 0;
+  for (const TensorSpec &spec : specs) {
+    if (spec.shardParts <= 1 || spec.shardDim < 0)
+      continue;
+    auto it = local.find(spec.name);
+    if (it == local.end())
+      return Status::error("no tensor '" + spec.name + "' to gather");
+    const HostTensor &slice = it->second;
+    const size_t bytes = slice.data.size();
+    std::vector<uint8_t> all(root ? bytes * static_cast<size_t>(spec.shardParts)
+                                  : 0);
+    if (Status g = s.comm->gather(slice.data.data(), bytes,
+                                  root ? all.data() : nullptr, Group::Tensor);
+        !g.ok())
+      return g;
+    if (!root)
+      continue;
+    // Slice p of rank p goes to [p * n, (p + 1) * n) along the dimension.
+    std::vector<int64_t> shape = slice.shape;
+    const size_t dim = static_cast<size_t>(spec.shardDim);
+    int64_t outer = 1, inner = 1;
+    for (size_t d = 0; d < dim; ++d)
+      outer *= shape[d];
+    for (size_t d = dim + 1; d < shape.size(); ++d)
+      inner *= shape[d];
+    const size_t chunk =
+        static_cast<size_t>(shape[dim] * inner) * dtypeSize(slice.dtype);
+    shape[dim] *= spec.shardParts;
+    Result<HostTensor> whole = HostTensor::zeros(slice.dtype, shape);
+    if (!whole.ok())
+      return whole.status();
+    for (int64_t p = 0; p < spec.shardParts; ++p)
+      for (int64_t o = 0; o < outer; ++o)
+        std::memcpy(whole->data.data() +
+                        (static_cast<size_t>(o * spec.shardParts + p)) * chunk,
+                    all.data() + static_cast<size_t>(p) * bytes +
+                        static_cast<size_t>(o) * chunk,
+                    chunk);
+    out[spec.name] = std::move(*whole);
+  }
+#else
+  (void)specs;
+#endif
+  return out;
 }
 
 } // namespace hag::run

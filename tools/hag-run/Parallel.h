@@ -59,6 +59,13 @@ rt::Status checkParallelStart(const rt::Model &model,
                               const std::string &settings,
                               const rt::TensorMap *state = nullptr);
 
+/// The whole tensors of `local` (a tensor-parallel rank's slices of the
+/// sharded `specs`; other tensors are the same on every rank): gathered
+/// over the tensor group and assembled on its first rank. On the other
+/// ranks, and outside a tensor-parallel job, `local` comes back as is.
+rt::Result<rt::TensorMap> gatherWhole(const std::vector<rt::TensorSpec> &specs,
+                                      const rt::TensorMap &local);
+
 } // namespace hag::run
 
 #endif // HAG_TOOLS_HAGRUN_PARALLEL_H

@@ -194,11 +194,17 @@ int hag::run::runGradients(const RunOptions &o, std::FILE *out,
   double ms = std::chrono::duration<double, std::milli>(
                   std::chrono::steady_clock::now() - start)
                   .count();
-  if (Status w = writeSafeTensors(o.grads, *grads,
-                                  {{"format", "pt"},
-                                   {"hag_gradients_of", "mean next-token loss"}});
-      !w.ok())
-    return printError(err, w.message());
+  // A tensor-parallel rank's gradients are slices: write the whole ones.
+  Result<TensorMap> whole = gatherWhole(model->parameters(), *grads);
+  if (!whole.ok())
+    return printError(err, whole.message());
+  if (worldRank() == 0)
+    if (Status w = writeSafeTensors(o.grads, *whole,
+                                    {{"format", "pt"},
+                                     {"hag_gradients_of",
+                                      "mean next-token loss"}});
+        !w.ok())
+      return printError(err, w.message());
   if (!o.quiet)
     std::fprintf(err, "hag-run: gradients of %zu weights on %s in %.1f ms, "
                       "wrote %s\n",
@@ -352,8 +358,17 @@ int hag::run::runTraining(const RunOptions &o, std::FILE *out, std::FILE *err) {
     if (Status l = openLog(o.log, done, !o.resume.empty(), log); !l.ok())
       return printError(err, l.message());
 
+  // Every rank calls save (tensor-parallel slices are gathered to whole
+  // tensors, so a checkpoint is the whole state whatever the split); rank 0
+  // writes it.
   auto save = [&](int64_t step) -> Status {
-    TensorMap state = trainer.state();
+    Result<TensorMap> gathered =
+        gatherWhole(trainer.stateSpecs(), trainer.state());
+    if (!gathered.ok())
+      return gathered.status();
+    if (!primary)
+      return Status::success();
+    TensorMap state = std::move(*gathered);
     Result<HostTensor> runStep = HostTensor::zeros(DType::I64, {});
     if (!runStep.ok())
       return runStep.status();
@@ -458,7 +473,7 @@ int hag::run::runTraining(const RunOptions &o, std::FILE *out, std::FILE *err) {
                    formatDuration(eta).c_str(), tty ? "   " : "\n");
       std::fflush(err);
     }
-    if ((n % every == 0 || n == steps) && primary)
+    if (n % every == 0 || n == steps)
       if (Status c = save(n); !c.ok())
         return printError(err, (tty ? "\n" : std::string()) + "checkpoint: " +
                              c.message());
@@ -485,10 +500,25 @@ int hag::run::runTraining(const RunOptions &o, std::FILE *out, std::FILE *err) {
                static_cast<long long>(steps - done),
                formatDuration(total).c_str(), firstLoss, lastLoss, tokensPerS,
                ckptDir.c_str(), checkpointName(steps).c_str());
-  if (!o.saveWeights.empty() && layout.tensor > 1)
-    return printError(err, "--save-weights: each rank of a tensor-parallel "
-                           "run holds only its slice of the weights");
-  if (!o.saveWeights.empty() && primary) {
+  if (!o.saveWeights.empty() && layout.tensor > 1) {
+    // The whole weights, gathered from the tensor-parallel slices.
+    Result<TensorMap> whole =
+        gatherWhole(model.parameters(), trainer.weights());
+    if (!whole.ok())
+      return printError(err, whole.message());
+    if (primary)
+      if (Status w = writeSafeTensors(
+              o.saveWeights, *whole,
+              {{"format", "pt"},
+               {"hag_artifact",
+                o.artifact.substr(o.artifact.find_last_of('/') + 1)},
+               {"hag_version", model.artifact().manifest().hagVersion}});
+          !w.ok())
+        return printError(err, w.message());
+    if (!o.quiet)
+      std::fprintf(err, "hag-run: saved the trained weights to %s\n",
+                   o.saveWeights.c_str());
+  } else if (!o.saveWeights.empty() && primary) {
     if (Status w = model.setWeights(trainer.weights(), "the trained weights");
         !w.ok())
       return printError(err, w.message());

@@ -149,6 +149,11 @@ OpCost AllReduceOp::estimateCost(const CostContext &ctx) {
           ioBytes(*this, ctx)};
 }
 
+OpCost CopyToGroupOp::estimateCost(const CostContext &ctx) {
+  // The identity: no work in the forward pass.
+  return {0.0, 0.0};
+}
+
 OpCost CrossEntropyOp::estimateCost(const CostContext &ctx) {
   // max, exp-sum and log per row: ~4 flops per logit.
   return {numElements(getLogits().getType(), ctx, ctx.seqLen) * 4.0,

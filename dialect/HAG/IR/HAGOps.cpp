@@ -321,6 +321,13 @@ LogicalResult AllReduceOp::verify() {
   return success();
 }
 
+LogicalResult CopyToGroupOp::verify() {
+  if (getGroup() != "tensor" && getGroup() != "data")
+    return emitOpError() << "group must be \"tensor\" or \"data\", got \""
+                         << getGroup() << "\"";
+  return success();
+}
+
 LogicalResult CrossEntropyOp::verify() {
   ShapeChecker sc(*this);
   if (failed(sc.rank(getLogits(), "logits", 3)) ||

@@ -20,6 +20,30 @@ LogicalResult AddOp::buildVJP(OpBuilder &b, ValueRange resultGrads,
   return success();
 }
 
+LogicalResult AllReduceOp::buildVJP(OpBuilder &b, ValueRange resultGrads,
+                                    SmallVectorImpl<Value> &operandGrads) {
+  if (getMean())
+    return emitOpError() << "has no VJP with 'mean' (hag-data-parallel "
+                            "averages gradients after hag-autodiff)";
+  // The sum's gradient reaches every rank's input unchanged.
+  operandGrads.assign({resultGrads[0]});
+  return success();
+}
+
+LogicalResult CopyToGroupOp::buildVJP(OpBuilder &b, ValueRange resultGrads,
+                                      SmallVectorImpl<Value> &operandGrads) {
+  Value dy = resultGrads[0];
+  if (!dy) {
+    operandGrads.assign({Value()});
+    return success();
+  }
+  // Each rank's gradient covers its own heads: sum them.
+  operandGrads.assign({AllReduceOp::create(b, getLoc(), dy.getType(), dy,
+                                           getGroupAttr(), UnitAttr())
+                           .getResult()});
+  return success();
+}
+
 LogicalResult LinearOp::buildVJP(OpBuilder &b, ValueRange resultGrads,
                                  SmallVectorImpl<Value> &operandGrads) {
   Value dy = resultGrads[0];

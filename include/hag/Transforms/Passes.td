@@ -90,7 +90,10 @@ def HAGSplitTensorParallel
     parallel: each rank computes its own heads and hidden units), W_o and
     W_down by columns (row parallel) followed by `hag.all_reduce` over the
     `tensor` group; the memory gate, the norms and the embedding are
-    replicated. Each split weight argument gets
+    replicated. Replicated values read by the rank-local computation (the
+    projections' and the MLP's input, the gate's input and weights) go
+    through `hag.copy_to_group`, so that after `hag-autodiff` their
+    gradients are summed over the ranks (Megatron's f and g). Each split weight argument gets
     `hag.shard = {dim = D, parts = degree}`: rank r holds the r-th of
     `degree` equal slices along dimension D. The attention configuration
     (module `hag.config` and every op's) becomes the rank's:
@@ -153,6 +156,13 @@ def HAGTrainStep : Pass<"hag-train-step", "::mlir::ModuleOp"> {
 
     `@loss_grad` becomes private (it returns many tensors; the entry points
     above are what the runtime calls).
+
+    On a tensor-parallel rank program (weights with `hag.shard`), the
+    state and gradient arguments keep their weight's `hag.shard`, and the
+    global norm adds the ranks' shares of the sharded gradients
+    (`hag.all_reduce` over the `tensor` group of their squared norm) to the
+    replicated gradients' once; its finiteness is the found-inf flag, the
+    same on every rank.
   }];
   let options = [
     Option<"lr", "lr", "double", /*default=*/"3.0e-4", "Peak learning rate">,
@@ -179,6 +189,7 @@ def HAGTrainStep : Pass<"hag-train-step", "::mlir::ModuleOp"> {
                            "::mlir::arith::ArithDialect",
                            "::mlir::bufferization::BufferizationDialect",
                            "::mlir::func::FuncDialect",
+                           "::mlir::math::MathDialect",
                            "::mlir::memref::MemRefDialect",
                            "::mlir::tensor::TensorDialect"];
 }

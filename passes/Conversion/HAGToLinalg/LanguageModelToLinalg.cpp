@@ -435,6 +435,17 @@ struct AllReduceLowering : OpRewritePattern<AllReduceOp> {
   }
 };
 
+/// hag.copy_to_group is the identity in the forward pass (its VJP, built
+/// before lowering, is where the communication is).
+struct CopyToGroupLowering : OpRewritePattern<CopyToGroupOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(CopyToGroupOp op,
+                                PatternRewriter &rewriter) const override {
+    rewriter.replaceOp(op, op.getInput());
+    return success();
+  }
+};
+
 struct AddLowering : OpRewritePattern<AddOp> {
   using OpRewritePattern::OpRewritePattern;
   LogicalResult matchAndRewrite(AddOp op,
@@ -700,7 +711,7 @@ struct CrossEntropyLowering : OpRewritePattern<CrossEntropyOp> {
 
 void mlir::hag::populateLanguageModelToLinalgPatterns(
     RewritePatternSet &patterns) {
-  patterns.add<LinearLowering, AddLowering, AllReduceLowering, RMSNormLowering, RopeLowering,
+  patterns.add<LinearLowering, AddLowering, AllReduceLowering, CopyToGroupLowering, RMSNormLowering, RopeLowering,
                SwiGLULowering, EmbeddingLowering, CrossEntropyLowering>(
       patterns.getContext());
 }

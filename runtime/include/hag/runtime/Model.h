@@ -230,7 +230,8 @@ public:
   TensorMap state() const;
   /// The current weights by name (copies).
   TensorMap weights() const;
-  /// Replaces the whole state (a checkpoint): every name of stateSpecs()
+  /// Replaces the whole state (a checkpoint; for a tensor-parallel rank,
+  /// whole tensors are sliced to the rank's shard): every name of stateSpecs()
   /// with its dtype and shape, nothing else; `source` names it in errors.
   /// On error nothing changes.
   Status restore(const TensorMap &state, const std::string &source);

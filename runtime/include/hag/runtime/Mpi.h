@@ -52,6 +52,11 @@ public:
   void allReduce(float *data, int64_t count, Group group,
                  bool mean) override;
 
+  /// Gathers `bytes` bytes from every rank of `group` into `receive` of
+  /// the group's first rank (its members' slices in order; `receive` may
+  /// be null elsewhere). Ends the job on a timeout, like allReduce.
+  Status gather(const void *send, size_t bytes, void *receive, Group group);
+
   /// Start-up check that every rank runs the same thing: `items` are
   /// (what, fingerprint) pairs that must agree over the whole world, and
   /// `perDataGroup` ones that must agree within each data group (e.g. a

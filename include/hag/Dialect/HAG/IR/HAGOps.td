@@ -145,7 +145,8 @@ def HAG_AddOp : HAG_PureOp<"add", [Commutative, SameOperandsAndResultType,
 //===----------------------------------------------------------------------===//
 
 def HAG_AllReduceOp : HAG_Op<"all_reduce", [SameOperandsAndResultType,
-                      DeclareOpInterfaceMethods<HAG_CostOpInterface>]> {
+                      DeclareOpInterfaceMethods<HAG_CostOpInterface>,
+                      DeclareOpInterfaceMethods<HAG_DifferentiableOpInterface>]> {
   let summary = "elementwise sum (or mean) of a tensor over the ranks of a parallel group";
   let description = [{
     Every rank of `group` (`tensor`: the ranks of one tensor-parallel
@@ -155,6 +156,10 @@ def HAG_AllReduceOp : HAG_Op<"all_reduce", [SameOperandsAndResultType,
     `hag-split-tensor-parallel` after the row-parallel products (W_o,
     W_down) and by `hag-data-parallel` on the loss and the gradients. Not
     `Pure`: it communicates, so it is never hoisted, merged or dropped.
+
+    Its VJP (the sum; Megatron's "g") is the identity: the result, and so
+    its gradient, is the same on every rank, and each rank's input
+    contributed to it with weight one.
 
     ```mlir
     %y = hag.all_reduce %partial group("tensor") : tensor<?x?x128xf32>
@@ -166,6 +171,29 @@ def HAG_AllReduceOp : HAG_Op<"all_reduce", [SameOperandsAndResultType,
   let results = (outs HAG_FloatTensor:$result);
   let assemblyFormat =
       "$input `group` `(` $group `)` (`mean` $mean^)? attr-dict `:` type($result)";
+  let hasVerifier = 1;
+}
+
+def HAG_CopyToGroupOp : HAG_PureOp<"copy_to_group", [SameOperandsAndResultType,
+                      DeclareOpInterfaceMethods<HAG_CostOpInterface>,
+                      DeclareOpInterfaceMethods<HAG_DifferentiableOpInterface>]> {
+  let summary = "a replicated value entering rank-local computation (identity; its gradient is summed over the group)";
+  let description = [{
+    Megatron's "f": the identity in the forward pass, placed by
+    `hag-split-tensor-parallel` where a value every rank holds in full (the
+    normed hidden state, the memory gate's input and weights) enters
+    computation over the rank's own heads or hidden units. Each rank's
+    gradient with respect to it covers only its heads, so the VJP sums the
+    gradients over `group` (`hag.all_reduce`), and every rank continues the
+    backward pass with the whole gradient. Lowers to nothing.
+
+    ```mlir
+    %x1 = hag.copy_to_group %x group("tensor") : tensor<?x?x128xf32>
+    ```
+  }];
+  let arguments = (ins HAG_FloatTensor:$input, StrAttr:$group);
+  let results = (outs HAG_FloatTensor:$result);
+  let assemblyFormat = "$input `group` `(` $group `)` attr-dict `:` type($result)";
   let hasVerifier = 1;
 }
 
