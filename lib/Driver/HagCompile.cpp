@@ -2,6 +2,7 @@
 
 #include "hag/Driver/HagCompile.h"
 #include "hag/Analysis/CostModel.h"
+#include "hag/Analysis/PipelinePlan.h"
 #include "hag/Frontend/ModelDescription.h"
 #include "hag/Transforms/Passes.h"
 #include "hag/InitAll.h"
@@ -33,7 +34,7 @@ namespace {
 /// accepted on the command line (partition comes later).
 enum class Phase { Input, HAG, Train, Lower, Artifact };
 enum class Emit { Default, MLIR, LLVM, Artifact };
-enum class Report { None, Cost };
+enum class Report { None, Cost, Schedule };
 enum class Format { Text, JSON };
 
 struct Options {
@@ -85,7 +86,11 @@ struct Options {
       cl::init(Report::None),
       cl::values(clEnumValN(Report::Cost, "cost",
                             "FLOPs and bytes per op, keys per query per "
-                            "level, dense-equivalent ratio")),
+                            "level, dense-equivalent ratio"),
+                 clEnumValN(Report::Schedule, "schedule",
+                            "pipeline stages (parallel.pipeline) balanced by "
+                            "the cost model, and their 1F1B schedule of "
+                            "parallel.microbatches")),
       cl::cat(category)};
   cl::opt<int64_t> seq{"seq", cl::desc("Sequence length of the report"),
                        cl::init(0), cl::cat(category)};
@@ -164,7 +169,7 @@ int mlir::hag::hagCompileMain(int argc, char **argv) {
   if (phase == Phase::Artifact && opts.output == "-")
     return fail("an artifact is a binary file: give it a name with -o "
                 "(e.g. -o model.hag)");
-  if (opts.report == Report::Cost)
+  if (opts.report != Report::None)
     phase = Phase::HAG;
   if (opts.report == Report::Cost && opts.seq < 1)
     return fail("--report=cost needs --seq N with N >= 1");
@@ -198,10 +203,52 @@ int mlir::hag::hagCompileMain(int argc, char **argv) {
     if (auto pp = p.getAs<IntegerAttr>("pipeline"))
       pipelineParallel = pp.getInt();
   }
+  if (opts.report == Report::Schedule) {
+    int64_t microbatches = 1;
+    if (auto p = module->getOperation()->getAttrOfType<DictionaryAttr>(
+            "hag.parallel"))
+      if (auto m = p.getAs<IntegerAttr>("microbatches"))
+        microbatches = m.getInt();
+    // A micro-batch: the replica's rows of train.batch, split m ways.
+    ::hag::TrainConfig defaults;
+    int64_t batch = defaults.batch, seq = defaults.seq;
+    if (auto t =
+            module->getOperation()->getAttrOfType<DictionaryAttr>("hag.train")) {
+      if (auto b = t.getAs<IntegerAttr>("batch"))
+        batch = b.getInt();
+      if (auto q = t.getAs<IntegerAttr>("seq"))
+        seq = q.getInt();
+    }
+    if (opts.seq.getNumOccurrences())
+      seq = opts.seq;
+    if (batch % (dataParallel * microbatches) != 0)
+      return fail("--report=schedule: train.batch (" + std::to_string(batch) +
+                  ") is not divisible by parallel.data x "
+                  "parallel.microbatches (" +
+                  std::to_string(dataParallel * microbatches) + ")");
+    PassManager pm(&ctx);
+    buildHAGPhasePipeline(pm);
+    if (failed(pm.run(*module)))
+      return 1;
+    FailureOr<PipelinePlan> plan = planPipeline(
+        *module, pipelineParallel, microbatches,
+        CostContext{seq, batch / (dataParallel * microbatches)});
+    if (failed(plan))
+      return 1;
+    std::string error;
+    std::unique_ptr<llvm::ToolOutputFile> out =
+        openOutputFile(opts.output, &error);
+    if (!out)
+      return fail(error);
+    printPipelineReport(*plan, out->os());
+    out->keep();
+    return 0;
+  }
   if (pipelineParallel > 1 && phase >= Phase::HAG)
     return fail("parallel.pipeline: " + std::to_string(pipelineParallel) +
                 " is not available yet (hag-split-pipeline is not "
-                "implemented); use parallel.tensor and parallel.data");
+                "implemented; --report=schedule shows the planned stages); "
+                "use parallel.tensor and parallel.data");
   // An .mlir input may already be a rank program (of this YAML's split).
   auto splitAttr = module->getOperation()->getAttrOfType<DictionaryAttr>(
       "hag.parallel_rank_program");
