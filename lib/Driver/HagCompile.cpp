@@ -193,9 +193,12 @@ int mlir::hag::hagCompileMain(int argc, char **argv) {
   // `parallel.tensor: t` (t > 1): the program of one tensor-parallel rank;
   // `parallel.data: d` (d > 1, training): the gradients are averaged over d
   // replicas.
-  int64_t tensorParallel = 1, dataParallel = 1, pipelineParallel = 1;
+  int64_t tensorParallel = 1, dataParallel = 1, pipelineParallel = 1,
+          microbatches = 1;
   if (auto p = module->getOperation()->getAttrOfType<DictionaryAttr>(
           "hag.parallel")) {
+    if (auto m = p.getAs<IntegerAttr>("microbatches"))
+      microbatches = m.getInt();
     if (auto t = p.getAs<IntegerAttr>("tensor"))
       tensorParallel = t.getInt();
     if (auto d = p.getAs<IntegerAttr>("data"))
@@ -204,11 +207,6 @@ int mlir::hag::hagCompileMain(int argc, char **argv) {
       pipelineParallel = pp.getInt();
   }
   if (opts.report == Report::Schedule) {
-    int64_t microbatches = 1;
-    if (auto p = module->getOperation()->getAttrOfType<DictionaryAttr>(
-            "hag.parallel"))
-      if (auto m = p.getAs<IntegerAttr>("microbatches"))
-        microbatches = m.getInt();
     // A micro-batch: the replica's rows of train.batch, split m ways.
     ::hag::TrainConfig defaults;
     int64_t batch = defaults.batch, seq = defaults.seq;
@@ -244,11 +242,6 @@ int mlir::hag::hagCompileMain(int argc, char **argv) {
     out->keep();
     return 0;
   }
-  if (pipelineParallel > 1 && phase >= Phase::HAG)
-    return fail("parallel.pipeline: " + std::to_string(pipelineParallel) +
-                " is not available yet (hag-split-pipeline is not "
-                "implemented; --report=schedule shows the planned stages); "
-                "use parallel.tensor and parallel.data");
   // An .mlir input may already be a rank program (of this YAML's split).
   auto splitAttr = module->getOperation()->getAttrOfType<DictionaryAttr>(
       "hag.parallel_rank_program");
@@ -261,6 +254,13 @@ int mlir::hag::hagCompileMain(int argc, char **argv) {
       split.degree = tensorParallel;
       pm.addPass(createHAGSplitTensorParallel(split));
     }
+    if (pipelineParallel > 1 &&
+        !module->getOperation()->hasAttr("hag.pipeline")) {
+      HAGSplitPipelineOptions split;
+      split.stages = pipelineParallel;
+      split.microbatches = microbatches;
+      pm.addPass(createHAGSplitPipeline(split));
+    }
     if (failed(pm.run(*module)))
       return 1;
   }
@@ -272,11 +272,12 @@ int mlir::hag::hagCompileMain(int argc, char **argv) {
       config = ::hag::trainConfigAttr(ctx, ::hag::TrainConfig());
       m->setAttr("hag.train", config);
     }
-    if (!module->lookupSymbol("loss"))
+    if (!module->lookupSymbol("loss") &&
+        !module->getOperation()->hasAttr("hag.pipeline"))
       return fail("--train needs a language model (kind: lm): the model has "
                   "no loss");
     PassManager pm(&ctx);
-    buildTrainPhasePipeline(pm, config, dataParallel);
+    buildTrainPhasePipeline(pm, config, dataParallel, pipelineParallel);
     if (failed(pm.run(*module)))
       return 1;
   }

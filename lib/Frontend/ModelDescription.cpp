@@ -822,6 +822,16 @@ private:
         !checkTensorDivides(md.resolvedMlpHidden(), "the MLP hidden size"))
       return false;
 
+    // Pipeline stages split each replica's share into micro-batches.
+    if (config.pipeline > 1) {
+      int64_t batch = md.train ? md.train->batch : TrainConfig().batch;
+      if (batch % (config.data * config.microbatches) != 0)
+        return diag.error(parallel.valueLoc("microbatches"),
+                          "'parallel.data' x 'parallel.microbatches' (" +
+                              Twine(config.data * config.microbatches) +
+                              ") must divide 'train.batch' (" + Twine(batch) +
+                              "): every micro-batch has the same rows");
+    }
     // Data-parallel replicas each take an equal share of the global batch.
     if (config.data > 1) {
       int64_t batch = md.train ? md.train->batch : TrainConfig().batch;

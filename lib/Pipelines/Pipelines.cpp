@@ -27,25 +27,43 @@ void mlir::hag::buildHAGPhasePipeline(OpPassManager &pm) {
 
 void mlir::hag::buildTrainPhasePipeline(OpPassManager &pm,
                                         DictionaryAttr config,
-                                        int64_t dataParallel) {
+                                        int64_t dataParallel,
+                                        int64_t pipelineStages) {
   std::string precision = "fp32";
   if (auto a = config.getAs<StringAttr>("precision"))
     precision = a.getValue().str();
-  HAGAutodiffOptions autodiff;
-  autodiff.entry = "loss";
-  // Dynamic loss scaling seeds the backward pass with the scale.
-  autodiff.seedArgument = precision == "fp16-mixed";
-  pm.addPass(createHAGAutodiff(autodiff));
-  if (precision != "fp32") {
-    HAGMixedPrecisionOptions mixed;
-    mixed.entry = "loss_grad";
-    mixed.precision = precision;
-    pm.addPass(createHAGMixedPrecision(mixed));
-  }
-  if (dataParallel > 1) {
-    HAGDataParallelOptions data;
-    data.degree = dataParallel;
-    pm.addPass(createHAGDataParallel(data));
+  if (pipelineStages > 1) {
+    // Each stage's backward pass is the gradient of its objective; data
+    // parallelism is in the stages' update entries (hag-train-step).
+    for (int64_t s = 0; s < pipelineStages; ++s) {
+      std::string objective = "stage" + std::to_string(s) + "_objective";
+      HAGAutodiffOptions autodiff;
+      autodiff.entry = objective;
+      pm.addPass(createHAGAutodiff(autodiff));
+      if (precision != "fp32") {
+        HAGMixedPrecisionOptions mixed;
+        mixed.entry = objective + "_grad";
+        mixed.precision = precision;
+        pm.addPass(createHAGMixedPrecision(mixed));
+      }
+    }
+  } else {
+    HAGAutodiffOptions autodiff;
+    autodiff.entry = "loss";
+    // Dynamic loss scaling seeds the backward pass with the scale.
+    autodiff.seedArgument = precision == "fp16-mixed";
+    pm.addPass(createHAGAutodiff(autodiff));
+    if (precision != "fp32") {
+      HAGMixedPrecisionOptions mixed;
+      mixed.entry = "loss_grad";
+      mixed.precision = precision;
+      pm.addPass(createHAGMixedPrecision(mixed));
+    }
+    if (dataParallel > 1) {
+      HAGDataParallelOptions data;
+      data.degree = dataParallel;
+      pm.addPass(createHAGDataParallel(data));
+    }
   }
   HAGTrainStepOptions o;
   auto f = [&](StringRef key, double &out) {

@@ -151,6 +151,9 @@ std::string mlir::hag::buildManifest(ModuleOp module,
     for (NamedAttribute a : split)
       if (auto i = dyn_cast<IntegerAttr>(a.getValue()))
         p[a.getName().str()] = i.getInt();
+    if (auto pipe = module->getAttrOfType<DictionaryAttr>("hag.pipeline"))
+      if (auto m = pipe.getAs<IntegerAttr>("microbatches"))
+        p["microbatches"] = m.getInt();
     root["parallel"] = std::move(p);
   }
 

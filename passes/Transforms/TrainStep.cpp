@@ -98,6 +98,8 @@ struct HAGTrainStepPass
 
   void runOnOperation() override {
     ModuleOp module = getOperation();
+    if (auto pipe = module->getAttrOfType<DictionaryAttr>("hag.pipeline"))
+      return buildPipeline(module, pipe);
     auto grad = module.lookupSymbol<func::FuncOp>("loss_grad");
     if (!grad) {
       module.emitError() << "hag-train-step: no @loss_grad (run hag-autodiff "
@@ -216,26 +218,10 @@ struct HAGTrainStepPass
 
     size_t nIn = inputIdx.size(), nW = weightIdx.size();
     SmallVector<Value> in(body->getArguments().take_front(nIn));
-    Value stepM = body->getArgument(nIn), scaleM = body->getArgument(nIn + 1),
-          goodM = body->getArgument(nIn + 2);
-    auto stateArgs = body->getArguments().drop_front(nIn + 3);
-    SmallVector<Value> paramM(stateArgs.take_front(nW)),
-        avgM(stateArgs.slice(nW, nW)), avgSqM(stateArgs.slice(2 * nW, nW));
-
-    // Read every piece of state before any is written.
-    Value step = readState(b, loc, stepM), scale = readState(b, loc, scaleM),
-          good = readState(b, loc, goodM);
-    SmallVector<Value> params, avg, avgSq;
-    for (size_t i = 0; i < nW; ++i) {
-      params.push_back(readState(b, loc, paramM[i]));
-      avg.push_back(readState(b, loc, avgM[i]));
-      avgSq.push_back(readState(b, loc, avgSqM[i]));
-    }
-
-    // t = step + 1 (AdamW's bias correction and the schedule are 1-based).
-    Value one = arith::ConstantOp::create(b, loc, b.getI64IntegerAttr(1));
-    Value t = scalarTensor(
-        b, loc, arith::AddIOp::create(b, loc, scalarOf(b, loc, step), one));
+    StepState st =
+        readStepState(b, loc, body->getArguments().drop_front(nIn), nW);
+    Value scale = st.scale;
+    ArrayRef<Value> params = st.params;
 
     // fp16-mixed: the backward pass starts from d loss = the loss scale, so
     // small gradients survive fp16; the weights' gradients are unscaled
@@ -278,6 +264,325 @@ struct HAGTrainStepPass
       std::tie(finite, norm) =
           tensorParallelNorm(b, loc, grads, sharded, replicated);
     }
+    finishStep(b, loc, st, loss, finite, norm, grads, statsType);
+  }
+
+  //===--------------------------------------------------------------------===//
+  // Pipeline stages (hag-split-pipeline)
+  //===--------------------------------------------------------------------===//
+
+  /// For each stage s, from @stage<s>_objective_grad (hag-autodiff):
+  ///  - @stage<s>_train_forward(tokens, [stage.input], state: weights)
+  ///    -> the activation for the next stage (or the loss);
+  ///  - @stage<s>_backward(tokens, [stage.input], [stage.output_grad],
+  ///    state: weights, grad.<w>, train.loss_sum) -> d stage.input (or the
+  ///    objective on stage 0): adds the micro-batch's weight gradients to
+  ///    grad.<w> and, on the last stage, its loss to train.loss_sum;
+  ///  - @stage<s>_update(state: counters, weights, moments, grad.<w>,
+  ///    train.loss_sum) -> [loss, norm, lr, applied]: the micro-batch mean
+  ///    of the accumulated gradients (tied weights summed over the
+  ///    `embedding` group, replicas averaged over `data`), the global norm
+  ///    over the stages (`pipeline`) and tensor slices, clipping, AdamW,
+  ///    and the accumulators zeroed.
+  void buildPipeline(ModuleOp module, DictionaryAttr pipe) {
+    auto fail = [&](const Twine &msg) {
+      module.emitError() << "hag-train-step: " << msg;
+      signalPassFailure();
+    };
+    if (precision == "fp16-mixed")
+      return fail("fp16-mixed (dynamic loss scaling) is not available with "
+                  "pipeline parallelism yet; use fp32 or bf16-mixed");
+    if (precision != "fp32" && precision != "bf16-mixed")
+      return fail("precision must be fp32 or bf16-mixed, got '" + precision +
+                  "'");
+    auto stagesAttr = pipe.getAs<IntegerAttr>("stages");
+    auto microAttr = pipe.getAs<IntegerAttr>("microbatches");
+    if (!stagesAttr || !microAttr)
+      return fail("hag.pipeline needs stages and microbatches");
+    int64_t P = stagesAttr.getInt(), m = microAttr.getInt();
+    int64_t data = 1;
+    if (auto par = module->getAttrOfType<DictionaryAttr>("hag.parallel"))
+      if (auto d = par.getAs<IntegerAttr>("data"))
+        data = d.getInt();
+    OpBuilder b(&getContext());
+    if (data > 1) {
+      // The stages' update entries average over the replicas.
+      SmallVector<NamedAttribute> rank;
+      if (auto r = module->getAttrOfType<DictionaryAttr>(
+              "hag.parallel_rank_program"))
+        for (NamedAttribute a : r)
+          if (a.getName() != "data")
+            rank.push_back(a);
+      rank.push_back(b.getNamedAttr("data", b.getI64IntegerAttr(data)));
+      module->setAttr("hag.parallel_rank_program",
+                      b.getDictionaryAttr(rank));
+    }
+    for (int64_t s = 0; s < P; ++s) {
+      std::string prefix = "stage" + std::to_string(s);
+      auto grad = module.lookupSymbol<func::FuncOp>(prefix + "_objective_grad");
+      auto fwd = module.lookupSymbol<func::FuncOp>(prefix + "_forward");
+      if (!grad || !fwd)
+        return fail("no @" + prefix + "_objective_grad or @" + prefix +
+                    "_forward (run hag-split-pipeline, then hag-autodiff on "
+                    "every stage objective)");
+      b.setInsertionPointAfter(grad);
+      if (failed(buildStage(b, grad, fwd, s, P, m, data)))
+        return signalPassFailure();
+      grad.setPrivate();
+    }
+  }
+
+  LogicalResult buildStage(OpBuilder &b, func::FuncOp grad, func::FuncOp fwd,
+                           int64_t s, int64_t P, int64_t m, int64_t data) {
+    Location loc = grad.getLoc();
+    Type f32 = b.getF32Type(), i64 = b.getI64Type();
+    std::string prefix = "stage" + std::to_string(s);
+    auto nameOf = [&](unsigned i) -> std::string {
+      if (auto n = grad.getArgAttrOfType<StringAttr>(i, "hag.name"))
+        return n.getValue().str();
+      return "arg" + std::to_string(i);
+    };
+    // @<objective>_grad's arguments: tokens, [stage.input], weights...,
+    // [stage.output_grad]; results: objective, [d stage.input], d weights.
+    std::optional<unsigned> tokens, stageIn, outGrad;
+    SmallVector<unsigned> weights;
+    for (unsigned i = 0; i < grad.getNumArguments(); ++i) {
+      std::string n = nameOf(i);
+      if (n == "tokens")
+        tokens = i;
+      else if (n == "stage.input")
+        stageIn = i;
+      else if (n == "stage.output_grad")
+        outGrad = i;
+      else
+        weights.push_back(i);
+    }
+    if (!tokens || (s > 0) != stageIn.has_value() ||
+        (s < P - 1) != outGrad.has_value() ||
+        grad.getNumResults() != weights.size() + 1 + (stageIn ? 1 : 0))
+      return grad.emitError() << "hag-train-step: @" << grad.getName()
+                              << " does not have a pipeline stage's layout";
+    auto attrOf = [&](unsigned i, StringRef name) {
+      return grad.getArgAttr(i, name);
+    };
+    auto scalarF32 = RankedTensorType::get({}, f32);
+    auto addWeightState = [&](ArgList &args, StringRef pre) {
+      for (unsigned i : weights)
+        args.add(b, memrefOf(grad.getArgumentTypes()[i]),
+                 (pre + nameOf(i)).str(), false, true,
+                 attrOf(i, "hag.shard"));
+    };
+    // Calls `grad` (or `fwd`) with the entry's arguments mapped by role.
+    auto callWith = [&](func::FuncOp callee, Value tok, Value in, Value dOut,
+                        ArrayRef<Value> w) {
+      SmallVector<Value> a;
+      size_t wi = 0;
+      for (unsigned i = 0; i < callee.getNumArguments(); ++i) {
+        auto n = callee.getArgAttrOfType<StringAttr>(i, "hag.name");
+        StringRef name = n ? n.getValue() : "";
+        a.push_back(name == "tokens"              ? tok
+                    : name == "stage.input"       ? in
+                    : name == "stage.output_grad" ? dOut
+                                                  : w[wi++]);
+      }
+      return func::CallOp::create(b, loc, callee, a);
+    };
+
+    // @stage<s>_train_forward: the forward on the state's weights.
+    {
+      ArgList args;
+      args.add(b, grad.getArgumentTypes()[*tokens], "tokens", true, false);
+      if (stageIn)
+        args.add(b, grad.getArgumentTypes()[*stageIn], "stage.input", true,
+                 false);
+      addWeightState(args, "");
+      Block *body = args.defineFunction(b, loc, prefix + "_train_forward",
+                                        fwd.getResultTypes());
+      OpBuilder::InsertionGuard guard(b);
+      b.setInsertionPointToStart(body);
+      unsigned k = 0;
+      Value tok = body->getArgument(k++);
+      Value in = stageIn ? body->getArgument(k++) : Value();
+      SmallVector<Value> w;
+      for (size_t i = 0; i < weights.size(); ++i)
+        w.push_back(readState(b, loc, body->getArgument(k++)));
+      auto call = callWith(fwd, tok, in, Value(), w);
+      func::ReturnOp::create(b, loc, call.getResults());
+    }
+
+    // @stage<s>_backward: recompute, differentiate, accumulate.
+    {
+      ArgList args;
+      args.add(b, grad.getArgumentTypes()[*tokens], "tokens", true, false);
+      if (stageIn)
+        args.add(b, grad.getArgumentTypes()[*stageIn], "stage.input", true,
+                 false);
+      if (outGrad)
+        args.add(b, grad.getArgumentTypes()[*outGrad], "stage.output_grad",
+                 true, false);
+      addWeightState(args, "");
+      addWeightState(args, "grad.");
+      args.add(b, MemRefType::get({}, f32), "train.loss_sum", false, true);
+      Type result = stageIn ? grad.getArgumentTypes()[*stageIn] : scalarF32;
+      Block *body =
+          args.defineFunction(b, loc, prefix + "_backward", {result});
+      OpBuilder::InsertionGuard guard(b);
+      b.setInsertionPointToStart(body);
+      unsigned k = 0;
+      Value tok = body->getArgument(k++);
+      Value in = stageIn ? body->getArgument(k++) : Value();
+      Value dOut = outGrad ? body->getArgument(k++) : Value();
+      size_t nW = weights.size();
+      SmallVector<Value> w, accM, acc;
+      for (size_t i = 0; i < nW; ++i)
+        w.push_back(readState(b, loc, body->getArgument(k++)));
+      for (size_t i = 0; i < nW; ++i) {
+        accM.push_back(body->getArgument(k++));
+        acc.push_back(readState(b, loc, accM.back()));
+      }
+      Value lossSumM = body->getArgument(k++);
+      Value lossSum = readState(b, loc, lossSumM);
+      auto call = callWith(grad, tok, in, dOut, w);
+      Value objective = call.getResult(0);
+      unsigned first = stageIn ? 2 : 1;
+      for (size_t i = 0; i < nW; ++i)
+        writeState(b, loc,
+                   arith::AddFOp::create(b, loc, acc[i],
+                                         call.getResult(first + i)),
+                   accM[i]);
+      if (s == P - 1)
+        writeState(b, loc, arith::AddFOp::create(b, loc, lossSum, objective),
+                   lossSumM);
+      func::ReturnOp::create(b, loc,
+                             stageIn ? call.getResult(1) : objective);
+    }
+
+    // @stage<s>_update.
+    {
+      ArgList args;
+      args.add(b, MemRefType::get({}, i64), "train.step", false, true);
+      args.add(b, MemRefType::get({}, f32), "train.loss_scale", false, true);
+      args.add(b, MemRefType::get({}, i64), "train.good_steps", false, true);
+      for (StringRef pre : {"", "opt.exp_avg.", "opt.exp_avg_sq.", "grad."})
+        addWeightState(args, pre);
+      args.add(b, MemRefType::get({}, f32), "train.loss_sum", false, true);
+      auto statsType = RankedTensorType::get({4}, f32);
+      Block *body = args.defineFunction(b, loc, prefix + "_update", statsType);
+      OpBuilder::InsertionGuard guard(b);
+      b.setInsertionPointToStart(body);
+      size_t nW = weights.size();
+      StepState st = readStepState(b, loc, body->getArguments(), nW);
+      auto accArgs = body->getArguments().slice(3 + 3 * nW, nW);
+      Value lossSumM = body->getArguments().back();
+      SmallVector<Value> grads;
+      for (Value a : accArgs)
+        grads.push_back(readState(b, loc, a));
+      Value lossSum = readState(b, loc, lossSumM);
+      auto constant = [&](float v) -> Value {
+        return arith::ConstantOp::create(b, loc, b.getF32FloatAttr(v));
+      };
+      auto allReduce = [&](Value v, StringRef group, bool mean) -> Value {
+        return AllReduceOp::create(b, loc, v.getType(), v,
+                                   b.getStringAttr(group),
+                                   mean ? b.getUnitAttr() : UnitAttr());
+      };
+      // The mean over the micro-batches; tied weights' two copies summed;
+      // the replicas averaged.
+      Value invM = constant(1.0f / static_cast<float>(m));
+      SmallVector<Value> sharded, counted;
+      for (size_t i = 0; i < nW; ++i) {
+        Value g = arith::MulFOp::create(
+            b, loc, grads[i],
+            tensor::SplatOp::create(b, loc, invM, grads[i].getType()));
+        auto shared = grad.getArgAttrOfType<IntegerAttr>(weights[i],
+                                                         "hag.pipeline_shared");
+        if (shared)
+          g = allReduce(g, "embedding", false);
+        if (data > 1)
+          g = allReduce(g, "data", true);
+        grads[i] = g;
+        // A tied weight counts once in the norm, on its first stage.
+        if (shared && shared.getInt() != s)
+          continue;
+        (attrOf(weights[i], "hag.shard") ? sharded : counted).push_back(g);
+      }
+      Value loss = allReduce(
+          scalarTensor(b, loc,
+                       arith::MulFOp::create(b, loc, scalarOf(b, loc, lossSum),
+                                             invM)),
+          "pipeline", false);
+      if (data > 1)
+        loss = allReduce(loss, "data", true);
+      auto [finite, norm] = tensorParallelNorm(b, loc, grads, sharded, counted,
+                                               /*overPipeline=*/true);
+      // The accumulators start the next step at zero.
+      for (Value a : accArgs) {
+        auto type = cast<MemRefType>(a.getType());
+        Value zeros = arith::ConstantOp::create(
+            b, loc,
+            DenseElementsAttr::get(
+                RankedTensorType::get(type.getShape(), f32),
+                b.getF32FloatAttr(0.0f)));
+        writeState(b, loc, zeros, a);
+      }
+      writeState(b, loc,
+                 arith::ConstantOp::create(
+                     b, loc, DenseElementsAttr::get(scalarF32,
+                                                    b.getF32FloatAttr(0.0f))),
+                 lossSumM);
+      finishStep(b, loc, st, loss, finite, norm, grads, statsType);
+    }
+    return success();
+  }
+
+  /// The state a step reads (the counters, weights and moments, as
+  /// buffers and as the tensors read from them) and t = step + 1.
+  struct StepState {
+    Value stepM, scaleM, goodM, step, scale, good, t;
+    SmallVector<Value> paramM, avgM, avgSqM, params, avg, avgSq;
+  };
+
+  /// Reads the counters and `nW` weights, moments (buffers `state`: step,
+  /// loss scale, good steps, then weights, first and second moments).
+  StepState readStepState(OpBuilder &b, Location loc, ValueRange state,
+                          size_t nW) {
+    StepState st;
+    st.stepM = state[0];
+    st.scaleM = state[1];
+    st.goodM = state[2];
+    auto rest = state.drop_front(3);
+    st.paramM.assign(rest.begin(), rest.begin() + nW);
+    st.avgM.assign(rest.begin() + nW, rest.begin() + 2 * nW);
+    st.avgSqM.assign(rest.begin() + 2 * nW, rest.begin() + 3 * nW);
+    // Read every piece of state before any is written.
+    st.step = readState(b, loc, st.stepM);
+    st.scale = readState(b, loc, st.scaleM);
+    st.good = readState(b, loc, st.goodM);
+    for (size_t i = 0; i < nW; ++i) {
+      st.params.push_back(readState(b, loc, st.paramM[i]));
+      st.avg.push_back(readState(b, loc, st.avgM[i]));
+      st.avgSq.push_back(readState(b, loc, st.avgSqM[i]));
+    }
+    // t = step + 1 (AdamW's bias correction and the schedule are 1-based).
+    Value one = arith::ConstantOp::create(b, loc, b.getI64IntegerAttr(1));
+    st.t = scalarTensor(
+        b, loc, arith::AddIOp::create(b, loc, scalarOf(b, loc, st.step), one));
+    return st;
+  }
+
+  /// The rest of a step once the loss, the (clipped) gradients, the
+  /// found-inf flag and the norm are known: the schedule, AdamW on every
+  /// weight, the counters, the loss scale, and `return [loss, norm, lr,
+  /// applied]`.
+  void finishStep(OpBuilder &b, Location loc, StepState &st, Value loss,
+                  Value finite, Value norm, ArrayRef<Value> grads,
+                  RankedTensorType statsType) {
+    Type f32 = b.getF32Type(), i64 = b.getI64Type();
+    size_t nW = st.params.size();
+    Value t = st.t, step = st.step, scale = st.scale, good = st.good;
+    Value stepM = st.stepM, scaleM = st.scaleM, goodM = st.goodM;
+    ArrayRef<Value> params = st.params, avg = st.avg, avgSq = st.avgSq,
+                    paramM = st.paramM, avgM = st.avgM, avgSqM = st.avgSqM;
     Value lr = LRScheduleOp::create(
         b, loc, RankedTensorType::get({}, f32), t, b.getF64FloatAttr(this->lr),
         b.getI64IntegerAttr(warmup), b.getI64IntegerAttr(std::max<int64_t>(total, 1)),
@@ -326,10 +631,15 @@ struct HAGTrainStepPass
   /// gradient on any rank makes the norm non-finite on every rank, so the
   /// norm's finiteness is the found-inf flag all ranks agree on. Returns
   /// (finite i1 tensor, norm f32 tensor).
+  /// With `overPipeline`, the squared norms of the stages are summed over
+  /// the `pipeline` group as well (each stage holds its layers' gradients;
+  /// `grads` may hold more than the norm counts: a tied embedding's second
+  /// copy is clipped but counted on the first stage only).
   std::pair<Value, Value> tensorParallelNorm(OpBuilder &b, Location loc,
                                              SmallVector<Value> &grads,
                                              ArrayRef<Value> sharded,
-                                             ArrayRef<Value> replicated) {
+                                             ArrayRef<Value> replicated,
+                                             bool overPipeline = false) {
     Type f32 = b.getF32Type();
     auto scalarType = RankedTensorType::get({}, f32);
     auto constant = [&](float v) -> Value {
@@ -345,16 +655,21 @@ struct HAGTrainStepPass
           b.getF64FloatAttr(std::numeric_limits<double>::infinity()));
       return scalarOf(b, loc, op.getNorm());
     };
+    auto sumOver = [&](Value v, StringRef group) -> Value {
+      return scalarOf(b, loc,
+                      AllReduceOp::create(b, loc, scalarType,
+                                          scalarTensor(b, loc, v),
+                                          b.getStringAttr(group), UnitAttr()));
+    };
     Value s = normOf(sharded), r = normOf(replicated);
-    Value s2 = scalarTensor(b, loc, arith::MulFOp::create(b, loc, s, s));
-    Value s2all = scalarOf(
-        b, loc,
-        AllReduceOp::create(b, loc, scalarType, s2, b.getStringAttr("tensor"),
-                            UnitAttr()));
-    Value total = math::SqrtOp::create(
-        b, loc,
-        arith::AddFOp::create(b, loc, s2all,
-                              arith::MulFOp::create(b, loc, r, r)));
+    Value s2 = arith::MulFOp::create(b, loc, s, s);
+    if (!sharded.empty())
+      s2 = sumOver(s2, "tensor");
+    Value sq = arith::AddFOp::create(b, loc, s2,
+                                     arith::MulFOp::create(b, loc, r, r));
+    if (overPipeline)
+      sq = sumOver(sq, "pipeline");
+    Value total = math::SqrtOp::create(b, loc, sq);
     // Ordered "less than infinity": false for inf and NaN.
     Value finite = arith::CmpFOp::create(
         b, loc, arith::CmpFPredicate::OLT, total,

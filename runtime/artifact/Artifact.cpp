@@ -279,7 +279,11 @@ Status parseParallel(const ManifestReader &r, const json::Value &root,
   if (!obj)
     return st;
   for (Status s : {r.getInt(*obj, "parallel", "tensor", p.tensor, 1),
-                   r.getInt(*obj, "parallel", "data", p.data, 1)})
+                   r.getInt(*obj, "parallel", "data", p.data, 1),
+                   r.getInt(*obj, "parallel", "pipeline", p.pipeline, 1,
+                            /*required=*/false),
+                   r.getInt(*obj, "parallel", "microbatches", p.microbatches,
+                            1, /*required=*/false)})
     if (!s.ok())
       return s;
   if (p.ranks() > 65536)

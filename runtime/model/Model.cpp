@@ -19,6 +19,7 @@
 #include <cstring>
 #include <limits>
 #include <new>
+#include <set>
 #include <utility>
 
 using namespace hag::rt;
@@ -415,6 +416,95 @@ Result<HostTensor> sliceAlong(const HostTensor &whole, int64_t dim,
 
 } // namespace
 
+Result<HostTensor> hag::rt::sliceShard(const HostTensor &whole,
+                                       const TensorSpec &spec,
+                                       int64_t index) {
+  if (spec.shardParts <= 1 || spec.shardDim < 0)
+    return whole;
+  if (whole.shape != wholeShape(spec))
+    return makeError(quoted(spec.name), " has shape ",
+                     shapeToString(whole.shape), ", expected ",
+                     shapeToString(wholeShape(spec)));
+  return sliceAlong(whole, spec.shardDim, spec.shardParts, index);
+}
+
+Status Model::selectEntries(const std::string &prefix) {
+  if (bound)
+    return makeError(code.source(),
+                     ": select the entries before binding weights");
+  std::set<std::string> used;
+  bool any = false;
+  for (const ArtifactEntry &e : code.manifest().entries)
+    if (e.name.rfind(prefix, 0) == 0) {
+      any = true;
+      used.insert(e.parameters.begin(), e.parameters.end());
+    }
+  if (!any)
+    return makeError(code.source(), ": no entry starts with ",
+                     quoted(prefix));
+  active.clear();
+  for (const TensorSpec &p : code.manifest().parameters)
+    if (used.count(p.name))
+      active.push_back(p);
+  selected = true;
+  return Status::success();
+}
+
+Result<HostTensor> Model::call(const std::string &entryName,
+                               const std::vector<TensorRef> &inputs,
+                               TensorMap &state) const {
+  try {
+    const ArtifactEntry *entry = code.findEntry(entryName);
+    if (!entry)
+      return makeError(code.source(), " has no entry ", quoted(entryName));
+    if (!entry->parameters.empty() && !bound)
+      return makeError(code.source(), ": no weights bound for ",
+                       quoted(entryName));
+    if (inputs.size() != entry->inputs.size())
+      return makeError(entryName, ": the entry takes ", entry->inputs.size(),
+                       " inputs, got ", inputs.size());
+    size_t numArgs = 1 + inputs.size() + entry->state.size() +
+                     entry->parameters.size();
+    if (numArgs > kMaxArguments)
+      return makeError(entryName, ": the entry takes ", numArgs,
+                       " arguments; this runtime calls at most ",
+                       kMaxArguments);
+    std::vector<PreparedInput> prepared(inputs.size());
+    for (size_t i = 0; i < inputs.size(); ++i)
+      if (Status s = prepareInput(*entry, entry->inputs[i], facts(), inputs[i],
+                                  prepared[i]);
+          !s.ok())
+        return s;
+    std::vector<std::vector<int64_t>> descriptors;
+    std::vector<const void *> argBases;
+    descriptors.emplace_back(3 + 2 * entry->resultShape.size(), 0);
+    for (const PreparedInput &p : prepared) {
+      descriptors.push_back(makeDescriptor(p.data, p.shape));
+      argBases.push_back(p.data);
+    }
+    for (const TensorSpec &spec : entry->state) {
+      auto it = state.find(spec.name);
+      if (it == state.end())
+        return makeError(entryName, ": no state tensor ", quoted(spec.name));
+      if (it->second.dtype != spec.dtype || it->second.shape != spec.shape)
+        return makeError(entryName, ": state ", quoted(spec.name), " is ",
+                         dtypeName(it->second.dtype), " ",
+                         shapeToString(it->second.shape), ", expected ",
+                         dtypeName(spec.dtype), " ",
+                         shapeToString(spec.shape));
+      descriptors.push_back(
+          makeDescriptor(it->second.data.data(), it->second.shape));
+      argBases.push_back(it->second.data.data());
+    }
+    if (Status s = callWithWeights(*entry, descriptors, argBases, entryName);
+        !s.ok())
+      return s;
+    return takeResult(descriptors[0], *entry, argBases);
+  } catch (const std::bad_alloc &) {
+    return makeError(entryName, ": out of memory");
+  }
+}
+
 Status Model::setTensorRank(int64_t index) {
   const ParallelFacts &p = code.manifest().parallel;
   if (index < 0 || index >= p.tensor)
@@ -466,6 +556,15 @@ Status Model::initWeights(uint64_t seed) {
 
 Status Model::setWeights(TensorMap weights, const std::string &source) {
   try {
+    // A pipeline stage keeps its own weights of a whole model's file.
+    if (selected)
+      for (auto it = weights.begin(); it != weights.end();)
+        it = std::any_of(active.begin(), active.end(),
+                         [&](const TensorSpec &p) {
+                           return p.name == it->first;
+                         })
+                 ? std::next(it)
+                 : weights.erase(it);
     if (Status s = takeShards(weights, source); !s.ok())
       return s;
     if (Status s =
@@ -492,7 +591,7 @@ Status Model::loadWeights(const std::string &path) {
     auto format = file->metadata.find("format");
     if (format != file->metadata.end() && format->second == "hag-checkpoint") {
       TensorMap weights;
-      for (const TensorSpec &p : code.manifest().parameters) {
+      for (const TensorSpec &p : parameters()) {
         auto it = file->tensors.find(p.name);
         if (it != file->tensors.end())
           weights.emplace(p.name, std::move(it->second));

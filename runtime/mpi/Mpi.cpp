@@ -85,18 +85,21 @@ void abortJob(int code) {
 }
 
 struct MpiCommunicator::Impl {
-  MPI_Comm tensor = MPI_COMM_NULL;
-  MPI_Comm data = MPI_COMM_NULL;
-  int64_t sequence[2] = {0, 0};
+  MPI_Comm comms[4] = {MPI_COMM_NULL, MPI_COMM_NULL, MPI_COMM_NULL,
+                       MPI_COMM_NULL};
+  int64_t sequence[4] = {0, 0, 0, 0};
+  /// Sends started by send() and not yet known to be complete.
+  std::vector<MPI_Request> sends;
+  std::vector<std::vector<uint8_t>> sendBuffers;
+  MPI_Comm comm(Group g) const { return comms[static_cast<int>(g)]; }
   ~Impl() {
     int finalized = 0;
     MPI_Finalized(&finalized);
     if (finalized)
       return;
-    if (tensor != MPI_COMM_NULL)
-      MPI_Comm_free(&tensor);
-    if (data != MPI_COMM_NULL)
-      MPI_Comm_free(&data);
+    for (MPI_Comm &c : comms)
+      if (c != MPI_COMM_NULL)
+        MPI_Comm_free(&c);
   }
 };
 
@@ -114,15 +117,31 @@ MpiCommunicator::create(const ParallelLayout &layout, double timeoutSeconds) {
   c->impl = std::make_unique<Impl>();
   c->place = layout;
   c->timeoutSeconds = timeoutSeconds;
-  int rc = MPI_Comm_split(MPI_COMM_WORLD, layout.dataIndex(),
-                          layout.tensorIndex(), &c->impl->tensor);
-  if (rc == MPI_SUCCESS)
-    rc = MPI_Comm_split(MPI_COMM_WORLD, layout.tensorIndex(),
-                        layout.dataIndex(), &c->impl->data);
-  if (rc != MPI_SUCCESS)
-    return Status::error("MPI_Comm_split failed: " + mpiError(rc));
-  MPI_Comm_set_errhandler(c->impl->tensor, MPI_ERRORS_RETURN);
-  MPI_Comm_set_errhandler(c->impl->data, MPI_ERRORS_RETURN);
+  // color: what the group's members share; key: the member's index.
+  const int d = layout.dataIndex(), s = layout.stage(),
+            t = layout.tensorIndex(), P = layout.pipeline,
+            T = layout.tensor;
+  struct Split {
+    Group group;
+    int color, key;
+  } splits[] = {
+      {Group::Tensor, d * P + s, t},
+      {Group::Data, s * T + t, d},
+      {Group::Pipeline, d * T + t, s},
+      // Stages between the first and the last are in no embedding group.
+      {Group::Embedding,
+       layout.groupIndex(Group::Embedding) < 0 ? MPI_UNDEFINED : d * T + t,
+       layout.groupIndex(Group::Embedding)},
+  };
+  for (const Split &sp : splits) {
+    MPI_Comm &out = c->impl->comms[static_cast<int>(sp.group)];
+    int rc = MPI_Comm_split(MPI_COMM_WORLD, sp.color, std::max(sp.key, 0),
+                            &out);
+    if (rc != MPI_SUCCESS)
+      return Status::error("MPI_Comm_split failed: " + mpiError(rc));
+    if (out != MPI_COMM_NULL)
+      MPI_Comm_set_errhandler(out, MPI_ERRORS_RETURN);
+  }
   return c;
 }
 
@@ -142,10 +161,7 @@ void runCollective(const ParallelLayout &place, Group group, MPI_Comm comm,
   const int members = place.groupSize(group);
   const int me = place.groupIndex(group);
   // The world rank of member `m` of this rank's group.
-  auto worldRank = [&](int m) {
-    return group == Group::Tensor ? place.dataIndex() * place.tensor + m
-                                  : m * place.tensor + place.tensorIndex();
-  };
+  auto worldRank = [&](int m) { return place.memberRank(group, m); };
   auto fail = [&](const std::string &why) {
     std::fprintf(stderr,
                  "hag-run: error: %s: %s #%lld over the %s group (%s "
@@ -240,7 +256,7 @@ void MpiCommunicator::allReduce(float *data, int64_t count, Group group,
   const int members = place.groupSize(group);
   if (members == 1)
     return;
-  MPI_Comm comm = group == Group::Tensor ? impl->tensor : impl->data;
+  MPI_Comm comm = impl->comm(group);
   const int64_t number = ++impl->sequence[static_cast<int>(group)];
   runCollective(place, group, comm, number, "all_reduce", count,
                 timeoutSeconds, [&](std::vector<MPI_Request> &work) {
@@ -274,7 +290,7 @@ Status MpiCommunicator::gather(const void *send, size_t bytes, void *receive,
   if (bytes > static_cast<size_t>(INT_MAX))
     return Status::error("a slice of " + std::to_string(bytes) +
                          " bytes is too large to gather");
-  MPI_Comm comm = group == Group::Tensor ? impl->tensor : impl->data;
+  MPI_Comm comm = impl->comm(group);
   const int64_t number = ++impl->sequence[static_cast<int>(group)];
   runCollective(place, group, comm, number, "gather",
                 static_cast<int64_t>(bytes), timeoutSeconds,
@@ -288,6 +304,96 @@ Status MpiCommunicator::gather(const void *send, size_t bytes, void *receive,
                   return rc;
                 });
   return Status::success();
+}
+
+namespace {
+constexpr int kDataTag = 7302;
+} // namespace
+
+void MpiCommunicator::send(const void *data, size_t bytes, Group group,
+                           int to) {
+  if (bytes > static_cast<size_t>(INT_MAX)) {
+    std::fprintf(stderr, "hag-run: error: %s: a message of %zu bytes is too "
+                         "large\n",
+                 place.describe().c_str(), bytes);
+    abortJob(3);
+  }
+  // The buffer is kept until the send completes (waitSends).
+  impl->sendBuffers.emplace_back(static_cast<const uint8_t *>(data),
+                                 static_cast<const uint8_t *>(data) + bytes);
+  MPI_Request r;
+  int rc = MPI_Isend(impl->sendBuffers.back().data(), static_cast<int>(bytes),
+                     MPI_BYTE, to, kDataTag, impl->comm(group), &r);
+  if (rc != MPI_SUCCESS) {
+    std::fprintf(stderr, "hag-run: error: %s: sending to rank %d failed: "
+                         "%s\n",
+                 place.describe().c_str(), place.memberRank(group, to),
+                 mpiError(rc).c_str());
+    abortJob(3);
+  }
+  impl->sends.push_back(r);
+}
+
+namespace {
+/// Waits for `requests` until `timeoutSeconds`; false on a timeout.
+bool waitWithDeadline(std::vector<MPI_Request> &requests,
+                      double timeoutSeconds) {
+  using Clock = std::chrono::steady_clock;
+  const auto deadline =
+      Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                         std::chrono::duration<double>(timeoutSeconds));
+  int idle = 0;
+  for (;;) {
+    bool open = false;
+    for (MPI_Request &r : requests) {
+      if (r == MPI_REQUEST_NULL)
+        continue;
+      int done = 0;
+      MPI_Test(&r, &done, MPI_STATUS_IGNORE);
+      open |= !done;
+    }
+    if (!open)
+      return true;
+    if (Clock::now() > deadline)
+      return false;
+    if (++idle > 200)
+      std::this_thread::sleep_for(
+          std::chrono::microseconds(std::min(1000, 10 * (idle - 200))));
+  }
+}
+} // namespace
+
+void MpiCommunicator::receive(void *data, size_t bytes, Group group,
+                              int from, const char *what) {
+  MPI_Request r;
+  int rc = MPI_Irecv(data, static_cast<int>(bytes), MPI_BYTE, from, kDataTag,
+                     impl->comm(group), &r);
+  std::vector<MPI_Request> one = {r};
+  if (rc != MPI_SUCCESS || !waitWithDeadline(one, timeoutSeconds)) {
+    std::fprintf(stderr,
+                 "hag-run: error: %s: receiving %s from rank %d %s; ending "
+                 "the job\n",
+                 place.describe().c_str(), what, place.memberRank(group, from),
+                 rc != MPI_SUCCESS
+                     ? ("failed: " + mpiError(rc)).c_str()
+                     : ("timed out after " + std::to_string(timeoutSeconds) +
+                        " s (it died, hangs, or runs something else)")
+                           .c_str());
+    abortJob(3);
+  }
+}
+
+void MpiCommunicator::waitSends() {
+  if (!waitWithDeadline(impl->sends, timeoutSeconds)) {
+    std::fprintf(stderr,
+                 "hag-run: error: %s: a send was not received within %g s "
+                 "(the receiving rank died, hangs, or runs something "
+                 "else); ending the job\n",
+                 place.describe().c_str(), timeoutSeconds);
+    abortJob(3);
+  }
+  impl->sends.clear();
+  impl->sendBuffers.clear();
 }
 
 Status MpiCommunicator::checkSame(
@@ -323,9 +429,10 @@ Status MpiCommunicator::checkSame(
   Status s = compare(items, MPI_COMM_WORLD, size, [](int m) { return m; });
   // Every rank must hear about a difference in any data group, so the
   // outcome is agreed on over the world.
-  Status g = s.ok() ? compare(perDataGroup, impl->data, place.data,
+  Status g = s.ok() ? compare(perDataGroup, impl->comm(Group::Data),
+                              place.data,
                               [&](int m) {
-                                return m * place.tensor + place.tensorIndex();
+                                return place.memberRank(Group::Data, m);
                               })
                     : Status::success();
   int64_t failedHere = g.ok() ? 0 : 1;

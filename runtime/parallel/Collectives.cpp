@@ -13,13 +13,27 @@ std::atomic<Communicator *> installed{nullptr};
 } // namespace
 
 const char *groupName(Group group) {
-  return group == Group::Tensor ? "tensor" : "data";
+  switch (group) {
+  case Group::Tensor:
+    return "tensor";
+  case Group::Data:
+    return "data";
+  case Group::Pipeline:
+    return "pipeline";
+  case Group::Embedding:
+    return "embedding";
+  }
+  return "?";
 }
 
 std::string ParallelLayout::describe() const {
-  return "rank " + std::to_string(rank) + " (tensor " +
-         std::to_string(tensorIndex()) + " of " + std::to_string(tensor) +
-         ", data " + std::to_string(dataIndex()) + " of " +
+  std::string s = "rank " + std::to_string(rank) + " (tensor " +
+                  std::to_string(tensorIndex()) + " of " +
+                  std::to_string(tensor);
+  if (pipeline > 1)
+    s += ", stage " + std::to_string(stage()) + " of " +
+         std::to_string(pipeline);
+  return s + ", data " + std::to_string(dataIndex()) + " of " +
          std::to_string(data) + ")";
 }
 
@@ -34,7 +48,7 @@ Communicator *communicator() { return installed.load(); }
 extern "C" __attribute__((visibility("default"))) void
 hag_all_reduce_f32(float *data, int64_t count, int32_t group, int32_t mean) {
   hag::rt::Communicator *c = hag::rt::communicator();
-  if (!c || (group != 0 && group != 1)) {
+  if (!c || group < 0 || group > 3) {
     // Model::run refuses parallel artifacts without a communicator, so this
     // is a program that called the code some other way.
     std::fprintf(stderr,

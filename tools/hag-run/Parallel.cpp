@@ -71,6 +71,10 @@ int worldSize() { return state().size; }
 ParallelLayout parallelLayout() { return state().layout; }
 double collectiveTimeout() { return state().timeout; }
 
+#ifdef HAG_HAVE_MPI
+mpi::MpiCommunicator *mpiCommunicator() { return state().comm.get(); }
+#endif
+
 std::string enterParallelProcess(RunOptions &options, std::FILE *&out) {
 #ifdef HAG_HAVE_MPI
   if (!mpi::launchedByMpi())
@@ -134,8 +138,11 @@ Status startParallel(Model &model, const RunOptions &options) {
           " processes: run it without mpirun (or with -np 1)");
     return Status::success();
   }
-  std::string split = "tensor " + std::to_string(p.tensor) + " x data " +
-                      std::to_string(p.data) + " = " +
+  std::string split = "tensor " + std::to_string(p.tensor) +
+                      (p.pipeline > 1
+                           ? " x pipeline " + std::to_string(p.pipeline)
+                           : std::string()) +
+                      " x data " + std::to_string(p.data) + " = " +
                       std::to_string(p.ranks()) + " ranks";
 #ifdef HAG_HAVE_MPI
   if (!s.mpi)
@@ -149,6 +156,7 @@ Status startParallel(Model &model, const RunOptions &options) {
                          std::to_string(p.ranks()));
   s.layout.tensor = static_cast<int>(p.tensor);
   s.layout.data = static_cast<int>(p.data);
+  s.layout.pipeline = static_cast<int>(p.pipeline);
   s.layout.rank = s.rank;
   Result<std::unique_ptr<mpi::MpiCommunicator>> comm =
       mpi::MpiCommunicator::create(s.layout, s.timeout);
@@ -156,6 +164,12 @@ Status startParallel(Model &model, const RunOptions &options) {
     return comm.status();
   s.comm = std::move(*comm);
   setCommunicator(s.comm.get());
+  if (p.pipeline > 1)
+    if (Status st = model.selectEntries("stage" +
+                                        std::to_string(s.layout.stage()) +
+                                        "_");
+        !st.ok())
+      return st;
   return model.setTensorRank(s.layout.tensorIndex());
 #else
   return Status::error(name + " is split for " + split +

@@ -45,6 +45,16 @@ int worldSize();
 /// non-parallel artifact in one process.
 rt::Status startParallel(rt::Model &model, const RunOptions &options);
 
+#ifdef HAG_HAVE_MPI
+} // namespace hag::run
+namespace hag::rt::mpi {
+class MpiCommunicator;
+} // namespace hag::rt::mpi
+namespace hag::run {
+/// The MPI communicator of the job (null outside one).
+rt::mpi::MpiCommunicator *mpiCommunicator();
+#endif
+
 /// Seconds a collective waits (see RunOptions::collectiveTimeout).
 double collectiveTimeout();
 

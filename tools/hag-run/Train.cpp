@@ -11,6 +11,10 @@
 #include "HagRun.h"
 #include "Parallel.h"
 
+#ifdef HAG_HAVE_MPI
+#include "hag/runtime/Mpi.h"
+#endif
+
 #include "hag/runtime/FileIO.h"
 #include "hag/runtime/Memory.h"
 #include "hag/runtime/Model.h"
@@ -27,6 +31,7 @@
 #include <cstring>
 #include <dirent.h>
 #include <fstream>
+#include <memory>
 #include <sstream>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -214,6 +219,302 @@ int hag::run::runGradients(const RunOptions &o, std::FILE *out,
   return kExitOk;
 }
 
+namespace {
+
+/// What the training loop drives: one process's share of a step, and the
+/// whole state for checkpoints (collective calls: every rank makes them).
+class StepEngine {
+public:
+  virtual ~StepEngine() = default;
+  /// One step on this replica's rows of the batch.
+  virtual Result<TrainStats> step(const HostTensor &tokens) = 0;
+  /// This rank's state (for the start-up check).
+  virtual TensorMap localState() const = 0;
+  /// The whole state (tensor slices and pipeline stages gathered) on rank
+  /// 0; anything elsewhere.
+  virtual Result<TensorMap> wholeState() = 0;
+  /// The whole weights, likewise.
+  virtual Result<TensorMap> wholeWeights() = 0;
+  /// Takes this rank's part of a whole state (a checkpoint).
+  virtual Status restore(const TensorMap &state, const std::string &source) = 0;
+};
+
+/// The artifact's train_step (one process, tensor and data parallelism).
+class TrainerEngine : public StepEngine {
+public:
+  TrainerEngine(const Model &model, Trainer trainer)
+      : model(model), trainer(std::move(trainer)) {}
+  Result<TrainStats> step(const HostTensor &tokens) override {
+    return trainer.step(TensorRef{tokens.dtype, tokens.shape,
+                                  tokens.data.data()});
+  }
+  TensorMap localState() const override { return trainer.state(); }
+  Result<TensorMap> wholeState() override {
+    return gatherWhole(trainer.stateSpecs(), trainer.state());
+  }
+  Result<TensorMap> wholeWeights() override {
+    return gatherWhole(model.parameters(), trainer.weights());
+  }
+  Status restore(const TensorMap &state, const std::string &source) override {
+    return trainer.restore(state, source);
+  }
+
+private:
+  const Model &model;
+  Trainer trainer;
+};
+
+#ifdef HAG_HAVE_MPI
+/// One stage of a pipeline (hag-split-pipeline): the stage<s>_* entries
+/// run the 1F1B schedule of the artifact's micro-batches, activations go
+/// forward and their gradients back to the neighbouring stages, and
+/// stage<s>_update applies the step.
+class PipelineEngine : public StepEngine {
+public:
+  static Result<std::unique_ptr<PipelineEngine>>
+  create(const Model &model, int64_t microbatches) {
+    const ParallelLayout layout = parallelLayout();
+    std::unique_ptr<PipelineEngine> e(new PipelineEngine(model));
+    e->layout = layout;
+    e->m = microbatches;
+    e->prefix = "stage" + std::to_string(layout.stage()) + "_";
+    e->comm = mpiCommunicator();
+    const ArtifactEntry *update = model.artifact().findEntry(e->prefix + "update");
+    if (!update || !e->comm)
+      return Status::error(model.artifact().source() + " has no '" +
+                           e->prefix + "update' entry");
+    e->specs = update->state;
+    const TensorMap &weights = model.weights();
+    const TrainFacts &tf = model.artifact().manifest().train;
+    for (const TensorSpec &spec : e->specs) {
+      Result<HostTensor> z = HostTensor::zeros(spec.dtype, spec.shape);
+      if (!z.ok())
+        return z.status();
+      auto w = weights.find(spec.name);
+      if (w != weights.end())
+        *z = w->second;
+      else if (spec.name == "train.loss_scale")
+        z->dataAs<float>()[0] = static_cast<float>(
+            tf.precision == "fp16-mixed" ? tf.lossScaleInit : 1.0);
+      e->state[spec.name] = std::move(*z);
+    }
+    return e;
+  }
+
+  Result<TrainStats> step(const HostTensor &tokens) override {
+    const int stage = layout.stage(), P = layout.pipeline;
+    const int64_t rows = tokens.shape[0], n = tokens.shape[1] - 1;
+    if (rows % m != 0)
+      return Status::error("the replica's " + std::to_string(rows) +
+                           " rows do not split into " + std::to_string(m) +
+                           " micro-batches");
+    const int64_t mb = rows / m;
+    const int64_t d = model.facts().dModel;
+    const size_t rowBytes = static_cast<size_t>(tokens.shape[1]) *
+                            dtypeSize(tokens.dtype);
+    auto micro = [&](int64_t i) {
+      HostTensor t;
+      t.dtype = tokens.dtype;
+      t.shape = {mb, tokens.shape[1]};
+      t.data.assign(tokens.data.begin() + static_cast<long>(i * mb * rowBytes),
+                    tokens.data.begin() +
+                        static_cast<long>((i + 1) * mb * rowBytes));
+      return t;
+    };
+    auto ref = [](const HostTensor &t) {
+      return TensorRef{t.dtype, t.shape, t.data.data()};
+    };
+    std::vector<HostTensor> inputs(static_cast<size_t>(m));
+    const std::vector<int64_t> actShape = {mb, n + 1, d};
+    for (const std::string &work :
+         oneFOneB(stage, P, m)) {
+      int64_t i = std::stoll(work.substr(1));
+      HostTensor tok = micro(i);
+      if (work[0] == 'F') {
+        if (stage > 0) {
+          Result<HostTensor> in = HostTensor::zeros(DType::F32, actShape);
+          if (!in.ok())
+            return in.status();
+          comm->receive(in->data.data(), in->data.size(), Group::Pipeline,
+                        stage - 1, "an activation");
+          inputs[static_cast<size_t>(i)] = std::move(*in);
+        }
+        if (stage == P - 1)
+          continue; // the last stage's backward computes its forward
+        std::vector<TensorRef> args = {ref(tok)};
+        if (stage > 0)
+          args.push_back(ref(inputs[static_cast<size_t>(i)]));
+        Result<HostTensor> h = model.call(prefix + "train_forward", args, state);
+        if (!h.ok())
+          return h.status();
+        comm->send(h->data.data(), h->data.size(), Group::Pipeline, stage + 1);
+      } else {
+        std::vector<TensorRef> args = {ref(tok)};
+        if (stage > 0)
+          args.push_back(ref(inputs[static_cast<size_t>(i)]));
+        HostTensor dOut;
+        if (stage < P - 1) {
+          Result<HostTensor> g = HostTensor::zeros(DType::F32, actShape);
+          if (!g.ok())
+            return g.status();
+          comm->receive(g->data.data(), g->data.size(), Group::Pipeline,
+                        stage + 1, "an activation gradient");
+          dOut = std::move(*g);
+          args.push_back(ref(dOut));
+        }
+        Result<HostTensor> r = model.call(prefix + "backward", args, state);
+        if (!r.ok())
+          return r.status();
+        if (stage > 0)
+          comm->send(r->data.data(), r->data.size(), Group::Pipeline,
+                     stage - 1);
+        inputs[static_cast<size_t>(i)] = HostTensor();
+      }
+    }
+    comm->waitSends();
+    Result<HostTensor> r = model.call(prefix + "update", {}, state);
+    if (!r.ok())
+      return r.status();
+    const float *v = r->dataAs<float>();
+    TrainStats stats;
+    stats.loss = v[0];
+    stats.gradNorm = v[1];
+    stats.lr = v[2];
+    stats.applied = v[3] != 0.0f;
+    stats.lossScale = state["train.loss_scale"].dataAs<float>()[0];
+    return stats;
+  }
+
+  TensorMap localState() const override { return state; }
+
+  Result<TensorMap> wholeState() override { return gatherStages(false); }
+  Result<TensorMap> wholeWeights() override { return gatherStages(true); }
+
+  Status restore(const TensorMap &whole, const std::string &source) override {
+    TensorMap next = state;
+    for (const TensorSpec &spec : specs) {
+      if (isTransient(spec.name))
+        continue;
+      auto it = whole.find(spec.name);
+      if (it == whole.end())
+        return Status::error(source + ": not a training state of this model: "
+                                      "missing '" + spec.name + "'");
+      HostTensor t = it->second;
+      if (spec.shardParts > 1 && t.shape != spec.shape) {
+        // The tensor-parallel rank's slice of the whole tensor.
+        Result<HostTensor> slice =
+            sliceShard(t, spec, layout.tensorIndex());
+        if (!slice.ok())
+          return slice.status().withPrefix(source);
+        t = std::move(*slice);
+      }
+      if (t.dtype != spec.dtype || t.shape != spec.shape)
+        return Status::error(source + ": '" + spec.name + "' is " +
+                             describeShape(t.shape) + ", expected " +
+                             describeShape(spec.shape));
+      next[spec.name] = std::move(t);
+    }
+    state = std::move(next);
+    return Status::success();
+  }
+
+private:
+  explicit PipelineEngine(const Model &model) : model(model) {}
+
+  /// Gradient accumulators and the loss sum: zero between steps, not in
+  /// checkpoints.
+  static bool isTransient(const std::string &name) {
+    return name.rfind("grad.", 0) == 0 || name == "train.loss_sum";
+  }
+
+  static std::vector<std::string> oneFOneB(int stage, int P, int64_t m) {
+    std::vector<std::string> out;
+    int64_t warmup = std::min<int64_t>(P - stage - 1, m), f = 0, b = 0;
+    for (; f < warmup; ++f)
+      out.push_back("F" + std::to_string(f));
+    for (; f < m; ++f, ++b) {
+      out.push_back("F" + std::to_string(f));
+      out.push_back("B" + std::to_string(b));
+    }
+    for (; b < m; ++b)
+      out.push_back("B" + std::to_string(b));
+    return out;
+  }
+
+  /// The stages' whole tensors (weights only, or the checkpoint state) on
+  /// rank 0: each stage gathers its tensor slices, then stages > 0 send
+  /// theirs to stage 0 of the first replica.
+  Result<TensorMap> gatherStages(bool weightsOnly) {
+    TensorMap mine;
+    std::vector<TensorSpec> mySpecs;
+    const TensorMap &bound = model.weights();
+    for (const TensorSpec &spec : specs) {
+      if (isTransient(spec.name) || (weightsOnly && !bound.count(spec.name)))
+        continue;
+      mine[spec.name] = state.at(spec.name);
+      mySpecs.push_back(spec);
+    }
+    Result<TensorMap> whole = gatherWhole(mySpecs, mine);
+    if (!whole.ok())
+      return whole.status();
+    if (layout.dataIndex() != 0 || layout.tensorIndex() != 0)
+      return TensorMap();
+    const int stage = layout.stage();
+    if (stage > 0) {
+      for (const TensorSpec &spec : mySpecs) {
+        const HostTensor &t = whole->at(spec.name);
+        comm->send(t.data.data(), t.data.size(), Group::Pipeline, 0);
+      }
+      comm->waitSends();
+      return TensorMap();
+    }
+    TensorMap all = std::move(*whole);
+    for (int s = 1; s < layout.pipeline; ++s) {
+      const ArtifactEntry *e =
+          model.artifact().findEntry("stage" + std::to_string(s) + "_update");
+      if (!e)
+        return Status::error("no stage" + std::to_string(s) + "_update entry");
+      for (const TensorSpec &spec : e->state) {
+        if (isTransient(spec.name) ||
+            (weightsOnly && !isWeightName(*e, spec.name)))
+          continue;
+        std::vector<int64_t> shape = spec.shape;
+        if (spec.shardParts > 1)
+          shape[static_cast<size_t>(spec.shardDim)] *= spec.shardParts;
+        Result<HostTensor> t = HostTensor::zeros(spec.dtype, shape);
+        if (!t.ok())
+          return t.status();
+        comm->receive(t->data.data(), t->data.size(), Group::Pipeline, s,
+                      "checkpoint tensors");
+        // A tied weight: stage 0's copy (the same values) is kept.
+        all.emplace(spec.name, std::move(*t));
+      }
+    }
+    return all;
+  }
+
+  /// Whether `name` is one of the weights of the stage whose update entry
+  /// is `e` (its state also holds moments, counters and accumulators).
+  static bool isWeightName(const ArtifactEntry &e, const std::string &name) {
+    if (name.rfind("opt.", 0) == 0 || name.rfind("train.", 0) == 0 ||
+        name.rfind("grad.", 0) == 0)
+      return false;
+    (void)e;
+    return true;
+  }
+
+  const Model &model;
+  ParallelLayout layout;
+  int64_t m = 1;
+  std::string prefix;
+  hag::rt::mpi::MpiCommunicator *comm = nullptr;
+  std::vector<TensorSpec> specs;
+  TensorMap state;
+};
+#endif
+
+} // namespace
+
 int hag::run::runTraining(const RunOptions &o, std::FILE *out, std::FILE *err) {
   retainLargeAllocations();
   Result<Model> opened = Model::open(o.artifact);
@@ -221,7 +522,9 @@ int hag::run::runTraining(const RunOptions &o, std::FILE *out, std::FILE *err) {
     return printError(err, opened.message());
   Model &model = *opened;
   const TrainFacts &tf = model.artifact().manifest().train;
-  if (!tf.present || !model.artifact().findEntry("train_step"))
+  const bool pipelined = model.artifact().manifest().parallel.pipeline > 1;
+  if (!tf.present ||
+      (!pipelined && !model.artifact().findEntry("train_step")))
     return printError(err, o.artifact + " has no training step: compile it with "
                                   "hag-compile MODEL.yaml --train -o " +
                          o.artifact);
@@ -276,10 +579,26 @@ int hag::run::runTraining(const RunOptions &o, std::FILE *out, std::FILE *err) {
   if (!sampler.ok())
     return printError(err, sampler.message());
 
-  Result<Trainer> created = Trainer::create(model);
-  if (!created.ok())
-    return printError(err, created.message());
-  Trainer &trainer = *created;
+  std::unique_ptr<StepEngine> engine;
+  if (pipelined) {
+#ifdef HAG_HAVE_MPI
+    Result<std::unique_ptr<PipelineEngine>> p =
+        PipelineEngine::create(model,
+                               model.artifact().manifest().parallel.microbatches);
+    if (!p.ok())
+      return printError(err, p.message());
+    engine = std::move(*p);
+#else
+    return printError(err, o.artifact + " is a pipeline split, but this "
+                                        "hag-run was built without MPI");
+#endif
+  } else {
+    Result<Trainer> created = Trainer::create(model);
+    if (!created.ok())
+      return printError(err, created.message());
+    engine = std::make_unique<TrainerEngine>(model, std::move(*created));
+  }
+  StepEngine &trainer = *engine;
 
   // Resume: the newest checkpoint of a directory, or the file given.
   int64_t done = 0;
@@ -340,7 +659,7 @@ int hag::run::runTraining(const RunOptions &o, std::FILE *out, std::FILE *err) {
     std::string settings = std::to_string(steps) + "\n" + dataName + "\n" +
                            std::to_string(data->size()) + "\n" +
                            std::to_string(done);
-    TensorMap st = trainer.state();
+    TensorMap st = trainer.localState();
     if (Status c = checkParallelStart(model, settings, &st); !c.ok())
       return printError(err, c.message());
   }
@@ -362,8 +681,7 @@ int hag::run::runTraining(const RunOptions &o, std::FILE *out, std::FILE *err) {
   // tensors, so a checkpoint is the whole state whatever the split); rank 0
   // writes it.
   auto save = [&](int64_t step) -> Status {
-    Result<TensorMap> gathered =
-        gatherWhole(trainer.stateSpecs(), trainer.state());
+    Result<TensorMap> gathered = trainer.wholeState();
     if (!gathered.ok())
       return gathered.status();
     if (!primary)
@@ -430,8 +748,7 @@ int hag::run::runTraining(const RunOptions &o, std::FILE *out, std::FILE *err) {
     if (!tokens.ok())
       return printError(err, tokens.message());
     auto t0 = std::chrono::steady_clock::now();
-    Result<TrainStats> stats = trainer.step(
-        TensorRef{tokens->dtype, tokens->shape, tokens->data.data()});
+    Result<TrainStats> stats = trainer.step(*tokens);
     if (!stats.ok())
       return printError(err, "step " + std::to_string(step + 1) + ": " +
                            stats.message());
@@ -500,13 +817,12 @@ int hag::run::runTraining(const RunOptions &o, std::FILE *out, std::FILE *err) {
                static_cast<long long>(steps - done),
                formatDuration(total).c_str(), firstLoss, lastLoss, tokensPerS,
                ckptDir.c_str(), checkpointName(steps).c_str());
-  if (!o.saveWeights.empty() && layout.tensor > 1) {
-    // The whole weights, gathered from the tensor-parallel slices.
-    Result<TensorMap> whole =
-        gatherWhole(model.parameters(), trainer.weights());
+  if (!o.saveWeights.empty()) {
+    // The whole weights (slices and stages gathered), written by rank 0.
+    Result<TensorMap> whole = trainer.wholeWeights();
     if (!whole.ok())
       return printError(err, whole.message());
-    if (primary)
+    if (primary) {
       if (Status w = writeSafeTensors(
               o.saveWeights, *whole,
               {{"format", "pt"},
@@ -515,18 +831,10 @@ int hag::run::runTraining(const RunOptions &o, std::FILE *out, std::FILE *err) {
                {"hag_version", model.artifact().manifest().hagVersion}});
           !w.ok())
         return printError(err, w.message());
-    if (!o.quiet)
-      std::fprintf(err, "hag-run: saved the trained weights to %s\n",
-                   o.saveWeights.c_str());
-  } else if (!o.saveWeights.empty() && primary) {
-    if (Status w = model.setWeights(trainer.weights(), "the trained weights");
-        !w.ok())
-      return printError(err, w.message());
-    if (Status w = model.saveWeights(o.saveWeights); !w.ok())
-      return printError(err, w.message());
-    if (!o.quiet)
-      std::fprintf(err, "hag-run: saved the trained weights to %s\n",
-                   o.saveWeights.c_str());
+      if (!o.quiet)
+        std::fprintf(err, "hag-run: saved the trained weights to %s\n",
+                     o.saveWeights.c_str());
+    }
   }
   if (!o.plot.empty() && primary) {
     if (Status p = plotLoss(o.log, o.plot, model.artifact().source()); !p.ok())

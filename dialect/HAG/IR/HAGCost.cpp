@@ -154,6 +154,16 @@ OpCost CopyToGroupOp::estimateCost(const CostContext &ctx) {
   return {0.0, 0.0};
 }
 
+OpCost ScaleByOp::estimateCost(const CostContext &ctx) {
+  return {numElements(getResult().getType(), ctx, ctx.seqLen),
+          ioBytes(*this, ctx)};
+}
+
+OpCost InnerProductOp::estimateCost(const CostContext &ctx) {
+  return {2.0 * numElements(getLhs().getType(), ctx, ctx.seqLen),
+          ioBytes(*this, ctx)};
+}
+
 OpCost CrossEntropyOp::estimateCost(const CostContext &ctx) {
   // max, exp-sum and log per row: ~4 flops per logit.
   return {numElements(getLogits().getType(), ctx, ctx.seqLen) * 4.0,

@@ -314,16 +314,32 @@ LogicalResult SwiGLUOp::verify() {
 
 LogicalResult AddOp::verify() { return success(); }
 
+static bool isGroupName(StringRef g) {
+  return g == "tensor" || g == "data" || g == "pipeline" || g == "embedding";
+}
+
 LogicalResult AllReduceOp::verify() {
-  if (getGroup() != "tensor" && getGroup() != "data")
-    return emitOpError() << "group must be \"tensor\" or \"data\", got \""
+  if (!isGroupName(getGroup()))
+    return emitOpError() << "group must be \"tensor\", \"data\", "
+                            "\"pipeline\" or \"embedding\", got \""
                          << getGroup() << "\"";
   return success();
 }
 
+LogicalResult ScaleByOp::verify() { return success(); }
+
+LogicalResult InnerProductOp::verify() {
+  if (getLhs().getType() != getRhs().getType())
+    return emitOpError() << "operands must have the same type, got "
+                         << getLhs().getType() << " and "
+                         << getRhs().getType();
+  return success();
+}
+
 LogicalResult CopyToGroupOp::verify() {
-  if (getGroup() != "tensor" && getGroup() != "data")
-    return emitOpError() << "group must be \"tensor\" or \"data\", got \""
+  if (!isGroupName(getGroup()))
+    return emitOpError() << "group must be \"tensor\", \"data\", "
+                            "\"pipeline\" or \"embedding\", got \""
                          << getGroup() << "\"";
   return success();
 }

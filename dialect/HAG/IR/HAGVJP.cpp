@@ -44,6 +44,21 @@ LogicalResult CopyToGroupOp::buildVJP(OpBuilder &b, ValueRange resultGrads,
   return success();
 }
 
+LogicalResult InnerProductOp::buildVJP(OpBuilder &b, ValueRange resultGrads,
+                                       SmallVectorImpl<Value> &operandGrads) {
+  Value ds = resultGrads[0];
+  if (!ds) {
+    operandGrads.assign({Value(), Value()});
+    return success();
+  }
+  operandGrads.assign(
+      {ScaleByOp::create(b, getLoc(), getLhs().getType(), getRhs(), ds)
+           .getResult(),
+       ScaleByOp::create(b, getLoc(), getRhs().getType(), getLhs(), ds)
+           .getResult()});
+  return success();
+}
+
 LogicalResult LinearOp::buildVJP(OpBuilder &b, ValueRange resultGrads,
                                  SmallVectorImpl<Value> &operandGrads) {
   Value dy = resultGrads[0];

@@ -20,8 +20,11 @@ void buildHAGPhasePipeline(OpPassManager &pm);
 /// (hag-mixed-precision for the mixed precisions, hag-data-parallel when
 /// `dataParallel` > 1), then hag-train-step with the settings of `config`
 /// (the module's `hag.train` attribute, see hag::trainConfigAttr).
+/// With `pipelineStages` > 1 (a module split by hag-split-pipeline) the
+/// autodiff and mixed precision run on every stage's objective instead.
 void buildTrainPhasePipeline(OpPassManager &pm, DictionaryAttr config,
-                             std::int64_t dataParallel = 1);
+                             std::int64_t dataParallel = 1,
+                             std::int64_t pipelineStages = 1);
 
 /// The CPU part of the `lower` phase: hag -> linalg/scf/memref (kernel
 /// library inlined) -> one-shot bufferization with buffer deallocation ->

@@ -111,6 +111,43 @@ def HAGSplitTensorParallel
   ];
 }
 
+def HAGSplitPipeline : Pass<"hag-split-pipeline", "::mlir::ModuleOp"> {
+  let summary = "Pipeline parallelism: the layers of a language model as contiguous stages";
+  let description = [{
+    Spec section 9's pipeline split, on the forward graphs (after the hag
+    phase and hag-split-tensor-parallel, before hag-autodiff). The stages
+    are planned by the cost model (see PipelinePlan.h: contiguous layers,
+    the most expensive stage as cheap as possible, the embedding on the
+    first stage and the final norm, head and loss on the last); every op
+    of `@loss` (with `@forward` inlined) goes to the stage of its layer.
+    Each cut must be crossed by one activation, the residual stream.
+
+    For each stage s it adds `@stage<s>_forward(tokens, [stage.input],
+    <the stage's weights>)` returning the activation the next stage reads
+    (`[batch, N, d_model]`) or, on the last stage, the loss; and the
+    private objective `@stage<s>_objective`, whose gradient is the stage's
+    backward pass: `hag.inner_product` of the output with
+    `stage.output_grad` (the gradient the next stage sends back), the loss
+    on the last stage, with `stage.input` differentiable. A weight read by
+    two stages (tied embeddings: the first and the last) is marked
+    `hag.pipeline_shared = <first stage>` on both. `@forward`, `@loss` and
+    `@decode` are removed; the module gets `hag.pipeline = {stages,
+    microbatches, first_layers}` and `hag.parallel_rank_program`'s
+    `pipeline`.
+  }];
+  let options = [
+    Option<"stages", "stages", "int64_t", /*default=*/"2",
+           "Number of pipeline stages">,
+    Option<"microbatches", "microbatches", "int64_t", /*default=*/"1",
+           "Micro-batches per step (1F1B)">,
+    Option<"seq", "seq", "int64_t", /*default=*/"0",
+           "Sequence length the stages are balanced at (0: train.seq, "
+           "else max_seq)">
+  ];
+  let dependentDialects = ["::mlir::hag::HAGDialect",
+                           "::mlir::func::FuncDialect"];
+}
+
 def HAGDataParallel : Pass<"hag-data-parallel", "::mlir::ModuleOp"> {
   let summary = "Data parallelism: average the loss and the gradients over the data-parallel replicas";
   let description = [{

@@ -69,6 +69,62 @@ struct LinearBackwardLowering : OpRewritePattern<LinearBackwardOp> {
   }
 };
 
+/// hag.inner_product: one linalg.generic reducing every dimension.
+struct InnerProductLowering : OpRewritePattern<InnerProductOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(InnerProductOp op,
+                                PatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    auto type = cast<RankedTensorType>(op.getLhs().getType());
+    if (!type.getElementType().isF32())
+      return op->emitError() << "hag.inner_product lowers for f32 only";
+    unsigned rank = type.getRank();
+    Value init = filledTensor(rewriter, loc, {}, rewriter.getF32Type(), 0.0);
+    SmallVector<utils::IteratorType> iters(rank,
+                                           utils::IteratorType::reduction);
+    AffineMap scalar = AffineMap::get(rank, 0, {}, getContext());
+    Value sum =
+        linalg::GenericOp::create(
+            rewriter, loc, TypeRange{init.getType()},
+            ValueRange{op.getLhs(), op.getRhs()}, ValueRange{init},
+            ArrayRef<AffineMap>{rewriter.getMultiDimIdentityMap(rank),
+                                rewriter.getMultiDimIdentityMap(rank), scalar},
+            iters,
+            [](OpBuilder &nb, Location l, ValueRange a) {
+              Value p = arith::MulFOp::create(nb, l, a[0], a[1]);
+              linalg::YieldOp::create(
+                  nb, l, arith::AddFOp::create(nb, l, a[2], p).getResult());
+            })
+            .getResult(0);
+    rewriter.replaceOp(op, sum);
+    return success();
+  }
+};
+
+/// hag.scale_by: x * s with the 0-d s broadcast.
+struct ScaleByLowering : OpRewritePattern<ScaleByOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(ScaleByOp op,
+                                PatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    auto type = cast<RankedTensorType>(op.getType());
+    unsigned rank = type.getRank();
+    Value init = filledTensor(rewriter, loc,
+                              tensorSizes(rewriter, loc, op.getInput()),
+                              type.getElementType(), std::nullopt);
+    AffineMap scalar = AffineMap::get(rank, 0, {}, getContext());
+    rewriter.replaceOp(
+        op, elementwise(
+                rewriter, loc, init, ValueRange{op.getInput(), op.getScale()},
+                [](OpBuilder &nb, Location l, ValueRange a) {
+                  linalg::YieldOp::create(
+                      nb, l, arith::MulFOp::create(nb, l, a[0], a[1]).getResult());
+                },
+                {rewriter.getMultiDimIdentityMap(rank), scalar}));
+    return success();
+  }
+};
+
 struct SumRowsLowering : OpRewritePattern<SumRowsOp> {
   using OpRewritePattern::OpRewritePattern;
   LogicalResult matchAndRewrite(SumRowsOp op,
@@ -450,7 +506,8 @@ struct GateBackwardLowering : OpRewritePattern<GateBackwardOp> {
 } // namespace
 
 void mlir::hag::populateGradientsToLinalgPatterns(RewritePatternSet &patterns) {
-  patterns.add<LinearBackwardLowering, SumRowsLowering,
+  patterns.add<LinearBackwardLowering, SumRowsLowering, InnerProductLowering,
+               ScaleByLowering,
                EmbeddingBackwardLowering, CrossEntropyBackwardLowering,
                RMSNormBackwardLowering, SwiGLUActLowering,
                SwiGLUActBackwardLowering, GateBackwardLowering>(

@@ -13,6 +13,7 @@
 #include "hag/Conversion/Passes.h"
 #include "hag/Dialect/HAG/IR/HAGOps.h"
 
+#include "llvm/ADT/StringSwitch.h"
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Arith/Utils/Utils.h"
 #include "mlir/Dialect/Bufferization/IR/Bufferization.h"
@@ -384,7 +385,8 @@ struct LinearLowering : OpRewritePattern<LinearOp> {
 
 /// hag.all_reduce: a call into the runtime's collective,
 /// `void hag_all_reduce_f32(float *data, int64_t count, int32_t group,
-/// int32_t mean)` (group 0: tensor, 1: data), which sums `count` contiguous
+/// int32_t mean)` (group 0: tensor, 1: data, 2: pipeline, 3: embedding),
+/// which sums `count` contiguous
 /// floats over the group's ranks in place (and divides them by the group's
 /// size when `mean` is 1). The input is copied into a fresh contiguous
 /// buffer that the call overwrites and the result then owns.
@@ -425,8 +427,14 @@ struct AllReduceLowering : OpRewritePattern<AllReduceOp> {
     Value args[] = {
         arith::IndexCastOp::create(rewriter, loc, i64, address),
         arith::IndexCastOp::create(rewriter, loc, i64, count),
-        arith::ConstantIntOp::create(rewriter, loc, i32,
-                                     op.getGroup() == "tensor" ? 0 : 1),
+        arith::ConstantIntOp::create(
+            rewriter, loc, i32,
+            llvm::StringSwitch<int64_t>(op.getGroup())
+                .Case("tensor", 0)
+                .Case("data", 1)
+                .Case("pipeline", 2)
+                .Case("embedding", 3)
+                .Default(-1)),
         arith::ConstantIntOp::create(rewriter, loc, i32, op.getMean() ? 1 : 0)};
     func::CallOp::create(rewriter, loc, callee, TypeRange{}, args);
     rewriter.replaceOpWithNewOp<bufferization::ToTensorOp>(

@@ -165,7 +165,10 @@ TEST(ModelFake, ShardedWeightsKeepTheRanksSlice) {
     EXPECT_EQ(m.weights().at("p5").shape, std::vector<int64_t>({1}));
     EXPECT_EQ(m.weights().at("p5").dataAs<float>()[0], rank ? 20.0f : 10.0f);
     // The right layout runs; p5 enters "many" with weight 6.
-    FakeCommunicator c({2, 1, static_cast<int>(rank)});
+    ParallelLayout l;
+    l.tensor = 2;
+    l.rank = static_cast<int>(rank);
+    FakeCommunicator c(l);
     Installed scope(&c);
     Result<HostTensor> r = m.run("many", floats({1, 1}, {0.5f}));
     ASSERT_TRUE(r.ok()) << r.message();
@@ -212,7 +215,9 @@ TEST(ModelFake, RankProgramNeedsItsCommunicator) {
             "many: fake.hag is one rank's program of a parallel split "
             "(tensor 2 x data 1 = 2 ranks): run it with mpirun -np 2 "
             "hag-run ...");
-  FakeCommunicator wrong({4, 1, 0});
+  ParallelLayout four;
+  four.tensor = 4;
+  FakeCommunicator wrong(four);
   Installed scope(&wrong);
   EXPECT_THAT(runError(m, "many", floats({1, 1}, {0.5f})),
               HasSubstr("the communicator's layout (rank 0 (tensor 0 of 4, "

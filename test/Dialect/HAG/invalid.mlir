@@ -886,7 +886,15 @@ func.func @f(%do: tensor<2x8x8xf32>, %q: tensor<2x8x8xf32>, %g: tensor<2x8xf32>,
 // -----
 
 func.func @all_reduce_group(%x: tensor<4xf32>) -> tensor<4xf32> {
-  // expected-error @+1 {{group must be "tensor" or "data", got "pipeline"}}
-  %0 = hag.all_reduce %x group("pipeline") mean : tensor<4xf32>
+  // expected-error @+1 {{group must be "tensor", "data", "pipeline" or "embedding", got "stage"}}
+  %0 = hag.all_reduce %x group("stage") mean : tensor<4xf32>
   return %0 : tensor<4xf32>
+}
+
+// -----
+
+func.func @inner_product_types(%a: tensor<4xf32>, %b: tensor<5xf32>) -> tensor<f32> {
+  // expected-error @+1 {{operands must have the same type, got 'tensor<4xf32>' and 'tensor<5xf32>'}}
+  %0 = hag.inner_product %a, %b : (tensor<4xf32>, tensor<5xf32>) -> tensor<f32>
+  return %0 : tensor<f32>
 }

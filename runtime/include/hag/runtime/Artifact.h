@@ -128,8 +128,11 @@ struct ArtifactEntry {
 struct ParallelFacts {
   int64_t tensor = 1;
   int64_t data = 1;
-  bool parallel() const { return tensor > 1 || data > 1; }
-  int64_t ranks() const { return tensor * data; }
+  int64_t pipeline = 1;
+  /// Micro-batches per step of a pipeline (1F1B).
+  int64_t microbatches = 1;
+  bool parallel() const { return tensor > 1 || data > 1 || pipeline > 1; }
+  int64_t ranks() const { return tensor * data * pipeline; }
 };
 
 struct ArtifactManifest {

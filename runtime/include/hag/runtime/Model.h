@@ -49,6 +49,12 @@ struct TensorRef {
 /// named batch (first), seq (second) or "?".
 std::string describeShape(const std::vector<int64_t> &shape);
 
+/// Slice `index` of `whole` along `spec`'s shard dimension (a
+/// tensor-parallel rank's part of a whole tensor); `whole` as is when
+/// `spec` is not sharded.
+Result<HostTensor> sliceShard(const HostTensor &whole, const TensorSpec &spec,
+                              int64_t index);
+
 /// A compiled model and its weights.
 class Model {
 public:
@@ -70,10 +76,25 @@ public:
   /// The manifest's model facts.
   const ModelFacts &facts() const { return code.manifest().model; }
 
-  /// Every parameter the artifact expects, in the manifest's order.
+  /// Every parameter the artifact expects, in the manifest's order (after
+  /// selectEntries, those of the selected entries only).
   const std::vector<TensorSpec> &parameters() const {
-    return code.manifest().parameters;
+    return selected ? active : code.manifest().parameters;
   }
+
+  /// Binds only the parameters of the entries whose names start with
+  /// `prefix` (a pipeline stage's "stage<s>_"): weights of other stages in
+  /// a file are skipped, and initWeights makes only these. Call it before
+  /// binding weights.
+  Status selectEntries(const std::string &prefix);
+
+  /// Calls entry `entry` on `inputs` and on the state buffers it keeps
+  /// between calls (`state`, by the names of the entry's state specs;
+  /// updated in place). For training loops outside Trainer (pipeline
+  /// stages).
+  Result<HostTensor> call(const std::string &entry,
+                          const std::vector<TensorRef> &inputs,
+                          TensorMap &state) const;
 
   /// True once weights are bound.
   bool hasWeights() const { return bound; }
@@ -151,6 +172,8 @@ private:
   TensorMap tensors;
   bool bound = false;
   int64_t tensorIndex = 0;
+  bool selected = false;
+  std::vector<TensorSpec> active;
 };
 
 /// Incremental decoding (spec section 10) through the artifact's "decode"

@@ -57,6 +57,15 @@ public:
   /// be null elsewhere). Ends the job on a timeout, like allReduce.
   Status gather(const void *send, size_t bytes, void *receive, Group group);
 
+  /// Point to point within `group` (member indices): send() copies
+  /// `bytes` and returns at once (waitSends() waits for every send);
+  /// receive() waits for the message, at most the timeout, and otherwise
+  /// names the sender and ends the job. `what` names the message.
+  void send(const void *data, size_t bytes, Group group, int to);
+  void receive(void *data, size_t bytes, Group group, int from,
+               const char *what);
+  void waitSends();
+
   /// Start-up check that every rank runs the same thing: `items` are
   /// (what, fingerprint) pairs that must agree over the whole world, and
   /// `perDataGroup` ones that must agree within each data group (e.g. a

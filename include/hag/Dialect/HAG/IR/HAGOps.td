@@ -150,7 +150,9 @@ def HAG_AllReduceOp : HAG_Op<"all_reduce", [SameOperandsAndResultType,
   let summary = "elementwise sum (or mean) of a tensor over the ranks of a parallel group";
   let description = [{
     Every rank of `group` (`tensor`: the ranks of one tensor-parallel
-    split; `data`: the data-parallel replicas) contributes its `input`, and
+    split; `data`: the data-parallel replicas; `pipeline`: the stages of
+    one pipeline; `embedding`: its first and last stage, which both hold
+    tied embeddings) contributes its `input`, and
     every rank receives the elementwise sum, or with `mean` the sum divided
     by the number of ranks in the group. Made by
     `hag-split-tensor-parallel` after the row-parallel products (W_o,
@@ -621,6 +623,42 @@ def HAG_SumRowsOp : HAG_PureOp<"sum_rows"> {
   let results = (outs HAG_FloatTensor:$result);
   let assemblyFormat = [{
     $input attr-dict `:` functional-type(operands, results)
+  }];
+}
+
+def HAG_InnerProductOp : HAG_PureOp<"inner_product", [
+    DeclareOpInterfaceMethods<HAG_CostOpInterface>,
+    DeclareOpInterfaceMethods<HAG_DifferentiableOpInterface>]> {
+  let summary = "sum over every element of lhs * rhs (a 0-d f32)";
+  let description = [{
+    The objective of a pipeline stage that is not the last:
+    `sum(h_out * dh_out)`, whose gradient with respect to the stage's input
+    and weights is the stage's vector-Jacobian product with the gradient
+    `dh_out` that the next stage sent back (made by `hag-split-pipeline`).
+
+    ```mlir
+    %s = hag.inner_product %h, %dh : (tensor<?x?x64xf32>, tensor<?x?x64xf32>) -> tensor<f32>
+    ```
+  }];
+  let arguments = (ins HAG_FloatTensor:$lhs, HAG_FloatTensor:$rhs);
+  let results = (outs 0DTensorOf<[F32]>:$result);
+  let assemblyFormat = [{
+    $lhs `,` $rhs attr-dict `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
+def HAG_ScaleByOp : HAG_PureOp<"scale_by", [AllTypesMatch<["input", "result"]>]> {
+  let summary = "every element of a tensor times a 0-d scalar";
+  let description = [{
+    ```mlir
+    %y = hag.scale_by %x, %s : (tensor<?x?x64xf32>, tensor<f32>) -> tensor<?x?x64xf32>
+    ```
+  }];
+  let arguments = (ins HAG_FloatTensor:$input, 0DTensorOf<[F32]>:$scale);
+  let results = (outs HAG_FloatTensor:$result);
+  let assemblyFormat = [{
+    $input `,` $scale attr-dict `:` functional-type(operands, results)
   }];
 }
 
