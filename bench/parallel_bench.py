@@ -13,9 +13,13 @@ and start-up are excluded. Every configuration uses all the machine's
 cores: P processes get cores / P OpenMP threads each. Peak memory is the
 largest resident set of any one hag-run process (/usr/bin/time).
 
-It is a benchmark, not a test: it asserts nothing. Pipeline parallelism
-(hag-split-pipeline) is not implemented yet, so the bubble fraction of the
-issue's benchmark is not measured here.
+With --bubble (default on) it also runs the model as a 2-stage pipeline
+for several micro-batch counts m and prints the measured bubble -- the
+share of a stage's schedule (its forwards, backwards and the waits between
+them; the update excluded) in which the stage computes nothing, from the
+stage's own timing (HAG_PIPELINE_TIMING) -- against 1F1B's (p-1)/(m+p-1).
+
+It is a benchmark, not a test: it asserts nothing.
 """
 import argparse
 import csv
@@ -63,6 +67,9 @@ def main():
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--configs", default="single,data2,tensor2,tensor2data2",
                     help="comma-separated: " + ", ".join(CONFIGS))
+    ap.add_argument("--bubble", default="1,2,4,8",
+                    help="micro-batch counts of the 2-stage pipeline runs "
+                         "('' for none)")
     args = ap.parse_args()
     compile_ = os.path.join(args.build, "bin", "hag-compile")
     hagrun = os.path.join(args.build, "bin", "hag-run")
@@ -79,6 +86,13 @@ def main():
          corpus, "--bytes", "400000"])
     with open(args.model) as f:
         model_text = f.read()
+    batch, seq = 8, 1024  # interfaces.md's defaults
+    for line in model_text.splitlines():
+        t = line.strip()
+        if t.startswith("batch:"):
+            batch = int(t.split(":")[1])
+        if t.startswith("seq:"):
+            seq = int(t.split(":")[1])
     print(f"hag-bench-parallel: {os.path.relpath(args.model, ROOT)}, "
           f"{args.steps} steps (time from step {args.warmup} on), "
           f"{cores} cores, load {os.getloadavg()[0]:.2f}", flush=True)
@@ -110,13 +124,6 @@ def main():
         rss = [int(l.split()[1]) for l in output.splitlines()
                if l.startswith("HAGRSS ")]
         secs, rows = step_seconds(log, args.warmup)
-        tokens = None
-        for line in model_text.splitlines():
-            s = line.strip()
-            if s.startswith("batch:"):
-                batch = int(s.split(":")[1])
-            if s.startswith("seq:"):
-                seq = int(s.split(":")[1])
         tokens = batch * seq
         results.append((label, procs, threads, secs, tokens / secs,
                         max(rss) / 1024.0 if rss else None,
@@ -132,6 +139,55 @@ def main():
     print()
     print("Every configuration computes the same training (the same global batch "
           "and updates; the losses agree up to reassociation).")
+
+    # The pipeline bubble: 2 stages, one process each.
+    bubble = [int(x) for x in args.bubble.split(",") if x]
+    if bubble and mpirun:
+        stages = 2
+        rows = []
+        for m in bubble:
+            if batch % m:
+                print(f"pipeline m={m}: skipped (batch {batch} is not divisible)")
+                continue
+            name = f"pipe{stages}_m{m}"
+            yaml = os.path.join(work, name + ".yaml")
+            with open(yaml, "w") as f:
+                f.write(model_text + "\n" +
+                        f"parallel: {{pipeline: {stages}, microbatches: {m}}}\n")
+            artifact = os.path.join(work, name + ".hag")
+            run([compile_, yaml, "--train", "-o", artifact])
+            log = os.path.join(work, name + ".csv")
+            timing = os.path.join(work, name + ".timing")
+            threads = max(1, cores // stages)
+            env = dict(os.environ, OMP_NUM_THREADS=str(threads),
+                       HAG_PIPELINE_TIMING=timing)
+            run([mpirun, "--allow-run-as-root", "--oversubscribe",
+                 "--bind-to", "none", "--mca", "btl", "self,vader",
+                 "-x", f"OMP_NUM_THREADS={threads}", "-x", "HAG_PIPELINE_TIMING",
+                 "-np", str(stages), hagrun, artifact, "--train", "--data", corpus,
+                 "--steps", str(args.steps), "--log", log,
+                 "--checkpoint-dir", os.path.join(work, name + "-ckpt"),
+                 "--checkpoint-every", str(10 ** 6), "--quiet"], env=env)
+            secs, _ = step_seconds(log, args.warmup)
+            idle = []
+            for r in range(stages):
+                with open(f"{timing}.rank{r}") as f:
+                    lines = [l.split() for l in f if l.strip()][args.warmup:]
+                busy = sum(float(l[1]) for l in lines)
+                wall = sum(float(l[2]) for l in lines)
+                idle.append(1.0 - busy / wall)
+            theory = (stages - 1) / (m + stages - 1)
+            rows.append((m, secs, batch * seq / secs, idle, theory))
+        print()
+        print(f"pipeline bubble, {stages} stages (1F1B), measured per stage "
+              "from the stages' own timing (update excluded):")
+        print(f"{'m':>3} {'ms/step':>9} {'tok/s':>9} "
+              + " ".join(f"{'idle s' + str(r):>8}" for r in range(stages))
+              + f" {'mean':>7} {'(p-1)/(m+p-1)':>14}")
+        for m, secs, tps, idle, theory in rows:
+            print(f"{m:>3} {secs * 1e3:>9.1f} {tps:>9.0f} "
+                  + " ".join(f"{x:>8.3f}" for x in idle)
+                  + f" {sum(idle) / len(idle):>7.3f} {theory:>14.3f}")
     shutil.rmtree(work, ignore_errors=True)
 
 

@@ -370,15 +370,19 @@ void MpiCommunicator::receive(void *data, size_t bytes, Group group,
                      impl->comm(group), &r);
   std::vector<MPI_Request> one = {r};
   if (rc != MPI_SUCCESS || !waitWithDeadline(one, timeoutSeconds)) {
+    char why[256];
+    if (rc != MPI_SUCCESS)
+      std::snprintf(why, sizeof(why), "failed: %s", mpiError(rc).c_str());
+    else
+      std::snprintf(why, sizeof(why),
+                    "timed out after %g s (it died, hangs, or runs something "
+                    "else)",
+                    timeoutSeconds);
     std::fprintf(stderr,
                  "hag-run: error: %s: receiving %s from rank %d %s; ending "
                  "the job\n",
                  place.describe().c_str(), what, place.memberRank(group, from),
-                 rc != MPI_SUCCESS
-                     ? ("failed: " + mpiError(rc)).c_str()
-                     : ("timed out after " + std::to_string(timeoutSeconds) +
-                        " s (it died, hangs, or runs something else)")
-                           .c_str());
+                 why);
     abortJob(3);
   }
 }

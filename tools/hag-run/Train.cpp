@@ -326,6 +326,18 @@ public:
     };
     std::vector<HostTensor> inputs(static_cast<size_t>(m));
     const std::vector<int64_t> actShape = {mb, n + 1, d};
+    // Busy time (the stage's own forwards and backwards) against the
+    // schedule's wall time: the measured bubble is the rest.
+    using Clock = std::chrono::steady_clock;
+    const auto start = Clock::now();
+    double busy = 0;
+    auto timed = [&](const std::string &entry,
+                     const std::vector<TensorRef> &args) {
+      auto t0 = Clock::now();
+      Result<HostTensor> r = model.call(entry, args, state);
+      busy += std::chrono::duration<double>(Clock::now() - t0).count();
+      return r;
+    };
     for (const std::string &work :
          oneFOneB(stage, P, m)) {
       int64_t i = std::stoll(work.substr(1));
@@ -344,7 +356,7 @@ public:
         std::vector<TensorRef> args = {ref(tok)};
         if (stage > 0)
           args.push_back(ref(inputs[static_cast<size_t>(i)]));
-        Result<HostTensor> h = model.call(prefix + "train_forward", args, state);
+        Result<HostTensor> h = timed(prefix + "train_forward", args);
         if (!h.ok())
           return h.status();
         comm->send(h->data.data(), h->data.size(), Group::Pipeline, stage + 1);
@@ -362,7 +374,7 @@ public:
           dOut = std::move(*g);
           args.push_back(ref(dOut));
         }
-        Result<HostTensor> r = model.call(prefix + "backward", args, state);
+        Result<HostTensor> r = timed(prefix + "backward", args);
         if (!r.ok())
           return r.status();
         if (stage > 0)
@@ -372,6 +384,19 @@ public:
       }
     }
     comm->waitSends();
+    if (const char *path = std::getenv("HAG_PIPELINE_TIMING")) {
+      // One line per step: busy and wall seconds of the schedule (the
+      // update excluded), for bench/parallel_bench.py.
+      double wall =
+          std::chrono::duration<double>(Clock::now() - start).count();
+      std::FILE *f = std::fopen(
+          (std::string(path) + ".rank" + std::to_string(layout.rank)).c_str(),
+          "a");
+      if (f) {
+        std::fprintf(f, "%d %.6f %.6f\n", stage, busy, wall);
+        std::fclose(f);
+      }
+    }
     Result<HostTensor> r = model.call(prefix + "update", {}, state);
     if (!r.ok())
       return r.status();
