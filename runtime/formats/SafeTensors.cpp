@@ -2,6 +2,8 @@
 
 #include "hag/runtime/SafeTensors.h"
 
+#include <functional>
+
 #include "formats/Json.h"
 #include "hag/runtime/FileIO.h"
 #include "support/StringUtil.h"
@@ -191,7 +193,8 @@ static Status checkCoverage(std::vector<Entry> &entries, uint64_t dataSize) {
 }
 
 static Status parseImpl(const uint8_t *data, size_t size,
-                        SafeTensorsFile &result) {
+                        SafeTensorsFile &result,
+                        const std::function<bool(const std::string &)> &keep) {
   if (size < 8)
     return makeError("file is ", size,
                      " bytes, too short for the 8-byte header length");
@@ -233,6 +236,10 @@ static Status parseImpl(const uint8_t *data, size_t size,
     return s;
 
   for (const Entry &e : entries) {
+    // Every entry is validated; only those kept are copied out (pages of
+    // the mapped file that no kept tensor touches are never read).
+    if (keep && !keep(*e.name))
+      continue;
     Result<HostTensor> t = HostTensor::zeros(e.dtype, e.shape);
     if (!t.ok())
       return makeError("tensor ", quoted(*e.name), ": ", t.message());
@@ -253,16 +260,21 @@ Result<SafeTensorsFile> hag::rt::parseSafeTensors(const uint8_t *data,
                                                   size_t size,
                                                   const std::string &source) {
   SafeTensorsFile result;
-  if (Status s = parseImpl(data, size, result); !s.ok())
+  if (Status s = parseImpl(data, size, result, nullptr); !s.ok())
     return s.withPrefix(source);
   return result;
 }
 
-Result<SafeTensorsFile> hag::rt::readSafeTensors(const std::string &path) {
+Result<SafeTensorsFile> hag::rt::readSafeTensors(
+    const std::string &path,
+    const std::function<bool(const std::string &)> &keep) {
   Result<MappedFile> file = MappedFile::open(path);
   if (!file.ok())
     return file.status();
-  return parseSafeTensors(file->data(), file->size(), path);
+  SafeTensorsFile result;
+  if (Status s = parseImpl(file->data(), file->size(), result, keep); !s.ok())
+    return s.withPrefix(path);
+  return result;
 }
 
 //===----------------------------------------------------------------------===//

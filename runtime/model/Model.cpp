@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <limits>
 #include <new>
 #include <set>
@@ -583,7 +584,14 @@ Status Model::setWeights(TensorMap weights, const std::string &source) {
 
 Status Model::loadWeights(const std::string &path) {
   try {
-    Result<SafeTensorsFile> file = readSafeTensors(path);
+    // A pipeline stage reads its own weights only.
+    std::function<bool(const std::string &)> keep;
+    if (selected)
+      keep = [this](const std::string &name) {
+        return std::any_of(active.begin(), active.end(),
+                           [&](const TensorSpec &p) { return p.name == name; });
+      };
+    Result<SafeTensorsFile> file = readSafeTensors(path, keep);
     if (!file.ok())
       return file.status();
     // A training checkpoint (hag-run --train) also holds the optimizer and

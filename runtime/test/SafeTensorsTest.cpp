@@ -93,6 +93,29 @@ TEST(SafeTensors, RoundTripEveryDTypeThroughFile) {
   EXPECT_EQ(readBytes(path), *encodeSafeTensors(tensors));
 }
 
+TEST(SafeTensors, ReadsOnlyTheTensorsKept) {
+  TempDir dir;
+  std::string path = dir.path("w.safetensors");
+  TensorMap tensors = everyDType();
+  ASSERT_TRUE(writeSafeTensors(path, tensors, {{"format", "pt"}}).ok());
+  const std::string wanted = tensors.begin()->first;
+  Result<SafeTensorsFile> back = readSafeTensors(
+      path, [&](const std::string &name) { return name == wanted; });
+  ASSERT_TRUE(back.ok()) << back.message();
+  ASSERT_EQ(back->tensors.size(), 1u);
+  EXPECT_TRUE(bitwiseEqual(tensors.at(wanted), back->tensors.at(wanted)));
+  EXPECT_EQ(back->metadata.at("format"), "pt");
+  // Tensors that are not kept are still validated: a damaged header is an
+  // error whatever is kept.
+  std::vector<uint8_t> bytes = readBytes(path);
+  bytes[10] = '!';
+  std::string bad = dir.path("bad.safetensors");
+  writeBytes(bad, bytes);
+  EXPECT_FALSE(readSafeTensors(bad, [](const std::string &) {
+                 return false;
+               }).ok());
+}
+
 TEST(SafeTensors, TensorsAreAlignedInTheFile) {
   TensorMap tensors;
   tensors["a8"] = patternTensor(DType::U8, {3}, 1);

@@ -17,6 +17,7 @@
 
 #include "hag/runtime/Tensor.h"
 
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -38,8 +39,12 @@ struct SafeTensorsFile {
 inline constexpr uint64_t kSafeTensorsMaxHeaderSize = 100000000;
 
 /// Reads a safetensors file. Supported dtypes: F32, F64, F16, BF16, I32, I64,
-/// U16, U32, U8, BOOL; others (I8, F8_*, ...) are reported by name.
-Result<SafeTensorsFile> readSafeTensors(const std::string &path);
+/// U16, U32, U8, BOOL; others (I8, F8_*, ...) are reported by name. With
+/// `keep`, only the tensors it accepts are read into memory (the whole
+/// header is still validated): a pipeline stage reads its own weights.
+Result<SafeTensorsFile>
+readSafeTensors(const std::string &path,
+                const std::function<bool(const std::string &)> &keep = {});
 
 /// Parses a safetensors image held in memory; `source` names it in errors.
 Result<SafeTensorsFile> parseSafeTensors(const uint8_t *data, size_t size,
