@@ -501,7 +501,7 @@ private:
         return Status::error("no stage" + std::to_string(s) + "_update entry");
       for (const TensorSpec &spec : e->state) {
         if (isTransient(spec.name) ||
-            (weightsOnly && !isWeightName(*e, spec.name)))
+            (weightsOnly && !isWeightName(spec.name)))
           continue;
         std::vector<int64_t> shape = spec.shape;
         if (spec.shardParts > 1)
@@ -518,14 +518,11 @@ private:
     return all;
   }
 
-  /// Whether `name` is one of the weights of the stage whose update entry
-  /// is `e` (its state also holds moments, counters and accumulators).
-  static bool isWeightName(const ArtifactEntry &e, const std::string &name) {
-    if (name.rfind("opt.", 0) == 0 || name.rfind("train.", 0) == 0 ||
-        name.rfind("grad.", 0) == 0)
-      return false;
-    (void)e;
-    return true;
+  /// Whether the state tensor `name` of an update entry is a weight (the
+  /// state also holds moments, counters and accumulators).
+  static bool isWeightName(const std::string &name) {
+    return name.rfind("opt.", 0) != 0 && name.rfind("train.", 0) != 0 &&
+           name.rfind("grad.", 0) != 0;
   }
 
   const Model &model;
