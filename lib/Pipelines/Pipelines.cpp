@@ -39,6 +39,10 @@ void mlir::hag::buildTrainPhasePipeline(OpPassManager &pm,
       std::string objective = "stage" + std::to_string(s) + "_objective";
       HAGAutodiffOptions autodiff;
       autodiff.entry = objective;
+      // Dynamic loss scaling seeds the last stage's backward with the
+      // scale; the gradients it sends back carry the scale to the others.
+      autodiff.seedArgument =
+          precision == "fp16-mixed" && s == pipelineStages - 1;
       pm.addPass(createHAGAutodiff(autodiff));
       if (precision != "fp32") {
         HAGMixedPrecisionOptions mixed;

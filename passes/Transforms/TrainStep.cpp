@@ -289,12 +289,10 @@ struct HAGTrainStepPass
       module.emitError() << "hag-train-step: " << msg;
       signalPassFailure();
     };
-    if (precision == "fp16-mixed")
-      return fail("fp16-mixed (dynamic loss scaling) is not available with "
-                  "pipeline parallelism yet; use fp32 or bf16-mixed");
-    if (precision != "fp32" && precision != "bf16-mixed")
-      return fail("precision must be fp32 or bf16-mixed, got '" + precision +
-                  "'");
+    if (precision != "fp32" && precision != "bf16-mixed" &&
+        precision != "fp16-mixed")
+      return fail("precision must be fp32, bf16-mixed or fp16-mixed, got '" +
+                  precision + "'");
     auto stagesAttr = pipe.getAs<IntegerAttr>("stages");
     auto microAttr = pipe.getAs<IntegerAttr>("microbatches");
     if (!stagesAttr || !microAttr)
@@ -344,7 +342,7 @@ struct HAGTrainStepPass
     };
     // @<objective>_grad's arguments: tokens, [stage.input], weights...,
     // [stage.output_grad]; results: objective, [d stage.input], d weights.
-    std::optional<unsigned> tokens, stageIn, outGrad;
+    std::optional<unsigned> tokens, stageIn, outGrad, seed;
     SmallVector<unsigned> weights;
     for (unsigned i = 0; i < grad.getNumArguments(); ++i) {
       std::string n = nameOf(i);
@@ -354,9 +352,18 @@ struct HAGTrainStepPass
         stageIn = i;
       else if (n == "stage.output_grad")
         outGrad = i;
+      else if (n == "loss_seed" && grad.getArgAttr(i, "hag.input"))
+        seed = i;
       else
         weights.push_back(i);
     }
+    const bool scaled = precision == "fp16-mixed";
+    if (scaled && s == P - 1 && !seed)
+      return grad.emitError()
+             << "hag-train-step: fp16-mixed scales the loss: @"
+             << grad.getName()
+             << " needs its seed as an argument (hag-autodiff "
+                "seed-argument=true)";
     if (!tokens || (s > 0) != stageIn.has_value() ||
         (s < P - 1) != outGrad.has_value() ||
         grad.getNumResults() != weights.size() + 1 + (stageIn ? 1 : 0))
@@ -374,15 +381,17 @@ struct HAGTrainStepPass
     };
     // Calls `grad` (or `fwd`) with the entry's arguments mapped by role.
     auto callWith = [&](func::FuncOp callee, Value tok, Value in, Value dOut,
-                        ArrayRef<Value> w) {
+                        ArrayRef<Value> w, Value lossSeed = Value()) {
       SmallVector<Value> a;
       size_t wi = 0;
       for (unsigned i = 0; i < callee.getNumArguments(); ++i) {
         auto n = callee.getArgAttrOfType<StringAttr>(i, "hag.name");
         StringRef name = n ? n.getValue() : "";
+        bool isSeed = name == "loss_seed" && callee.getArgAttr(i, "hag.input");
         a.push_back(name == "tokens"              ? tok
                     : name == "stage.input"       ? in
                     : name == "stage.output_grad" ? dOut
+                    : isSeed                      ? lossSeed
                                                   : w[wi++]);
       }
       return func::CallOp::create(b, loc, callee, a);
@@ -423,6 +432,8 @@ struct HAGTrainStepPass
       addWeightState(args, "");
       addWeightState(args, "grad.");
       args.add(b, MemRefType::get({}, f32), "train.loss_sum", false, true);
+      if (seed)
+        args.add(b, MemRefType::get({}, f32), "train.loss_scale", false, true);
       Type result = stageIn ? grad.getArgumentTypes()[*stageIn] : scalarF32;
       Block *body =
           args.defineFunction(b, loc, prefix + "_backward", {result});
@@ -442,7 +453,9 @@ struct HAGTrainStepPass
       }
       Value lossSumM = body->getArgument(k++);
       Value lossSum = readState(b, loc, lossSumM);
-      auto call = callWith(grad, tok, in, dOut, w);
+      // fp16-mixed: the last stage's backward starts from d loss = scale.
+      Value lossSeed = seed ? readState(b, loc, body->getArgument(k++)) : Value();
+      auto call = callWith(grad, tok, in, dOut, w, lossSeed);
       Value objective = call.getResult(0);
       unsigned first = stageIn ? 2 : 1;
       for (size_t i = 0; i < nW; ++i)
@@ -486,14 +499,19 @@ struct HAGTrainStepPass
                                    b.getStringAttr(group),
                                    mean ? b.getUnitAttr() : UnitAttr());
       };
-      // The mean over the micro-batches; tied weights' two copies summed;
-      // the replicas averaged.
+      // The mean over the micro-batches (and, fp16-mixed, the loss scale
+      // divided out); tied weights' two copies summed; the replicas
+      // averaged.
       Value invM = constant(1.0f / static_cast<float>(m));
+      Value gradScale = invM;
+      if (scaled)
+        gradScale = arith::DivFOp::create(
+            b, loc, invM, scalarOf(b, loc, st.scale));
       SmallVector<Value> sharded, counted;
       for (size_t i = 0; i < nW; ++i) {
         Value g = arith::MulFOp::create(
             b, loc, grads[i],
-            tensor::SplatOp::create(b, loc, invM, grads[i].getType()));
+            tensor::SplatOp::create(b, loc, gradScale, grads[i].getType()));
         auto shared = grad.getArgAttrOfType<IntegerAttr>(weights[i],
                                                          "hag.pipeline_shared");
         if (shared)
