@@ -3,6 +3,7 @@
 #include "hag/Analysis/PipelinePlan.h"
 
 #include "hag/Dialect/HAG/IR/HAGOps.h"
+#include "hag/runtime/PipelineSchedule.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/BuiltinOps.h"
@@ -16,11 +17,8 @@
 using namespace mlir;
 using namespace mlir::hag;
 
-namespace {
-
-/// The layer a weight name belongs to: i for "layers.<i>.", -1 for the
-/// embedding, `layers` for the final norm and the LM head.
-std::optional<int64_t> layerOfWeight(StringRef name, int64_t layers) {
+std::optional<int64_t> mlir::hag::layerOfWeight(StringRef name,
+                                                int64_t layers) {
   if (name.consume_front("layers.")) {
     int64_t i = 0;
     if (name.consumeInteger(10, i) || !name.starts_with("."))
@@ -34,8 +32,6 @@ std::optional<int64_t> layerOfWeight(StringRef name, int64_t layers) {
   return std::nullopt;
 }
 
-} // namespace
-
 double PipelinePlan::imbalance() const {
   double total = 0, worst = 0;
   for (const PipelineStage &s : stage) {
@@ -43,23 +39,6 @@ double PipelinePlan::imbalance() const {
     worst = std::max(worst, s.flops);
   }
   return total > 0 ? worst / (total / static_cast<double>(stage.size())) : 1;
-}
-
-std::vector<std::string> mlir::hag::oneFOneBSchedule(int64_t stage,
-                                                     int64_t stages,
-                                                     int64_t microbatches) {
-  std::vector<std::string> out;
-  int64_t warmup = std::min(stages - stage - 1, microbatches);
-  int64_t f = 0, bw = 0;
-  for (; f < warmup; ++f)
-    out.push_back("F" + std::to_string(f));
-  for (; f < microbatches; ++f, ++bw) {
-    out.push_back("F" + std::to_string(f));
-    out.push_back("B" + std::to_string(bw));
-  }
-  for (; bw < microbatches; ++bw)
-    out.push_back("B" + std::to_string(bw));
-  return out;
 }
 
 std::vector<int64_t> mlir::hag::stageOfLayers(const PipelinePlan &plan) {
@@ -185,7 +164,9 @@ FailureOr<PipelinePlan> mlir::hag::planPipeline(ModuleOp module,
     st.firstLayer = begin;
     st.endLayer = end;
     st.flops = stageCost(s, begin, end);
-    st.schedule = oneFOneBSchedule(s, P, microbatches);
+    for (const ::hag::rt::PipelineWork &w :
+         ::hag::rt::oneFOneBSchedule(s, P, microbatches))
+      st.schedule.push_back(w.name());
     end = begin;
   }
   return plan;

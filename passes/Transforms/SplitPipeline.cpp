@@ -31,21 +31,6 @@ namespace {
 
 constexpr StringLiteral kRankProgramAttr = "hag.parallel_rank_program";
 
-/// The layer of a weight (see PipelinePlan): i, -1 (embedding) or `layers`.
-std::optional<int64_t> layerOfWeight(StringRef name, int64_t layers) {
-  if (name.consume_front("layers.")) {
-    int64_t i = 0;
-    if (name.consumeInteger(10, i) || !name.starts_with("."))
-      return std::nullopt;
-    return i;
-  }
-  if (name == "embed")
-    return -1;
-  if (name == "final_norm.scale" || name == "lm_head")
-    return layers;
-  return std::nullopt;
-}
-
 struct SplitPipelinePass
     : mlir::hag::impl::HAGSplitPipelineBase<SplitPipelinePass> {
   using Base::Base;
@@ -91,7 +76,7 @@ struct SplitPipelinePass
     auto flat = cast<func::FuncOp>(b.clone(*loss));
     flat.setName("__hag_pipeline_flat");
     flat.setPrivate();
-    auto eraseFlat = llvm::make_scope_exit([&] { flat.erase(); });
+    llvm::scope_exit eraseFlat([&] { flat.erase(); });
     Block &body = flat.getBody().front();
     for (Operation &op : llvm::make_early_inc_range(body)) {
       auto call = dyn_cast<func::CallOp>(&op);

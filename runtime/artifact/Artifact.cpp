@@ -25,8 +25,7 @@
 using namespace hag::rt;
 using namespace hag::rt::detail;
 
-uint64_t hag::rt::fnv1a64(const uint8_t *data, size_t size) {
-  uint64_t h = 0xcbf29ce484222325ULL;
+uint64_t hag::rt::fnv1a64(const uint8_t *data, size_t size, uint64_t h) {
   for (size_t i = 0; i < size; ++i) {
     h ^= data[i];
     h *= 0x100000001b3ULL;

@@ -461,49 +461,72 @@ Result<HostTensor> Model::call(const std::string &entryName,
     if (!entry->parameters.empty() && !bound)
       return makeError(code.source(), ": no weights bound for ",
                        quoted(entryName));
-    if (inputs.size() != entry->inputs.size())
-      return makeError(entryName, ": the entry takes ", entry->inputs.size(),
-                       " inputs, got ", inputs.size());
-    size_t numArgs = 1 + inputs.size() + entry->state.size() +
-                     entry->parameters.size();
-    if (numArgs > kMaxArguments)
-      return makeError(entryName, ": the entry takes ", numArgs,
-                       " arguments; this runtime calls at most ",
-                       kMaxArguments);
-    std::vector<PreparedInput> prepared(inputs.size());
-    for (size_t i = 0; i < inputs.size(); ++i)
-      if (Status s = prepareInput(*entry, entry->inputs[i], facts(), inputs[i],
-                                  prepared[i]);
-          !s.ok())
-        return s;
-    std::vector<std::vector<int64_t>> descriptors;
-    std::vector<const void *> argBases;
-    descriptors.emplace_back(3 + 2 * entry->resultShape.size(), 0);
-    for (const PreparedInput &p : prepared) {
-      descriptors.push_back(makeDescriptor(p.data, p.shape));
-      argBases.push_back(p.data);
-    }
-    for (const TensorSpec &spec : entry->state) {
-      auto it = state.find(spec.name);
-      if (it == state.end())
-        return makeError(entryName, ": no state tensor ", quoted(spec.name));
-      if (it->second.dtype != spec.dtype || it->second.shape != spec.shape)
-        return makeError(entryName, ": state ", quoted(spec.name), " is ",
-                         dtypeName(it->second.dtype), " ",
-                         shapeToString(it->second.shape), ", expected ",
-                         dtypeName(spec.dtype), " ",
-                         shapeToString(spec.shape));
-      descriptors.push_back(
-          makeDescriptor(it->second.data.data(), it->second.shape));
-      argBases.push_back(it->second.data.data());
-    }
-    if (Status s = callWithWeights(*entry, descriptors, argBases, entryName);
-        !s.ok())
-      return s;
-    return takeResult(descriptors[0], *entry, argBases);
+    return invoke(*entry, inputs, &state);
   } catch (const std::bad_alloc &) {
     return makeError(entryName, ": out of memory");
   }
+}
+
+Result<HostTensor> Model::invoke(const ArtifactEntry &entry,
+                                 const std::vector<TensorRef> &inputs,
+                                 TensorMap *state) const {
+  const std::string &entryName = entry.name;
+  size_t numInputs = inputs.size();
+  if (numInputs != entry.inputs.size())
+    return makeError(entryName, ": the entry takes ", entry.inputs.size(),
+                     " inputs, got ", numInputs);
+  size_t numArgs = 1 + entry.inputs.size() + entry.state.size() +
+                   entry.parameters.size();
+  if (numArgs > kMaxArguments)
+    return makeError(entryName, ": the entry takes ", numArgs,
+                     " arguments; this runtime calls at most ", kMaxArguments);
+
+  std::vector<PreparedInput> prepared(numInputs);
+  for (size_t i = 0; i < numInputs; ++i)
+    if (Status s = prepareInput(entry, entry.inputs[i], facts(), inputs[i],
+                                prepared[i]);
+        !s.ok())
+      return s;
+  bool addedBatch = !prepared.empty() && prepared[0].addedBatch;
+  for (const PreparedInput &p : prepared)
+    if (p.addedBatch != addedBatch)
+      return makeError(entryName, ": either every input or none may "
+                                  "leave out the batch dimension");
+
+  // Descriptors: result first, then inputs, state and parameters.
+  std::vector<std::vector<int64_t>> descriptors;
+  descriptors.reserve(numArgs);
+  std::vector<const void *> argBases;
+  descriptors.emplace_back(3 + 2 * entry.resultShape.size(), 0);
+  for (const PreparedInput &p : prepared) {
+    descriptors.push_back(makeDescriptor(p.data, p.shape));
+    argBases.push_back(p.data);
+  }
+  for (const TensorSpec &spec : entry.state) {
+    auto it = state->find(spec.name);
+    if (it == state->end())
+      return makeError(entryName, ": no state tensor ", quoted(spec.name));
+    if (it->second.dtype != spec.dtype || it->second.shape != spec.shape)
+      return makeError(entryName, ": state ", quoted(spec.name), " is ",
+                       dtypeName(it->second.dtype), " ",
+                       shapeToString(it->second.shape), ", expected ",
+                       dtypeName(spec.dtype), " ", shapeToString(spec.shape));
+    descriptors.push_back(
+        makeDescriptor(it->second.data.data(), it->second.shape));
+    argBases.push_back(it->second.data.data());
+  }
+  if (Status s = callWithWeights(entry, descriptors, argBases, entryName);
+      !s.ok())
+    return s;
+
+  Result<HostTensor> result = takeResult(descriptors[0], entry, argBases);
+  if (!result.ok() || !addedBatch || result->rank() == 0)
+    return result;
+  if (result->shape[0] != 1)
+    return makeError(entryName, ": the code returned shape ",
+                     shapeToString(result->shape), " for a batch of one");
+  result->shape.erase(result->shape.begin());
+  return result;
 }
 
 Status Model::setTensorRank(int64_t index) {
@@ -669,7 +692,6 @@ Result<HostTensor> Model::run(const std::string &entryName,
 Result<HostTensor> Model::run(const std::string &entryName,
                               const std::vector<TensorRef> &inputs) const {
   try {
-    size_t numInputs = inputs.size();
     const ArtifactEntry *entry = code.findEntry(entryName);
     if (!entry) {
       std::string names;
@@ -686,48 +708,7 @@ Result<HostTensor> Model::run(const std::string &entryName,
     if (!entry->state.empty())
       return makeError(entryName, ": the entry keeps state between calls (a ",
                        "decoding cache); call it through a Decoder");
-    if (numInputs != entry->inputs.size())
-      return makeError(entryName, ": the entry takes ", entry->inputs.size(),
-                       " inputs, got ", numInputs);
-    size_t numArgs = 1 + entry->inputs.size() + entry->parameters.size();
-    if (numArgs > kMaxArguments)
-      return makeError(entryName, ": the entry takes ", numArgs,
-                       " arguments; this runtime calls at most ",
-                       kMaxArguments);
-
-    std::vector<PreparedInput> prepared(numInputs);
-    for (size_t i = 0; i < numInputs; ++i)
-      if (Status s = prepareInput(*entry, entry->inputs[i], facts(), inputs[i],
-                                  prepared[i]);
-          !s.ok())
-        return s;
-    bool addedBatch = !prepared.empty() && prepared[0].addedBatch;
-    for (const PreparedInput &p : prepared)
-      if (p.addedBatch != addedBatch)
-        return makeError(entryName, ": either every input or none may "
-                                    "leave out the batch dimension");
-
-    // Descriptors: result first, then inputs, then parameters.
-    std::vector<std::vector<int64_t>> descriptors;
-    descriptors.reserve(numArgs);
-    std::vector<const void *> argBases;
-    descriptors.emplace_back(3 + 2 * entry->resultShape.size(), 0);
-    for (const PreparedInput &p : prepared) {
-      descriptors.push_back(makeDescriptor(p.data, p.shape));
-      argBases.push_back(p.data);
-    }
-    if (Status s = callWithWeights(*entry, descriptors, argBases, entryName);
-        !s.ok())
-      return s;
-
-    Result<HostTensor> result = takeResult(descriptors[0], *entry, argBases);
-    if (!result.ok() || !addedBatch || result->rank() == 0)
-      return result;
-    if (result->shape[0] != 1)
-      return makeError(entryName, ": the code returned shape ",
-                       shapeToString(result->shape), " for a batch of one");
-    result->shape.erase(result->shape.begin());
-    return result;
+    return invoke(*entry, inputs, nullptr);
   } catch (const std::bad_alloc &) {
     return makeError(entryName, ": out of memory");
   }
@@ -1033,17 +1014,21 @@ Result<TrainStats> Trainer::step(const TensorRef &tokens) {
     Result<HostTensor> r = takeResult(descriptors[0], *entry, argBases);
     if (!r.ok())
       return r.status();
-    const float *v = r->dataAs<float>();
-    TrainStats stats;
-    stats.loss = v[0];
-    stats.gradNorm = v[1];
-    stats.lr = v[2];
-    stats.applied = v[3] != 0.0f;
-    stats.lossScale = lossScale();
-    return stats;
+    return TrainStats::fromResult(*r, lossScale());
   } catch (const std::bad_alloc &) {
     return makeError("train_step: out of memory");
   }
+}
+
+TrainStats TrainStats::fromResult(const HostTensor &result, double scale) {
+  const float *v = result.dataAs<float>();
+  TrainStats stats;
+  stats.loss = v[0];
+  stats.gradNorm = v[1];
+  stats.lr = v[2];
+  stats.applied = v[3] != 0.0f;
+  stats.lossScale = scale;
+  return stats;
 }
 
 int64_t Trainer::updates() const {

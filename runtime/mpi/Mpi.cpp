@@ -149,8 +149,41 @@ MpiCommunicator::~MpiCommunicator() = default;
 
 namespace {
 
-/// Runs one collective of `group` that `start` begins (non-blocking
-/// requests on `comm`), waiting at most `timeoutSeconds`. Alongside, each
+enum class Wait { Done, TimedOut, Failed };
+
+/// Waits for every request of `requests` (completed ones become
+/// MPI_REQUEST_NULL), at most `timeoutSeconds`. Spins briefly (the
+/// collectives of a step follow each other closely), then backs off so that
+/// a waiting rank leaves the cores to the others.
+Wait waitWithDeadline(std::vector<MPI_Request> &requests,
+                      double timeoutSeconds) {
+  using Clock = std::chrono::steady_clock;
+  const auto deadline =
+      Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                         std::chrono::duration<double>(timeoutSeconds));
+  int idle = 0;
+  for (;;) {
+    bool open = false;
+    for (MPI_Request &r : requests) {
+      if (r == MPI_REQUEST_NULL)
+        continue;
+      int done = 0;
+      if (MPI_Test(&r, &done, MPI_STATUS_IGNORE) != MPI_SUCCESS)
+        return Wait::Failed;
+      open |= !done;
+    }
+    if (!open)
+      return Wait::Done;
+    if (Clock::now() > deadline)
+      return Wait::TimedOut;
+    if (++idle > 200)
+      std::this_thread::sleep_for(
+          std::chrono::microseconds(std::min(1000, 10 * (idle - 200))));
+  }
+}
+
+/// Runs one collective of `group` that `start` begins (appending its
+/// non-blocking requests on `comm`), waiting at most `timeoutSeconds`. Alongside, each
 /// rank sends the others the collective's sequence number, so that a rank
 /// whose wait times out can name the ranks that never arrived; it then
 /// ends the job.
@@ -188,58 +221,34 @@ void runCollective(const ParallelLayout &place, Group group, MPI_Comm comm,
     notes.push_back(r);
     noteFrom.push_back(m);
   }
-  std::vector<MPI_Request> work;
-  if (int rc = start(work); rc != MPI_SUCCESS)
+  // The collective's own requests follow the notes'; one wait for all.
+  if (int rc = start(notes); rc != MPI_SUCCESS)
     fail("could not start: " + mpiError(rc));
-
-  using Clock = std::chrono::steady_clock;
-  const auto deadline =
-      Clock::now() + std::chrono::duration_cast<Clock::duration>(
-                         std::chrono::duration<double>(timeoutSeconds));
-  auto pending = [](std::vector<MPI_Request> &requests, size_t &open) {
-    open = 0;
-    for (MPI_Request &r : requests) {
-      if (r == MPI_REQUEST_NULL)
-        continue;
-      int done = 0;
-      if (MPI_Test(&r, &done, MPI_STATUS_IGNORE) != MPI_SUCCESS)
-        return false;
-      if (!done)
-        ++open;
-    }
-    return true;
-  };
-  int idle = 0;
-  for (;;) {
-    size_t a = 0, b = 0;
-    if (!pending(notes, a) || !pending(work, b))
-      fail("failed in MPI");
-    if (a == 0 && b == 0)
-      break;
-    if (Clock::now() > deadline) {
-      std::string missing;
-      for (size_t i = 0; i < notes.size(); ++i)
-        if (noteFrom[i] >= 0 && notes[i] != MPI_REQUEST_NULL)
-          missing += (missing.empty() ? "" : ", ") +
-                     std::to_string(worldRank(noteFrom[i]));
-      char why[512];
-      if (!missing.empty())
-        std::snprintf(why, sizeof(why),
-                      "timed out after %g s: rank %s never reached it (it "
-                      "died, hangs, or runs something else)",
-                      timeoutSeconds, missing.c_str());
-      else
-        std::snprintf(why, sizeof(why),
-                      "timed out after %g s although every rank reached it "
-                      "(a rank stopped answering during it)",
-                      timeoutSeconds);
-      fail(why);
-    }
-    // Spin briefly (collectives of a step follow each other closely), then
-    // back off so that a waiting rank leaves the cores to the others.
-    if (++idle > 200)
-      std::this_thread::sleep_for(
-          std::chrono::microseconds(std::min(1000, 10 * (idle - 200))));
+  switch (waitWithDeadline(notes, timeoutSeconds)) {
+  case Wait::Done:
+    break;
+  case Wait::Failed:
+    fail("failed in MPI");
+    break;
+  case Wait::TimedOut: {
+    std::string missing;
+    for (size_t i = 0; i < noteFrom.size(); ++i)
+      if (noteFrom[i] >= 0 && notes[i] != MPI_REQUEST_NULL)
+        missing += (missing.empty() ? "" : ", ") +
+                   std::to_string(worldRank(noteFrom[i]));
+    char why[512];
+    if (!missing.empty())
+      std::snprintf(why, sizeof(why),
+                    "timed out after %g s: rank %s never reached it (it "
+                    "died, hangs, or runs something else)",
+                    timeoutSeconds, missing.c_str());
+    else
+      std::snprintf(why, sizeof(why),
+                    "timed out after %g s although every rank reached it "
+                    "(a rank stopped answering during it)",
+                    timeoutSeconds);
+    fail(why);
+  }
   }
   for (size_t i = 0; i < noteFrom.size(); ++i)
     if (noteFrom[i] >= 0 &&
@@ -334,45 +343,20 @@ void MpiCommunicator::send(const void *data, size_t bytes, Group group,
   impl->sends.push_back(r);
 }
 
-namespace {
-/// Waits for `requests` until `timeoutSeconds`; false on a timeout.
-bool waitWithDeadline(std::vector<MPI_Request> &requests,
-                      double timeoutSeconds) {
-  using Clock = std::chrono::steady_clock;
-  const auto deadline =
-      Clock::now() + std::chrono::duration_cast<Clock::duration>(
-                         std::chrono::duration<double>(timeoutSeconds));
-  int idle = 0;
-  for (;;) {
-    bool open = false;
-    for (MPI_Request &r : requests) {
-      if (r == MPI_REQUEST_NULL)
-        continue;
-      int done = 0;
-      MPI_Test(&r, &done, MPI_STATUS_IGNORE);
-      open |= !done;
-    }
-    if (!open)
-      return true;
-    if (Clock::now() > deadline)
-      return false;
-    if (++idle > 200)
-      std::this_thread::sleep_for(
-          std::chrono::microseconds(std::min(1000, 10 * (idle - 200))));
-  }
-}
-} // namespace
-
 void MpiCommunicator::receive(void *data, size_t bytes, Group group,
                               int from, const char *what) {
   MPI_Request r;
   int rc = MPI_Irecv(data, static_cast<int>(bytes), MPI_BYTE, from, kDataTag,
                      impl->comm(group), &r);
   std::vector<MPI_Request> one = {r};
-  if (rc != MPI_SUCCESS || !waitWithDeadline(one, timeoutSeconds)) {
+  Wait waited = rc == MPI_SUCCESS ? waitWithDeadline(one, timeoutSeconds)
+                                  : Wait::Failed;
+  if (waited != Wait::Done) {
     char why[256];
     if (rc != MPI_SUCCESS)
       std::snprintf(why, sizeof(why), "failed: %s", mpiError(rc).c_str());
+    else if (waited == Wait::Failed)
+      std::snprintf(why, sizeof(why), "failed in MPI");
     else
       std::snprintf(why, sizeof(why),
                     "timed out after %g s (it died, hangs, or runs something "
@@ -388,7 +372,7 @@ void MpiCommunicator::receive(void *data, size_t bytes, Group group,
 }
 
 void MpiCommunicator::waitSends() {
-  if (!waitWithDeadline(impl->sends, timeoutSeconds)) {
+  if (waitWithDeadline(impl->sends, timeoutSeconds) != Wait::Done) {
     std::fprintf(stderr,
                  "hag-run: error: %s: a send was not received within %g s "
                  "(the receiving rank died, hangs, or runs something "

@@ -1,7 +1,9 @@
 //===- Collectives.cpp - hag_all_reduce_f32 and the installed communicator -===//
 
 #include "hag/runtime/Collectives.h"
+#include "hag/runtime/PipelineSchedule.h"
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
@@ -38,6 +40,22 @@ std::string ParallelLayout::describe() const {
 }
 
 Communicator::~Communicator() = default;
+
+std::vector<PipelineWork> oneFOneBSchedule(int64_t stage, int64_t stages,
+                                           int64_t microbatches) {
+  std::vector<PipelineWork> out;
+  int64_t warmup = std::min(stages - stage - 1, microbatches);
+  int64_t f = 0, b = 0;
+  for (; f < warmup; ++f)
+    out.push_back({true, f});
+  for (; f < microbatches; ++f, ++b) {
+    out.push_back({true, f});
+    out.push_back({false, b});
+  }
+  for (; b < microbatches; ++b)
+    out.push_back({false, b});
+  return out;
+}
 
 void setCommunicator(Communicator *c) { installed.store(c); }
 

@@ -35,17 +35,13 @@ ProcessState &state() {
   return s;
 }
 
-uint64_t fnv(const void *data, size_t size, uint64_t h) {
-  const uint8_t *p = static_cast<const uint8_t *>(data);
-  for (size_t i = 0; i < size; ++i) {
-    h ^= p[i];
-    h *= 0x100000001b3ULL;
-  }
-  return h;
+/// FNV-1a 64 of `size` bytes at `data`, continuing from `h`.
+uint64_t fnv(const void *data, size_t size, uint64_t h = kFnv1a64Basis) {
+  return fnv1a64(static_cast<const uint8_t *>(data), size, h);
 }
 
 uint64_t fingerprint(const TensorMap &tensors) {
-  uint64_t h = 0xcbf29ce484222325ULL;
+  uint64_t h = kFnv1a64Basis;
   for (const auto &[name, t] : tensors) {
     h = fnv(name.data(), name.size(), h);
     h = fnv(t.shape.data(), t.shape.size() * sizeof(int64_t), h);
@@ -185,12 +181,11 @@ Status checkParallelStart(const Model &model, const std::string &settings,
   if (!s.comm)
     return Status::success();
   const std::string &manifest = model.artifact().manifestText();
-  uint64_t seed = 0xcbf29ce484222325ULL;
   std::vector<std::pair<std::string, uint64_t>> world = {
       {"artifact (" + model.artifact().source() + ")",
-       fnv(manifest.data(), manifest.size(), seed)},
+       fnv(manifest.data(), manifest.size())},
       {"settings (command line and data)",
-       fnv(settings.data(), settings.size(), seed)}};
+       fnv(settings.data(), settings.size())}};
   std::vector<std::pair<std::string, uint64_t>> group = {
       {stateTensors ? "training state" : "weights",
        fingerprint(stateTensors ? *stateTensors : model.weights())}};

@@ -19,6 +19,7 @@
 #include "hag/runtime/Memory.h"
 #include "hag/runtime/Model.h"
 #include "hag/runtime/Npy.h"
+#include "hag/runtime/PipelineSchedule.h"
 #include "hag/runtime/SafeTensors.h"
 #include "hag/runtime/TokenData.h"
 
@@ -312,14 +313,12 @@ public:
     const int64_t d = model.facts().dModel;
     const size_t rowBytes = static_cast<size_t>(tokens.shape[1]) *
                             dtypeSize(tokens.dtype);
+    // Micro-batch i: a view of rows [i mb, (i+1) mb) (rows are contiguous).
     auto micro = [&](int64_t i) {
-      HostTensor t;
-      t.dtype = tokens.dtype;
-      t.shape = {mb, tokens.shape[1]};
-      t.data.assign(tokens.data.begin() + static_cast<long>(i * mb * rowBytes),
-                    tokens.data.begin() +
-                        static_cast<long>((i + 1) * mb * rowBytes));
-      return t;
+      return TensorRef{tokens.dtype,
+                       {mb, tokens.shape[1]},
+                       tokens.data.data() + static_cast<size_t>(i * mb) *
+                                                rowBytes};
     };
     auto ref = [](const HostTensor &t) {
       return TensorRef{t.dtype, t.shape, t.data.data()};
@@ -338,11 +337,10 @@ public:
       busy += std::chrono::duration<double>(Clock::now() - t0).count();
       return r;
     };
-    for (const std::string &work :
-         oneFOneB(stage, P, m)) {
-      int64_t i = std::stoll(work.substr(1));
-      HostTensor tok = micro(i);
-      if (work[0] == 'F') {
+    for (const PipelineWork &work : oneFOneBSchedule(stage, P, m)) {
+      int64_t i = work.microbatch;
+      std::vector<TensorRef> args = {micro(i)};
+      if (work.forward) {
         if (stage > 0) {
           Result<HostTensor> in = HostTensor::zeros(DType::F32, actShape);
           if (!in.ok())
@@ -353,7 +351,6 @@ public:
         }
         if (stage == P - 1)
           continue; // the last stage's backward computes its forward
-        std::vector<TensorRef> args = {ref(tok)};
         if (stage > 0)
           args.push_back(ref(inputs[static_cast<size_t>(i)]));
         Result<HostTensor> h = timed(prefix + "train_forward", args);
@@ -361,7 +358,6 @@ public:
           return h.status();
         comm->send(h->data.data(), h->data.size(), Group::Pipeline, stage + 1);
       } else {
-        std::vector<TensorRef> args = {ref(tok)};
         if (stage > 0)
           args.push_back(ref(inputs[static_cast<size_t>(i)]));
         HostTensor dOut;
@@ -400,14 +396,8 @@ public:
     Result<HostTensor> r = model.call(prefix + "update", {}, state);
     if (!r.ok())
       return r.status();
-    const float *v = r->dataAs<float>();
-    TrainStats stats;
-    stats.loss = v[0];
-    stats.gradNorm = v[1];
-    stats.lr = v[2];
-    stats.applied = v[3] != 0.0f;
-    stats.lossScale = state["train.loss_scale"].dataAs<float>()[0];
-    return stats;
+    return TrainStats::fromResult(
+        *r, state["train.loss_scale"].dataAs<float>()[0]);
   }
 
   TensorMap localState() const override { return state; }
@@ -450,20 +440,6 @@ private:
   /// checkpoints.
   static bool isTransient(const std::string &name) {
     return name.rfind("grad.", 0) == 0 || name == "train.loss_sum";
-  }
-
-  static std::vector<std::string> oneFOneB(int stage, int P, int64_t m) {
-    std::vector<std::string> out;
-    int64_t warmup = std::min<int64_t>(P - stage - 1, m), f = 0, b = 0;
-    for (; f < warmup; ++f)
-      out.push_back("F" + std::to_string(f));
-    for (; f < m; ++f, ++b) {
-      out.push_back("F" + std::to_string(f));
-      out.push_back("B" + std::to_string(b));
-    }
-    for (; b < m; ++b)
-      out.push_back("B" + std::to_string(b));
-    return out;
   }
 
   /// The stages' whole tensors (weights only, or the checkpoint state) on

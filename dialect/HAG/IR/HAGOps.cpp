@@ -314,17 +314,16 @@ LogicalResult SwiGLUOp::verify() {
 
 LogicalResult AddOp::verify() { return success(); }
 
-static bool isGroupName(StringRef g) {
-  return g == "tensor" || g == "data" || g == "pipeline" || g == "embedding";
+/// The parallel groups of hag.all_reduce and hag.copy_to_group.
+static LogicalResult verifyGroup(Operation *op, StringRef g) {
+  if (g == "tensor" || g == "data" || g == "pipeline" || g == "embedding")
+    return success();
+  return op->emitOpError() << "group must be \"tensor\", \"data\", "
+                              "\"pipeline\" or \"embedding\", got \""
+                           << g << "\"";
 }
 
-LogicalResult AllReduceOp::verify() {
-  if (!isGroupName(getGroup()))
-    return emitOpError() << "group must be \"tensor\", \"data\", "
-                            "\"pipeline\" or \"embedding\", got \""
-                         << getGroup() << "\"";
-  return success();
-}
+LogicalResult AllReduceOp::verify() { return verifyGroup(*this, getGroup()); }
 
 LogicalResult ScaleByOp::verify() { return success(); }
 
@@ -337,11 +336,7 @@ LogicalResult InnerProductOp::verify() {
 }
 
 LogicalResult CopyToGroupOp::verify() {
-  if (!isGroupName(getGroup()))
-    return emitOpError() << "group must be \"tensor\", \"data\", "
-                            "\"pipeline\" or \"embedding\", got \""
-                         << getGroup() << "\"";
-  return success();
+  return verifyGroup(*this, getGroup());
 }
 
 LogicalResult CrossEntropyOp::verify() {

@@ -13,7 +13,10 @@
 
 #include "hag/Dialect/HAG/IR/HAGInterfaces.h"
 
+#include "llvm/ADT/StringRef.h"
+
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -33,7 +36,8 @@ struct PipelineStage {
   /// Forward FLOPs of one micro-batch, with the embedding (first stage)
   /// and the final norm, LM head and loss (last stage).
   double flops = 0;
-  /// The 1F1B order of the stage's work: "F0", "F1", "B0", ...
+  /// The 1F1B order of the stage's work (hag::rt::oneFOneBSchedule): "F0",
+  /// "F1", "B0", ...
   std::vector<std::string> schedule;
 };
 
@@ -64,13 +68,13 @@ FailureOr<PipelinePlan> planPipeline(ModuleOp module, int64_t stages,
                                      int64_t microbatches,
                                      const CostContext &ctx);
 
+/// The layer a weight belongs to by its interfaces.md name: i for
+/// "layers.<i>.", -1 for the embedding, `layers` for the final norm and the
+/// LM head; nothing for other names.
+std::optional<int64_t> layerOfWeight(llvm::StringRef name, int64_t layers);
+
 /// The stage of every layer of `plan` (index = layer).
 std::vector<int64_t> stageOfLayers(const PipelinePlan &plan);
-
-/// One-F-one-B: stage s of p runs min(p - s - 1, m) warm-up forwards, then
-/// alternates one forward and one backward, then drains the backwards.
-std::vector<std::string> oneFOneBSchedule(int64_t stage, int64_t stages,
-                                          int64_t microbatches);
 
 /// A readable report: stages, layers, FLOPs, balance, schedule, bubble.
 void printPipelineReport(const PipelinePlan &plan, llvm::raw_ostream &os);

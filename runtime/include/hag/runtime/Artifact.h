@@ -30,8 +30,14 @@ inline constexpr uint32_t kArtifactFormatVersion = 1;
 /// Size of the fixed container header (magic, version, flags, two sizes).
 inline constexpr size_t kArtifactHeaderSize = 32;
 
-/// FNV-1a 64 over `size` bytes (the artifact checksum).
-uint64_t fnv1a64(const uint8_t *data, size_t size);
+/// FNV-1a 64's offset basis: the hash of no bytes.
+inline constexpr uint64_t kFnv1a64Basis = 0xcbf29ce484222325ULL;
+
+/// FNV-1a 64 over `size` bytes (the artifact checksum); `hash` continues
+/// from an earlier call's result, so that pieces hash as their
+/// concatenation.
+uint64_t fnv1a64(const uint8_t *data, size_t size,
+                 uint64_t hash = kFnv1a64Basis);
 
 /// The manifest's "model" object. Fields that only the lm kind has are 0 /
 /// false for the attention kind.

@@ -165,6 +165,13 @@ private:
                          std::vector<const void *> &argBases,
                          const std::string &what) const;
 
+  /// Checks and converts `inputs`, calls `entry` on them, `state` (its
+  /// state tensors by name; null when it has none) and the bound weights,
+  /// and returns the result (run() and call() after their own checks).
+  Result<HostTensor> invoke(const ArtifactEntry &entry,
+                            const std::vector<TensorRef> &inputs,
+                            TensorMap *state) const;
+
   /// Replaces each whole tensor of a sharded weight by this rank's slice.
   Status takeShards(TensorMap &weights, const std::string &source) const;
 
@@ -229,6 +236,10 @@ struct TrainStats {
   bool applied = false;
   /// The loss scale after the step (fp16-mixed; 1 otherwise).
   double lossScale = 1.0;
+
+  /// From a step entry's result f32 [4] = [loss, norm, lr, applied]
+  /// (hag-train-step's train_step and pipeline update entries).
+  static TrainStats fromResult(const HostTensor &result, double lossScale);
 };
 
 /// Training through the artifact's "train_step" entry (hag-compile
