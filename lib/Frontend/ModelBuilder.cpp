@@ -360,6 +360,23 @@ OwningOpRef<ModuleOp> ModelBuilder::build(StringRef name) {
                           entry->getArgument(1), entry->getArgument(2), w1,
                           b1, w2, b2, "attn.");
     endFunction(*module, "core", {o});
+
+    // @gate: the memory gate alone (g [batch, N] from the gate input), so
+    // that the benchmark can tell the gate's matmul from the rest of @core.
+    beginFunction({x}, {"h"});
+    Value gw1 = weight("attn.gate.w1", {dg, d});
+    Value gb1 = weight("attn.gate.b1", {dg});
+    Value gw2 = weight("attn.gate.w2", {dg});
+    Value gb2 = weight("attn.gate.b2", {1});
+    // As a projection and the activation (no pyramid configuration, so a
+    // tensor-parallel split leaves the replicated gate whole).
+    Location gl = loc("attn.");
+    Value hidden = LinearOp::create(b, gl, tensor({kDyn, kDyn, dg}),
+                                    entry->getArgument(0), gw1, Value());
+    Value g = GateActivationOp::create(
+        b, gl, tensor({kDyn, kDyn}), hidden, gb1, gw2, gb2,
+        b.getF64FloatAttr(config.getTemperature().convertToDouble()));
+    endFunction(*module, "gate", {g});
     return module;
   }
 

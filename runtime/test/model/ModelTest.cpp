@@ -17,6 +17,7 @@
 #include "gtest/gtest.h"
 
 #include <cmath>
+#include <random>
 #include <thread>
 
 using namespace hag::rt;
@@ -555,6 +556,55 @@ TEST(ModelCompiled, InitStatistics) {
   EXPECT_TRUE(allEqual(w.at("final_norm.scale"), 1.0f));
   EXPECT_TRUE(allEqual(w.at("layers.0.attn.gate.b1"), 0.0f));
   EXPECT_TRUE(allEqual(w.at("layers.1.attn.gate.b2"), 0.0f));
+}
+
+// The attention kind's 'gate' entry (the benchmark's way of timing the gate
+// apart from 'core') computes spec section 2's memory gate: checked against
+// the formula in double, with nonzero biases so that they are exercised.
+TEST(ModelCompiled, GateEntryIsTheSpecGate) {
+  std::string path = compiledArtifact("pyramid_attention");
+  HAGRT_REQUIRE_COMPILED(path);
+  Model m = openCompiled(path);
+  ASSERT_TRUE(m.initWeights(4).ok());
+  const int64_t D = m.facts().dModel, n = 37;
+  TensorMap w = m.weights();
+  const int64_t dg = w.at("attn.gate.w1").shape[0];
+  std::mt19937 rng(11);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  auto fill = [&](HostTensor &t, float sd) {
+    float *p = t.dataAs<float>();
+    for (int64_t i = 0; i < t.numel(); ++i)
+      p[i] = sd * normal(rng);
+  };
+  fill(w.at("attn.gate.b1"), 0.1f);
+  fill(w.at("attn.gate.b2"), 0.1f);
+  fill(w.at("attn.gate.w2"), 0.2f);
+  ASSERT_TRUE(m.setWeights(w, "test").ok());
+  Result<HostTensor> h = HostTensor::zeros(DType::F32, {1, n, D});
+  ASSERT_TRUE(h.ok());
+  fill(*h, 1.0f);
+  Result<HostTensor> g = m.run("gate", *h);
+  ASSERT_TRUE(g.ok()) << g.message();
+  ASSERT_EQ(g->shape, (std::vector<int64_t>{1, n}));
+  const double tau = m.artifact().manifest().attention.temperature;
+  ASSERT_GT(tau, 0.0);
+  const float *x = h->dataAs<float>(), *w1 = w.at("attn.gate.w1").dataAs<float>(),
+              *b1 = w.at("attn.gate.b1").dataAs<float>(),
+              *w2 = w.at("attn.gate.w2").dataAs<float>();
+  const double b2 = w.at("attn.gate.b2").dataAs<float>()[0];
+  double worst = 0.0;
+  for (int64_t i = 0; i < n; ++i) {
+    double s = b2;
+    for (int64_t j = 0; j < dg; ++j) {
+      double a = b1[j];
+      for (int64_t k = 0; k < D; ++k)
+        a += double(w1[j * D + k]) * x[i * D + k];
+      s += w2[j] * (a / (1.0 + std::exp(-a)));
+    }
+    double expect = 1.0 / (1.0 + std::exp(-s / tau));
+    worst = std::max(worst, std::abs(expect - g->dataAs<float>()[i]));
+  }
+  EXPECT_LT(worst, 1e-5);
 }
 
 TEST(ModelCompiled, InitStatisticsAttentionAndConv) {
