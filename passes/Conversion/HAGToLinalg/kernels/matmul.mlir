@@ -4,10 +4,10 @@
 //
 // For 4 rows and more, B is transposed once per call (in parallel) into Bt
 // [K, N] so that the inner loop reads contiguous rows of Bt
-// (@hag_matmul_nt_bt takes a given Bt). Blocked for the caches (Goto-style, without
-// packing): a parallel task owns 64 rows of C; for each 64-column panel and
-// each 128-deep slice of K, the Bt slice (32 KiB) stays in L1 while the
-// task's 4 x 64 register tiles sweep it: per k, 4 loads of Bt, 4
+// (@hag_matmul_nt_bt takes a given Bt). Blocked for the caches (Goto-style):
+// a parallel task owns 64 rows of C; for each 64-column panel and each
+// 128-deep slice of K, the task packs the Bt slice into a contiguous 32 KiB
+// buffer that stays in L1 while the task's 4 x 64 register tiles sweep it: per k, 4 loads of Bt, 4
 // broadcasts of A and 16 FMAs in 16 vector<16xf32> accumulators (the 32
 // AVX-512 registers); the A rows (128 KiB) stay in L2 across panels.
 // Partial sums go through C between K slices. Columns past the last full
@@ -37,6 +37,146 @@ func.func private @hag_matmul_nt(%A: memref<?x?xf32>, %B: memref<?x?xf32>,
   return
 }
 
+// One task of @hag_matmul_nt_bt: rows [ib, ie) of C (a multiple of 4 rows),
+// N the columns of C and nFull the columns in full 64-column panels. Never
+// inlined: its 32 KiB pack buffer is a plain stack slot of this call.
+func.func private @hag_matmul_rows(%A: memref<?x?xf32>, %Bt: memref<?x?xf32>,
+                                   %C: memref<?x?xf32>, %ib: index,
+                                   %ie: index, %N: index, %nFull: index)
+    attributes {no_inline} {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %cR = arith.constant 4 : index
+  %cT = arith.constant 64 : index
+  %cKC = arith.constant 128 : index
+  %o0 = arith.constant 0 : index
+  %o1 = arith.constant 1 : index
+  %o2 = arith.constant 2 : index
+  %o3 = arith.constant 3 : index
+  %o16 = arith.constant 16 : index
+  %o32 = arith.constant 32 : index
+  %o48 = arith.constant 48 : index
+  %zero = arith.constant 0.0 : f32
+  %zv = arith.constant dense<0.0> : vector<16xf32>
+  %K = memref.dim %A, %c1 : memref<?x?xf32>
+  // The task's packed copy of one [KC, 64] slice of a Bt panel.
+  %Bp = memref.alloca() : memref<128x64xf32>
+  scf.for %j0 = %c0 to %nFull step %cT {
+    %col0 = arith.addi %j0, %o0 : index
+    %col1 = arith.addi %j0, %o16 : index
+    %col2 = arith.addi %j0, %o32 : index
+    %col3 = arith.addi %j0, %o48 : index
+    scf.for %k0 = %c0 to %K step %cKC {
+      %k1r = arith.addi %k0, %cKC : index
+      %k1 = arith.minui %k1r, %K : index
+      %first = arith.cmpi eq, %k0, %c0 : index
+      // Pack Bt[k0 .. k1, j0 .. j0 + 64] contiguously: Bt's rows are N
+      // floats apart (2 KiB for N = 512), so the slice's 128 rows fall
+      // into a few L1 sets and evict each other; packed, the 32 KiB
+      // slice stays in L1 while the row tiles sweep it.
+      scf.for %kp = %k0 to %k1 step %c1 {
+        %kr = arith.subi %kp, %k0 : index
+        %p0 = vector.load %Bt[%kp, %col0] : memref<?x?xf32>, vector<16xf32>
+        %p1 = vector.load %Bt[%kp, %col1] : memref<?x?xf32>, vector<16xf32>
+        %p2 = vector.load %Bt[%kp, %col2] : memref<?x?xf32>, vector<16xf32>
+        %p3 = vector.load %Bt[%kp, %col3] : memref<?x?xf32>, vector<16xf32>
+        vector.store %p0, %Bp[%kr, %o0] : memref<128x64xf32>, vector<16xf32>
+        vector.store %p1, %Bp[%kr, %o16] : memref<128x64xf32>, vector<16xf32>
+        vector.store %p2, %Bp[%kr, %o32] : memref<128x64xf32>, vector<16xf32>
+        vector.store %p3, %Bp[%kr, %o48] : memref<128x64xf32>, vector<16xf32>
+      }
+      scf.for %i0 = %ib to %ie step %cR {
+        %row0 = arith.addi %i0, %o0 : index
+        %row1 = arith.addi %i0, %o1 : index
+        %row2 = arith.addi %i0, %o2 : index
+        %row3 = arith.addi %i0, %o3 : index
+        %init:16 = scf.if %first -> (vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>) {
+          scf.yield %zv, %zv, %zv, %zv, %zv, %zv, %zv, %zv, %zv, %zv, %zv, %zv, %zv, %zv, %zv, %zv : vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>
+        } else {
+          %l0_0 = vector.load %C[%row0, %col0] : memref<?x?xf32>, vector<16xf32>
+          %l0_1 = vector.load %C[%row0, %col1] : memref<?x?xf32>, vector<16xf32>
+          %l0_2 = vector.load %C[%row0, %col2] : memref<?x?xf32>, vector<16xf32>
+          %l0_3 = vector.load %C[%row0, %col3] : memref<?x?xf32>, vector<16xf32>
+          %l1_0 = vector.load %C[%row1, %col0] : memref<?x?xf32>, vector<16xf32>
+          %l1_1 = vector.load %C[%row1, %col1] : memref<?x?xf32>, vector<16xf32>
+          %l1_2 = vector.load %C[%row1, %col2] : memref<?x?xf32>, vector<16xf32>
+          %l1_3 = vector.load %C[%row1, %col3] : memref<?x?xf32>, vector<16xf32>
+          %l2_0 = vector.load %C[%row2, %col0] : memref<?x?xf32>, vector<16xf32>
+          %l2_1 = vector.load %C[%row2, %col1] : memref<?x?xf32>, vector<16xf32>
+          %l2_2 = vector.load %C[%row2, %col2] : memref<?x?xf32>, vector<16xf32>
+          %l2_3 = vector.load %C[%row2, %col3] : memref<?x?xf32>, vector<16xf32>
+          %l3_0 = vector.load %C[%row3, %col0] : memref<?x?xf32>, vector<16xf32>
+          %l3_1 = vector.load %C[%row3, %col1] : memref<?x?xf32>, vector<16xf32>
+          %l3_2 = vector.load %C[%row3, %col2] : memref<?x?xf32>, vector<16xf32>
+          %l3_3 = vector.load %C[%row3, %col3] : memref<?x?xf32>, vector<16xf32>
+          scf.yield %l0_0, %l0_1, %l0_2, %l0_3, %l1_0, %l1_1, %l1_2, %l1_3, %l2_0, %l2_1, %l2_2, %l2_3, %l3_0, %l3_1, %l3_2, %l3_3 : vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>
+        }
+        %res:16 = scf.for %k = %k0 to %k1 step %c1 iter_args(%a0_0 = %init#0, %a0_1 = %init#1, %a0_2 = %init#2, %a0_3 = %init#3, %a1_0 = %init#4, %a1_1 = %init#5, %a1_2 = %init#6, %a1_3 = %init#7, %a2_0 = %init#8, %a2_1 = %init#9, %a2_2 = %init#10, %a2_3 = %init#11, %a3_0 = %init#12, %a3_1 = %init#13, %a3_2 = %init#14, %a3_3 = %init#15) -> (vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>) {
+          %kr = arith.subi %k, %k0 : index
+          %b0 = vector.load %Bp[%kr, %o0] : memref<128x64xf32>, vector<16xf32>
+          %b1 = vector.load %Bp[%kr, %o16] : memref<128x64xf32>, vector<16xf32>
+          %b2 = vector.load %Bp[%kr, %o32] : memref<128x64xf32>, vector<16xf32>
+          %b3 = vector.load %Bp[%kr, %o48] : memref<128x64xf32>, vector<16xf32>
+          %av0s = memref.load %A[%row0, %k] : memref<?x?xf32>
+          %av0 = vector.broadcast %av0s : f32 to vector<16xf32>
+          %n0_0 = vector.fma %av0, %b0, %a0_0 : vector<16xf32>
+          %n0_1 = vector.fma %av0, %b1, %a0_1 : vector<16xf32>
+          %n0_2 = vector.fma %av0, %b2, %a0_2 : vector<16xf32>
+          %n0_3 = vector.fma %av0, %b3, %a0_3 : vector<16xf32>
+          %av1s = memref.load %A[%row1, %k] : memref<?x?xf32>
+          %av1 = vector.broadcast %av1s : f32 to vector<16xf32>
+          %n1_0 = vector.fma %av1, %b0, %a1_0 : vector<16xf32>
+          %n1_1 = vector.fma %av1, %b1, %a1_1 : vector<16xf32>
+          %n1_2 = vector.fma %av1, %b2, %a1_2 : vector<16xf32>
+          %n1_3 = vector.fma %av1, %b3, %a1_3 : vector<16xf32>
+          %av2s = memref.load %A[%row2, %k] : memref<?x?xf32>
+          %av2 = vector.broadcast %av2s : f32 to vector<16xf32>
+          %n2_0 = vector.fma %av2, %b0, %a2_0 : vector<16xf32>
+          %n2_1 = vector.fma %av2, %b1, %a2_1 : vector<16xf32>
+          %n2_2 = vector.fma %av2, %b2, %a2_2 : vector<16xf32>
+          %n2_3 = vector.fma %av2, %b3, %a2_3 : vector<16xf32>
+          %av3s = memref.load %A[%row3, %k] : memref<?x?xf32>
+          %av3 = vector.broadcast %av3s : f32 to vector<16xf32>
+          %n3_0 = vector.fma %av3, %b0, %a3_0 : vector<16xf32>
+          %n3_1 = vector.fma %av3, %b1, %a3_1 : vector<16xf32>
+          %n3_2 = vector.fma %av3, %b2, %a3_2 : vector<16xf32>
+          %n3_3 = vector.fma %av3, %b3, %a3_3 : vector<16xf32>
+          scf.yield %n0_0, %n0_1, %n0_2, %n0_3, %n1_0, %n1_1, %n1_2, %n1_3, %n2_0, %n2_1, %n2_2, %n2_3, %n3_0, %n3_1, %n3_2, %n3_3 : vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>
+        }
+        vector.store %res#0, %C[%row0, %col0] : memref<?x?xf32>, vector<16xf32>
+        vector.store %res#1, %C[%row0, %col1] : memref<?x?xf32>, vector<16xf32>
+        vector.store %res#2, %C[%row0, %col2] : memref<?x?xf32>, vector<16xf32>
+        vector.store %res#3, %C[%row0, %col3] : memref<?x?xf32>, vector<16xf32>
+        vector.store %res#4, %C[%row1, %col0] : memref<?x?xf32>, vector<16xf32>
+        vector.store %res#5, %C[%row1, %col1] : memref<?x?xf32>, vector<16xf32>
+        vector.store %res#6, %C[%row1, %col2] : memref<?x?xf32>, vector<16xf32>
+        vector.store %res#7, %C[%row1, %col3] : memref<?x?xf32>, vector<16xf32>
+        vector.store %res#8, %C[%row2, %col0] : memref<?x?xf32>, vector<16xf32>
+        vector.store %res#9, %C[%row2, %col1] : memref<?x?xf32>, vector<16xf32>
+        vector.store %res#10, %C[%row2, %col2] : memref<?x?xf32>, vector<16xf32>
+        vector.store %res#11, %C[%row2, %col3] : memref<?x?xf32>, vector<16xf32>
+        vector.store %res#12, %C[%row3, %col0] : memref<?x?xf32>, vector<16xf32>
+        vector.store %res#13, %C[%row3, %col1] : memref<?x?xf32>, vector<16xf32>
+        vector.store %res#14, %C[%row3, %col2] : memref<?x?xf32>, vector<16xf32>
+        vector.store %res#15, %C[%row3, %col3] : memref<?x?xf32>, vector<16xf32>
+      }
+    }
+  }
+  // Columns past the last full panel, for these rows.
+  scf.for %i = %ib to %ie step %c1 {
+    scf.for %j = %nFull to %N step %c1 {
+      %s = scf.for %k = %c0 to %K step %c1 iter_args(%acc = %zero) -> (f32) {
+        %a = memref.load %A[%i, %k] : memref<?x?xf32>
+        %bb = memref.load %Bt[%k, %j] : memref<?x?xf32>
+        %s2 = math.fma %a, %bb, %acc : f32
+        scf.yield %s2 : f32
+      }
+      memref.store %s, %C[%i, %j] : memref<?x?xf32>
+    }
+  }
+  return
+}
+
 // @hag_matmul_nt with B^T given as Bt [K, N], N the columns of C. Bt is read
 // by the 4-row tiles only (none when M < 4), B [N, K] by the rows past the
 // last tile only (none when M is a multiple of 4): the other may then be any
@@ -48,7 +188,7 @@ func.func private @hag_matmul_nt_bt(%A: memref<?x?xf32>, %B: memref<?x?xf32>,
   %c1 = arith.constant 1 : index
   %cR = arith.constant 4 : index
   %cT = arith.constant 64 : index
-  %cMC = arith.constant 64 : index
+  %cMC = arith.constant 256 : index
   %cKC = arith.constant 128 : index
   %o0 = arith.constant 0 : index
   %o1 = arith.constant 1 : index
@@ -71,103 +211,8 @@ func.func private @hag_matmul_nt_bt(%A: memref<?x?xf32>, %B: memref<?x?xf32>,
     scf.parallel (%ib) = (%c0) to (%mFull) step (%cMC) {
       %ieR = arith.addi %ib, %cMC : index
       %ie = arith.minui %ieR, %mFull : index
-      scf.for %j0 = %c0 to %nFull step %cT {
-        %col0 = arith.addi %j0, %o0 : index
-        %col1 = arith.addi %j0, %o16 : index
-        %col2 = arith.addi %j0, %o32 : index
-        %col3 = arith.addi %j0, %o48 : index
-        scf.for %k0 = %c0 to %K step %cKC {
-          %k1r = arith.addi %k0, %cKC : index
-          %k1 = arith.minui %k1r, %K : index
-          %first = arith.cmpi eq, %k0, %c0 : index
-          scf.for %i0 = %ib to %ie step %cR {
-            %row0 = arith.addi %i0, %o0 : index
-            %row1 = arith.addi %i0, %o1 : index
-            %row2 = arith.addi %i0, %o2 : index
-            %row3 = arith.addi %i0, %o3 : index
-            %init:16 = scf.if %first -> (vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>) {
-              scf.yield %zv, %zv, %zv, %zv, %zv, %zv, %zv, %zv, %zv, %zv, %zv, %zv, %zv, %zv, %zv, %zv : vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>
-            } else {
-              %l0_0 = vector.load %C[%row0, %col0] : memref<?x?xf32>, vector<16xf32>
-              %l0_1 = vector.load %C[%row0, %col1] : memref<?x?xf32>, vector<16xf32>
-              %l0_2 = vector.load %C[%row0, %col2] : memref<?x?xf32>, vector<16xf32>
-              %l0_3 = vector.load %C[%row0, %col3] : memref<?x?xf32>, vector<16xf32>
-              %l1_0 = vector.load %C[%row1, %col0] : memref<?x?xf32>, vector<16xf32>
-              %l1_1 = vector.load %C[%row1, %col1] : memref<?x?xf32>, vector<16xf32>
-              %l1_2 = vector.load %C[%row1, %col2] : memref<?x?xf32>, vector<16xf32>
-              %l1_3 = vector.load %C[%row1, %col3] : memref<?x?xf32>, vector<16xf32>
-              %l2_0 = vector.load %C[%row2, %col0] : memref<?x?xf32>, vector<16xf32>
-              %l2_1 = vector.load %C[%row2, %col1] : memref<?x?xf32>, vector<16xf32>
-              %l2_2 = vector.load %C[%row2, %col2] : memref<?x?xf32>, vector<16xf32>
-              %l2_3 = vector.load %C[%row2, %col3] : memref<?x?xf32>, vector<16xf32>
-              %l3_0 = vector.load %C[%row3, %col0] : memref<?x?xf32>, vector<16xf32>
-              %l3_1 = vector.load %C[%row3, %col1] : memref<?x?xf32>, vector<16xf32>
-              %l3_2 = vector.load %C[%row3, %col2] : memref<?x?xf32>, vector<16xf32>
-              %l3_3 = vector.load %C[%row3, %col3] : memref<?x?xf32>, vector<16xf32>
-              scf.yield %l0_0, %l0_1, %l0_2, %l0_3, %l1_0, %l1_1, %l1_2, %l1_3, %l2_0, %l2_1, %l2_2, %l2_3, %l3_0, %l3_1, %l3_2, %l3_3 : vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>
-            }
-            %res:16 = scf.for %k = %k0 to %k1 step %c1 iter_args(%a0_0 = %init#0, %a0_1 = %init#1, %a0_2 = %init#2, %a0_3 = %init#3, %a1_0 = %init#4, %a1_1 = %init#5, %a1_2 = %init#6, %a1_3 = %init#7, %a2_0 = %init#8, %a2_1 = %init#9, %a2_2 = %init#10, %a2_3 = %init#11, %a3_0 = %init#12, %a3_1 = %init#13, %a3_2 = %init#14, %a3_3 = %init#15) -> (vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>) {
-              %b0 = vector.load %Bt[%k, %col0] : memref<?x?xf32>, vector<16xf32>
-              %b1 = vector.load %Bt[%k, %col1] : memref<?x?xf32>, vector<16xf32>
-              %b2 = vector.load %Bt[%k, %col2] : memref<?x?xf32>, vector<16xf32>
-              %b3 = vector.load %Bt[%k, %col3] : memref<?x?xf32>, vector<16xf32>
-              %av0s = memref.load %A[%row0, %k] : memref<?x?xf32>
-              %av0 = vector.broadcast %av0s : f32 to vector<16xf32>
-              %n0_0 = vector.fma %av0, %b0, %a0_0 : vector<16xf32>
-              %n0_1 = vector.fma %av0, %b1, %a0_1 : vector<16xf32>
-              %n0_2 = vector.fma %av0, %b2, %a0_2 : vector<16xf32>
-              %n0_3 = vector.fma %av0, %b3, %a0_3 : vector<16xf32>
-              %av1s = memref.load %A[%row1, %k] : memref<?x?xf32>
-              %av1 = vector.broadcast %av1s : f32 to vector<16xf32>
-              %n1_0 = vector.fma %av1, %b0, %a1_0 : vector<16xf32>
-              %n1_1 = vector.fma %av1, %b1, %a1_1 : vector<16xf32>
-              %n1_2 = vector.fma %av1, %b2, %a1_2 : vector<16xf32>
-              %n1_3 = vector.fma %av1, %b3, %a1_3 : vector<16xf32>
-              %av2s = memref.load %A[%row2, %k] : memref<?x?xf32>
-              %av2 = vector.broadcast %av2s : f32 to vector<16xf32>
-              %n2_0 = vector.fma %av2, %b0, %a2_0 : vector<16xf32>
-              %n2_1 = vector.fma %av2, %b1, %a2_1 : vector<16xf32>
-              %n2_2 = vector.fma %av2, %b2, %a2_2 : vector<16xf32>
-              %n2_3 = vector.fma %av2, %b3, %a2_3 : vector<16xf32>
-              %av3s = memref.load %A[%row3, %k] : memref<?x?xf32>
-              %av3 = vector.broadcast %av3s : f32 to vector<16xf32>
-              %n3_0 = vector.fma %av3, %b0, %a3_0 : vector<16xf32>
-              %n3_1 = vector.fma %av3, %b1, %a3_1 : vector<16xf32>
-              %n3_2 = vector.fma %av3, %b2, %a3_2 : vector<16xf32>
-              %n3_3 = vector.fma %av3, %b3, %a3_3 : vector<16xf32>
-              scf.yield %n0_0, %n0_1, %n0_2, %n0_3, %n1_0, %n1_1, %n1_2, %n1_3, %n2_0, %n2_1, %n2_2, %n2_3, %n3_0, %n3_1, %n3_2, %n3_3 : vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>
-            }
-            vector.store %res#0, %C[%row0, %col0] : memref<?x?xf32>, vector<16xf32>
-            vector.store %res#1, %C[%row0, %col1] : memref<?x?xf32>, vector<16xf32>
-            vector.store %res#2, %C[%row0, %col2] : memref<?x?xf32>, vector<16xf32>
-            vector.store %res#3, %C[%row0, %col3] : memref<?x?xf32>, vector<16xf32>
-            vector.store %res#4, %C[%row1, %col0] : memref<?x?xf32>, vector<16xf32>
-            vector.store %res#5, %C[%row1, %col1] : memref<?x?xf32>, vector<16xf32>
-            vector.store %res#6, %C[%row1, %col2] : memref<?x?xf32>, vector<16xf32>
-            vector.store %res#7, %C[%row1, %col3] : memref<?x?xf32>, vector<16xf32>
-            vector.store %res#8, %C[%row2, %col0] : memref<?x?xf32>, vector<16xf32>
-            vector.store %res#9, %C[%row2, %col1] : memref<?x?xf32>, vector<16xf32>
-            vector.store %res#10, %C[%row2, %col2] : memref<?x?xf32>, vector<16xf32>
-            vector.store %res#11, %C[%row2, %col3] : memref<?x?xf32>, vector<16xf32>
-            vector.store %res#12, %C[%row3, %col0] : memref<?x?xf32>, vector<16xf32>
-            vector.store %res#13, %C[%row3, %col1] : memref<?x?xf32>, vector<16xf32>
-            vector.store %res#14, %C[%row3, %col2] : memref<?x?xf32>, vector<16xf32>
-            vector.store %res#15, %C[%row3, %col3] : memref<?x?xf32>, vector<16xf32>
-          }
-        }
-      }
-      // Columns past the last full panel, for these rows.
-      scf.for %i = %ib to %ie step %c1 {
-        scf.for %j = %nFull to %N step %c1 {
-          %s = scf.for %k = %c0 to %K step %c1 iter_args(%acc = %zero) -> (f32) {
-            %a = memref.load %A[%i, %k] : memref<?x?xf32>
-            %bb = memref.load %Bt[%k, %j] : memref<?x?xf32>
-            %s2 = math.fma %a, %bb, %acc : f32
-            scf.yield %s2 : f32
-          }
-          memref.store %s, %C[%i, %j] : memref<?x?xf32>
-        }
-      }
+      func.call @hag_matmul_rows(%A, %Bt, %C, %ib, %ie, %N, %nFull)
+          : (memref<?x?xf32>, memref<?x?xf32>, memref<?x?xf32>, index, index, index, index) -> ()
       scf.reduce
     }
   }
