@@ -21,21 +21,21 @@ func.func @linear(%x: tensor<?x?x8xf32>, %w: tensor<4x8xf32>, %b: tensor<4xf32>)
 
 // -----
 
-// RoPE forms its angles in f64 into [N, d/2] cos and sin tables (the
-// frequencies base^(-2j/d) are constants), then reads the partner element of
-// each pair and the tables.
+// RoPE forms its angles in f64 into [N, d/2] cos and sin tables in one
+// generic (one sincos per angle; the frequencies base^(-2j/d) are
+// constants), then reads the partner element of each pair and the tables.
 // CHECK-LABEL: func.func @rope
 // CHECK: %[[FREQ:.+]] = arith.constant dense<[1.000000e+00, 1.000000e-02]> : tensor<2xf64>
-// CHECK: %[[COS:.+]] = linalg.generic {{.*}} ins(%[[FREQ]] : tensor<2xf64>) outs(%{{.+}} : tensor<?x2xf32>)
+// CHECK: %[[TABLES:.+]]:2 = linalg.generic {{.*}} ins(%[[FREQ]] : tensor<2xf64>) outs(%{{.+}}, %{{.+}} : tensor<?x2xf32>, tensor<?x2xf32>)
 // CHECK: arith.mulf %{{.+}}, %{{.+}} : f64
-// CHECK: math.cos {{.*}} : f64
-// CHECK: arith.truncf {{.*}} : f64 to f32
-// CHECK: %[[SIN:.+]] = linalg.generic {{.*}} outs(%{{.+}} : tensor<?x2xf32>)
-// CHECK: math.sin {{.*}} : f64
+// CHECK: %[[S:.+]], %[[C:.+]] = math.sincos {{.*}} : f64
+// CHECK: %[[CF:.+]] = arith.truncf %[[C]] : f64 to f32
+// CHECK: %[[SF:.+]] = arith.truncf %[[S]] : f64 to f32
+// CHECK: linalg.yield %[[CF]], %[[SF]]
 // CHECK: linalg.generic {{.*}} ins(%{{.+}} : tensor<?x?x8xf32>)
 // CHECK: tensor.extract %{{.+}}[%{{.+}}, %{{.+}}, %{{.+}}] : tensor<?x?x8xf32>
-// CHECK: tensor.extract %[[COS]]
-// CHECK: tensor.extract %[[SIN]]
+// CHECK: tensor.extract %[[TABLES]]#0
+// CHECK: tensor.extract %[[TABLES]]#1
 func.func @rope(%x: tensor<?x?x8xf32>) -> tensor<?x?x8xf32> {
   %y = hag.rope %x {head_dim = 4 : i64} : (tensor<?x?x8xf32>) -> tensor<?x?x8xf32>
   return %y : tensor<?x?x8xf32>

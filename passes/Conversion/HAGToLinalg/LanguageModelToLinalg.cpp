@@ -524,29 +524,35 @@ struct RopeLowering : OpRewritePattern<RopeOp> {
     auto freqType = RankedTensorType::get({half}, f64);
     Value invFreqs = arith::ConstantOp::create(
         rewriter, loc, DenseElementsAttr::get(freqType, ArrayRef<double>(freqs)));
-    auto table = [&](bool isSin) {
-      Value init = filledTensor(rewriter, loc, tableSizes, elt, std::nullopt);
-      return elementwise(
-          rewriter, loc, init, ValueRange{invFreqs},
-          [&](OpBuilder &nb, Location l, ValueRange a) {
-            auto toF64 = [&](Value i) {
-              Value i64 = arith::IndexCastOp::create(nb, l, nb.getI64Type(), i);
-              return arith::SIToFPOp::create(nb, l, f64, i64).getResult();
-            };
-            Value pos = linalg::IndexOp::create(nb, l, 0);
-            if (Value start = op.getPosition())
-              pos = arith::AddIOp::create(nb, l, pos, start);
-            Value p = arith::AddFOp::create(nb, l, toF64(pos),
-                                            floatConst(nb, l, f64, offset));
-            Value theta = arith::MulFOp::create(nb, l, p, a[0]);
-            Value r = isSin ? math::SinOp::create(nb, l, theta).getResult()
-                            : math::CosOp::create(nb, l, theta).getResult();
-            linalg::YieldOp::create(
-                nb, l, arith::TruncFOp::create(nb, l, elt, r).getResult());
-          },
-          {lastDimMap(rewriter, 2)});
-    };
-    Value cosT = table(false), sinT = table(true);
+    // One generic fills both tables: math.sincos becomes one libm sincos
+    // call per angle instead of a sin and a cos call.
+    Value cosInit = filledTensor(rewriter, loc, tableSizes, elt, std::nullopt);
+    Value sinInit = filledTensor(rewriter, loc, tableSizes, elt, std::nullopt);
+    AffineMap id2 = rewriter.getMultiDimIdentityMap(2);
+    SmallVector<utils::IteratorType> iters(2, utils::IteratorType::parallel);
+    auto tables = linalg::GenericOp::create(
+        rewriter, loc, TypeRange{cosInit.getType(), sinInit.getType()},
+        ValueRange{invFreqs}, ValueRange{cosInit, sinInit},
+        {lastDimMap(rewriter, 2), id2, id2}, iters,
+        [&](OpBuilder &nb, Location l, ValueRange a) {
+          auto toF64 = [&](Value i) {
+            Value i64 = arith::IndexCastOp::create(nb, l, nb.getI64Type(), i);
+            return arith::SIToFPOp::create(nb, l, f64, i64).getResult();
+          };
+          Value pos = linalg::IndexOp::create(nb, l, 0);
+          if (Value start = op.getPosition())
+            pos = arith::AddIOp::create(nb, l, pos, start);
+          Value p = arith::AddFOp::create(nb, l, toF64(pos),
+                                          floatConst(nb, l, f64, offset));
+          Value theta = arith::MulFOp::create(nb, l, p, a[0]);
+          auto sc = math::SincosOp::create(nb, l, theta);
+          linalg::YieldOp::create(
+              nb, l,
+              ValueRange{
+                  arith::TruncFOp::create(nb, l, elt, sc.getCos()).getResult(),
+                  arith::TruncFOp::create(nb, l, elt, sc.getSin()).getResult()});
+        });
+    Value cosT = tables.getResult(0), sinT = tables.getResult(1);
 
     Value init = filledTensor(rewriter, loc, tensorSizes(rewriter, loc, x), elt,
                               std::nullopt);
