@@ -271,9 +271,10 @@ func.func private @hag_attend_range(
 // [koff, koff + d): gated means of the floor-rule segments (spec 4), from the
 // f64 prefix sums, and their mass biases beta log(m + eps). Token t goes to
 // row drow + t, columns dcol .. dcol + d of dstK/dstV (batch index db) and
-// its bias to dstB[db, dbcol + t]. Features go 8 at a time (one cache line
-// of the f64 sums); segment t's end row is segment t+1's start row, so each
-// row is loaded once.
+// its bias to dstB[db, dbcol + t]. The end rows are computed once (an
+// integer division each). Token by token, features 8 at a time: the d
+// features of the end row are contiguous (the prefetcher streams them),
+// and the start row is the previous token's end row, still in L1.
 func.func private @hag_summary_tokens(
     %pk: memref<?x?x?xf64>, %pv: memref<?x?x?xf64>, %pg: memref<?x?xf64>,
     %b: index, %koff: index, %prefix: index, %tp: index, %d: index,
@@ -287,12 +288,14 @@ func.func private @hag_summary_tokens(
   %epsF64 = arith.extf %eps : f32 to f64
   %tAlloc = arith.maxui %tp, %c1 : index
   %invDen = memref.alloca(%tAlloc) : memref<?xf64>
+  %ends = memref.alloca(%tAlloc) : memref<?xindex>
   scf.for %t = %c0 to %tp step %c1 {
     %tP = arith.muli %t, %prefix : index
     %s0 = arith.divui %tP, %tp : index
     %t1 = arith.addi %t, %c1 : index
     %t1P = arith.muli %t1, %prefix : index
     %s1 = arith.divui %t1P, %tp : index
+    memref.store %s1, %ends[%t] : memref<?xindex>
     %g1 = memref.load %pg[%b, %s1] : memref<?x?xf64>
     %g0 = memref.load %pg[%b, %s0] : memref<?x?xf64>
     %mass = arith.subf %g1, %g0 : f64
@@ -308,29 +311,31 @@ func.func private @hag_summary_tokens(
   }
   %d8a = arith.divui %d, %c8 : index
   %d8 = arith.muli %d8a, %c8 : index
-  scf.for %x = %c0 to %d8 step %c8 {
-    %f = arith.addi %koff, %x : index
-    %col = arith.addi %dcol, %x : index
-    %k0 = vector.load %pk[%b, %c0, %f] : memref<?x?x?xf64>, vector<8xf64>
-    %v0 = vector.load %pv[%b, %c0, %f] : memref<?x?x?xf64>, vector<8xf64>
-    scf.for %t = %c0 to %tp step %c1 iter_args(%kPrev = %k0, %vPrev = %v0) -> (vector<8xf64>, vector<8xf64>) {
-      %t1 = arith.addi %t, %c1 : index
-      %t1P = arith.muli %t1, %prefix : index
-      %s1 = arith.divui %t1P, %tp : index
+  scf.for %t = %c0 to %tp step %c1 {
+    %s1 = memref.load %ends[%t] : memref<?xindex>
+    %tm1 = arith.subi %t, %c1 : index
+    %isFirst = arith.cmpi eq, %t, %c0 : index
+    %tPrev = arith.select %isFirst, %c0, %tm1 : index
+    %sPrev = memref.load %ends[%tPrev] : memref<?xindex>
+    %s0 = arith.select %isFirst, %c0, %sPrev : index
+    %inv = memref.load %invDen[%t] : memref<?xf64>
+    %invV = vector.broadcast %inv : f64 to vector<8xf64>
+    %row = arith.addi %drow, %t : index
+    scf.for %x = %c0 to %d8 step %c8 {
+      %f = arith.addi %koff, %x : index
+      %col = arith.addi %dcol, %x : index
+      %k0 = vector.load %pk[%b, %s0, %f] : memref<?x?x?xf64>, vector<8xf64>
+      %v0 = vector.load %pv[%b, %s0, %f] : memref<?x?x?xf64>, vector<8xf64>
       %k1 = vector.load %pk[%b, %s1, %f] : memref<?x?x?xf64>, vector<8xf64>
       %v1 = vector.load %pv[%b, %s1, %f] : memref<?x?x?xf64>, vector<8xf64>
-      %inv = memref.load %invDen[%t] : memref<?xf64>
-      %invV = vector.broadcast %inv : f64 to vector<8xf64>
-      %kd = arith.subf %k1, %kPrev : vector<8xf64>
-      %vd = arith.subf %v1, %vPrev : vector<8xf64>
+      %kd = arith.subf %k1, %k0 : vector<8xf64>
+      %vd = arith.subf %v1, %v0 : vector<8xf64>
       %km = arith.mulf %kd, %invV : vector<8xf64>
       %vm = arith.mulf %vd, %invV : vector<8xf64>
       %kf = arith.truncf %km : vector<8xf64> to vector<8xf32>
       %vf = arith.truncf %vm : vector<8xf64> to vector<8xf32>
-      %row = arith.addi %drow, %t : index
       vector.store %kf, %dstK[%db, %row, %col] : memref<?x?x?xf32>, vector<8xf32>
       vector.store %vf, %dstV[%db, %row, %col] : memref<?x?x?xf32>, vector<8xf32>
-      scf.yield %k1, %v1 : vector<8xf64>, vector<8xf64>
     }
   }
   scf.for %x = %d8 to %d step %c1 {
@@ -339,9 +344,7 @@ func.func private @hag_summary_tokens(
     %k0 = memref.load %pk[%b, %c0, %f] : memref<?x?x?xf64>
     %v0 = memref.load %pv[%b, %c0, %f] : memref<?x?x?xf64>
     scf.for %t = %c0 to %tp step %c1 iter_args(%kPrev = %k0, %vPrev = %v0) -> (f64, f64) {
-      %t1 = arith.addi %t, %c1 : index
-      %t1P = arith.muli %t1, %prefix : index
-      %s1 = arith.divui %t1P, %tp : index
+      %s1 = memref.load %ends[%t] : memref<?xindex>
       %k1 = memref.load %pk[%b, %s1, %f] : memref<?x?x?xf64>
       %v1 = memref.load %pv[%b, %s1, %f] : memref<?x?x?xf64>
       %inv = memref.load %invDen[%t] : memref<?xf64>
@@ -426,25 +429,37 @@ func.func private @hag_select_tokens(
 }
 
 // Qt[x, r] = q[b, q0 + r, qoff + x] for the block's nq queries; columns
-// nq .. nqPad are zero. Queries are the lanes of the score and output tiles.
+// nq .. nqPad are zero (nqPad is a multiple of 16). Queries are the lanes of
+// the score and output tiles. 16 queries of one feature are one masked
+// gather (their rows are H d floats apart), not 16 scalar copies.
 func.func private @hag_pack_queries(
     %q: memref<?x?x?xf32>, %b: index, %q0: index, %nq: index, %qoff: index,
     %d: index, %Qt: memref<?x?xf32>, %nqPad: index) {
   %c0 = arith.constant 0 : index
   %c1 = arith.constant 1 : index
-  %zero = arith.constant 0.0 : f32
-  scf.for %x = %c0 to %d step %c1 {
-    scf.for %r = %c0 to %nqPad step %c1 {
-      %live = arith.cmpi ult, %r, %nq : index
-      %qi = arith.addi %q0, %r : index
-      %val = scf.if %live -> (f32) {
-        %f = arith.addi %qoff, %x : index
-        %y = memref.load %q[%b, %qi, %f] : memref<?x?x?xf32>
-        scf.yield %y : f32
-      } else {
-        scf.yield %zero : f32
-      }
-      memref.store %val, %Qt[%x, %r] : memref<?x?xf32>
+  %c2 = arith.constant 2 : index
+  %c16 = arith.constant 16 : index
+  %zv = arith.constant dense<0.0> : vector<16xf32>
+  %lanes = arith.constant dense<[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]> : vector<16xi32>
+  %n = memref.dim %q, %c1 : memref<?x?x?xf32>
+  %S = memref.dim %q, %c2 : memref<?x?x?xf32>
+  %qflat = memref.collapse_shape %q [[0, 1, 2]] : memref<?x?x?xf32> into memref<?xf32>
+  %S32 = arith.index_cast %S : index to i32
+  %Sv = vector.broadcast %S32 : i32 to vector<16xi32>
+  %offs = arith.muli %lanes, %Sv : vector<16xi32>
+  %bn = arith.muli %b, %n : index
+  scf.for %rc = %c0 to %nqPad step %c16 {
+    %left = arith.subi %nq, %rc : index
+    %mask = vector.create_mask %left : vector<16xi1>
+    %row = arith.addi %bn, %q0 : index
+    %row2 = arith.addi %row, %rc : index
+    %rowOff = arith.muli %row2, %S : index
+    %base0 = arith.addi %rowOff, %qoff : index
+    scf.for %x = %c0 to %d step %c1 {
+      %base = arith.addi %base0, %x : index
+      %gv = vector.gather %qflat[%base] [%offs], %mask, %zv
+          : memref<?xf32>, vector<16xi32>, vector<16xi1>, vector<16xf32> into vector<16xf32>
+      vector.store %gv, %Qt[%x, %rc] : memref<?x?xf32>, vector<16xf32>
     }
   }
   return
@@ -481,7 +496,23 @@ func.func private @hag_range_scores(
   %j4 = arith.addi %j0, %len4b : index
   %r64a = arith.divui %nqPad, %c64 : index
   %r64 = arith.muli %r64a, %c64 : index
+  %c8 = arith.constant 8 : index
+  %jLast = arith.subi %j1, %c1 : index
+  %dLast = arith.subi %d, %c1 : index
   scf.for %jb = %j0 to %j4 step %c4 {
+    // The key rows two tiles ahead: every tile's rows are new to the
+    // caches (their d floats are too short a run for the hardware
+    // prefetcher), so their misses would stall the FMAs.
+    %jp = arith.addi %jb, %c8 : index
+    scf.for %pr = %c0 to %c4 step %c1 {
+      %jpr0 = arith.addi %jp, %pr : index
+      %jpr = arith.minui %jpr0, %jLast : index
+      scf.for %pf = %c0 to %d step %c16 {
+        %pfc = arith.minui %pf, %dLast : index
+        %fcol = arith.addi %koff, %pfc : index
+        memref.prefetch %keys[%kb, %jpr, %fcol], read, locality<3>, data : memref<?x?x?xf32>
+      }
+    }
     %jk0 = arith.addi %jb, %o0 : index
     %jk1 = arith.addi %jb, %o1 : index
     %jk2 = arith.addi %jb, %o2 : index
@@ -673,7 +704,8 @@ func.func private @hag_range_scores(
 // Softmax numerators over the keys, per query (a column of St[0 .. Kn,
 // 0 .. nqPad)): p = exp(s - max_j s), in place, and lS[r] = sum_j p. The
 // queries are the lanes: no horizontal reductions. Every real query has a
-// finite score (it sees itself at level 1).
+// finite score (it sees itself at level 1). The max ignores NaN semantics
+// (nnan): a NaN score makes its query's sum NaN anyway.
 func.func private @hag_block_softmax(%St: memref<?x?xf32>, %Kn: index,
                                      %nqPad: index, %lS: memref<?xf32>) {
   %c0 = arith.constant 0 : index
@@ -684,7 +716,7 @@ func.func private @hag_block_softmax(%St: memref<?x?xf32>, %Kn: index,
   scf.for %rc = %c0 to %nqPad step %c16 {
     %mv = scf.for %j = %c0 to %Kn step %c1 iter_args(%m = %ninfV) -> (vector<16xf32>) {
       %s = vector.load %St[%j, %rc] : memref<?x?xf32>, vector<16xf32>
-      %m2 = arith.maximumf %m, %s : vector<16xf32>
+      %m2 = arith.maximumf %m, %s fastmath<nnan,nsz> : vector<16xf32>
       scf.yield %m2 : vector<16xf32>
     }
     %lv = scf.for %j = %c0 to %Kn step %c1 iter_args(%l = %zv) -> (vector<16xf32>) {
@@ -707,7 +739,7 @@ func.func private @hag_block_softmax(%St: memref<?x?xf32>, %Kn: index,
 // 4 queries x 64 features (per key 4 vector loads of the value row, 4
 // broadcasts of P, 16 FMAs), then 4 x 16, then scalar features; single
 // queries likewise.
-func.func private @hag_range_pv(
+func.func private @hag_range_pv_rows(
     %vals: memref<?x?x?xf32>, %kb: index, %j0: index, %j1: index,
     %koff: index, %St: memref<?x?xf32>, %row0: index, %nq: index,
     %d: index, %O: memref<?x?x?xf32>, %ob: index, %q0: index,
@@ -949,6 +981,54 @@ func.func private @hag_range_pv(
       }
       memref.store %acc#0, %O[%ob, %qr0, %ocs0] : memref<?x?x?xf32>
     }
+  }
+  return
+}
+
+// @hag_range_pv_rows on a packed copy of the value rows when the block has
+// many queries: the rows of `vals` are Hkv d floats apart (2 KiB for the
+// defaults), so a range's rows, each read once per 4-query tile, fall into a
+// few L1 sets and evict each other; copied into a contiguous [j1 - j0, d]
+// buffer (at most 256 KiB, on the stack for this call) they stay in L1.
+func.func private @hag_range_pv(
+    %vals: memref<?x?x?xf32>, %kb: index, %j0: index, %j1: index,
+    %koff: index, %St: memref<?x?xf32>, %row0: index, %nq: index,
+    %d: index, %O: memref<?x?x?xf32>, %ob: index, %q0: index,
+    %qoff: index) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c16 = arith.constant 16 : index
+  %cMax = arith.constant 65536 : index
+  %len = arith.subi %j1, %j0 : index
+  %size = arith.muli %len, %d : index
+  %manyQ = arith.cmpi uge, %nq, %c16 : index
+  %fits = arith.cmpi ule, %size, %cMax : index
+  %d16a = arith.divui %d, %c16 : index
+  %d16 = arith.muli %d16a, %c16 : index
+  %pack = arith.andi %manyQ, %fits : i1
+  scf.if %pack {
+    memref.alloca_scope {
+      %Vp = memref.alloca(%len, %d) : memref<1x?x?xf32>
+      scf.for %j = %c0 to %len step %c1 {
+        %src = arith.addi %j0, %j : index
+        scf.for %f = %c0 to %d16 step %c16 {
+          %fs = arith.addi %koff, %f : index
+          %x = vector.load %vals[%kb, %src, %fs] : memref<?x?x?xf32>, vector<16xf32>
+          vector.store %x, %Vp[%c0, %j, %f] : memref<1x?x?xf32>, vector<16xf32>
+        }
+        scf.for %f = %d16 to %d step %c1 {
+          %fs = arith.addi %koff, %f : index
+          %x = memref.load %vals[%kb, %src, %fs] : memref<?x?x?xf32>
+          memref.store %x, %Vp[%c0, %j, %f] : memref<1x?x?xf32>
+        }
+      }
+      %Vd = memref.cast %Vp : memref<1x?x?xf32> to memref<?x?x?xf32>
+      func.call @hag_range_pv_rows(%Vd, %c0, %c0, %len, %c0, %St, %row0, %nq, %d, %O, %ob, %q0, %qoff)
+          : (memref<?x?x?xf32>, index, index, index, index, memref<?x?xf32>, index, index, index, memref<?x?x?xf32>, index, index, index) -> ()
+    }
+  } else {
+    func.call @hag_range_pv_rows(%vals, %kb, %j0, %j1, %koff, %St, %row0, %nq, %d, %O, %ob, %q0, %qoff)
+        : (memref<?x?x?xf32>, index, index, index, index, memref<?x?xf32>, index, index, index, memref<?x?x?xf32>, index, index, index) -> ()
   }
   return
 }
@@ -1212,9 +1292,12 @@ func.func private @hag_prefix_sums(
   %bt = memref.dim %k, %c0 : memref<?x?x?xf32>
   %n = memref.dim %k, %c1 : memref<?x?x?xf32>
   %kvD = memref.dim %k, %c2 : memref<?x?x?xf32>
-  // In parallel over (batch, 16-feature chunks); the last task of each
+  // In parallel over (batch, 128-feature chunks); the last task of each
   // batch row sums g. Sequential in the position, as a decoding step does.
-  %c16 = arith.constant 16 : index
+  // Chunks are wide because every row of pk and pv is a page of its own
+  // (Hkv d f64 = 4 KiB for the defaults): a task walks all N rows, so
+  // narrow chunks (16 features: 32 tasks) multiplied the TLB misses by 8.
+  %c16 = arith.constant 128 : index
   %nChunks = func.call @hag_ceil_div(%kvD, %c16) : (index, index) -> index
   %nTasks = arith.addi %nChunks, %c1 : index
   scf.parallel (%b, %t) = (%c0, %c0) to (%bt, %nTasks) step (%c1, %c1) {
