@@ -97,7 +97,56 @@ func.func private @hag_level_token(
   }
   %den = arith.addf %mass, %eps : f32
   memref.store %mass, %dstM[%b, %dstMCol] : memref<?x?xf32>
-  scf.for %f = %c0 to %kvD step %c1 {
+  // gated_mean and max: 16 features at a time (the same per-element
+  // arithmetic in the same order as the scalar loop below, so the bits do
+  // not depend on the path); conv and the features past the last 16 take
+  // the scalar loop.
+  %c16 = arith.constant 16 : index
+  %kv16a = arith.divui %kvD, %c16 : index
+  %kv16b = arith.muli %kv16a, %c16 : index
+  %fScalar = arith.select %isConv, %c0, %kv16b : index
+  %vecEnd = arith.select %isConv, %c0, %kv16b : index
+  %ninfV = vector.broadcast %ninf : f32 to vector<16xf32>
+  %zeroV = vector.broadcast %zero : f32 to vector<16xf32>
+  %initV = arith.select %isMax, %ninfV, %zeroV : vector<16xf32>
+  %denV = vector.broadcast %den : f32 to vector<16xf32>
+  scf.for %f = %c0 to %vecEnd step %c16 {
+    %resV:2 = scf.for %c = %first to %end step %c1 iter_args(%ak = %initV, %av = %initV) -> (vector<16xf32>, vector<16xf32>) {
+      %ci = arith.addi %srcOff, %c : index
+      %cm = arith.addi %srcMOff, %c : index
+      %ch0 = vector.load %srcK[%b, %ci, %f] : memref<?x?x?xf32>, vector<16xf32>
+      %ch1 = vector.load %srcV[%b, %ci, %f] : memref<?x?x?xf32>, vector<16xf32>
+      %ch2 = memref.load %srcM[%b, %cm] : memref<?x?xf32>
+      %out2:2 = scf.if %isMax -> (vector<16xf32>, vector<16xf32>) {
+        %mk = arith.maximumf %ak, %ch0 : vector<16xf32>
+        %mv = arith.maximumf %av, %ch1 : vector<16xf32>
+        scf.yield %mk, %mv : vector<16xf32>, vector<16xf32>
+      } else {
+        %meps = arith.addf %ch2, %eps : f32
+        %wMean = arith.select %fromRaw, %ch2, %meps : f32
+        %w = vector.broadcast %wMean : f32 to vector<16xf32>
+        %nk = vector.fma %w, %ch0, %ak : vector<16xf32>
+        %nv = vector.fma %w, %ch1, %av : vector<16xf32>
+        scf.yield %nk, %nv : vector<16xf32>, vector<16xf32>
+      }
+      scf.yield %out2#0, %out2#1 : vector<16xf32>, vector<16xf32>
+    }
+    %kOut = scf.if %isMax -> (vector<16xf32>) {
+      scf.yield %resV#0 : vector<16xf32>
+    } else {
+      %x = arith.divf %resV#0, %denV : vector<16xf32>
+      scf.yield %x : vector<16xf32>
+    }
+    %vOut = scf.if %isMax -> (vector<16xf32>) {
+      scf.yield %resV#1 : vector<16xf32>
+    } else {
+      %x = arith.divf %resV#1, %denV : vector<16xf32>
+      scf.yield %x : vector<16xf32>
+    }
+    vector.store %kOut, %dstK[%b, %dst, %f] : memref<?x?x?xf32>, vector<16xf32>
+    vector.store %vOut, %dstV[%b, %dst, %f] : memref<?x?x?xf32>, vector<16xf32>
+  }
+  scf.for %f = %fScalar to %kvD step %c1 {
     %kvh = arith.divui %f, %d : index
     %dd = arith.remui %f, %d : index
     %init = arith.select %isMax, %ninf, %zero : f32
@@ -311,8 +360,22 @@ func.func private @hag_summary_tokens(
   }
   %d8a = arith.divui %d, %c8 : index
   %d8 = arith.muli %d8a, %c8 : index
+  %c3 = arith.constant 3 : index
+  %tLast = arith.subi %tp, %c1 : index
+  %dLast = arith.subi %d, %c1 : index
   scf.for %t = %c0 to %tp step %c1 {
     %s1 = memref.load %ends[%t] : memref<?xindex>
+    // The end row three tokens ahead, from memory (the sums are written
+    // with non-temporal stores and rows are far apart).
+    %ta0 = arith.addi %t, %c3 : index
+    %ta = arith.minui %ta0, %tLast : index
+    %sa = memref.load %ends[%ta] : memref<?xindex>
+    scf.for %pf = %c0 to %d step %c8 {
+      %pfc = arith.minui %pf, %dLast : index
+      %fcol = arith.addi %koff, %pfc : index
+      memref.prefetch %pk[%b, %sa, %fcol], read, locality<3>, data : memref<?x?x?xf64>
+      memref.prefetch %pv[%b, %sa, %fcol], read, locality<3>, data : memref<?x?x?xf64>
+    }
     %tm1 = arith.subi %t, %c1 : index
     %isFirst = arith.cmpi eq, %t, %c0 : index
     %tPrev = arith.select %isFirst, %c0, %tm1 : index
@@ -1281,27 +1344,55 @@ func.func private @hag_build_levels(
 }
 
 // f64 running prefix sums pk[b, i] = sum_{i' < i} g k (likewise pv, pg) over
-// [batch, N + 1] rows, for the summaries.
+// [batch, N + 1] rows, for the summaries. Each element is the running
+// fma(g_i, k_i, pk[i]) in position order, as a decoding step computes it.
+// In parallel over (batch, 64-feature chunks), plus one task per batch row
+// for g and one for the features past the last full chunk. A chunk's 64
+// running sums of k and of v stay in registers (16 vector<8xf64>); the new
+// rows go out with non-temporal stores: pk and pv are written once here
+// (2 x N x Hkv d f64, 134 MB at N = 16K) and read later, rows at a time, by
+// the summaries, so caching them on the way out only evicts k and v.
 func.func private @hag_prefix_sums(
     %k: memref<?x?x?xf32>, %v: memref<?x?x?xf32>, %g: memref<?x?xf32>,
     %pk: memref<?x?x?xf64>, %pv: memref<?x?x?xf64>, %pg: memref<?x?xf64>) {
   %c0 = arith.constant 0 : index
   %c1 = arith.constant 1 : index
   %c2 = arith.constant 2 : index
+  %c64 = arith.constant 64 : index
+  %o0 = arith.constant 0 : index
+  %o1 = arith.constant 8 : index
+  %o2 = arith.constant 16 : index
+  %o3 = arith.constant 24 : index
+  %o4 = arith.constant 32 : index
+  %o5 = arith.constant 40 : index
+  %o6 = arith.constant 48 : index
+  %o7 = arith.constant 56 : index
   %zero64 = arith.constant 0.0 : f64
+  %z8 = arith.constant dense<0.0> : vector<8xf64>
   %bt = memref.dim %k, %c0 : memref<?x?x?xf32>
   %n = memref.dim %k, %c1 : memref<?x?x?xf32>
   %kvD = memref.dim %k, %c2 : memref<?x?x?xf32>
-  // In parallel over (batch, 128-feature chunks); the last task of each
-  // batch row sums g. Sequential in the position, as a decoding step does.
-  // Chunks are wide because every row of pk and pv is a page of its own
-  // (Hkv d f64 = 4 KiB for the defaults): a task walks all N rows, so
-  // narrow chunks (16 features: 32 tasks) multiplied the TLB misses by 8.
-  %c16 = arith.constant 128 : index
-  %nChunks = func.call @hag_ceil_div(%kvD, %c16) : (index, index) -> index
-  %nTasks = arith.addi %nChunks, %c1 : index
+  %nFull = arith.divui %kvD, %c64 : index
+  %fTail = arith.muli %nFull, %c64 : index
+  // Tasks: [0, nFull) full chunks, nFull the tail features, nFull + 1 g.
+  %tTail = arith.addi %nFull, %c0 : index
+  %tG = arith.addi %nFull, %c1 : index
+  %nTasks = arith.addi %nFull, %c2 : index
+  // Non-temporal stores need 64-byte aligned rows: pk and pv aligned (the
+  // kernels allocate them so) and rows a multiple of 8 f64 long.
+  %c8i = arith.constant 8 : index
+  %c64b = arith.constant 64 : index
+  %pkPtr = memref.extract_aligned_pointer_as_index %pk : memref<?x?x?xf64> -> index
+  %pvPtr = memref.extract_aligned_pointer_as_index %pv : memref<?x?x?xf64> -> index
+  %pkMis = arith.remui %pkPtr, %c64b : index
+  %pvMis = arith.remui %pvPtr, %c64b : index
+  %rowMis = arith.remui %kvD, %c8i : index
+  %mis0 = arith.ori %pkMis, %pvMis : index
+  %mis = arith.ori %mis0, %rowMis : index
+  %aligned = arith.cmpi eq, %mis, %c0 : index
   scf.parallel (%b, %t) = (%c0, %c0) to (%bt, %nTasks) step (%c1, %c1) {
-    %isG = arith.cmpi eq, %t, %nChunks : index
+    %isG = arith.cmpi eq, %t, %tG : index
+    %isTail = arith.cmpi eq, %t, %tTail : index
     scf.if %isG {
       memref.store %zero64, %pg[%b, %c0] : memref<?x?xf64>
       scf.for %i = %c0 to %n step %c1 {
@@ -1313,28 +1404,214 @@ func.func private @hag_prefix_sums(
         memref.store %pgn, %pg[%b, %i1] : memref<?x?xf64>
       }
     } else {
-      %f0 = arith.muli %t, %c16 : index
-      %f1r = arith.addi %f0, %c16 : index
-      %f1 = arith.minui %f1r, %kvD : index
-      scf.for %f = %f0 to %f1 step %c1 {
-        memref.store %zero64, %pk[%b, %c0, %f] : memref<?x?x?xf64>
-        memref.store %zero64, %pv[%b, %c0, %f] : memref<?x?x?xf64>
-      }
-      scf.for %i = %c0 to %n step %c1 {
-        %i1 = arith.addi %i, %c1 : index
-        %gi = memref.load %g[%b, %i] : memref<?x?xf32>
-        %gd = arith.extf %gi : f32 to f64
-        scf.for %f = %f0 to %f1 step %c1 {
-          %kx = memref.load %k[%b, %i, %f] : memref<?x?x?xf32>
-          %vx = memref.load %v[%b, %i, %f] : memref<?x?x?xf32>
-          %kd = arith.extf %kx : f32 to f64
-          %vd = arith.extf %vx : f32 to f64
-          %pki = memref.load %pk[%b, %i, %f] : memref<?x?x?xf64>
-          %pvi = memref.load %pv[%b, %i, %f] : memref<?x?x?xf64>
-          %pkn = math.fma %gd, %kd, %pki : f64
-          %pvn = math.fma %gd, %vd, %pvi : f64
-          memref.store %pkn, %pk[%b, %i1, %f] : memref<?x?x?xf64>
-          memref.store %pvn, %pv[%b, %i1, %f] : memref<?x?x?xf64>
+      scf.if %isTail {
+        scf.for %f = %fTail to %kvD step %c1 {
+          memref.store %zero64, %pk[%b, %c0, %f] : memref<?x?x?xf64>
+          memref.store %zero64, %pv[%b, %c0, %f] : memref<?x?x?xf64>
+        }
+        scf.for %i = %c0 to %n step %c1 {
+          %i1 = arith.addi %i, %c1 : index
+          %gi = memref.load %g[%b, %i] : memref<?x?xf32>
+          %gd = arith.extf %gi : f32 to f64
+          scf.for %f = %fTail to %kvD step %c1 {
+            %kx = memref.load %k[%b, %i, %f] : memref<?x?x?xf32>
+            %vx = memref.load %v[%b, %i, %f] : memref<?x?x?xf32>
+            %kd = arith.extf %kx : f32 to f64
+            %vd = arith.extf %vx : f32 to f64
+            %pki = memref.load %pk[%b, %i, %f] : memref<?x?x?xf64>
+            %pvi = memref.load %pv[%b, %i, %f] : memref<?x?x?xf64>
+            %pkn = math.fma %gd, %kd, %pki : f64
+            %pvn = math.fma %gd, %vd, %pvi : f64
+            memref.store %pkn, %pk[%b, %i1, %f] : memref<?x?x?xf64>
+            memref.store %pvn, %pv[%b, %i1, %f] : memref<?x?x?xf64>
+          }
+        }
+      } else {
+        %f0 = arith.muli %t, %c64 : index
+        %zo0 = arith.addi %f0, %o0 : index
+        vector.store %z8, %pk[%b, %c0, %zo0] : memref<?x?x?xf64>, vector<8xf64>
+        vector.store %z8, %pv[%b, %c0, %zo0] : memref<?x?x?xf64>, vector<8xf64>
+        %zo1 = arith.addi %f0, %o1 : index
+        vector.store %z8, %pk[%b, %c0, %zo1] : memref<?x?x?xf64>, vector<8xf64>
+        vector.store %z8, %pv[%b, %c0, %zo1] : memref<?x?x?xf64>, vector<8xf64>
+        %zo2 = arith.addi %f0, %o2 : index
+        vector.store %z8, %pk[%b, %c0, %zo2] : memref<?x?x?xf64>, vector<8xf64>
+        vector.store %z8, %pv[%b, %c0, %zo2] : memref<?x?x?xf64>, vector<8xf64>
+        %zo3 = arith.addi %f0, %o3 : index
+        vector.store %z8, %pk[%b, %c0, %zo3] : memref<?x?x?xf64>, vector<8xf64>
+        vector.store %z8, %pv[%b, %c0, %zo3] : memref<?x?x?xf64>, vector<8xf64>
+        %zo4 = arith.addi %f0, %o4 : index
+        vector.store %z8, %pk[%b, %c0, %zo4] : memref<?x?x?xf64>, vector<8xf64>
+        vector.store %z8, %pv[%b, %c0, %zo4] : memref<?x?x?xf64>, vector<8xf64>
+        %zo5 = arith.addi %f0, %o5 : index
+        vector.store %z8, %pk[%b, %c0, %zo5] : memref<?x?x?xf64>, vector<8xf64>
+        vector.store %z8, %pv[%b, %c0, %zo5] : memref<?x?x?xf64>, vector<8xf64>
+        %zo6 = arith.addi %f0, %o6 : index
+        vector.store %z8, %pk[%b, %c0, %zo6] : memref<?x?x?xf64>, vector<8xf64>
+        vector.store %z8, %pv[%b, %c0, %zo6] : memref<?x?x?xf64>, vector<8xf64>
+        %zo7 = arith.addi %f0, %o7 : index
+        vector.store %z8, %pk[%b, %c0, %zo7] : memref<?x?x?xf64>, vector<8xf64>
+        vector.store %z8, %pv[%b, %c0, %zo7] : memref<?x?x?xf64>, vector<8xf64>
+        scf.if %aligned {
+          %sumsA:16 = scf.for %i = %c0 to %n step %c1 iter_args(%ak0 = %z8, %ak1 = %z8, %ak2 = %z8, %ak3 = %z8, %ak4 = %z8, %ak5 = %z8, %ak6 = %z8, %ak7 = %z8, %av0 = %z8, %av1 = %z8, %av2 = %z8, %av3 = %z8, %av4 = %z8, %av5 = %z8, %av6 = %z8, %av7 = %z8) -> (vector<8xf64>, vector<8xf64>, vector<8xf64>, vector<8xf64>, vector<8xf64>, vector<8xf64>, vector<8xf64>, vector<8xf64>, vector<8xf64>, vector<8xf64>, vector<8xf64>, vector<8xf64>, vector<8xf64>, vector<8xf64>, vector<8xf64>, vector<8xf64>) {
+            %i1 = arith.addi %i, %c1 : index
+            %gi = memref.load %g[%b, %i] : memref<?x?xf32>
+            %gd = arith.extf %gi : f32 to f64
+            %gv = vector.broadcast %gd : f64 to vector<8xf64>
+            %fo0 = arith.addi %f0, %o0 : index
+            %kx0 = vector.load %k[%b, %i, %fo0] : memref<?x?x?xf32>, vector<8xf32>
+            %vx0 = vector.load %v[%b, %i, %fo0] : memref<?x?x?xf32>, vector<8xf32>
+            %kd0 = arith.extf %kx0 : vector<8xf32> to vector<8xf64>
+            %vd0 = arith.extf %vx0 : vector<8xf32> to vector<8xf64>
+            %nk0 = math.fma %gv, %kd0, %ak0 : vector<8xf64>
+            %nv0 = math.fma %gv, %vd0, %av0 : vector<8xf64>
+            vector.store %nk0, %pk[%b, %i1, %fo0] {alignment = 64 : i64, nontemporal = true} : memref<?x?x?xf64>, vector<8xf64>
+            vector.store %nv0, %pv[%b, %i1, %fo0] {alignment = 64 : i64, nontemporal = true} : memref<?x?x?xf64>, vector<8xf64>
+            %fo1 = arith.addi %f0, %o1 : index
+            %kx1 = vector.load %k[%b, %i, %fo1] : memref<?x?x?xf32>, vector<8xf32>
+            %vx1 = vector.load %v[%b, %i, %fo1] : memref<?x?x?xf32>, vector<8xf32>
+            %kd1 = arith.extf %kx1 : vector<8xf32> to vector<8xf64>
+            %vd1 = arith.extf %vx1 : vector<8xf32> to vector<8xf64>
+            %nk1 = math.fma %gv, %kd1, %ak1 : vector<8xf64>
+            %nv1 = math.fma %gv, %vd1, %av1 : vector<8xf64>
+            vector.store %nk1, %pk[%b, %i1, %fo1] {alignment = 64 : i64, nontemporal = true} : memref<?x?x?xf64>, vector<8xf64>
+            vector.store %nv1, %pv[%b, %i1, %fo1] {alignment = 64 : i64, nontemporal = true} : memref<?x?x?xf64>, vector<8xf64>
+            %fo2 = arith.addi %f0, %o2 : index
+            %kx2 = vector.load %k[%b, %i, %fo2] : memref<?x?x?xf32>, vector<8xf32>
+            %vx2 = vector.load %v[%b, %i, %fo2] : memref<?x?x?xf32>, vector<8xf32>
+            %kd2 = arith.extf %kx2 : vector<8xf32> to vector<8xf64>
+            %vd2 = arith.extf %vx2 : vector<8xf32> to vector<8xf64>
+            %nk2 = math.fma %gv, %kd2, %ak2 : vector<8xf64>
+            %nv2 = math.fma %gv, %vd2, %av2 : vector<8xf64>
+            vector.store %nk2, %pk[%b, %i1, %fo2] {alignment = 64 : i64, nontemporal = true} : memref<?x?x?xf64>, vector<8xf64>
+            vector.store %nv2, %pv[%b, %i1, %fo2] {alignment = 64 : i64, nontemporal = true} : memref<?x?x?xf64>, vector<8xf64>
+            %fo3 = arith.addi %f0, %o3 : index
+            %kx3 = vector.load %k[%b, %i, %fo3] : memref<?x?x?xf32>, vector<8xf32>
+            %vx3 = vector.load %v[%b, %i, %fo3] : memref<?x?x?xf32>, vector<8xf32>
+            %kd3 = arith.extf %kx3 : vector<8xf32> to vector<8xf64>
+            %vd3 = arith.extf %vx3 : vector<8xf32> to vector<8xf64>
+            %nk3 = math.fma %gv, %kd3, %ak3 : vector<8xf64>
+            %nv3 = math.fma %gv, %vd3, %av3 : vector<8xf64>
+            vector.store %nk3, %pk[%b, %i1, %fo3] {alignment = 64 : i64, nontemporal = true} : memref<?x?x?xf64>, vector<8xf64>
+            vector.store %nv3, %pv[%b, %i1, %fo3] {alignment = 64 : i64, nontemporal = true} : memref<?x?x?xf64>, vector<8xf64>
+            %fo4 = arith.addi %f0, %o4 : index
+            %kx4 = vector.load %k[%b, %i, %fo4] : memref<?x?x?xf32>, vector<8xf32>
+            %vx4 = vector.load %v[%b, %i, %fo4] : memref<?x?x?xf32>, vector<8xf32>
+            %kd4 = arith.extf %kx4 : vector<8xf32> to vector<8xf64>
+            %vd4 = arith.extf %vx4 : vector<8xf32> to vector<8xf64>
+            %nk4 = math.fma %gv, %kd4, %ak4 : vector<8xf64>
+            %nv4 = math.fma %gv, %vd4, %av4 : vector<8xf64>
+            vector.store %nk4, %pk[%b, %i1, %fo4] {alignment = 64 : i64, nontemporal = true} : memref<?x?x?xf64>, vector<8xf64>
+            vector.store %nv4, %pv[%b, %i1, %fo4] {alignment = 64 : i64, nontemporal = true} : memref<?x?x?xf64>, vector<8xf64>
+            %fo5 = arith.addi %f0, %o5 : index
+            %kx5 = vector.load %k[%b, %i, %fo5] : memref<?x?x?xf32>, vector<8xf32>
+            %vx5 = vector.load %v[%b, %i, %fo5] : memref<?x?x?xf32>, vector<8xf32>
+            %kd5 = arith.extf %kx5 : vector<8xf32> to vector<8xf64>
+            %vd5 = arith.extf %vx5 : vector<8xf32> to vector<8xf64>
+            %nk5 = math.fma %gv, %kd5, %ak5 : vector<8xf64>
+            %nv5 = math.fma %gv, %vd5, %av5 : vector<8xf64>
+            vector.store %nk5, %pk[%b, %i1, %fo5] {alignment = 64 : i64, nontemporal = true} : memref<?x?x?xf64>, vector<8xf64>
+            vector.store %nv5, %pv[%b, %i1, %fo5] {alignment = 64 : i64, nontemporal = true} : memref<?x?x?xf64>, vector<8xf64>
+            %fo6 = arith.addi %f0, %o6 : index
+            %kx6 = vector.load %k[%b, %i, %fo6] : memref<?x?x?xf32>, vector<8xf32>
+            %vx6 = vector.load %v[%b, %i, %fo6] : memref<?x?x?xf32>, vector<8xf32>
+            %kd6 = arith.extf %kx6 : vector<8xf32> to vector<8xf64>
+            %vd6 = arith.extf %vx6 : vector<8xf32> to vector<8xf64>
+            %nk6 = math.fma %gv, %kd6, %ak6 : vector<8xf64>
+            %nv6 = math.fma %gv, %vd6, %av6 : vector<8xf64>
+            vector.store %nk6, %pk[%b, %i1, %fo6] {alignment = 64 : i64, nontemporal = true} : memref<?x?x?xf64>, vector<8xf64>
+            vector.store %nv6, %pv[%b, %i1, %fo6] {alignment = 64 : i64, nontemporal = true} : memref<?x?x?xf64>, vector<8xf64>
+            %fo7 = arith.addi %f0, %o7 : index
+            %kx7 = vector.load %k[%b, %i, %fo7] : memref<?x?x?xf32>, vector<8xf32>
+            %vx7 = vector.load %v[%b, %i, %fo7] : memref<?x?x?xf32>, vector<8xf32>
+            %kd7 = arith.extf %kx7 : vector<8xf32> to vector<8xf64>
+            %vd7 = arith.extf %vx7 : vector<8xf32> to vector<8xf64>
+            %nk7 = math.fma %gv, %kd7, %ak7 : vector<8xf64>
+            %nv7 = math.fma %gv, %vd7, %av7 : vector<8xf64>
+            vector.store %nk7, %pk[%b, %i1, %fo7] {alignment = 64 : i64, nontemporal = true} : memref<?x?x?xf64>, vector<8xf64>
+            vector.store %nv7, %pv[%b, %i1, %fo7] {alignment = 64 : i64, nontemporal = true} : memref<?x?x?xf64>, vector<8xf64>
+            scf.yield %nk0, %nk1, %nk2, %nk3, %nk4, %nk5, %nk6, %nk7, %nv0, %nv1, %nv2, %nv3, %nv4, %nv5, %nv6, %nv7 : vector<8xf64>, vector<8xf64>, vector<8xf64>, vector<8xf64>, vector<8xf64>, vector<8xf64>, vector<8xf64>, vector<8xf64>, vector<8xf64>, vector<8xf64>, vector<8xf64>, vector<8xf64>, vector<8xf64>, vector<8xf64>, vector<8xf64>, vector<8xf64>
+          }
+        } else {
+          %sumsB:16 = scf.for %i = %c0 to %n step %c1 iter_args(%ak0 = %z8, %ak1 = %z8, %ak2 = %z8, %ak3 = %z8, %ak4 = %z8, %ak5 = %z8, %ak6 = %z8, %ak7 = %z8, %av0 = %z8, %av1 = %z8, %av2 = %z8, %av3 = %z8, %av4 = %z8, %av5 = %z8, %av6 = %z8, %av7 = %z8) -> (vector<8xf64>, vector<8xf64>, vector<8xf64>, vector<8xf64>, vector<8xf64>, vector<8xf64>, vector<8xf64>, vector<8xf64>, vector<8xf64>, vector<8xf64>, vector<8xf64>, vector<8xf64>, vector<8xf64>, vector<8xf64>, vector<8xf64>, vector<8xf64>) {
+            %i1 = arith.addi %i, %c1 : index
+            %gi = memref.load %g[%b, %i] : memref<?x?xf32>
+            %gd = arith.extf %gi : f32 to f64
+            %gv = vector.broadcast %gd : f64 to vector<8xf64>
+            %fo0 = arith.addi %f0, %o0 : index
+            %kx0 = vector.load %k[%b, %i, %fo0] : memref<?x?x?xf32>, vector<8xf32>
+            %vx0 = vector.load %v[%b, %i, %fo0] : memref<?x?x?xf32>, vector<8xf32>
+            %kd0 = arith.extf %kx0 : vector<8xf32> to vector<8xf64>
+            %vd0 = arith.extf %vx0 : vector<8xf32> to vector<8xf64>
+            %nk0 = math.fma %gv, %kd0, %ak0 : vector<8xf64>
+            %nv0 = math.fma %gv, %vd0, %av0 : vector<8xf64>
+            vector.store %nk0, %pk[%b, %i1, %fo0] : memref<?x?x?xf64>, vector<8xf64>
+            vector.store %nv0, %pv[%b, %i1, %fo0] : memref<?x?x?xf64>, vector<8xf64>
+            %fo1 = arith.addi %f0, %o1 : index
+            %kx1 = vector.load %k[%b, %i, %fo1] : memref<?x?x?xf32>, vector<8xf32>
+            %vx1 = vector.load %v[%b, %i, %fo1] : memref<?x?x?xf32>, vector<8xf32>
+            %kd1 = arith.extf %kx1 : vector<8xf32> to vector<8xf64>
+            %vd1 = arith.extf %vx1 : vector<8xf32> to vector<8xf64>
+            %nk1 = math.fma %gv, %kd1, %ak1 : vector<8xf64>
+            %nv1 = math.fma %gv, %vd1, %av1 : vector<8xf64>
+            vector.store %nk1, %pk[%b, %i1, %fo1] : memref<?x?x?xf64>, vector<8xf64>
+            vector.store %nv1, %pv[%b, %i1, %fo1] : memref<?x?x?xf64>, vector<8xf64>
+            %fo2 = arith.addi %f0, %o2 : index
+            %kx2 = vector.load %k[%b, %i, %fo2] : memref<?x?x?xf32>, vector<8xf32>
+            %vx2 = vector.load %v[%b, %i, %fo2] : memref<?x?x?xf32>, vector<8xf32>
+            %kd2 = arith.extf %kx2 : vector<8xf32> to vector<8xf64>
+            %vd2 = arith.extf %vx2 : vector<8xf32> to vector<8xf64>
+            %nk2 = math.fma %gv, %kd2, %ak2 : vector<8xf64>
+            %nv2 = math.fma %gv, %vd2, %av2 : vector<8xf64>
+            vector.store %nk2, %pk[%b, %i1, %fo2] : memref<?x?x?xf64>, vector<8xf64>
+            vector.store %nv2, %pv[%b, %i1, %fo2] : memref<?x?x?xf64>, vector<8xf64>
+            %fo3 = arith.addi %f0, %o3 : index
+            %kx3 = vector.load %k[%b, %i, %fo3] : memref<?x?x?xf32>, vector<8xf32>
+            %vx3 = vector.load %v[%b, %i, %fo3] : memref<?x?x?xf32>, vector<8xf32>
+            %kd3 = arith.extf %kx3 : vector<8xf32> to vector<8xf64>
+            %vd3 = arith.extf %vx3 : vector<8xf32> to vector<8xf64>
+            %nk3 = math.fma %gv, %kd3, %ak3 : vector<8xf64>
+            %nv3 = math.fma %gv, %vd3, %av3 : vector<8xf64>
+            vector.store %nk3, %pk[%b, %i1, %fo3] : memref<?x?x?xf64>, vector<8xf64>
+            vector.store %nv3, %pv[%b, %i1, %fo3] : memref<?x?x?xf64>, vector<8xf64>
+            %fo4 = arith.addi %f0, %o4 : index
+            %kx4 = vector.load %k[%b, %i, %fo4] : memref<?x?x?xf32>, vector<8xf32>
+            %vx4 = vector.load %v[%b, %i, %fo4] : memref<?x?x?xf32>, vector<8xf32>
+            %kd4 = arith.extf %kx4 : vector<8xf32> to vector<8xf64>
+            %vd4 = arith.extf %vx4 : vector<8xf32> to vector<8xf64>
+            %nk4 = math.fma %gv, %kd4, %ak4 : vector<8xf64>
+            %nv4 = math.fma %gv, %vd4, %av4 : vector<8xf64>
+            vector.store %nk4, %pk[%b, %i1, %fo4] : memref<?x?x?xf64>, vector<8xf64>
+            vector.store %nv4, %pv[%b, %i1, %fo4] : memref<?x?x?xf64>, vector<8xf64>
+            %fo5 = arith.addi %f0, %o5 : index
+            %kx5 = vector.load %k[%b, %i, %fo5] : memref<?x?x?xf32>, vector<8xf32>
+            %vx5 = vector.load %v[%b, %i, %fo5] : memref<?x?x?xf32>, vector<8xf32>
+            %kd5 = arith.extf %kx5 : vector<8xf32> to vector<8xf64>
+            %vd5 = arith.extf %vx5 : vector<8xf32> to vector<8xf64>
+            %nk5 = math.fma %gv, %kd5, %ak5 : vector<8xf64>
+            %nv5 = math.fma %gv, %vd5, %av5 : vector<8xf64>
+            vector.store %nk5, %pk[%b, %i1, %fo5] : memref<?x?x?xf64>, vector<8xf64>
+            vector.store %nv5, %pv[%b, %i1, %fo5] : memref<?x?x?xf64>, vector<8xf64>
+            %fo6 = arith.addi %f0, %o6 : index
+            %kx6 = vector.load %k[%b, %i, %fo6] : memref<?x?x?xf32>, vector<8xf32>
+            %vx6 = vector.load %v[%b, %i, %fo6] : memref<?x?x?xf32>, vector<8xf32>
+            %kd6 = arith.extf %kx6 : vector<8xf32> to vector<8xf64>
+            %vd6 = arith.extf %vx6 : vector<8xf32> to vector<8xf64>
+            %nk6 = math.fma %gv, %kd6, %ak6 : vector<8xf64>
+            %nv6 = math.fma %gv, %vd6, %av6 : vector<8xf64>
+            vector.store %nk6, %pk[%b, %i1, %fo6] : memref<?x?x?xf64>, vector<8xf64>
+            vector.store %nv6, %pv[%b, %i1, %fo6] : memref<?x?x?xf64>, vector<8xf64>
+            %fo7 = arith.addi %f0, %o7 : index
+            %kx7 = vector.load %k[%b, %i, %fo7] : memref<?x?x?xf32>, vector<8xf32>
+            %vx7 = vector.load %v[%b, %i, %fo7] : memref<?x?x?xf32>, vector<8xf32>
+            %kd7 = arith.extf %kx7 : vector<8xf32> to vector<8xf64>
+            %vd7 = arith.extf %vx7 : vector<8xf32> to vector<8xf64>
+            %nk7 = math.fma %gv, %kd7, %ak7 : vector<8xf64>
+            %nv7 = math.fma %gv, %vd7, %av7 : vector<8xf64>
+            vector.store %nk7, %pk[%b, %i1, %fo7] : memref<?x?x?xf64>, vector<8xf64>
+            vector.store %nv7, %pv[%b, %i1, %fo7] : memref<?x?x?xf64>, vector<8xf64>
+            scf.yield %nk0, %nk1, %nk2, %nk3, %nk4, %nk5, %nk6, %nk7, %nv0, %nv1, %nv2, %nv3, %nv4, %nv5, %nv6, %nv7 : vector<8xf64>, vector<8xf64>, vector<8xf64>, vector<8xf64>, vector<8xf64>, vector<8xf64>, vector<8xf64>, vector<8xf64>, vector<8xf64>, vector<8xf64>, vector<8xf64>, vector<8xf64>, vector<8xf64>, vector<8xf64>, vector<8xf64>, vector<8xf64>
+          }
         }
       }
     }
@@ -1404,8 +1681,8 @@ func.func private @hag_pyramid_attention(
 
   // ---- 2. f64 prefix sums of g*k, g*v and g (summaries). ----------------
   %n1 = arith.addi %n, %c1 : index
-  %pk = memref.alloc(%bt, %n1, %kvD) : memref<?x?x?xf64>
-  %pv = memref.alloc(%bt, %n1, %kvD) : memref<?x?x?xf64>
+  %pk = memref.alloc(%bt, %n1, %kvD) {alignment = 64 : i64} : memref<?x?x?xf64>
+  %pv = memref.alloc(%bt, %n1, %kvD) {alignment = 64 : i64} : memref<?x?x?xf64>
   %pg = memref.alloc(%bt, %n1) : memref<?x?xf64>
   func.call @hag_prefix_sums(%k, %v, %g, %pk, %pv, %pg)
       : (memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, memref<?x?x?xf64>, memref<?x?x?xf64>, memref<?x?xf64>) -> ()

@@ -889,8 +889,8 @@ func.func private @hag_pyramid_attention_backward(
       : (memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, memref<?x?x?x?xf32>, memref<?x?x?x?xf32>,
          memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, index, index, index, index, f32) -> ()
   %n1 = arith.addi %n, %c1 : index
-  %pk = memref.alloc(%bt, %n1, %kvD) : memref<?x?x?xf64>
-  %pv = memref.alloc(%bt, %n1, %kvD) : memref<?x?x?xf64>
+  %pk = memref.alloc(%bt, %n1, %kvD) {alignment = 64 : i64} : memref<?x?x?xf64>
+  %pv = memref.alloc(%bt, %n1, %kvD) {alignment = 64 : i64} : memref<?x?x?xf64>
   %pg = memref.alloc(%bt, %n1) : memref<?x?xf64>
   func.call @hag_prefix_sums(%k, %v, %g, %pk, %pv, %pg)
       : (memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, memref<?x?x?xf64>, memref<?x?x?xf64>, memref<?x?xf64>) -> ()
