@@ -487,28 +487,25 @@ void measureHag(ChildReport &report, const Layer &layer, const Options &o,
       coreInputs[i].shape = {1, n, widths[i]};
       coreInputs[i].data = data[i].data();
     }
-    auto core = [&] {
-      y = hag::rt::HostTensor();
-      hag::rt::Result<hag::rt::HostTensor> r = model.run("core", coreInputs);
-      if (!r.ok())
-        throw std::runtime_error(r.message());
-      y = std::move(*r);
-    };
-    report.put("core_s", median(timeRepeated(core, o.repeat)));
-
-    // The memory gate alone (the 'gate' entry, on the same gate input), so
-    // that the attention's own time is core - gate.
-    if (model.artifact().findEntry("gate")) {
-      std::vector<hag::rt::TensorRef> gateInputs = {coreInputs[3]};
-      auto gate = [&] {
+    // Median time of one call of `entry` on `args` (the result is dropped
+    // before each call, as for the layer).
+    auto timeEntry = [&](const char *entry,
+                         const std::vector<hag::rt::TensorRef> &args) {
+      auto once = [&] {
         y = hag::rt::HostTensor();
-        hag::rt::Result<hag::rt::HostTensor> r = model.run("gate", gateInputs);
+        hag::rt::Result<hag::rt::HostTensor> r = model.run(entry, args);
         if (!r.ok())
           throw std::runtime_error(r.message());
         y = std::move(*r);
       };
-      report.put("gate_s", median(timeRepeated(gate, o.repeat)));
-    }
+      return median(timeRepeated(once, o.repeat));
+    };
+    report.put("core_s", timeEntry("core", coreInputs));
+
+    // The memory gate alone (the 'gate' entry, on the same gate input), so
+    // that the attention's own time is core - gate.
+    if (model.artifact().findEntry("gate"))
+      report.put("gate_s", timeEntry("gate", {coreInputs[3]}));
   }
   report.put("status", "ok");
 }
