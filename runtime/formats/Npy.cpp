@@ -285,7 +285,8 @@ static Result<HostTensor> parseImpl(const uint8_t *data, size_t size) {
         "fortran_order is True; only C-order arrays are supported "
         "(save with np.ascontiguousarray)");
 
-  Result<HostTensor> t = HostTensor::zeros(*h.dtype, *h.shape);
+  // Exactly byteSize() bytes are copied in below (or an error returned).
+  Result<HostTensor> t = HostTensor::uninitialized(*h.dtype, *h.shape);
   if (!t.ok())
     return t;
   size_t dataOffset = prefix + headerLen;

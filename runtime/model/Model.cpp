@@ -170,7 +170,8 @@ Result<HostTensor> takeResult(const std::vector<int64_t> &words,
       return makeError(entry.name, ": the code returned shape ",
                        shapeToString(sizes), ", expected ",
                        describeShape(entry.resultShape));
-  Result<HostTensor> out = HostTensor::zeros(entry.resultDType, sizes);
+  // Every element is copied below.
+  Result<HostTensor> out = HostTensor::uninitialized(entry.resultDType, sizes);
   if (!out.ok())
     return out.status().withPrefix(entry.name + ": result");
   int64_t n = out->numel();

@@ -148,7 +148,8 @@ Result<int64_t> hag::rt::checkedNumElements(const std::vector<int64_t> &shape,
 // HostTensor
 //===----------------------------------------------------------------------===//
 
-Result<HostTensor> HostTensor::zeros(DType dtype, std::vector<int64_t> shape) {
+Result<HostTensor> HostTensor::uninitialized(DType dtype,
+                                             std::vector<int64_t> shape) {
   Result<int64_t> n = checkedNumElements(shape, dtypeSize(dtype));
   if (!n.ok())
     return n.status();
@@ -160,11 +161,18 @@ Result<HostTensor> HostTensor::zeros(DType dtype, std::vector<int64_t> shape) {
   if (bytes > t.data.max_size())
     return makeError("tensor ", shapeToString(t.shape), " is too large");
   try {
-    t.data.resize(bytes);
+    t.data.resize(bytes); // default-initialised (AlignedAllocator)
   } catch (const std::bad_alloc &) {
     return makeError("out of memory allocating ", bytes, " bytes for tensor ",
                      shapeToString(t.shape));
   }
+  return t;
+}
+
+Result<HostTensor> HostTensor::zeros(DType dtype, std::vector<int64_t> shape) {
+  Result<HostTensor> t = uninitialized(dtype, std::move(shape));
+  if (t.ok() && !t->data.empty())
+    std::memset(t->data.data(), 0, t->data.size());
   return t;
 }
 

@@ -96,6 +96,30 @@ TEST(HostTensor, BadShapes) {
   EXPECT_THAT(bytes.message(), HasSubstr("too large"));
 }
 
+// The allocator default-initialises, so zeros() must fill: reuse memory
+// that held 0xff bytes and check every byte of the new tensor.
+TEST(HostTensor, ZerosFillsReusedMemoryUninitializedSizes) {
+  for (int round = 0; round < 4; ++round) {
+    {
+      Result<HostTensor> dirty = HostTensor::uninitialized(DType::F32, {4096});
+      ASSERT_TRUE(dirty.ok());
+      std::memset(dirty->data.data(), 0xff, dirty->data.size());
+    }
+    Result<HostTensor> z = HostTensor::zeros(DType::F32, {4096});
+    ASSERT_TRUE(z.ok());
+    for (uint8_t byte : z->data)
+      ASSERT_EQ(byte, 0);
+  }
+  Result<HostTensor> u = HostTensor::uninitialized(DType::F64, {3, 5});
+  ASSERT_TRUE(u.ok());
+  EXPECT_EQ(u->byteSize(), 120u);
+  EXPECT_EQ(u->data.size(), 120u);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(u->data.data()) % 64, 0u);
+  Result<HostTensor> neg = HostTensor::uninitialized(DType::F32, {-1});
+  ASSERT_FALSE(neg.ok());
+  EXPECT_THAT(neg.message(), HasSubstr("negative dimension"));
+}
+
 TEST(HostTensor, FromValuesAndAccessors) {
   Result<HostTensor> t =
       HostTensor::fromValues<int32_t>(DType::I32, {3}, {1, -2, 3});

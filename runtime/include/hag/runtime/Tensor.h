@@ -19,6 +19,7 @@
 #include <string>
 #include <string_view>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -85,6 +86,16 @@ template <typename T, size_t Align> struct AlignedAllocator {
   void deallocate(T *p, size_t) noexcept {
     ::operator delete(p, std::align_val_t(Align));
   }
+  /// Default-initialises: resize() leaves bytes as they are (HostTensor::
+  /// zeros fills them; HostTensor::uninitialized serves buffers the caller
+  /// overwrites whole, such as an entry's result).
+  template <typename U> void construct(U *p) noexcept {
+    ::new (static_cast<void *>(p)) U;
+  }
+  template <typename U, typename... Args>
+  void construct(U *p, Args &&...args) {
+    ::new (static_cast<void *>(p)) U(std::forward<Args>(args)...);
+  }
   template <typename U>
   bool operator==(const AlignedAllocator<U, Align> &) const {
     return true;
@@ -132,6 +143,10 @@ struct HostTensor {
   /// A zero-filled tensor; fails (naming the shape) on a negative dimension
   /// or a size that overflows.
   static Result<HostTensor> zeros(DType dtype, std::vector<int64_t> shape);
+
+  /// Like zeros() without the fill: for a caller that writes every byte.
+  static Result<HostTensor> uninitialized(DType dtype,
+                                          std::vector<int64_t> shape);
 
   /// A tensor holding a copy of `values`; fails when T cannot view `dtype`
   /// or the element count does not match the shape.
