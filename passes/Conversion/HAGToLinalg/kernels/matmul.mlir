@@ -358,16 +358,7 @@ func.func private @hag_matmul_nt_bt(%A: memref<?x?xf32>, %B: memref<?x?xf32>,
   %cR = arith.constant 4 : index
   %cT = arith.constant 64 : index
   %cMC = arith.constant 264 : index
-  %cKC = arith.constant 128 : index
-  %o0 = arith.constant 0 : index
-  %o1 = arith.constant 1 : index
-  %o2 = arith.constant 2 : index
-  %o3 = arith.constant 3 : index
-  %o16 = arith.constant 16 : index
-  %o32 = arith.constant 32 : index
-  %o48 = arith.constant 48 : index
   %c16v = arith.constant 16 : index
-  %zero = arith.constant 0.0 : f32
   %zv = arith.constant dense<0.0> : vector<16xf32>
   %M = memref.dim %A, %c0 : memref<?x?xf32>
   %K = memref.dim %A, %c1 : memref<?x?xf32>

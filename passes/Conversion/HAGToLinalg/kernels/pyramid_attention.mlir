@@ -104,7 +104,6 @@ func.func private @hag_level_token(
   %c16 = arith.constant 16 : index
   %kv16a = arith.divui %kvD, %c16 : index
   %kv16b = arith.muli %kv16a, %c16 : index
-  %fScalar = arith.select %isConv, %c0, %kv16b : index
   %vecEnd = arith.select %isConv, %c0, %kv16b : index
   %ninfV = vector.broadcast %ninf : f32 to vector<16xf32>
   %zeroV = vector.broadcast %zero : f32 to vector<16xf32>
@@ -146,7 +145,7 @@ func.func private @hag_level_token(
     vector.store %kOut, %dstK[%b, %dst, %f] : memref<?x?x?xf32>, vector<16xf32>
     vector.store %vOut, %dstV[%b, %dst, %f] : memref<?x?x?xf32>, vector<16xf32>
   }
-  scf.for %f = %fScalar to %kvD step %c1 {
+  scf.for %f = %vecEnd to %kvD step %c1 {
     %kvh = arith.divui %f, %d : index
     %dd = arith.remui %f, %d : index
     %init = arith.select %isMax, %ninf, %zero : f32
@@ -320,7 +319,7 @@ func.func private @hag_attend_range(
 // [koff, koff + d): gated means of the floor-rule segments (spec 4), from the
 // f64 prefix sums, and their mass biases beta log(m + eps). Token t goes to
 // row drow + t, columns dcol .. dcol + d of dstK/dstV (batch index db) and
-// its bias to dstB[db, dbcol + t]. The end rows are computed once (an
+// its bias to dstB[db, dbcol + t]. The segment bounds are computed once (an
 // integer division each). Token by token, features 8 at a time: the d
 // features of the end row are contiguous (the prefetcher streams them),
 // and the start row is the previous token's end row, still in L1.
@@ -337,14 +336,17 @@ func.func private @hag_summary_tokens(
   %epsF64 = arith.extf %eps : f32 to f64
   %tAlloc = arith.maxui %tp, %c1 : index
   %invDen = memref.alloca(%tAlloc) : memref<?xf64>
-  %ends = memref.alloca(%tAlloc) : memref<?xindex>
+  // bounds[t] = floor(t prefix / T'): segment t is rows [bounds[t],
+  // bounds[t + 1]) of the sums.
+  %tp1 = arith.addi %tp, %c1 : index
+  %bounds = memref.alloca(%tp1) : memref<?xindex>
+  memref.store %c0, %bounds[%c0] : memref<?xindex>
   scf.for %t = %c0 to %tp step %c1 {
-    %tP = arith.muli %t, %prefix : index
-    %s0 = arith.divui %tP, %tp : index
+    %s0 = memref.load %bounds[%t] : memref<?xindex>
     %t1 = arith.addi %t, %c1 : index
     %t1P = arith.muli %t1, %prefix : index
     %s1 = arith.divui %t1P, %tp : index
-    memref.store %s1, %ends[%t] : memref<?xindex>
+    memref.store %s1, %bounds[%t1] : memref<?xindex>
     %g1 = memref.load %pg[%b, %s1] : memref<?x?xf64>
     %g0 = memref.load %pg[%b, %s0] : memref<?x?xf64>
     %mass = arith.subf %g1, %g0 : f64
@@ -360,27 +362,23 @@ func.func private @hag_summary_tokens(
   }
   %d8a = arith.divui %d, %c8 : index
   %d8 = arith.muli %d8a, %c8 : index
-  %c3 = arith.constant 3 : index
-  %tLast = arith.subi %tp, %c1 : index
+  %c4 = arith.constant 4 : index
   %dLast = arith.subi %d, %c1 : index
   scf.for %t = %c0 to %tp step %c1 {
-    %s1 = memref.load %ends[%t] : memref<?xindex>
+    %t1 = arith.addi %t, %c1 : index
+    %s0 = memref.load %bounds[%t] : memref<?xindex>
+    %s1 = memref.load %bounds[%t1] : memref<?xindex>
     // The end row three tokens ahead, from memory (the sums are written
     // with non-temporal stores and rows are far apart).
-    %ta0 = arith.addi %t, %c3 : index
-    %ta = arith.minui %ta0, %tLast : index
-    %sa = memref.load %ends[%ta] : memref<?xindex>
+    %ta0 = arith.addi %t, %c4 : index
+    %ta = arith.minui %ta0, %tp : index
+    %sa = memref.load %bounds[%ta] : memref<?xindex>
     scf.for %pf = %c0 to %d step %c8 {
       %pfc = arith.minui %pf, %dLast : index
       %fcol = arith.addi %koff, %pfc : index
       memref.prefetch %pk[%b, %sa, %fcol], read, locality<3>, data : memref<?x?x?xf64>
       memref.prefetch %pv[%b, %sa, %fcol], read, locality<3>, data : memref<?x?x?xf64>
     }
-    %tm1 = arith.subi %t, %c1 : index
-    %isFirst = arith.cmpi eq, %t, %c0 : index
-    %tPrev = arith.select %isFirst, %c0, %tm1 : index
-    %sPrev = memref.load %ends[%tPrev] : memref<?xindex>
-    %s0 = arith.select %isFirst, %c0, %sPrev : index
     %inv = memref.load %invDen[%t] : memref<?xf64>
     %invV = vector.broadcast %inv : f64 to vector<8xf64>
     %row = arith.addi %drow, %t : index
@@ -407,7 +405,8 @@ func.func private @hag_summary_tokens(
     %k0 = memref.load %pk[%b, %c0, %f] : memref<?x?x?xf64>
     %v0 = memref.load %pv[%b, %c0, %f] : memref<?x?x?xf64>
     scf.for %t = %c0 to %tp step %c1 iter_args(%kPrev = %k0, %vPrev = %v0) -> (f64, f64) {
-      %s1 = memref.load %ends[%t] : memref<?xindex>
+      %t1 = arith.addi %t, %c1 : index
+      %s1 = memref.load %bounds[%t1] : memref<?xindex>
       %k1 = memref.load %pk[%b, %s1, %f] : memref<?x?x?xf64>
       %v1 = memref.load %pv[%b, %s1, %f] : memref<?x?x?xf64>
       %inv = memref.load %invDen[%t] : memref<?xf64>
@@ -1346,8 +1345,9 @@ func.func private @hag_build_levels(
 // f64 running prefix sums pk[b, i] = sum_{i' < i} g k (likewise pv, pg) over
 // [batch, N + 1] rows, for the summaries. Each element is the running
 // fma(g_i, k_i, pk[i]) in position order, as a decoding step computes it.
-// In parallel over (batch, 64-feature chunks), plus one task per batch row
-// for g and one for the features past the last full chunk. A chunk's 64
+// In parallel over (batch, 64-feature chunks), plus 16-feature scalar chunks
+// for the features past the last full chunk (all of them when the rows are
+// not 64-byte aligned) and one task per batch row for g. A chunk's 64
 // running sums of k and of v stay in registers (16 vector<8xf64>); the new
 // rows go out with non-temporal stores: pk and pv are written once here
 // (2 x N x Hkv d f64, 134 MB at N = 16K) and read later, rows at a time, by
@@ -1372,15 +1372,11 @@ func.func private @hag_prefix_sums(
   %bt = memref.dim %k, %c0 : memref<?x?x?xf32>
   %n = memref.dim %k, %c1 : memref<?x?x?xf32>
   %kvD = memref.dim %k, %c2 : memref<?x?x?xf32>
-  %nFull = arith.divui %kvD, %c64 : index
-  %fTail = arith.muli %nFull, %c64 : index
-  // Tasks: [0, nFull) full chunks, nFull the tail features, nFull + 1 g.
-  %tTail = arith.addi %nFull, %c0 : index
-  %tG = arith.addi %nFull, %c1 : index
-  %nTasks = arith.addi %nFull, %c2 : index
   // Non-temporal stores need 64-byte aligned rows: pk and pv aligned (the
-  // kernels allocate them so) and rows a multiple of 8 f64 long.
+  // kernels allocate them so) and rows a multiple of 8 f64 long. Without
+  // that, every feature takes the scalar chunks.
   %c8i = arith.constant 8 : index
+  %c16 = arith.constant 16 : index
   %c64b = arith.constant 64 : index
   %pkPtr = memref.extract_aligned_pointer_as_index %pk : memref<?x?x?xf64> -> index
   %pvPtr = memref.extract_aligned_pointer_as_index %pv : memref<?x?x?xf64> -> index
@@ -1390,9 +1386,18 @@ func.func private @hag_prefix_sums(
   %mis0 = arith.ori %pkMis, %pvMis : index
   %mis = arith.ori %mis0, %rowMis : index
   %aligned = arith.cmpi eq, %mis, %c0 : index
+  %nFull = arith.divui %kvD, %c64 : index
+  %nVec = arith.select %aligned, %nFull, %c0 : index
+  %fTail = arith.muli %nVec, %c64 : index
+  %tailLen = arith.subi %kvD, %fTail : index
+  %nScalar = func.call @hag_ceil_div(%tailLen, %c16) : (index, index) -> index
+  // Tasks: [0, nVec) 64-feature vector chunks, then nScalar 16-feature
+  // scalar chunks of the features from fTail on, last g.
+  %tG = arith.addi %nVec, %nScalar : index
+  %nTasks = arith.addi %tG, %c1 : index
   scf.parallel (%b, %t) = (%c0, %c0) to (%bt, %nTasks) step (%c1, %c1) {
     %isG = arith.cmpi eq, %t, %tG : index
-    %isTail = arith.cmpi eq, %t, %tTail : index
+    %isScalar = arith.cmpi uge, %t, %nVec : index
     scf.if %isG {
       memref.store %zero64, %pg[%b, %c0] : memref<?x?xf64>
       scf.for %i = %c0 to %n step %c1 {
@@ -1404,8 +1409,13 @@ func.func private @hag_prefix_sums(
         memref.store %pgn, %pg[%b, %i1] : memref<?x?xf64>
       }
     } else {
-      scf.if %isTail {
-        scf.for %f = %fTail to %kvD step %c1 {
+      scf.if %isScalar {
+        %tc = arith.subi %t, %nVec : index
+        %fo = arith.muli %tc, %c16 : index
+        %fs0 = arith.addi %fTail, %fo : index
+        %fs1r = arith.addi %fs0, %c16 : index
+        %fs1 = arith.minui %fs1r, %kvD : index
+        scf.for %f = %fs0 to %fs1 step %c1 {
           memref.store %zero64, %pk[%b, %c0, %f] : memref<?x?x?xf64>
           memref.store %zero64, %pv[%b, %c0, %f] : memref<?x?x?xf64>
         }
@@ -1413,7 +1423,7 @@ func.func private @hag_prefix_sums(
           %i1 = arith.addi %i, %c1 : index
           %gi = memref.load %g[%b, %i] : memref<?x?xf32>
           %gd = arith.extf %gi : f32 to f64
-          scf.for %f = %fTail to %kvD step %c1 {
+          scf.for %f = %fs0 to %fs1 step %c1 {
             %kx = memref.load %k[%b, %i, %f] : memref<?x?x?xf32>
             %vx = memref.load %v[%b, %i, %f] : memref<?x?x?xf32>
             %kd = arith.extf %kx : f32 to f64
@@ -1452,166 +1462,84 @@ func.func private @hag_prefix_sums(
         %zo7 = arith.addi %f0, %o7 : index
         vector.store %z8, %pk[%b, %c0, %zo7] : memref<?x?x?xf64>, vector<8xf64>
         vector.store %z8, %pv[%b, %c0, %zo7] : memref<?x?x?xf64>, vector<8xf64>
-        scf.if %aligned {
-          %sumsA:16 = scf.for %i = %c0 to %n step %c1 iter_args(%ak0 = %z8, %ak1 = %z8, %ak2 = %z8, %ak3 = %z8, %ak4 = %z8, %ak5 = %z8, %ak6 = %z8, %ak7 = %z8, %av0 = %z8, %av1 = %z8, %av2 = %z8, %av3 = %z8, %av4 = %z8, %av5 = %z8, %av6 = %z8, %av7 = %z8) -> (vector<8xf64>, vector<8xf64>, vector<8xf64>, vector<8xf64>, vector<8xf64>, vector<8xf64>, vector<8xf64>, vector<8xf64>, vector<8xf64>, vector<8xf64>, vector<8xf64>, vector<8xf64>, vector<8xf64>, vector<8xf64>, vector<8xf64>, vector<8xf64>) {
-            %i1 = arith.addi %i, %c1 : index
-            %gi = memref.load %g[%b, %i] : memref<?x?xf32>
-            %gd = arith.extf %gi : f32 to f64
-            %gv = vector.broadcast %gd : f64 to vector<8xf64>
-            %fo0 = arith.addi %f0, %o0 : index
-            %kx0 = vector.load %k[%b, %i, %fo0] : memref<?x?x?xf32>, vector<8xf32>
-            %vx0 = vector.load %v[%b, %i, %fo0] : memref<?x?x?xf32>, vector<8xf32>
-            %kd0 = arith.extf %kx0 : vector<8xf32> to vector<8xf64>
-            %vd0 = arith.extf %vx0 : vector<8xf32> to vector<8xf64>
-            %nk0 = math.fma %gv, %kd0, %ak0 : vector<8xf64>
-            %nv0 = math.fma %gv, %vd0, %av0 : vector<8xf64>
-            vector.store %nk0, %pk[%b, %i1, %fo0] {alignment = 64 : i64, nontemporal = true} : memref<?x?x?xf64>, vector<8xf64>
-            vector.store %nv0, %pv[%b, %i1, %fo0] {alignment = 64 : i64, nontemporal = true} : memref<?x?x?xf64>, vector<8xf64>
-            %fo1 = arith.addi %f0, %o1 : index
-            %kx1 = vector.load %k[%b, %i, %fo1] : memref<?x?x?xf32>, vector<8xf32>
-            %vx1 = vector.load %v[%b, %i, %fo1] : memref<?x?x?xf32>, vector<8xf32>
-            %kd1 = arith.extf %kx1 : vector<8xf32> to vector<8xf64>
-            %vd1 = arith.extf %vx1 : vector<8xf32> to vector<8xf64>
-            %nk1 = math.fma %gv, %kd1, %ak1 : vector<8xf64>
-            %nv1 = math.fma %gv, %vd1, %av1 : vector<8xf64>
-            vector.store %nk1, %pk[%b, %i1, %fo1] {alignment = 64 : i64, nontemporal = true} : memref<?x?x?xf64>, vector<8xf64>
-            vector.store %nv1, %pv[%b, %i1, %fo1] {alignment = 64 : i64, nontemporal = true} : memref<?x?x?xf64>, vector<8xf64>
-            %fo2 = arith.addi %f0, %o2 : index
-            %kx2 = vector.load %k[%b, %i, %fo2] : memref<?x?x?xf32>, vector<8xf32>
-            %vx2 = vector.load %v[%b, %i, %fo2] : memref<?x?x?xf32>, vector<8xf32>
-            %kd2 = arith.extf %kx2 : vector<8xf32> to vector<8xf64>
-            %vd2 = arith.extf %vx2 : vector<8xf32> to vector<8xf64>
-            %nk2 = math.fma %gv, %kd2, %ak2 : vector<8xf64>
-            %nv2 = math.fma %gv, %vd2, %av2 : vector<8xf64>
-            vector.store %nk2, %pk[%b, %i1, %fo2] {alignment = 64 : i64, nontemporal = true} : memref<?x?x?xf64>, vector<8xf64>
-            vector.store %nv2, %pv[%b, %i1, %fo2] {alignment = 64 : i64, nontemporal = true} : memref<?x?x?xf64>, vector<8xf64>
-            %fo3 = arith.addi %f0, %o3 : index
-            %kx3 = vector.load %k[%b, %i, %fo3] : memref<?x?x?xf32>, vector<8xf32>
-            %vx3 = vector.load %v[%b, %i, %fo3] : memref<?x?x?xf32>, vector<8xf32>
-            %kd3 = arith.extf %kx3 : vector<8xf32> to vector<8xf64>
-            %vd3 = arith.extf %vx3 : vector<8xf32> to vector<8xf64>
-            %nk3 = math.fma %gv, %kd3, %ak3 : vector<8xf64>
-            %nv3 = math.fma %gv, %vd3, %av3 : vector<8xf64>
-            vector.store %nk3, %pk[%b, %i1, %fo3] {alignment = 64 : i64, nontemporal = true} : memref<?x?x?xf64>, vector<8xf64>
-            vector.store %nv3, %pv[%b, %i1, %fo3] {alignment = 64 : i64, nontemporal = true} : memref<?x?x?xf64>, vector<8xf64>
-            %fo4 = arith.addi %f0, %o4 : index
-            %kx4 = vector.load %k[%b, %i, %fo4] : memref<?x?x?xf32>, vector<8xf32>
-            %vx4 = vector.load %v[%b, %i, %fo4] : memref<?x?x?xf32>, vector<8xf32>
-            %kd4 = arith.extf %kx4 : vector<8xf32> to vector<8xf64>
-            %vd4 = arith.extf %vx4 : vector<8xf32> to vector<8xf64>
-            %nk4 = math.fma %gv, %kd4, %ak4 : vector<8xf64>
-            %nv4 = math.fma %gv, %vd4, %av4 : vector<8xf64>
-            vector.store %nk4, %pk[%b, %i1, %fo4] {alignment = 64 : i64, nontemporal = true} : memref<?x?x?xf64>, vector<8xf64>
-            vector.store %nv4, %pv[%b, %i1, %fo4] {alignment = 64 : i64, nontemporal = true} : memref<?x?x?xf64>, vector<8xf64>
-            %fo5 = arith.addi %f0, %o5 : index
-            %kx5 = vector.load %k[%b, %i, %fo5] : memref<?x?x?xf32>, vector<8xf32>
-            %vx5 = vector.load %v[%b, %i, %fo5] : memref<?x?x?xf32>, vector<8xf32>
-            %kd5 = arith.extf %kx5 : vector<8xf32> to vector<8xf64>
-            %vd5 = arith.extf %vx5 : vector<8xf32> to vector<8xf64>
-            %nk5 = math.fma %gv, %kd5, %ak5 : vector<8xf64>
-            %nv5 = math.fma %gv, %vd5, %av5 : vector<8xf64>
-            vector.store %nk5, %pk[%b, %i1, %fo5] {alignment = 64 : i64, nontemporal = true} : memref<?x?x?xf64>, vector<8xf64>
-            vector.store %nv5, %pv[%b, %i1, %fo5] {alignment = 64 : i64, nontemporal = true} : memref<?x?x?xf64>, vector<8xf64>
-            %fo6 = arith.addi %f0, %o6 : index
-            %kx6 = vector.load %k[%b, %i, %fo6] : memref<?x?x?xf32>, vector<8xf32>
-            %vx6 = vector.load %v[%b, %i, %fo6] : memref<?x?x?xf32>, vector<8xf32>
-            %kd6 = arith.extf %kx6 : vector<8xf32> to vector<8xf64>
-            %vd6 = arith.extf %vx6 : vector<8xf32> to vector<8xf64>
-            %nk6 = math.fma %gv, %kd6, %ak6 : vector<8xf64>
-            %nv6 = math.fma %gv, %vd6, %av6 : vector<8xf64>
-            vector.store %nk6, %pk[%b, %i1, %fo6] {alignment = 64 : i64, nontemporal = true} : memref<?x?x?xf64>, vector<8xf64>
-            vector.store %nv6, %pv[%b, %i1, %fo6] {alignment = 64 : i64, nontemporal = true} : memref<?x?x?xf64>, vector<8xf64>
-            %fo7 = arith.addi %f0, %o7 : index
-            %kx7 = vector.load %k[%b, %i, %fo7] : memref<?x?x?xf32>, vector<8xf32>
-            %vx7 = vector.load %v[%b, %i, %fo7] : memref<?x?x?xf32>, vector<8xf32>
-            %kd7 = arith.extf %kx7 : vector<8xf32> to vector<8xf64>
-            %vd7 = arith.extf %vx7 : vector<8xf32> to vector<8xf64>
-            %nk7 = math.fma %gv, %kd7, %ak7 : vector<8xf64>
-            %nv7 = math.fma %gv, %vd7, %av7 : vector<8xf64>
-            vector.store %nk7, %pk[%b, %i1, %fo7] {alignment = 64 : i64, nontemporal = true} : memref<?x?x?xf64>, vector<8xf64>
-            vector.store %nv7, %pv[%b, %i1, %fo7] {alignment = 64 : i64, nontemporal = true} : memref<?x?x?xf64>, vector<8xf64>
-            scf.yield %nk0, %nk1, %nk2, %nk3, %nk4, %nk5, %nk6, %nk7, %nv0, %nv1, %nv2, %nv3, %nv4, %nv5, %nv6, %nv7 : vector<8xf64>, vector<8xf64>, vector<8xf64>, vector<8xf64>, vector<8xf64>, vector<8xf64>, vector<8xf64>, vector<8xf64>, vector<8xf64>, vector<8xf64>, vector<8xf64>, vector<8xf64>, vector<8xf64>, vector<8xf64>, vector<8xf64>, vector<8xf64>
-          }
-        } else {
-          %sumsB:16 = scf.for %i = %c0 to %n step %c1 iter_args(%ak0 = %z8, %ak1 = %z8, %ak2 = %z8, %ak3 = %z8, %ak4 = %z8, %ak5 = %z8, %ak6 = %z8, %ak7 = %z8, %av0 = %z8, %av1 = %z8, %av2 = %z8, %av3 = %z8, %av4 = %z8, %av5 = %z8, %av6 = %z8, %av7 = %z8) -> (vector<8xf64>, vector<8xf64>, vector<8xf64>, vector<8xf64>, vector<8xf64>, vector<8xf64>, vector<8xf64>, vector<8xf64>, vector<8xf64>, vector<8xf64>, vector<8xf64>, vector<8xf64>, vector<8xf64>, vector<8xf64>, vector<8xf64>, vector<8xf64>) {
-            %i1 = arith.addi %i, %c1 : index
-            %gi = memref.load %g[%b, %i] : memref<?x?xf32>
-            %gd = arith.extf %gi : f32 to f64
-            %gv = vector.broadcast %gd : f64 to vector<8xf64>
-            %fo0 = arith.addi %f0, %o0 : index
-            %kx0 = vector.load %k[%b, %i, %fo0] : memref<?x?x?xf32>, vector<8xf32>
-            %vx0 = vector.load %v[%b, %i, %fo0] : memref<?x?x?xf32>, vector<8xf32>
-            %kd0 = arith.extf %kx0 : vector<8xf32> to vector<8xf64>
-            %vd0 = arith.extf %vx0 : vector<8xf32> to vector<8xf64>
-            %nk0 = math.fma %gv, %kd0, %ak0 : vector<8xf64>
-            %nv0 = math.fma %gv, %vd0, %av0 : vector<8xf64>
-            vector.store %nk0, %pk[%b, %i1, %fo0] : memref<?x?x?xf64>, vector<8xf64>
-            vector.store %nv0, %pv[%b, %i1, %fo0] : memref<?x?x?xf64>, vector<8xf64>
-            %fo1 = arith.addi %f0, %o1 : index
-            %kx1 = vector.load %k[%b, %i, %fo1] : memref<?x?x?xf32>, vector<8xf32>
-            %vx1 = vector.load %v[%b, %i, %fo1] : memref<?x?x?xf32>, vector<8xf32>
-            %kd1 = arith.extf %kx1 : vector<8xf32> to vector<8xf64>
-            %vd1 = arith.extf %vx1 : vector<8xf32> to vector<8xf64>
-            %nk1 = math.fma %gv, %kd1, %ak1 : vector<8xf64>
-            %nv1 = math.fma %gv, %vd1, %av1 : vector<8xf64>
-            vector.store %nk1, %pk[%b, %i1, %fo1] : memref<?x?x?xf64>, vector<8xf64>
-            vector.store %nv1, %pv[%b, %i1, %fo1] : memref<?x?x?xf64>, vector<8xf64>
-            %fo2 = arith.addi %f0, %o2 : index
-            %kx2 = vector.load %k[%b, %i, %fo2] : memref<?x?x?xf32>, vector<8xf32>
-            %vx2 = vector.load %v[%b, %i, %fo2] : memref<?x?x?xf32>, vector<8xf32>
-            %kd2 = arith.extf %kx2 : vector<8xf32> to vector<8xf64>
-            %vd2 = arith.extf %vx2 : vector<8xf32> to vector<8xf64>
-            %nk2 = math.fma %gv, %kd2, %ak2 : vector<8xf64>
-            %nv2 = math.fma %gv, %vd2, %av2 : vector<8xf64>
-            vector.store %nk2, %pk[%b, %i1, %fo2] : memref<?x?x?xf64>, vector<8xf64>
-            vector.store %nv2, %pv[%b, %i1, %fo2] : memref<?x?x?xf64>, vector<8xf64>
-            %fo3 = arith.addi %f0, %o3 : index
-            %kx3 = vector.load %k[%b, %i, %fo3] : memref<?x?x?xf32>, vector<8xf32>
-            %vx3 = vector.load %v[%b, %i, %fo3] : memref<?x?x?xf32>, vector<8xf32>
-            %kd3 = arith.extf %kx3 : vector<8xf32> to vector<8xf64>
-            %vd3 = arith.extf %vx3 : vector<8xf32> to vector<8xf64>
-            %nk3 = math.fma %gv, %kd3, %ak3 : vector<8xf64>
-            %nv3 = math.fma %gv, %vd3, %av3 : vector<8xf64>
-            vector.store %nk3, %pk[%b, %i1, %fo3] : memref<?x?x?xf64>, vector<8xf64>
-            vector.store %nv3, %pv[%b, %i1, %fo3] : memref<?x?x?xf64>, vector<8xf64>
-            %fo4 = arith.addi %f0, %o4 : index
-            %kx4 = vector.load %k[%b, %i, %fo4] : memref<?x?x?xf32>, vector<8xf32>
-            %vx4 = vector.load %v[%b, %i, %fo4] : memref<?x?x?xf32>, vector<8xf32>
-            %kd4 = arith.extf %kx4 : vector<8xf32> to vector<8xf64>
-            %vd4 = arith.extf %vx4 : vector<8xf32> to vector<8xf64>
-            %nk4 = math.fma %gv, %kd4, %ak4 : vector<8xf64>
-            %nv4 = math.fma %gv, %vd4, %av4 : vector<8xf64>
-            vector.store %nk4, %pk[%b, %i1, %fo4] : memref<?x?x?xf64>, vector<8xf64>
-            vector.store %nv4, %pv[%b, %i1, %fo4] : memref<?x?x?xf64>, vector<8xf64>
-            %fo5 = arith.addi %f0, %o5 : index
-            %kx5 = vector.load %k[%b, %i, %fo5] : memref<?x?x?xf32>, vector<8xf32>
-            %vx5 = vector.load %v[%b, %i, %fo5] : memref<?x?x?xf32>, vector<8xf32>
-            %kd5 = arith.extf %kx5 : vector<8xf32> to vector<8xf64>
-            %vd5 = arith.extf %vx5 : vector<8xf32> to vector<8xf64>
-            %nk5 = math.fma %gv, %kd5, %ak5 : vector<8xf64>
-            %nv5 = math.fma %gv, %vd5, %av5 : vector<8xf64>
-            vector.store %nk5, %pk[%b, %i1, %fo5] : memref<?x?x?xf64>, vector<8xf64>
-            vector.store %nv5, %pv[%b, %i1, %fo5] : memref<?x?x?xf64>, vector<8xf64>
-            %fo6 = arith.addi %f0, %o6 : index
-            %kx6 = vector.load %k[%b, %i, %fo6] : memref<?x?x?xf32>, vector<8xf32>
-            %vx6 = vector.load %v[%b, %i, %fo6] : memref<?x?x?xf32>, vector<8xf32>
-            %kd6 = arith.extf %kx6 : vector<8xf32> to vector<8xf64>
-            %vd6 = arith.extf %vx6 : vector<8xf32> to vector<8xf64>
-            %nk6 = math.fma %gv, %kd6, %ak6 : vector<8xf64>
-            %nv6 = math.fma %gv, %vd6, %av6 : vector<8xf64>
-            vector.store %nk6, %pk[%b, %i1, %fo6] : memref<?x?x?xf64>, vector<8xf64>
-            vector.store %nv6, %pv[%b, %i1, %fo6] : memref<?x?x?xf64>, vector<8xf64>
-            %fo7 = arith.addi %f0, %o7 : index
-            %kx7 = vector.load %k[%b, %i, %fo7] : memref<?x?x?xf32>, vector<8xf32>
-            %vx7 = vector.load %v[%b, %i, %fo7] : memref<?x?x?xf32>, vector<8xf32>
-            %kd7 = arith.extf %kx7 : vector<8xf32> to vector<8xf64>
-            %vd7 = arith.extf %vx7 : vector<8xf32> to vector<8xf64>
-            %nk7 = math.fma %gv, %kd7, %ak7 : vector<8xf64>
-            %nv7 = math.fma %gv, %vd7, %av7 : vector<8xf64>
-            vector.store %nk7, %pk[%b, %i1, %fo7] : memref<?x?x?xf64>, vector<8xf64>
-            vector.store %nv7, %pv[%b, %i1, %fo7] : memref<?x?x?xf64>, vector<8xf64>
-            scf.yield %nk0, %nk1, %nk2, %nk3, %nk4, %nk5, %nk6, %nk7, %nv0, %nv1, %nv2, %nv3, %nv4, %nv5, %nv6, %nv7 : vector<8xf64>, vector<8xf64>, vector<8xf64>, vector<8xf64>, vector<8xf64>, vector<8xf64>, vector<8xf64>, vector<8xf64>, vector<8xf64>, vector<8xf64>, vector<8xf64>, vector<8xf64>, vector<8xf64>, vector<8xf64>, vector<8xf64>, vector<8xf64>
-          }
+        %sums:16 = scf.for %i = %c0 to %n step %c1 iter_args(%ak0 = %z8, %ak1 = %z8, %ak2 = %z8, %ak3 = %z8, %ak4 = %z8, %ak5 = %z8, %ak6 = %z8, %ak7 = %z8, %av0 = %z8, %av1 = %z8, %av2 = %z8, %av3 = %z8, %av4 = %z8, %av5 = %z8, %av6 = %z8, %av7 = %z8) -> (vector<8xf64>, vector<8xf64>, vector<8xf64>, vector<8xf64>, vector<8xf64>, vector<8xf64>, vector<8xf64>, vector<8xf64>, vector<8xf64>, vector<8xf64>, vector<8xf64>, vector<8xf64>, vector<8xf64>, vector<8xf64>, vector<8xf64>, vector<8xf64>) {
+          %i1 = arith.addi %i, %c1 : index
+          %gi = memref.load %g[%b, %i] : memref<?x?xf32>
+          %gd = arith.extf %gi : f32 to f64
+          %gv = vector.broadcast %gd : f64 to vector<8xf64>
+          %fo0 = arith.addi %f0, %o0 : index
+          %kx0 = vector.load %k[%b, %i, %fo0] : memref<?x?x?xf32>, vector<8xf32>
+          %vx0 = vector.load %v[%b, %i, %fo0] : memref<?x?x?xf32>, vector<8xf32>
+          %kd0 = arith.extf %kx0 : vector<8xf32> to vector<8xf64>
+          %vd0 = arith.extf %vx0 : vector<8xf32> to vector<8xf64>
+          %nk0 = math.fma %gv, %kd0, %ak0 : vector<8xf64>
+          %nv0 = math.fma %gv, %vd0, %av0 : vector<8xf64>
+          vector.store %nk0, %pk[%b, %i1, %fo0] {alignment = 64 : i64, nontemporal = true} : memref<?x?x?xf64>, vector<8xf64>
+          vector.store %nv0, %pv[%b, %i1, %fo0] {alignment = 64 : i64, nontemporal = true} : memref<?x?x?xf64>, vector<8xf64>
+          %fo1 = arith.addi %f0, %o1 : index
+          %kx1 = vector.load %k[%b, %i, %fo1] : memref<?x?x?xf32>, vector<8xf32>
+          %vx1 = vector.load %v[%b, %i, %fo1] : memref<?x?x?xf32>, vector<8xf32>
+          %kd1 = arith.extf %kx1 : vector<8xf32> to vector<8xf64>
+          %vd1 = arith.extf %vx1 : vector<8xf32> to vector<8xf64>
+          %nk1 = math.fma %gv, %kd1, %ak1 : vector<8xf64>
+          %nv1 = math.fma %gv, %vd1, %av1 : vector<8xf64>
+          vector.store %nk1, %pk[%b, %i1, %fo1] {alignment = 64 : i64, nontemporal = true} : memref<?x?x?xf64>, vector<8xf64>
+          vector.store %nv1, %pv[%b, %i1, %fo1] {alignment = 64 : i64, nontemporal = true} : memref<?x?x?xf64>, vector<8xf64>
+          %fo2 = arith.addi %f0, %o2 : index
+          %kx2 = vector.load %k[%b, %i, %fo2] : memref<?x?x?xf32>, vector<8xf32>
+          %vx2 = vector.load %v[%b, %i, %fo2] : memref<?x?x?xf32>, vector<8xf32>
+          %kd2 = arith.extf %kx2 : vector<8xf32> to vector<8xf64>
+          %vd2 = arith.extf %vx2 : vector<8xf32> to vector<8xf64>
+          %nk2 = math.fma %gv, %kd2, %ak2 : vector<8xf64>
+          %nv2 = math.fma %gv, %vd2, %av2 : vector<8xf64>
+          vector.store %nk2, %pk[%b, %i1, %fo2] {alignment = 64 : i64, nontemporal = true} : memref<?x?x?xf64>, vector<8xf64>
+          vector.store %nv2, %pv[%b, %i1, %fo2] {alignment = 64 : i64, nontemporal = true} : memref<?x?x?xf64>, vector<8xf64>
+          %fo3 = arith.addi %f0, %o3 : index
+          %kx3 = vector.load %k[%b, %i, %fo3] : memref<?x?x?xf32>, vector<8xf32>
+          %vx3 = vector.load %v[%b, %i, %fo3] : memref<?x?x?xf32>, vector<8xf32>
+          %kd3 = arith.extf %kx3 : vector<8xf32> to vector<8xf64>
+          %vd3 = arith.extf %vx3 : vector<8xf32> to vector<8xf64>
+          %nk3 = math.fma %gv, %kd3, %ak3 : vector<8xf64>
+          %nv3 = math.fma %gv, %vd3, %av3 : vector<8xf64>
+          vector.store %nk3, %pk[%b, %i1, %fo3] {alignment = 64 : i64, nontemporal = true} : memref<?x?x?xf64>, vector<8xf64>
+          vector.store %nv3, %pv[%b, %i1, %fo3] {alignment = 64 : i64, nontemporal = true} : memref<?x?x?xf64>, vector<8xf64>
+          %fo4 = arith.addi %f0, %o4 : index
+          %kx4 = vector.load %k[%b, %i, %fo4] : memref<?x?x?xf32>, vector<8xf32>
+          %vx4 = vector.load %v[%b, %i, %fo4] : memref<?x?x?xf32>, vector<8xf32>
+          %kd4 = arith.extf %kx4 : vector<8xf32> to vector<8xf64>
+          %vd4 = arith.extf %vx4 : vector<8xf32> to vector<8xf64>
+          %nk4 = math.fma %gv, %kd4, %ak4 : vector<8xf64>
+          %nv4 = math.fma %gv, %vd4, %av4 : vector<8xf64>
+          vector.store %nk4, %pk[%b, %i1, %fo4] {alignment = 64 : i64, nontemporal = true} : memref<?x?x?xf64>, vector<8xf64>
+          vector.store %nv4, %pv[%b, %i1, %fo4] {alignment = 64 : i64, nontemporal = true} : memref<?x?x?xf64>, vector<8xf64>
+          %fo5 = arith.addi %f0, %o5 : index
+          %kx5 = vector.load %k[%b, %i, %fo5] : memref<?x?x?xf32>, vector<8xf32>
+          %vx5 = vector.load %v[%b, %i, %fo5] : memref<?x?x?xf32>, vector<8xf32>
+          %kd5 = arith.extf %kx5 : vector<8xf32> to vector<8xf64>
+          %vd5 = arith.extf %vx5 : vector<8xf32> to vector<8xf64>
+          %nk5 = math.fma %gv, %kd5, %ak5 : vector<8xf64>
+          %nv5 = math.fma %gv, %vd5, %av5 : vector<8xf64>
+          vector.store %nk5, %pk[%b, %i1, %fo5] {alignment = 64 : i64, nontemporal = true} : memref<?x?x?xf64>, vector<8xf64>
+          vector.store %nv5, %pv[%b, %i1, %fo5] {alignment = 64 : i64, nontemporal = true} : memref<?x?x?xf64>, vector<8xf64>
+          %fo6 = arith.addi %f0, %o6 : index
+          %kx6 = vector.load %k[%b, %i, %fo6] : memref<?x?x?xf32>, vector<8xf32>
+          %vx6 = vector.load %v[%b, %i, %fo6] : memref<?x?x?xf32>, vector<8xf32>
+          %kd6 = arith.extf %kx6 : vector<8xf32> to vector<8xf64>
+          %vd6 = arith.extf %vx6 : vector<8xf32> to vector<8xf64>
+          %nk6 = math.fma %gv, %kd6, %ak6 : vector<8xf64>
+          %nv6 = math.fma %gv, %vd6, %av6 : vector<8xf64>
+          vector.store %nk6, %pk[%b, %i1, %fo6] {alignment = 64 : i64, nontemporal = true} : memref<?x?x?xf64>, vector<8xf64>
+          vector.store %nv6, %pv[%b, %i1, %fo6] {alignment = 64 : i64, nontemporal = true} : memref<?x?x?xf64>, vector<8xf64>
+          %fo7 = arith.addi %f0, %o7 : index
+          %kx7 = vector.load %k[%b, %i, %fo7] : memref<?x?x?xf32>, vector<8xf32>
+          %vx7 = vector.load %v[%b, %i, %fo7] : memref<?x?x?xf32>, vector<8xf32>
+          %kd7 = arith.extf %kx7 : vector<8xf32> to vector<8xf64>
+          %vd7 = arith.extf %vx7 : vector<8xf32> to vector<8xf64>
+          %nk7 = math.fma %gv, %kd7, %ak7 : vector<8xf64>
+          %nv7 = math.fma %gv, %vd7, %av7 : vector<8xf64>
+          vector.store %nk7, %pk[%b, %i1, %fo7] {alignment = 64 : i64, nontemporal = true} : memref<?x?x?xf64>, vector<8xf64>
+          vector.store %nv7, %pv[%b, %i1, %fo7] {alignment = 64 : i64, nontemporal = true} : memref<?x?x?xf64>, vector<8xf64>
+          scf.yield %nk0, %nk1, %nk2, %nk3, %nk4, %nk5, %nk6, %nk7, %nv0, %nv1, %nv2, %nv3, %nv4, %nv5, %nv6, %nv7 : vector<8xf64>, vector<8xf64>, vector<8xf64>, vector<8xf64>, vector<8xf64>, vector<8xf64>, vector<8xf64>, vector<8xf64>, vector<8xf64>, vector<8xf64>, vector<8xf64>, vector<8xf64>, vector<8xf64>, vector<8xf64>, vector<8xf64>, vector<8xf64>
         }
       }
     }
