@@ -379,6 +379,15 @@ struct Cell {
   /// HAG: the attention without the gate, coreSeconds - gateSeconds (both
   /// medians, timed in the same child); NaN without both entries.
   double attentionSeconds() const { return coreSeconds - gateSeconds; }
+  /// HAG: true when both entries were timed (attentionSeconds() > 0).
+  bool attentionTimed() const { return attentionSeconds() > 0; }
+  /// HAG: the time the attention core's rate is taken on: the attention
+  /// without the gate, else the 'core' entry, else the whole layer.
+  double coreRateSeconds() const {
+    return attentionTimed()            ? attentionSeconds()
+           : !std::isnan(coreSeconds) ? coreSeconds
+                                      : medianSeconds;
+  }
 };
 
 /// The per-N input x [1, N, D], identical in every child.
@@ -1109,8 +1118,7 @@ int main(int argc, char **argv) {
     // when the artifact has no such entry (then a lower bound on the rate).
     double cs = std::isnan(h.coreSeconds) ? hs : h.coreSeconds;
     // The attention without the gate (core - gate) when both were timed.
-    double as = h.attentionSeconds();
-    bool attnTimed = h.measured && as > 0;
+    bool attnTimed = h.measured && h.attentionTimed();
     std::printf(
         "%6s | %7.1f | %6.2f%% | %9.2f | %9.2f | %10.1f | %10.1f | %9s | %9s "
         "| %9s | %9s | %9s | %5s%% | %9s | %9s | %9s | %4s\n",
@@ -1122,10 +1130,9 @@ int main(int argc, char **argv) {
             ? fmt("%.2f", h.gateSeconds * 1e3).c_str()
             : "-",
         rate(pf.core, h, cs).c_str(),
-        attnTimed ? rate(pf.core, h, as).c_str() : "-",
+        attnTimed ? rate(pf.core, h, h.attentionSeconds()).c_str() : "-",
         h.measured && peakAll > 0
-            ? fmt("%.1f", pf.core / (attnTimed ? as : cs) * 1e-9 / peakAll *
-                              100)
+            ? fmt("%.1f", pf.core / h.coreRateSeconds() * 1e-9 / peakAll * 100)
                   .c_str()
             : "-",
         rate(pf.layer, r, r.medianSeconds).c_str(),
@@ -1260,10 +1267,8 @@ int main(int argc, char **argv) {
       const Cell &h = cells[best][HAG];
       Flops pf = pyramidFlops(layer, n);
       bool alone = !std::isnan(h.coreSeconds);
-      double as = h.attentionSeconds();
-      bool attnTimed = alone && as > 0;
-      double cs = attnTimed ? as : alone ? h.coreSeconds : h.medianSeconds;
-      double coreRate = pf.core / cs * 1e-9;
+      bool attnTimed = h.attentionTimed();
+      double coreRate = pf.core / h.coreRateSeconds() * 1e-9;
       double layerRate = pf.layer / h.medianSeconds * 1e-9;
       std::string how =
           attnTimed
@@ -1271,7 +1276,7 @@ int main(int argc, char **argv) {
                 "entry " + fmt("%.2f", h.coreSeconds * 1e3) +
                     " ms minus the 'gate' entry " +
                     fmt("%.2f", h.gateSeconds * 1e3) +
-                    " ms = " + fmt("%.2f", as * 1e3) + " ms"
+                    " ms = " + fmt("%.2f", h.attentionSeconds() * 1e3) + " ms"
           : alone ? fmt("the core timed alone with its gate, %.2f ms",
                         h.coreSeconds * 1e3)
                   : std::string("core FLOPs / the layer's time: the artifact "
