@@ -27,6 +27,35 @@ llvm_config.add_tool_substitutions(tools, tool_dirs)
 llvm_config.with_environment("PATH", config.hag_tools_dir, append_path=True)
 llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
 
+# CUDA: "ptxas" where the toolkit HAG was configured with has ptxas and
+# fatbinary (hag-compile --target=cuda assembles the kernels); "cuda" only
+# where a GPU is usable (an NVIDIA driver and a device: nvidia-smi -L lists
+# one). Tests that run kernels carry REQUIRES: cuda and are reported as
+# unsupported elsewhere.
+toolkit = config.hag_cuda_toolkit
+if toolkit and all(os.access(os.path.join(toolkit, "bin", t), os.X_OK)
+                   for t in ("ptxas", "fatbinary")):
+    config.available_features.add("ptxas")
+    config.substitutions.append(("%cuda_toolkit", toolkit))
+if shutil.which("nvidia-smi"):
+    import subprocess
+    try:
+        listed = subprocess.run(["nvidia-smi", "-L"], capture_output=True,
+                                text=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        listed = ""
+    if "GPU 0" in listed:
+        config.available_features.add("cuda")
+        # The architecture to compile the GPU tests for: sm_90a on 9.0
+        # (H100/H200), sm_80 on the other 8.x and later devices.
+        try:
+            cap = subprocess.run(
+                ["nvidia-smi", "--query-gpu=compute_cap", "--format=csv,noheader",
+                 "-i", "0"], capture_output=True, text=True, timeout=30).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            cap = ""
+        config.substitutions.append(("%gpu_arch", "sm_90a" if cap == "9.0" else "sm_80"))
+
 # Multi-process tests: hag-run built with MPI and mpirun present. Several
 # processes on one machine share its cores; --oversubscribe lets them run on
 # fewer cores than ranks, and root may run them (CI runs as root).

@@ -4,10 +4,11 @@
 #include "hag/Analysis/CostModel.h"
 #include "hag/Analysis/PipelinePlan.h"
 #include "hag/Frontend/ModelDescription.h"
-#include "hag/Transforms/Passes.h"
 #include "hag/InitAll.h"
 #include "hag/Pipelines/Pipelines.h"
 #include "hag/Target/Artifact.h"
+#include "hag/Target/Cuda.h"
+#include "hag/Transforms/Passes.h"
 
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/DialectRegistry.h"
@@ -33,8 +34,8 @@ namespace {
 /// Phases of architecture.md, in order. Only those implemented so far are
 /// accepted on the command line (partition comes later).
 enum class Phase { Input, HAG, Train, Lower, Artifact };
-enum class Emit { Default, MLIR, LLVM, Artifact };
-enum class Report { None, Cost, Schedule };
+enum class Emit { Default, MLIR, LLVM, PTX, Artifact };
+enum class Report { None, Cost, Schedule, Kernels };
 enum class Format { Text, JSON };
 
 struct Options {
@@ -66,6 +67,9 @@ struct Options {
       cl::values(clEnumValN(Emit::MLIR, "mlir", "MLIR after the last phase"),
                  clEnumValN(Emit::LLVM, "llvm",
                             "optimized LLVM IR for the target CPU"),
+                 clEnumValN(Emit::PTX, "ptx",
+                            "the PTX of every GPU kernel (--target=cuda; "
+                            "assembled by ptxas as a check)"),
                  clEnumValN(Emit::Artifact, "artifact", "the .hag artifact")),
       cl::cat(category)};
   cl::opt<bool> train{
@@ -74,8 +78,16 @@ struct Options {
                "the schedule; settings from the description's train: "
                "section, else its defaults)"),
       cl::init(false), cl::cat(category)};
-  cl::opt<std::string> target{"target", cl::desc("Device: cpu"),
-                              cl::init("cpu"), cl::cat(category)};
+  cl::opt<std::string> target{
+      "target",
+      cl::desc("Device: cpu or cuda (default: the description's "
+               "target.device, else cpu)"),
+      cl::init("cpu"), cl::cat(category)};
+  cl::opt<std::string> gpuArch{
+      "gpu-arch",
+      cl::desc("GPU architecture for --target=cuda: sm_80 or sm_90a "
+               "(default: the description's target.gpu_arch, else sm_90a)"),
+      cl::init("sm_90a"), cl::cat(category)};
   cl::opt<std::string> cpu{
       "cpu",
       cl::desc("LLVM CPU name for the generated code ('native': this "
@@ -90,7 +102,10 @@ struct Options {
                  clEnumValN(Report::Schedule, "schedule",
                             "pipeline stages (parallel.pipeline) balanced by "
                             "the cost model, and their 1F1B schedule of "
-                            "parallel.microbatches")),
+                            "parallel.microbatches"),
+                 clEnumValN(Report::Kernels, "kernels",
+                            "every GPU kernel's registers, shared memory and "
+                            "occupancy from ptxas (--target=cuda)")),
       cl::cat(category)};
   cl::opt<int64_t> seq{"seq", cl::desc("Sequence length of the report"),
                        cl::init(0), cl::cat(category)};
@@ -146,9 +161,11 @@ int mlir::hag::hagCompileMain(int argc, char **argv) {
       "  hag-compile MODEL.yaml -o model.mlir --compile-to=hag\n"
       "  hag-compile MODEL.yaml --report=cost --seq 8192 --format=json\n");
 
-  if (opts.target != "cpu")
-    return fail("--target=" + opts.target +
-                " is not available in this build (supported: cpu)");
+  if (opts.target != "cpu" && opts.target != "cuda")
+    return fail("--target=" + opts.target + " is not a target (cpu or cuda)");
+  if (!isSupportedGPUArch(opts.gpuArch))
+    return fail("--gpu-arch=" + opts.gpuArch +
+                " is not supported (sm_80 or sm_90a)");
   // Resolve the phase and what to emit from each other and from -o.
   Phase phase = opts.compileTo.getNumOccurrences() ? opts.compileTo.getValue()
                                                    : Phase::HAG;
@@ -162,15 +179,24 @@ int mlir::hag::hagCompileMain(int argc, char **argv) {
   }
   if (emit == Emit::Default)
     emit = phase == Phase::Artifact ? Emit::Artifact : Emit::MLIR;
-  if (emit == Emit::LLVM && phase < Phase::Lower)
-    return fail("--emit=llvm needs --compile-to=lower or later");
+  if (emit == Emit::PTX && !opts.compileTo.getNumOccurrences())
+    phase = Phase::Lower;
+  if ((emit == Emit::LLVM || emit == Emit::PTX) && phase < Phase::Lower)
+    return fail(std::string("--emit=") + (emit == Emit::LLVM ? "llvm" : "ptx") +
+                " needs --compile-to=lower or later");
   if ((emit == Emit::Artifact) != (phase == Phase::Artifact))
     return fail("--emit=artifact goes with --compile-to=artifact");
   if (phase == Phase::Artifact && opts.output == "-")
     return fail("an artifact is a binary file: give it a name with -o "
                 "(e.g. -o model.hag)");
-  if (opts.report != Report::None)
+  if (opts.report == Report::Kernels) {
+    if (opts.compileTo.getNumOccurrences() || emit != Emit::MLIR)
+      return fail("--report=kernels compiles to the kernels itself: drop "
+                  "--compile-to and --emit");
+    phase = Phase::Lower;
+  } else if (opts.report != Report::None) {
     phase = Phase::HAG;
+  }
   if (opts.report == Report::Cost && opts.seq < 1)
     return fail("--report=cost needs --seq N with N >= 1");
   if (opts.batch < 1)
@@ -189,6 +215,31 @@ int mlir::hag::hagCompileMain(int argc, char **argv) {
   OwningOpRef<ModuleOp> module = loadInput(opts, ctx, sourceMgr);
   if (!module || failed(verify(*module)))
     return 1;
+
+  // The device: the command line, else the description's `target:`.
+  std::string device = opts.target, gpuArch = opts.gpuArch;
+  if (auto t =
+          module->getOperation()->getAttrOfType<DictionaryAttr>("hag.target")) {
+    if (auto d = t.getAs<StringAttr>("device");
+        d && !opts.target.getNumOccurrences())
+      device = d.getValue().str();
+    if (auto a = t.getAs<StringAttr>("gpu_arch");
+        a && !opts.gpuArch.getNumOccurrences())
+      gpuArch = a.getValue().str();
+  }
+  bool cuda = device == "cuda";
+  if (!cuda && (emit == Emit::PTX || opts.report == Report::Kernels))
+    return fail(
+        std::string(emit == Emit::PTX ? "--emit=ptx" : "--report=kernels") +
+        " needs --target=cuda (the model's target is " + device + ")");
+  CUDATargetOptions cudaOptions;
+  cudaOptions.arch = gpuArch;
+  if (cuda) {
+    // Before any work: without ptxas nothing can be compiled.
+    std::string error;
+    if (phase >= Phase::Lower && failed(findCudaToolkit(cudaOptions, error)))
+      return fail(error);
+  }
 
   // `parallel.tensor: t` (t > 1): the program of one tensor-parallel rank;
   // `parallel.data: d` (d > 1, training): the gradients are averaged over d
@@ -283,14 +334,29 @@ int mlir::hag::hagCompileMain(int argc, char **argv) {
   }
   CPUTargetOptions targetOptions;
   targetOptions.cpu = opts.cpu;
+  targetOptions.device = device;
+  targetOptions.gpuArch = cuda ? gpuArch : "";
   // The manifest describes the hag-level functions (names, shapes).
   std::string manifest;
   if (phase == Phase::Artifact)
     manifest = buildManifest(*module, targetOptions);
+  std::vector<KernelResources> kernels;
+  std::string ptx;
   if (phase >= Phase::Lower) {
     PassManager pm(&ctx);
-    buildCPULoweringPipeline(pm);
+    if (cuda)
+      buildCUDALoweringPipeline(pm, gpuArch);
+    else
+      buildCPULoweringPipeline(pm);
     if (failed(pm.run(*module)))
+      return 1;
+    // PTX -> cubins with their resource proofs; --compile-to=lower keeps
+    // the GPU modules in NVVM for reading unless PTX or a report is asked.
+    if (cuda &&
+        (phase == Phase::Artifact || emit == Emit::PTX || emit == Emit::LLVM ||
+         opts.report == Report::Kernels) &&
+        failed(compileGPUModules(*module, cudaOptions, &kernels,
+                                 emit == Emit::PTX ? &ptx : nullptr)))
       return 1;
   }
   if (phase == Phase::Artifact)
@@ -303,6 +369,19 @@ int mlir::hag::hagCompileMain(int argc, char **argv) {
       openOutputFile(opts.output, &error);
   if (!out)
     return fail(error);
+  if (opts.report == Report::Kernels) {
+    if (opts.format == Format::JSON)
+      printKernelReportJSON(kernels, gpuArch, out->os());
+    else
+      printKernelReport(kernels, gpuArch, out->os());
+    out->keep();
+    return 0;
+  }
+  if (emit == Emit::PTX) {
+    out->os() << ptx;
+    out->keep();
+    return 0;
+  }
   if (emit == Emit::LLVM) {
     if (failed(emitLLVMIR(*module, targetOptions, out->os())))
       return 1;

@@ -321,6 +321,12 @@ OwningOpRef<ModuleOp> ModelBuilder::build(StringRef name) {
         b.getNamedAttr("tie_embeddings", b.getBoolAttr(md.tieEmbeddings)));
   }
   module->getOperation()->setAttr("hag.model", b.getDictionaryAttr(model));
+  // The description's `target:` (hag-compile's --target/--gpu-arch win).
+  module->getOperation()->setAttr(
+      "hag.target",
+      b.getDictionaryAttr(
+          {b.getNamedAttr("device", b.getStringAttr(md.target.device)),
+           b.getNamedAttr("gpu_arch", b.getStringAttr(md.target.gpuArch))}));
   if (md.train)
     module->getOperation()->setAttr("hag.train",
                                     ::hag::trainConfigAttr(ctx, *md.train));

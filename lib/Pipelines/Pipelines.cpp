@@ -11,6 +11,8 @@
 #include "mlir/Dialect/MemRef/Transforms/Passes.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/GPU/Transforms/Passes.h"
 #include "mlir/IR/BuiltinAttributes.h"
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Pass/PassRegistry.h"
@@ -148,6 +150,69 @@ void mlir::hag::buildCPULoweringPipeline(OpPassManager &pm) {
   pm.addPass(createCanonicalizerPass());
 }
 
+void mlir::hag::buildCUDALoweringPipeline(OpPassManager &pm,
+                                          const std::string &chip) {
+  HAGLowerToLinalgOptions lowerOptions;
+  lowerOptions.target = "cuda";
+  pm.addPass(createHAGLowerToLinalg(lowerOptions));
+  pm.addPass(createConvertElementwiseToLinalgPass());
+  pm.addPass(createInlinerPass());
+  pm.addPass(createCanonicalizerPass());
+  // Bufferization as on the CPU (see there for why no CSE before it).
+  bufferization::OneShotBufferizePassOptions bufferize;
+  bufferize.bufferizeFunctionBoundaries = true;
+  bufferize.functionBoundaryTypeConversion =
+      bufferization::LayoutMapOption::IdentityLayoutMap;
+  pm.addPass(bufferization::createOneShotBufferizePass(bufferize));
+  bufferization::BufferDeallocationPipelineOptions dealloc;
+  bufferization::buildBufferDeallocationPipeline(pm, dealloc);
+  pm.addPass(createCanonicalizerPass());
+  pm.addPass(createCSEPass());
+  // Kernels run one after the other on one stream: freeing a temporary
+  // after its last use is safe.
+  pm.addNestedPass<func::FuncOp>(createHAGEarlyDealloc());
+  pm.addNestedPass<func::FuncOp>(createConvertLinalgToParallelLoopsPass());
+  pm.addPass(createCanonicalizerPass());
+  pm.addPass(createHAGMapLoopsToGPU());
+  pm.addPass(createGpuKernelOutliningPass());
+  pm.addPass(createHAGCheckHostCode());
+  pm.addPass(createSymbolDCEPass());
+
+  GpuNVVMAttachTargetOptions attach;
+  attach.chip = chip;
+  attach.features = "+ptx80";
+  attach.optLevel = 3;
+  pm.addPass(createGpuNVVMAttachTarget(attach));
+  OpPassManager &kernels = pm.nest<gpu::GPUModuleOp>();
+  kernels.addPass(createLowerAffinePass());
+  kernels.addPass(createSCFToControlFlowPass());
+  ConvertGpuOpsToNVVMOpsOptions toNVVM;
+  kernels.addPass(createConvertGpuOpsToNVVMOps(toNVVM));
+  kernels.addPass(createConvertNVGPUToNVVMPass());
+  kernels.addPass(createConvertVectorToLLVMPass());
+  kernels.addPass(createReconcileUnrealizedCastsPass());
+  kernels.addPass(createCanonicalizerPass());
+  kernels.addPass(createCSEPass());
+
+  pm.addPass(memref::createExpandStridedMetadataPass());
+  pm.addPass(createLowerAffinePass());
+  pm.addPass(createSCFToControlFlowPass());
+  // Buffers through the generic allocation functions, which
+  // hag-device-allocations points at device memory (before gpu-to-llvm,
+  // whose own memref patterns would call malloc).
+  FinalizeMemRefToLLVMConversionPassOptions memrefToLLVM;
+  memrefToLLVM.useGenericFunctions = true;
+  pm.addPass(createFinalizeMemRefToLLVMConversionPass(memrefToLLVM));
+  pm.addPass(createGpuToLLVMConversionPass());
+  pm.addPass(createArithToLLVMConversionPass());
+  pm.addPass(createConvertIndexToLLVMPass());
+  pm.addPass(createConvertControlFlowToLLVMPass());
+  pm.addPass(createConvertFuncToLLVMPass());
+  pm.addPass(createReconcileUnrealizedCastsPass());
+  pm.addPass(createHAGDeviceAllocations());
+  pm.addPass(createCanonicalizerPass());
+}
+
 void mlir::hag::registerHAGPipelines() {
   PassPipelineRegistration<>(
       "hag-pipeline-cpu",
@@ -157,4 +222,16 @@ void mlir::hag::registerHAGPipelines() {
       "hag-pipeline-hag",
       "The hag phase: canonicalize, fuse pyramid attention, CSE",
       [](OpPassManager &pm) { buildHAGPhasePipeline(pm); });
+  struct CUDAPipelineOptions : public PassPipelineOptions<CUDAPipelineOptions> {
+    Option<std::string> chip{*this, "chip",
+                             llvm::cl::desc("GPU architecture: sm_80, sm_90a"),
+                             llvm::cl::init("sm_80")};
+  };
+  PassPipelineRegistration<CUDAPipelineOptions>(
+      "hag-pipeline-cuda",
+      "The CUDA lowering: hag -> linalg with Tensor Core kernels -> "
+      "bufferized loops -> GPU kernels in NVVM, host code in LLVM",
+      [](OpPassManager &pm, const CUDAPipelineOptions &o) {
+        buildCUDALoweringPipeline(pm, o.chip);
+      });
 }

@@ -86,10 +86,13 @@ std::string mlir::hag::buildManifest(ModuleOp module,
   root["format_version"] = int64_t(kArtifactFormatVersion);
   root["hag_version"] = HAG_VERSION;
   auto [cpu, features] = resolveCPU(target);
-  root["target"] =
-      llvm::json::Object{{"triple", llvm::sys::getDefaultTargetTriple()},
-                         {"cpu", cpu},
-                         {"features", features}};
+  llvm::json::Object targetJson{{"triple", llvm::sys::getDefaultTargetTriple()},
+                                {"cpu", cpu},
+                                {"features", features},
+                                {"device", target.device}};
+  if (!target.gpuArch.empty())
+    targetJson["gpu_arch"] = target.gpuArch;
+  root["target"] = std::move(targetJson);
 
   llvm::json::Object model;
   if (auto dict = module->getAttrOfType<DictionaryAttr>("hag.model")) {

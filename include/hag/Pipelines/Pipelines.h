@@ -4,6 +4,7 @@
 #define HAG_PIPELINES_PIPELINES_H
 
 #include <cstdint>
+#include <string>
 
 namespace mlir {
 class DictionaryAttr;
@@ -30,6 +31,16 @@ void buildTrainPhasePipeline(OpPassManager &pm, DictionaryAttr config,
 /// library inlined) -> one-shot bufferization with buffer deallocation ->
 /// loops -> the LLVM dialect, with C-interface wrappers on entry points.
 void buildCPULoweringPipeline(OpPassManager &pm);
+
+/// The CUDA part of the `lower` phase (architecture.md phase 5), up to GPU
+/// modules in the NVVM dialect inside a host module in the LLVM dialect:
+/// hag -> linalg with the CUDA kernel library (Tensor Core matmuls) ->
+/// bufferization -> loops mapped to kernels (hag-map-loops-to-gpu) ->
+/// outlined `gpu.module`s with an `#nvvm.target` for `chip` (sm_80, sm_90a)
+/// -> NVVM; host code -> the LLVM dialect with `gpu.launch_func`s and its
+/// buffers in device memory (hag-device-allocations). The PTX and cubins
+/// are made by the artifact phase (hag/Target/Cuda.h).
+void buildCUDALoweringPipeline(OpPassManager &pm, const std::string &chip);
 
 /// Registers `hag-pipeline-hag` (and later phase pipelines) with the global
 /// pass-pipeline registry, for hag-opt.

@@ -37,6 +37,11 @@ struct CPUTargetOptions {
   std::string cpu = "native";
   /// LLVM optimization level for the generated code.
   unsigned optLevel = 3;
+  /// Where the model's kernels run: "cpu", or "cuda" (the host code
+  /// launches GPU kernels embedded in it; the manifest says so).
+  std::string device = "cpu";
+  /// For "cuda": the GPU architecture ("sm_80", "sm_90a").
+  std::string gpuArch;
 };
 
 /// What the manifest says about the code: the module *before* lowering

@@ -1,0 +1,114 @@
+//===- CudaKernels.cpp - the CUDA kernel library --------------------------===//
+
+#include "CudaKernels.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/Parser/Parser.h"
+
+using namespace mlir;
+using namespace mlir::hag;
+
+/// kernels/cuda/library.mlir, embedded at build time.
+static const char kCudaLibrarySource[] =
+#include "CudaLibrary.inc"
+    ;
+
+/// func.func private @hag_matmul_nt(A [M, K], B [N, K], C [M, N]): launches
+/// the Tensor Core kernel on a grid of ceil(N / 128) x ceil(M / 128) blocks
+/// (nothing to launch when C is empty). The grid's y extent (M / 128 <
+/// 65536) allows 8M rows.
+static void buildMatmulWrapper(OpBuilder &b, Location loc,
+                               gpu::GPUModuleOp kernels) {
+  auto dyn2 = MemRefType::get({ShapedType::kDynamic, ShapedType::kDynamic},
+                              b.getF32Type());
+  auto fn = func::FuncOp::create(b, loc, "hag_matmul_nt",
+                                 b.getFunctionType({dyn2, dyn2, dyn2}, {}));
+  fn.setPrivate();
+  Block *entry = fn.addEntryBlock();
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPointToStart(entry);
+  Value A = entry->getArgument(0), B = entry->getArgument(1),
+        C = entry->getArgument(2);
+  auto idx = [&](int64_t v) {
+    return arith::ConstantIndexOp::create(b, loc, v);
+  };
+  Value M = memref::DimOp::create(b, loc, A, 0);
+  Value N = memref::DimOp::create(b, loc, B, 0);
+  auto ceilDiv = [&](Value x, int64_t d) {
+    Value s = arith::AddIOp::create(b, loc, x, idx(d - 1));
+    return arith::DivUIOp::create(b, loc, s, idx(d)).getResult();
+  };
+  Value gx = ceilDiv(N, cudaMatmulBlockN());
+  Value gy = ceilDiv(M, cudaMatmulBlockM());
+  Value zero = idx(0);
+  Value any = arith::AndIOp::create(
+      b, loc, arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ugt, M, zero),
+      arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ugt, N, zero));
+  auto ifOp = scf::IfOp::create(b, loc, any, /*withElse=*/false);
+  {
+    OpBuilder::InsertionGuard g(b);
+    b.setInsertionPointToStart(ifOp.thenBlock());
+    auto kernel = kernels.lookupSymbol<gpu::GPUFuncOp>("hag_matmul_nt_f16");
+    Value one = idx(1);
+    gpu::LaunchFuncOp::create(
+        b, loc, kernel, gpu::KernelDim3{gx, gy, one},
+        gpu::KernelDim3{idx(cudaMatmulThreads()), one, one},
+        /*dynamicSharedMemorySize=*/Value(), ValueRange{A, B, C});
+  }
+  func::ReturnOp::create(b, loc);
+}
+
+LogicalResult mlir::hag::loadCudaKernelLibrary(ModuleOp module) {
+  MLIRContext *ctx = module.getContext();
+  module->setAttr(gpu::GPUDialect::getContainerModuleAttrName(),
+                  UnitAttr::get(ctx));
+  OpBuilder b(ctx);
+  b.setInsertionPointToEnd(module.getBody());
+  // The library's own code has no place in the model's source.
+  Location loc = NameLoc::get(StringAttr::get(ctx, "hag CUDA kernel library"));
+  if (!module.lookupSymbol("hag_gate_epilogue")) {
+    ParserConfig config(ctx);
+    OwningOpRef<ModuleOp> library = parseSourceString<ModuleOp>(
+        kCudaLibrarySource, config, "cuda/library.mlir");
+    if (!library)
+      return module.emitError()
+             << "internal error: the CUDA kernel library file "
+                "cuda/library.mlir does not parse";
+    for (Operation &op : library->getBody()->getOperations()) {
+      auto fn = dyn_cast<func::FuncOp>(op);
+      if (fn && module.lookupSymbol(fn.getSymName()))
+        continue;
+      b.clone(op);
+    }
+  }
+  // Declared only: the launches' memory effects are unknown to buffer
+  // deallocation; defineCudaKernelLaunchers adds the bodies after it.
+  if (!module.lookupSymbol("hag_matmul_nt")) {
+    auto dyn2 = MemRefType::get({ShapedType::kDynamic, ShapedType::kDynamic},
+                                b.getF32Type());
+    auto fn = func::FuncOp::create(b, loc, "hag_matmul_nt",
+                                   b.getFunctionType({dyn2, dyn2, dyn2}, {}));
+    fn.setPrivate();
+  }
+  return success();
+}
+
+void mlir::hag::defineCudaKernelLaunchers(ModuleOp module) {
+  auto decl = module.lookupSymbol<func::FuncOp>("hag_matmul_nt");
+  if (!decl || !decl.isExternal())
+    return;
+  OpBuilder b(module.getContext());
+  b.setInsertionPointToEnd(module.getBody());
+  auto kernels = module.lookupSymbol<gpu::GPUModuleOp>("hag_cuda_matmul");
+  if (!kernels)
+    kernels = buildCudaMatmulKernels(b, decl.getLoc());
+  b.setInsertionPoint(decl);
+  buildMatmulWrapper(b, decl.getLoc(), kernels);
+  decl.erase();
+}

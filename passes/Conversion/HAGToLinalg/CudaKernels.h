@@ -1,0 +1,51 @@
+//===- CudaKernels.h - the CUDA kernel library -----------------*- C++ -*-===//
+//
+// The CUDA counterpart of kernels/*.mlir: functions with the same names and
+// signatures as the CPU kernel library (so the hag -> linalg patterns are
+// shared), whose bodies launch GPU kernels or are parallel loops that
+// hag-map-loops-to-gpu turns into kernels.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef HAG_CONVERSION_HAGTOLINALG_CUDAKERNELS_H
+#define HAG_CONVERSION_HAGTOLINALG_CUDAKERNELS_H
+
+#include "mlir/Support/LLVM.h"
+
+#include <cstdint>
+
+namespace mlir {
+class Location;
+class OpBuilder;
+class ModuleOp;
+namespace gpu {
+class GPUModuleOp;
+} // namespace gpu
+
+namespace hag {
+
+/// `gpu.module @hag_cuda_matmul` with `@hag_matmul_nt_f16`, the FP16 Tensor
+/// Core kernel of C = A B^T (f32 in memory); see CudaMatmulKernel.cpp.
+gpu::GPUModuleOp buildCudaMatmulKernels(OpBuilder &b, Location loc);
+/// Its launch configuration: a block computes a cudaMatmulBlockM() x
+/// cudaMatmulBlockN() tile of C with cudaMatmulThreads() threads.
+int64_t cudaMatmulBlockM();
+int64_t cudaMatmulBlockN();
+int64_t cudaMatmulThreads();
+
+/// Adds to `module` the CUDA kernel library functions it does not have yet:
+/// the loops (`hag_gate_epilogue`) with their bodies, the functions that
+/// launch hand-written kernels (`hag_matmul_nt`) as declarations, and marks
+/// the module `gpu.container_module`.
+LogicalResult loadCudaKernelLibrary(ModuleOp module);
+
+/// Gives the declared launchers their bodies (gpu.launch_func of the
+/// Tensor Core kernels) and adds the GPU modules they launch. Runs after
+/// bufferization and buffer deallocation, which cannot see through a
+/// launch's memory effects.
+void defineCudaKernelLaunchers(ModuleOp module);
+
+} // namespace hag
+} // namespace mlir
+
+#endif // HAG_CONVERSION_HAGTOLINALG_CUDAKERNELS_H

@@ -1,0 +1,225 @@
+//===- CudaMatmulKernel.cpp - the FP16 Tensor Core matmul kernel ----------===//
+//
+// Builds `gpu.module @hag_cuda_matmul` with the kernel behind every
+// projection of a CUDA artifact: C = A B^T, A [M, K], B [N, K], C [M, N],
+// f32 in memory, f16 operands on the Tensor Cores, f32 accumulation
+// (`nvgpu.mma.sync` m16n8k16,
+// `mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32` in PTX; sm_80 and later).
+//
+// One block of 256 threads (8 warps, 2 x 4) computes a 128 x 128 tile of C;
+// each warp a 64 x 32 sub-tile, 4 x 4 mma tiles of 16 x 8, 16 accumulators
+// of vector<2x2xf32> in registers. Per 32-deep slice of K the block stages
+// the A and B tiles in shared memory as f16 (rows padded to 40 halves so
+// the fragment loads of the 8 row groups of a warp fall into different
+// banks), then each warp loads its fragments in the m16n8k16 register
+// layout of the PTX ISA (lane = 4 g + t: A rows g and g + 8, columns 2t,
+// 2t + 1, 2t + 8, 2t + 9; B column g, rows 2t, 2t + 1, 2t + 8, 2t + 9) and
+// issues 2 x 16 mma.sync. Global loads are coalesced (a warp reads 32
+// consecutive floats of one row) and masked at the edges of M, N and K, so
+// any shape is valid; the stores of C are masked per element.
+//
+//===----------------------------------------------------------------------===//
+
+#include "CudaKernels.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/BuiltinOps.h"
+
+using namespace mlir;
+
+namespace {
+
+// The tile configuration (see the file comment).
+constexpr int64_t kBlockM = 128, kBlockN = 128, kBlockK = 32;
+constexpr int64_t kWarpsM = 2, kWarpsN = 4;
+constexpr int64_t kThreads = 32 * kWarpsM * kWarpsN;
+constexpr int64_t kWarpM = kBlockM / kWarpsM; // 64
+constexpr int64_t kWarpN = kBlockN / kWarpsN; // 32
+constexpr int64_t kTilesM = kWarpM / 16;      // 4 mma tiles of 16 rows
+constexpr int64_t kTilesN = kWarpN / 8;       // 4 mma tiles of 8 columns
+constexpr int64_t kPad = 8;                   // halves of padding per row
+
+struct KernelBuilder {
+  OpBuilder &b;
+  Location loc;
+
+  Value idx(int64_t v) { return arith::ConstantIndexOp::create(b, loc, v); }
+  Value add(Value x, Value y) { return arith::AddIOp::create(b, loc, x, y); }
+  Value mul(Value x, Value y) { return arith::MulIOp::create(b, loc, x, y); }
+  Value add(Value x, int64_t y) { return add(x, idx(y)); }
+  Value mul(Value x, int64_t y) { return mul(x, idx(y)); }
+  Value ult(Value x, Value y) {
+    return arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ult, x, y);
+  }
+
+  /// Stages rows [row0, row0 + 128) x columns [k0, k0 + 32) of `src` (f32)
+  /// into `tile` (f16, 128 x 40), zeros outside [0, rows) x [0, K).
+  void stageTile(Value src, Value tile, Value row0, Value rows, Value k0,
+                 Value K, Value tid) {
+    Value col = arith::RemUIOp::create(b, loc, tid, idx(kBlockK));
+    Value r0 = arith::DivUIOp::create(b, loc, tid, idx(kBlockK));
+    Value gk = add(k0, col);
+    Value kIn = ult(gk, K);
+    Value zero = idx(0);
+    Value fzero =
+        arith::ConstantFloatOp::create(b, loc, b.getF32Type(), APFloat(0.0f));
+    constexpr int64_t rowsPerPass = kThreads / kBlockK; // 8
+    for (int64_t i = 0; i < kBlockM / rowsPerPass; ++i) {
+      Value r = add(r0, i * rowsPerPass);
+      Value gr = add(row0, r);
+      Value in = arith::AndIOp::create(b, loc, ult(gr, rows), kIn);
+      // Out-of-range elements read element (0, 0), which exists whenever
+      // the kernel runs (M, N >= 1 and K >= 1), and are replaced by 0.
+      Value sr = arith::SelectOp::create(b, loc, in, gr, zero);
+      Value sk = arith::SelectOp::create(b, loc, in, gk, zero);
+      Value v = memref::LoadOp::create(b, loc, src, ValueRange{sr, sk});
+      v = arith::SelectOp::create(b, loc, in, v, fzero);
+      Value h = arith::TruncFOp::create(b, loc, b.getF16Type(), v);
+      memref::StoreOp::create(b, loc, h, tile, ValueRange{r, col});
+    }
+  }
+
+  /// Two consecutive halves of `tile` at (row, col): one 32-bit shared
+  /// load (col is even and rows are 80 bytes apart).
+  Value pair(Value tile, Value row, Value col) {
+    auto t = VectorType::get({2}, b.getF16Type());
+    return vector::LoadOp::create(b, loc, t, tile, ValueRange{row, col},
+                                  /*nontemporal=*/false, llvm::Align(4));
+  }
+};
+
+} // namespace
+
+gpu::GPUModuleOp mlir::hag::buildCudaMatmulKernels(OpBuilder &b, Location loc) {
+  MLIRContext *ctx = b.getContext();
+  auto module = gpu::GPUModuleOp::create(b, loc, "hag_cuda_matmul");
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPointToStart(module.getBody());
+
+  Type f32 = b.getF32Type(), f16 = b.getF16Type();
+  auto dyn2 =
+      MemRefType::get({ShapedType::kDynamic, ShapedType::kDynamic}, f32);
+  auto workgroup = gpu::AddressSpaceAttr::get(
+      ctx, gpu::GPUDialect::getWorkgroupAddressSpace());
+  auto tileType = MemRefType::get({kBlockM, kBlockK + kPad}, f16,
+                                  MemRefLayoutAttrInterface(), workgroup);
+  static_assert(kBlockM == kBlockN, "one shared tile type for A and B");
+
+  auto fnType = b.getFunctionType({dyn2, dyn2, dyn2}, {});
+  auto fn = gpu::GPUFuncOp::create(b, loc, "hag_matmul_nt_f16", fnType,
+                                   TypeRange{tileType, tileType}, TypeRange{});
+  fn->setAttr(gpu::GPUDialect::getKernelFuncAttrName(), b.getUnitAttr());
+  fn.setKnownBlockSizeAttr(b.getDenseI32ArrayAttr({int32_t(kThreads), 1, 1}));
+  b.setInsertionPointToStart(&fn.getBody().front());
+  KernelBuilder k{b, loc};
+
+  Value A = fn.getArgument(0), B = fn.getArgument(1), C = fn.getArgument(2);
+  Value As = fn.getWorkgroupAttributions()[0];
+  Value Bs = fn.getWorkgroupAttributions()[1];
+  Value M = memref::DimOp::create(b, loc, A, 0);
+  Value K = memref::DimOp::create(b, loc, A, 1);
+  Value N = memref::DimOp::create(b, loc, B, 0);
+
+  Value tid = gpu::ThreadIdOp::create(b, loc, gpu::Dimension::x);
+  Value bx = gpu::BlockIdOp::create(b, loc, gpu::Dimension::x);
+  Value by = gpu::BlockIdOp::create(b, loc, gpu::Dimension::y);
+  Value lane = arith::RemUIOp::create(b, loc, tid, k.idx(32));
+  Value warp = arith::DivUIOp::create(b, loc, tid, k.idx(32));
+  Value g = arith::DivUIOp::create(b, loc, lane, k.idx(4));
+  Value t2 = k.mul(arith::RemUIOp::create(b, loc, lane, k.idx(4)), 2);
+  Value wm = arith::DivUIOp::create(b, loc, warp, k.idx(kWarpsN));
+  Value wn = arith::RemUIOp::create(b, loc, warp, k.idx(kWarpsN));
+  Value bm = k.mul(by, kBlockM), bn = k.mul(bx, kBlockN);
+  // This warp's first row and column inside the block's tile.
+  Value wRow = k.mul(wm, kWarpM), wCol = k.mul(wn, kWarpN);
+
+  auto accType = VectorType::get({2, 2}, f32);
+  Value accZero = arith::ConstantOp::create(
+      b, loc, accType, DenseElementsAttr::get(accType, 0.0f));
+  SmallVector<Value> init(kTilesM * kTilesN, accZero);
+
+  // ceil(K / 32) slices of K.
+  Value kTiles =
+      arith::DivUIOp::create(b, loc, k.add(K, kBlockK - 1), k.idx(kBlockK));
+  auto loop = scf::ForOp::create(b, loc, k.idx(0), kTiles, k.idx(1), init);
+  {
+    OpBuilder::InsertionGuard g2(b);
+    b.setInsertionPointToStart(loop.getBody());
+    Value k0 = k.mul(loop.getInductionVar(), kBlockK);
+    k.stageTile(A, As, bm, M, k0, K, tid);
+    k.stageTile(B, Bs, bn, N, k0, K, tid);
+    gpu::BarrierOp::create(b, loc);
+
+    SmallVector<Value> acc(loop.getRegionIterArgs().begin(),
+                           loop.getRegionIterArgs().end());
+    auto aType = VectorType::get({4, 2}, f16);
+    auto bType = VectorType::get({2, 2}, f16);
+    Value aZero = arith::ConstantOp::create(
+        b, loc, aType,
+        DenseElementsAttr::get(aType, APFloat::getZero(APFloat::IEEEhalf())));
+    Value bZero = arith::ConstantOp::create(
+        b, loc, bType,
+        DenseElementsAttr::get(bType, APFloat::getZero(APFloat::IEEEhalf())));
+    for (int64_t kk = 0; kk < kBlockK; kk += 16) {
+      Value c0 = k.add(t2, kk), c8 = k.add(t2, kk + 8);
+      SmallVector<Value> aFrag, bFrag;
+      for (int64_t mt = 0; mt < kTilesM; ++mt) {
+        Value r = k.add(k.add(wRow, g), mt * 16);
+        Value r8 = k.add(r, 8);
+        Value frag = aZero;
+        Value parts[4] = {k.pair(As, r, c0), k.pair(As, r8, c0),
+                          k.pair(As, r, c8), k.pair(As, r8, c8)};
+        for (int64_t i = 0; i < 4; ++i)
+          frag = vector::InsertOp::create(b, loc, parts[i], frag, i);
+        aFrag.push_back(frag);
+      }
+      for (int64_t nt = 0; nt < kTilesN; ++nt) {
+        Value n = k.add(k.add(wCol, g), nt * 8);
+        Value frag = bZero;
+        frag = vector::InsertOp::create(b, loc, k.pair(Bs, n, c0), frag, 0);
+        frag = vector::InsertOp::create(b, loc, k.pair(Bs, n, c8), frag, 1);
+        bFrag.push_back(frag);
+      }
+      for (int64_t mt = 0; mt < kTilesM; ++mt)
+        for (int64_t nt = 0; nt < kTilesN; ++nt) {
+          Value &c = acc[mt * kTilesN + nt];
+          c = nvgpu::MmaSyncOp::create(b, loc, aFrag[mt], bFrag[nt], c,
+                                       ArrayRef<int64_t>{16, 8, 16});
+        }
+    }
+    gpu::BarrierOp::create(b, loc);
+    scf::YieldOp::create(b, loc, acc);
+  }
+
+  // Masked stores: c[i][j] is row g + 8 i, column 2 t + j of the mma tile.
+  for (int64_t mt = 0; mt < kTilesM; ++mt)
+    for (int64_t nt = 0; nt < kTilesN; ++nt) {
+      Value c = loop.getResult(mt * kTilesN + nt);
+      for (int64_t i = 0; i < 2; ++i) {
+        Value row = k.add(k.add(k.add(bm, wRow), g), mt * 16 + i * 8);
+        for (int64_t j = 0; j < 2; ++j) {
+          Value col = k.add(k.add(k.add(bn, wCol), t2), nt * 8 + j);
+          Value in =
+              arith::AndIOp::create(b, loc, k.ult(row, M), k.ult(col, N));
+          auto ifOp = scf::IfOp::create(b, loc, in, /*withElse=*/false);
+          OpBuilder::InsertionGuard g3(b);
+          b.setInsertionPointToStart(ifOp.thenBlock());
+          Value v =
+              vector::ExtractOp::create(b, loc, c, ArrayRef<int64_t>{i, j});
+          memref::StoreOp::create(b, loc, v, C, ValueRange{row, col});
+        }
+      }
+    }
+  gpu::ReturnOp::create(b, loc);
+  return module;
+}
+
+int64_t mlir::hag::cudaMatmulBlockM() { return kBlockM; }
+int64_t mlir::hag::cudaMatmulBlockN() { return kBlockN; }
+int64_t mlir::hag::cudaMatmulThreads() { return kThreads; }
