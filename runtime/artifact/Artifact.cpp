@@ -474,13 +474,20 @@ hag::rt::parseArtifactManifest(const std::string &text,
         r.getString(*target, "target", "cpu", m.target.cpu, false, false),
         r.getString(*target, "target", "features", m.target.features, false,
                     false),
+        r.getString(*target, "target", "device", m.target.device, false, false),
+        r.getString(*target, "target", "gpu_arch", m.target.gpuArch, false,
+                    false),
         parseModel(r, *root, m.model), parseAttention(r, *root, m.attention),
-        parseTrain(r, *root, m.train),
-        parseParallel(r, *root, m.parallel),
+        parseTrain(r, *root, m.train), parseParallel(r, *root, m.parallel),
         parseParameters(r, *root, m.parameters),
         parseEntries(r, *root, m.parameters, m.entries)})
     if (!s.ok())
       return s;
+  if (m.target.device != "cpu" && m.target.device != "cuda")
+    return r.error(strCat("target.device is ", quoted(m.target.device),
+                          ", not cpu or cuda"));
+  if (m.target.cuda() && m.target.gpuArch.empty())
+    return r.error("target.gpu_arch is missing for a cuda artifact");
   return m;
 }
 

@@ -162,6 +162,14 @@ Result<DeviceInfo> Driver::device(int ordinal) const {
   return info;
 }
 
+void *Driver::entryPoint(const char *name) const {
+  return dlsym(api->handle, name);
+}
+
+Status Driver::check(int result, const char *call) const {
+  return api->check(result, call);
+}
+
 std::string DeviceInfo::arch() const {
   return "sm_" + std::to_string(ccMajor) + std::to_string(ccMinor) +
          (ccMajor == 9 ? "a" : "");

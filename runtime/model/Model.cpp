@@ -8,6 +8,7 @@
 #include "hag/runtime/Model.h"
 
 #include "hag/runtime/Collectives.h"
+#include "hag/runtime/CudaSession.h"
 
 #include "hag/runtime/Memory.h"
 #include "hag/runtime/WeightInit.h"
@@ -853,12 +854,139 @@ Status Model::callWithWeights(const ArtifactEntry &entry,
         makeDescriptor(it->second.data.data(), it->second.shape));
     argBases.push_back(it->second.data.data());
   }
+  if (code.manifest().target.cuda()) {
+    if (Status s = callOnDevice(entry, descriptors, argBases); !s.ok())
+      return s.withPrefix(what);
+    return Status::success();
+  }
   std::vector<void *> args;
   args.reserve(descriptors.size());
   for (std::vector<int64_t> &d : descriptors)
     args.push_back(d.data());
   if (Status s = callPacked(entry.address, std::move(args)); !s.ok())
     return s.withPrefix(what);
+  return Status::success();
+}
+
+namespace {
+
+/// Elements a descriptor's strided view spans from its first element.
+int64_t spanOf(const std::vector<int64_t> &words) {
+  size_t rank = (words.size() - 3) / 2;
+  int64_t span = 1;
+  for (size_t i = 0; i < rank; ++i) {
+    if (words[3 + i] == 0)
+      return 0;
+    span += (words[3 + i] - 1) * words[3 + rank + i];
+  }
+  return span;
+}
+
+/// Device buffers of one call, freed when it ends.
+struct DeviceBuffers {
+  std::vector<void *> buffers;
+  ~DeviceBuffers() {
+    for (void *p : buffers)
+      cuda::Session::release(p);
+  }
+};
+
+} // namespace
+
+Status Model::callOnDevice(const ArtifactEntry &entry,
+                           std::vector<std::vector<int64_t>> &descriptors,
+                           const std::vector<const void *> &argBases) const {
+  const TargetFacts &target = code.manifest().target;
+  if (!cuda::Session::active())
+    return makeError(baseName(code.source()), " holds GPU code (cuda ",
+                     target.gpuArch,
+                     "): run it on the GPU (hag-run --device cuda)");
+  // Arguments come in the entry's order: inputs, state, parameters.
+  std::vector<DType> types;
+  for (const TensorSpec &t : entry.inputs)
+    types.push_back(t.dtype);
+  for (const TensorSpec &t : entry.state)
+    types.push_back(t.dtype);
+  for (const std::string &name : entry.parameters)
+    types.push_back(tensors.at(name).dtype);
+  if (types.size() + 1 != descriptors.size())
+    return makeError("the call passes ", descriptors.size() - 1,
+                     " arguments, the entry takes ", types.size());
+  if (Status s = cuda::Session::takeError(); !s.ok())
+    return s.withPrefix("an earlier GPU call");
+  // Upload every argument (inputs, state, weights) to device memory.
+  DeviceBuffers device;
+  std::vector<void *> deviceBases(types.size());
+  for (size_t i = 0; i < types.size(); ++i) {
+    std::vector<int64_t> &d = descriptors[i + 1];
+    size_t bytes = size_t(spanOf(d) + d[2]) * dtypeSize(types[i]);
+    Result<void *> p = cuda::Session::allocate(bytes);
+    if (!p.ok())
+      return p.status();
+    device.buffers.push_back(*p);
+    deviceBases[i] = *p;
+    if (Status s = cuda::Session::upload(*p, argBases[i], bytes); !s.ok())
+      return s;
+    d[0] = d[1] = static_cast<int64_t>(reinterpret_cast<intptr_t>(*p));
+  }
+  std::vector<void *> args;
+  for (std::vector<int64_t> &d : descriptors)
+    args.push_back(d.data());
+  if (Status s = callPacked(entry.address, std::move(args)); !s.ok())
+    return s;
+  // A buffer the code allocated for the result is ours to free, whatever
+  // happens below (an argument returned as is belongs to `device`).
+  std::vector<int64_t> &r = descriptors[0];
+  void *allocated = reinterpret_cast<void *>(static_cast<intptr_t>(r[0]));
+  bool isArgument = std::find(deviceBases.begin(), deviceBases.end(),
+                              allocated) != deviceBases.end();
+  struct ResultGuard {
+    void *p;
+    ~ResultGuard() {
+      if (p)
+        cuda::Session::release(p);
+    }
+  } resultGuard{isArgument ? nullptr : allocated};
+  if (Status s = cuda::Session::synchronize(); !s.ok())
+    return s;
+  if (Status s = cuda::Session::takeError(); !s.ok())
+    return s;
+  // State the entry updated in place comes back.
+  for (size_t i = 0; i < entry.state.size(); ++i) {
+    size_t a = entry.inputs.size() + i;
+    const std::vector<int64_t> &d = descriptors[a + 1];
+    size_t bytes = size_t(spanOf(d) + d[2]) * dtypeSize(types[a]);
+    if (Status s = cuda::Session::download(const_cast<void *>(argBases[a]),
+                                           deviceBases[a], bytes);
+        !s.ok())
+      return s;
+  }
+  // The result: an argument returned as is maps back to its host buffer;
+  // a buffer the code allocated is copied to the host (and freed by the
+  // guard).
+  for (size_t i = 0; i < types.size(); ++i)
+    if (allocated == deviceBases[i]) {
+      r[0] = r[1] =
+          static_cast<int64_t>(reinterpret_cast<intptr_t>(argBases[i]));
+      return Status::success();
+    }
+  size_t elem = dtypeSize(entry.resultDType);
+  int64_t span = spanOf(r);
+  void *host = std::malloc(std::max<size_t>(1, size_t(span) * elem));
+  if (!host)
+    return makeError("out of memory for the result (", span * elem, " bytes)");
+  const uint8_t *first =
+      reinterpret_cast<const uint8_t *>(static_cast<intptr_t>(r[1])) +
+      r[2] * int64_t(elem);
+  Status copied =
+      span ? cuda::Session::download(host, first, size_t(span) * elem)
+           : Status::success();
+  if (!copied.ok()) {
+    std::free(host);
+    return copied;
+  }
+  r[0] = r[1] = static_cast<int64_t>(reinterpret_cast<intptr_t>(host));
+  r[2] = 0;
   return Status::success();
 }
 

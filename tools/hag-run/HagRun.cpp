@@ -4,6 +4,7 @@
 #include "Parallel.h"
 
 #include "hag/runtime/CudaDriver.h"
+#include "hag/runtime/CudaSession.h"
 #include "hag/runtime/Model.h"
 #include "hag/runtime/Npy.h"
 #include "hag/runtime/Random.h"
@@ -655,22 +656,30 @@ int Runner::run() {
     progress("parallel: %d ranks (tensor %d x data %d), one process each",
              layout.size(), layout.tensor, layout.data);
 
+  const TargetFacts &target = model.artifact().manifest().target;
+  if (target.cuda() && o.device != "cuda")
+    return fail(o.artifact + " holds GPU code (hag-compile --target=cuda, " +
+                target.gpuArch + "): run it with --device cuda");
   if (o.device == "cuda") {
+    if (!target.cuda())
+      return fail("--device cuda: " + o.artifact + " holds " + target.triple +
+                  " code; compile the model with hag-compile --target=cuda "
+                  "for the GPU");
     // The driver is loaded at run time: without one this is the only line.
-    Result<cuda::Driver> driver = cuda::Driver::load();
-    if (!driver.ok())
-      return fail("--device cuda: " + driver.message());
-    Result<cuda::DeviceInfo> dev = driver->device(0);
-    if (!dev.ok())
-      return fail("--device cuda: " + dev.message());
-    progress("CUDA device 0: %s (%s, %d SMs, %.1f GiB), driver %d.%d",
-             dev->name.c_str(), dev->arch().c_str(), dev->multiprocessors,
-             dev->totalMemory / 1073741824.0, driver->version() / 1000,
-             driver->version() % 1000 / 10);
-    return fail("--device cuda: " + o.artifact + " holds " +
-                model.artifact().manifest().target.triple +
-                " code; CUDA artifacts (hag-compile --target=cuda) are not "
-                "available in this build yet");
+    if (Status s = cuda::Session::start(0); !s.ok())
+      return fail("--device cuda: " + s.message());
+    const cuda::DeviceInfo &dev = cuda::Session::device();
+    progress("CUDA device 0: %s (%s, %d SMs, %.1f GiB)", dev.name.c_str(),
+             dev.arch().c_str(), dev.multiprocessors,
+             dev.totalMemory / 1073741824.0);
+    // A cubin runs on its major architecture (sm_90a: 9.0 only); the PTX
+    // beside it lets a newer driver compile sm_80 code for newer GPUs.
+    bool fits = target.gpuArch == "sm_90a"
+                    ? dev.ccMajor == 9 && dev.ccMinor == 0
+                    : dev.ccMajor * 10 + dev.ccMinor >= 80;
+    if (!fits)
+      return fail("--device cuda: " + o.artifact + " was compiled for " +
+                  target.gpuArch + ", device 0 is " + dev.arch());
   }
 
   if (o.initSeed) {

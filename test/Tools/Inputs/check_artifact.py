@@ -34,6 +34,13 @@ def main(path):
     is_elf = code[:4] == b"\x7fELF"
     is_shared = struct.unpack("<H", code[16:18])[0] == 3  # e_type ET_DYN
     print(f"code is ELF: {is_elf}, shared object: {is_shared}")
+    target = manifest["target"]
+    print(f"target device {target.get('device', 'cpu')} gpu_arch {target.get('gpu_arch', '-')}")
+    # GPU code: fat binaries (magic 0xba55ed50) embedded in the ELF; each
+    # holds an ELF cubin and the PTX.
+    fatbins = code.count(struct.pack("<I", 0xBA55ED50))
+    if fatbins:
+        print(f"fatbins {fatbins}")
     print("model " + json.dumps(manifest["model"], sort_keys=True))
     print("attention " + json.dumps(manifest.get("attention", {}), sort_keys=True))
     if "parallel" in manifest:

@@ -16,6 +16,10 @@
   npy.py close A B TOL                          "close" if A and B hold as many
                                                 elements, |a - b| <= TOL each
                                                 (shapes are not compared)
+  npy.py close-rel A B TOL                      "close" if max |a - b| <= TOL *
+                                                max |b| (spec section 11's
+                                                relative tolerance, B the
+                                                reference)
 
 DTYPE is a NumPy descr: <i4 <i8 <f4 <f8. SHAPE is "2,10" ("" for a scalar).
 """
@@ -104,6 +108,15 @@ def main(argv):
         else:
             worst = max((abs(x - y) for x, y in zip(a[2], b[2])), default=0.0)
             print("close" if worst <= tol else f"max difference {worst}")
+    elif cmd == "close-rel":
+        a, b, tol = read(argv[2]), read(argv[3]), float(argv[4])
+        if len(a[2]) != len(b[2]):
+            print(f"sizes differ: {len(a[2])} vs {len(b[2])}")
+        else:
+            worst = max((abs(x - y) for x, y in zip(a[2], b[2])), default=0.0)
+            scale = max((abs(y) for y in b[2]), default=0.0)
+            ok = all(math.isfinite(x) for x in a[2]) and worst <= tol * scale
+            print("close" if ok else f"max difference {worst} (scale {scale})")
     elif cmd == "tail":
         _, _, values = read(argv[2])
         print(" ".join(str(v) for v in values[-int(argv[3]):]))

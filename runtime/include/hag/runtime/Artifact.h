@@ -105,6 +105,12 @@ struct TargetFacts {
   std::string cpu;
   /// LLVM feature string: "+avx512f,-xop,...".
   std::string features;
+  /// Where the model's kernels run: "cpu", or "cuda" (the host code above
+  /// launches GPU kernels for `gpuArch`; running it needs a CUDA session).
+  std::string device = "cpu";
+  /// "sm_80", "sm_90a" for cuda.
+  std::string gpuArch;
+  bool cuda() const { return device == "cuda"; }
 };
 
 /// One entry point (a compiled function).

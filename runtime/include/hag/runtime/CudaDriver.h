@@ -54,6 +54,11 @@ public:
   /// Facts about device `ordinal`.
   Result<DeviceInfo> device(int ordinal) const;
 
+  /// The driver's entry point `name` ("cuLaunchKernel"), or null.
+  void *entryPoint(const char *name) const;
+  /// Success for CUDA_SUCCESS, else "<call>: CUDA_ERROR_... (text)".
+  Status check(int result, const char *call) const;
+
 private:
   struct Api;
   explicit Driver(std::unique_ptr<Api> api);

@@ -164,6 +164,12 @@ private:
                          std::vector<std::vector<int64_t>> &descriptors,
                          std::vector<const void *> &argBases,
                          const std::string &what) const;
+  /// callWithWeights' last step for a CUDA artifact: the arguments are
+  /// copied to device memory, the entry runs on the session's GPU, state
+  /// and the result come back to the host.
+  Status callOnDevice(const ArtifactEntry &entry,
+                      std::vector<std::vector<int64_t>> &descriptors,
+                      const std::vector<const void *> &argBases) const;
 
   /// Checks and converts `inputs`, calls `entry` on them, `state` (its
   /// state tensors by name; null when it has none) and the bound weights,

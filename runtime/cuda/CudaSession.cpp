@@ -1,0 +1,339 @@
+//===- CudaSession.cpp - the GPU behind CUDA artifacts --------------------===//
+
+#include "hag/runtime/CudaSession.h"
+
+#include "support/StringUtil.h"
+
+#include <mutex>
+#include <optional>
+#include <string>
+
+using namespace hag::rt;
+using namespace hag::rt::cuda;
+using namespace hag::rt::detail;
+
+namespace {
+
+// Driver API ABI (cuda.h): handles are pointers, device pointers 64-bit.
+using CUresult = int;
+using CUdevice = int;
+using CUcontext = void *;
+using CUmodule = void *;
+using CUfunction = void *;
+using CUstream = void *;
+using CUdeviceptr = unsigned long long;
+
+struct State {
+  std::mutex mu;
+  std::optional<Driver> driver;
+  DeviceInfo info;
+  CUcontext context = nullptr;
+  CUstream stream = nullptr;
+  std::string error; // the first latched error
+  CUresult (*cuDevicePrimaryCtxRetain)(CUcontext *, CUdevice) = nullptr;
+  CUresult (*cuDevicePrimaryCtxRelease)(CUdevice) = nullptr;
+  CUresult (*cuCtxSetCurrent)(CUcontext) = nullptr;
+  CUresult (*cuDeviceGet)(CUdevice *, int) = nullptr;
+  CUresult (*cuModuleLoadData)(CUmodule *, const void *) = nullptr;
+  CUresult (*cuModuleUnload)(CUmodule) = nullptr;
+  CUresult (*cuModuleGetFunction)(CUfunction *, CUmodule,
+                                  const char *) = nullptr;
+  CUresult (*cuLaunchKernel)(CUfunction, unsigned, unsigned, unsigned, unsigned,
+                             unsigned, unsigned, unsigned, CUstream, void **,
+                             void **) = nullptr;
+  CUresult (*cuStreamCreate)(CUstream *, unsigned) = nullptr;
+  CUresult (*cuStreamSynchronize)(CUstream) = nullptr;
+  CUresult (*cuMemAlloc)(CUdeviceptr *, size_t) = nullptr;
+  CUresult (*cuMemFree)(CUdeviceptr) = nullptr;
+  CUresult (*cuMemcpyHtoD)(CUdeviceptr, const void *, size_t) = nullptr;
+  CUresult (*cuMemcpyDtoH)(void *, CUdeviceptr, size_t) = nullptr;
+
+  void latch(const std::string &what) {
+    if (error.empty())
+      error = what;
+  }
+  /// Latches a failed driver call; true on success.
+  bool ok(CUresult r, const char *call) {
+    if (r == 0)
+      return true;
+    latch(driver ? driver->check(r, call).message()
+                 : std::string(call) + " failed");
+    return false;
+  }
+  bool active() const { return driver.has_value() && stream; }
+  /// Makes the context current on the calling thread.
+  bool current() {
+    if (!active()) {
+      latch("a CUDA artifact's code ran without a CUDA session (hag-run "
+            "--device cuda, or hag::rt::cuda::Session::start)");
+      return false;
+    }
+    return ok(cuCtxSetCurrent(context), "cuCtxSetCurrent");
+  }
+};
+
+State &state() {
+  // Never destroyed: artifacts unloaded at exit still call in.
+  static State *s = new State;
+  return *s;
+}
+
+/// A kernel image of a loaded artifact; the driver module is created at
+/// the first launch (so artifacts load without a GPU).
+struct LazyModule {
+  const void *image = nullptr;
+  CUmodule module = nullptr;
+};
+
+} // namespace
+
+Status Session::start(int ordinal) {
+  State &s = state();
+  std::lock_guard<std::mutex> lock(s.mu);
+  if (s.active())
+    return s.info.ordinal == ordinal
+               ? Status::success()
+               : makeError("the CUDA session runs on device ", s.info.ordinal,
+                           ", not ", ordinal);
+  Result<Driver> d = Driver::load();
+  if (!d.ok())
+    return d.status();
+  Result<DeviceInfo> info = d->device(ordinal);
+  if (!info.ok())
+    return info.status();
+  auto resolve = [&](auto &fn, const char *name) -> Status {
+    void *sym = d->entryPoint(name);
+    if (!sym)
+      return makeError("libcuda lacks ", name, " (driver too old?)");
+    fn = reinterpret_cast<std::remove_reference_t<decltype(fn)>>(sym);
+    return Status::success();
+  };
+  for (Status st :
+       {resolve(s.cuDevicePrimaryCtxRetain, "cuDevicePrimaryCtxRetain"),
+        resolve(s.cuDevicePrimaryCtxRelease, "cuDevicePrimaryCtxRelease_v2"),
+        resolve(s.cuCtxSetCurrent, "cuCtxSetCurrent"),
+        resolve(s.cuDeviceGet, "cuDeviceGet"),
+        resolve(s.cuModuleLoadData, "cuModuleLoadData"),
+        resolve(s.cuModuleUnload, "cuModuleUnload"),
+        resolve(s.cuModuleGetFunction, "cuModuleGetFunction"),
+        resolve(s.cuLaunchKernel, "cuLaunchKernel"),
+        resolve(s.cuStreamCreate, "cuStreamCreate"),
+        resolve(s.cuStreamSynchronize, "cuStreamSynchronize"),
+        resolve(s.cuMemAlloc, "cuMemAlloc_v2"),
+        resolve(s.cuMemFree, "cuMemFree_v2"),
+        resolve(s.cuMemcpyHtoD, "cuMemcpyHtoD_v2"),
+        resolve(s.cuMemcpyDtoH, "cuMemcpyDtoH_v2")})
+    if (!st.ok())
+      return st;
+  CUdevice dev = 0;
+  if (Status st = d->check(s.cuDeviceGet(&dev, ordinal), "cuDeviceGet");
+      !st.ok())
+    return st;
+  CUcontext ctx = nullptr;
+  if (Status st = d->check(s.cuDevicePrimaryCtxRetain(&ctx, dev),
+                           "cuDevicePrimaryCtxRetain");
+      !st.ok())
+    return st;
+  CUstream stream = nullptr;
+  Status st = d->check(s.cuCtxSetCurrent(ctx), "cuCtxSetCurrent");
+  if (st.ok())
+    st = d->check(s.cuStreamCreate(&stream, 0), "cuStreamCreate");
+  if (!st.ok()) {
+    s.cuDevicePrimaryCtxRelease(dev);
+    return st;
+  }
+  s.info = *info;
+  s.context = ctx;
+  s.stream = stream;
+  s.driver.emplace(std::move(*d));
+  return Status::success();
+}
+
+bool Session::active() {
+  State &s = state();
+  std::lock_guard<std::mutex> lock(s.mu);
+  return s.active();
+}
+
+const DeviceInfo &Session::device() { return state().info; }
+
+Result<void *> Session::allocate(size_t bytes) {
+  State &s = state();
+  std::lock_guard<std::mutex> lock(s.mu);
+  if (!s.active())
+    return makeError("no CUDA session (Session::start)");
+  if (Status st =
+          s.driver->check(s.cuCtxSetCurrent(s.context), "cuCtxSetCurrent");
+      !st.ok())
+    return st;
+  CUdeviceptr p = 0;
+  if (Status st =
+          s.driver->check(s.cuMemAlloc(&p, bytes ? bytes : 1), "cuMemAlloc");
+      !st.ok())
+    return st.withPrefix(strCat(bytes, " bytes of device memory"));
+  return reinterpret_cast<void *>(p);
+}
+
+void Session::release(void *device) { hagrt_cuda_free(device); }
+
+Status Session::upload(void *device, const void *host, size_t bytes) {
+  State &s = state();
+  std::lock_guard<std::mutex> lock(s.mu);
+  if (bytes == 0)
+    return Status::success();
+  if (!s.active())
+    return makeError("no CUDA session (Session::start)");
+  if (Status st =
+          s.driver->check(s.cuCtxSetCurrent(s.context), "cuCtxSetCurrent");
+      !st.ok())
+    return st;
+  return s.driver->check(
+      s.cuMemcpyHtoD(reinterpret_cast<CUdeviceptr>(device), host, bytes),
+      "cuMemcpyHtoD");
+}
+
+Status Session::download(void *host, const void *device, size_t bytes) {
+  State &s = state();
+  std::lock_guard<std::mutex> lock(s.mu);
+  if (bytes == 0)
+    return Status::success();
+  if (!s.active())
+    return makeError("no CUDA session (Session::start)");
+  if (Status st =
+          s.driver->check(s.cuCtxSetCurrent(s.context), "cuCtxSetCurrent");
+      !st.ok())
+    return st;
+  return s.driver->check(
+      s.cuMemcpyDtoH(host, reinterpret_cast<CUdeviceptr>(device), bytes),
+      "cuMemcpyDtoH");
+}
+
+Status Session::synchronize() {
+  State &s = state();
+  std::lock_guard<std::mutex> lock(s.mu);
+  if (!s.active())
+    return makeError("no CUDA session (Session::start)");
+  if (Status st =
+          s.driver->check(s.cuCtxSetCurrent(s.context), "cuCtxSetCurrent");
+      !st.ok())
+    return st;
+  return s.driver->check(s.cuStreamSynchronize(s.stream),
+                         "cuStreamSynchronize");
+}
+
+Status Session::takeError() {
+  State &s = state();
+  std::lock_guard<std::mutex> lock(s.mu);
+  if (s.error.empty())
+    return Status::success();
+  std::string e = std::move(s.error);
+  s.error.clear();
+  return Status::error(e);
+}
+
+//===----------------------------------------------------------------------===//
+// The C entry points
+//===----------------------------------------------------------------------===//
+
+extern "C" void *mgpuModuleLoad(void *data, size_t) {
+  // cuModuleLoadData reads the fat binary's own header for its size.
+  return new LazyModule{data, nullptr};
+}
+
+extern "C" void *mgpuModuleLoadJIT(void *data, int) {
+  // PTX: cuModuleLoadData JIT-compiles it (NUL-terminated in the image).
+  return new LazyModule{data, nullptr};
+}
+
+extern "C" void mgpuModuleUnload(void *module) {
+  auto *m = static_cast<LazyModule *>(module);
+  if (!m)
+    return;
+  State &s = state();
+  {
+    std::lock_guard<std::mutex> lock(s.mu);
+    if (m->module && s.active() && s.current())
+      s.ok(s.cuModuleUnload(m->module), "cuModuleUnload");
+  }
+  delete m;
+}
+
+extern "C" void *mgpuModuleGetFunction(void *module, const char *name) {
+  auto *m = static_cast<LazyModule *>(module);
+  State &s = state();
+  std::lock_guard<std::mutex> lock(s.mu);
+  if (!s.error.empty() || !m || !s.current())
+    return nullptr;
+  if (!m->module &&
+      !s.ok(s.cuModuleLoadData(&m->module, m->image), "cuModuleLoadData"))
+    return nullptr;
+  CUfunction f = nullptr;
+  if (s.cuModuleGetFunction(&f, m->module, name) != 0) {
+    s.latch(strCat("the artifact's GPU code has no kernel ", quoted(name)));
+    return nullptr;
+  }
+  return f;
+}
+
+extern "C" void mgpuLaunchKernel(void *function, intptr_t gridX, intptr_t gridY,
+                                 intptr_t gridZ, intptr_t blockX,
+                                 intptr_t blockY, intptr_t blockZ,
+                                 int32_t sharedMemBytes, void *, void **params,
+                                 void **extra, size_t) {
+  State &s = state();
+  std::lock_guard<std::mutex> lock(s.mu);
+  if (!s.error.empty() || !function || !s.current())
+    return;
+  s.ok(s.cuLaunchKernel(function, unsigned(gridX), unsigned(gridY),
+                        unsigned(gridZ), unsigned(blockX), unsigned(blockY),
+                        unsigned(blockZ), unsigned(sharedMemBytes), s.stream,
+                        params, extra),
+       "cuLaunchKernel");
+}
+
+// One stream for everything: kernels of a call run in order, and the
+// buffers a call frees are no longer used by the kernels before.
+extern "C" void *mgpuStreamCreate() { return state().stream; }
+extern "C" void mgpuStreamDestroy(void *) {}
+extern "C" void mgpuStreamSynchronize(void *) {
+  State &s = state();
+  std::lock_guard<std::mutex> lock(s.mu);
+  if (s.active() && s.current())
+    s.ok(s.cuStreamSynchronize(s.stream), "cuStreamSynchronize");
+}
+
+extern "C" void *hagrt_cuda_alloc(size_t bytes) {
+  State &s = state();
+  std::lock_guard<std::mutex> lock(s.mu);
+  if (!s.current())
+    return nullptr;
+  CUdeviceptr p = 0;
+  // cuMemAlloc rejects 0 bytes; an empty buffer still needs an address.
+  if (CUresult r = s.cuMemAlloc(&p, bytes ? bytes : 1); r != 0) {
+    s.latch(strCat(s.driver->check(r, "cuMemAlloc").message(), " (", bytes,
+                   " bytes)"));
+    return nullptr;
+  }
+  return reinterpret_cast<void *>(p);
+}
+
+extern "C" void *hagrt_cuda_aligned_alloc(size_t alignment, size_t bytes) {
+  // cuMemAlloc aligns to at least 256 bytes.
+  if (alignment > 256) {
+    State &s = state();
+    std::lock_guard<std::mutex> lock(s.mu);
+    s.latch(strCat("a buffer aligned to ", alignment,
+                   " bytes (device allocations align to 256)"));
+    return nullptr;
+  }
+  return hagrt_cuda_alloc(bytes);
+}
+
+extern "C" void hagrt_cuda_free(void *device) {
+  if (!device)
+    return;
+  State &s = state();
+  std::lock_guard<std::mutex> lock(s.mu);
+  if (s.active() && s.current())
+    s.ok(s.cuMemFree(reinterpret_cast<CUdeviceptr>(device)), "cuMemFree");
+}
