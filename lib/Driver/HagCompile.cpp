@@ -81,7 +81,9 @@ struct Options {
   cl::opt<std::string> target{
       "target",
       cl::desc("Device: cpu or cuda (default: the description's "
-               "target.device, else cpu)"),
+               "target.device, else cpu); cuda-emulator: the CUDA "
+               "lowering's kernels as CPU loops with the GPU's numerics, "
+               "to test the CUDA path without a GPU"),
       cl::init("cpu"), cl::cat(category)};
   cl::opt<std::string> gpuArch{
       "gpu-arch",
@@ -161,8 +163,10 @@ int mlir::hag::hagCompileMain(int argc, char **argv) {
       "  hag-compile MODEL.yaml -o model.mlir --compile-to=hag\n"
       "  hag-compile MODEL.yaml --report=cost --seq 8192 --format=json\n");
 
-  if (opts.target != "cpu" && opts.target != "cuda")
-    return fail("--target=" + opts.target + " is not a target (cpu or cuda)");
+  if (opts.target != "cpu" && opts.target != "cuda" &&
+      opts.target != "cuda-emulator")
+    return fail("--target=" + opts.target +
+                " is not a target (cpu, cuda, or cuda-emulator)");
   if (!isSupportedGPUArch(opts.gpuArch))
     return fail("--gpu-arch=" + opts.gpuArch +
                 " is not supported (sm_80 or sm_90a)");
@@ -228,6 +232,7 @@ int mlir::hag::hagCompileMain(int argc, char **argv) {
       gpuArch = a.getValue().str();
   }
   bool cuda = device == "cuda";
+  bool emulator = device == "cuda-emulator";
   if (!cuda && (emit == Emit::PTX || opts.report == Report::Kernels))
     return fail(
         std::string(emit == Emit::PTX ? "--emit=ptx" : "--report=kernels") +
@@ -334,7 +339,8 @@ int mlir::hag::hagCompileMain(int argc, char **argv) {
   }
   CPUTargetOptions targetOptions;
   targetOptions.cpu = opts.cpu;
-  targetOptions.device = device;
+  // The emulator's code is CPU code.
+  targetOptions.device = emulator ? "cpu" : device;
   targetOptions.gpuArch = cuda ? gpuArch : "";
   // The manifest describes the hag-level functions (names, shapes).
   std::string manifest;
@@ -346,6 +352,8 @@ int mlir::hag::hagCompileMain(int argc, char **argv) {
     PassManager pm(&ctx);
     if (cuda)
       buildCUDALoweringPipeline(pm, gpuArch);
+    else if (emulator)
+      buildCUDAEmulationPipeline(pm);
     else
       buildCPULoweringPipeline(pm);
     if (failed(pm.run(*module)))

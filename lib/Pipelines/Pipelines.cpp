@@ -19,6 +19,7 @@
 #include "mlir/Transforms/Passes.h"
 
 using namespace mlir;
+using namespace mlir::hag;
 
 void mlir::hag::buildHAGPhasePipeline(OpPassManager &pm) {
   pm.addPass(createCanonicalizerPass());
@@ -98,6 +99,32 @@ void mlir::hag::buildTrainPhasePipeline(OpPassManager &pm,
   pm.addPass(createHAGTrainStep(o));
 }
 
+/// The CPU lowering from bufferized parallel loops to the LLVM dialect.
+static void addCPULoopsToLLVM(OpPassManager &pm) {
+  pm.addNestedPass<func::FuncOp>(createHAGSequentialInnerLoops());
+  pm.addPass(createHAGApproximateMath());
+  // Parallel loops (batch x head x query block, matmul row tiles, level
+  // building) become OpenMP work-sharing loops; libomp runs them on all
+  // cores (OMP_NUM_THREADS to limit). Canonicalization after the conversion
+  // is required (it merges the blocks an alloca_scope may not have).
+  pm.addPass(createConvertSCFToOpenMPPass());
+  pm.addPass(createCanonicalizerPass());
+  pm.addPass(createSCFToControlFlowPass());
+  pm.addPass(memref::createExpandStridedMetadataPass());
+  pm.addPass(createLowerAffinePass());
+  pm.addPass(createConvertVectorToLLVMPass());
+  pm.addPass(createFinalizeMemRefToLLVMConversionPass());
+  pm.addPass(createConvertMathToLLVMPass());
+  pm.addPass(createConvertMathToLibmPass());
+  pm.addPass(createArithToLLVMConversionPass());
+  pm.addPass(createConvertIndexToLLVMPass());
+  pm.addPass(createConvertControlFlowToLLVMPass());
+  pm.addPass(createConvertOpenMPToLLVMPass());
+  pm.addPass(createConvertFuncToLLVMPass());
+  pm.addPass(createReconcileUnrealizedCastsPass());
+  pm.addPass(createCanonicalizerPass());
+}
+
 void mlir::hag::buildCPULoweringPipeline(OpPassManager &pm) {
   pm.addPass(createHAGLowerToLinalg());
   // Elementwise arith on tensors (mixed precision's casts, the loss-scale
@@ -126,32 +153,12 @@ void mlir::hag::buildCPULoweringPipeline(OpPassManager &pm) {
   pm.addNestedPass<func::FuncOp>(createHAGEarlyDealloc());
 
   pm.addNestedPass<func::FuncOp>(createConvertLinalgToParallelLoopsPass());
-  pm.addNestedPass<func::FuncOp>(createHAGSequentialInnerLoops());
-  pm.addPass(createHAGApproximateMath());
-  // Parallel loops (batch x head x query block, matmul row tiles, level
-  // building) become OpenMP work-sharing loops; libomp runs them on all
-  // cores (OMP_NUM_THREADS to limit). Canonicalization after the conversion
-  // is required (it merges the blocks an alloca_scope may not have).
-  pm.addPass(createConvertSCFToOpenMPPass());
-  pm.addPass(createCanonicalizerPass());
-  pm.addPass(createSCFToControlFlowPass());
-  pm.addPass(memref::createExpandStridedMetadataPass());
-  pm.addPass(createLowerAffinePass());
-  pm.addPass(createConvertVectorToLLVMPass());
-  pm.addPass(createFinalizeMemRefToLLVMConversionPass());
-  pm.addPass(createConvertMathToLLVMPass());
-  pm.addPass(createConvertMathToLibmPass());
-  pm.addPass(createArithToLLVMConversionPass());
-  pm.addPass(createConvertIndexToLLVMPass());
-  pm.addPass(createConvertControlFlowToLLVMPass());
-  pm.addPass(createConvertOpenMPToLLVMPass());
-  pm.addPass(createConvertFuncToLLVMPass());
-  pm.addPass(createReconcileUnrealizedCastsPass());
-  pm.addPass(createCanonicalizerPass());
+  addCPULoopsToLLVM(pm);
 }
 
-void mlir::hag::buildCUDALoweringPipeline(OpPassManager &pm,
-                                          const std::string &chip) {
+/// The CUDA lowering up to bufferized loops: hag -> linalg with the CUDA
+/// kernel library, bufferization, deallocation, linalg -> parallel loops.
+static void addCUDAFrontHalf(OpPassManager &pm) {
   HAGLowerToLinalgOptions lowerOptions;
   lowerOptions.target = "cuda";
   pm.addPass(createHAGLowerToLinalg(lowerOptions));
@@ -173,7 +180,14 @@ void mlir::hag::buildCUDALoweringPipeline(OpPassManager &pm,
   pm.addNestedPass<func::FuncOp>(createHAGEarlyDealloc());
   pm.addNestedPass<func::FuncOp>(createConvertLinalgToParallelLoopsPass());
   pm.addPass(createCanonicalizerPass());
+}
+
+void mlir::hag::buildCUDALoweringPipeline(OpPassManager &pm,
+                                          const std::string &chip) {
+  addCUDAFrontHalf(pm);
   pm.addPass(createHAGMapLoopsToGPU());
+  // Drops the host's dead copies of what moved into kernels.
+  pm.addPass(createCanonicalizerPass());
   pm.addPass(createGpuKernelOutliningPass());
   pm.addPass(createHAGCheckHostCode());
   pm.addPass(createSymbolDCEPass());
@@ -213,6 +227,15 @@ void mlir::hag::buildCUDALoweringPipeline(OpPassManager &pm,
   pm.addPass(createCanonicalizerPass());
 }
 
+void mlir::hag::buildCUDAEmulationPipeline(OpPassManager &pm) {
+  addCUDAFrontHalf(pm);
+  HAGMapLoopsToGPUOptions map;
+  map.emulate = true;
+  pm.addPass(createHAGMapLoopsToGPU(map));
+  pm.addPass(createCanonicalizerPass());
+  addCPULoopsToLLVM(pm);
+}
+
 void mlir::hag::registerHAGPipelines() {
   PassPipelineRegistration<>(
       "hag-pipeline-cpu",
@@ -234,4 +257,10 @@ void mlir::hag::registerHAGPipelines() {
       [](OpPassManager &pm, const CUDAPipelineOptions &o) {
         buildCUDALoweringPipeline(pm, o.chip);
       });
+  PassPipelineRegistration<>(
+      "hag-pipeline-cuda-emulator",
+      "The CUDA lowering's kernels as CPU loops (blocks x threads), the "
+      "Tensor Core matmul as loops with its numerics: tests the CUDA path "
+      "without a GPU",
+      [](OpPassManager &pm) { buildCUDAEmulationPipeline(pm); });
 }

@@ -1,6 +1,18 @@
 // RUN: hag-opt %s --hag-map-loops-to-gpu --canonicalize | FileCheck %s
 // RUN: hag-opt %s --hag-map-loops-to-gpu=block-size=128 --canonicalize | FileCheck %s --check-prefix=B128
 // RUN: not hag-opt %s --hag-map-loops-to-gpu=block-size=2048 2>&1 | FileCheck %s --check-prefix=BAD
+// RUN: hag-opt %s --hag-map-loops-to-gpu=emulate=true --canonicalize | FileCheck %s --check-prefix=EMU
+
+// The emulator: the grid as a parallel loop over blocks, each block's
+// threads in order, the same linear index and guard.
+// EMU-LABEL: func.func @scale
+// EMU-NOT: gpu.launch
+// EMU: scf.parallel (%[[BX:.+]]) = (%c0) to (%{{.+}}) step (%c1)
+// EMU-NEXT: scf.for %[[TX:.+]] = %c0 to %c256 step %c1
+// EMU-NEXT: %[[BASE:.+]] = arith.muli %[[BX]], %c256
+// EMU-NEXT: %[[LIN:.+]] = arith.addi %[[BASE]], %[[TX]]
+// EMU-NEXT: %[[IN:.+]] = arith.cmpi ult, %[[LIN]], %{{.+}}
+// EMU-NEXT: scf.if %[[IN]]
 
 // BAD: hag-map-loops-to-gpu: block-size 2048 is not in [1, 1024]
 
@@ -64,9 +76,27 @@ func.func @copy(%a: memref<?x8xf32>, %b: memref<?x8xf32>) {
   return
 }
 
+// A 0-d op: its load and arithmetic move into the one-thread kernel with
+// its store; the host keeps nothing that reads device memory.
+// CHECK-LABEL: func.func @scalar
+// CHECK: gpu.launch blocks({{.*}}) in (%{{.+}} = %c1, %{{.+}} = %c1, %{{.+}} = %c1) threads({{.*}}) in (%{{.+}} = %c1, %{{.+}} = %c1, %{{.+}} = %c1)
+// CHECK-NEXT: %[[L:.+]] = memref.load %arg0[]
+// CHECK-NEXT: %[[D:.+]] = arith.divf %[[L]], %arg2
+// CHECK-NEXT: memref.store %[[D]], %arg1[]
+// CHECK-NEXT: gpu.terminator
+// CHECK-NEXT: }
+// CHECK-NEXT: return
+func.func @scalar(%x: memref<f32>, %y: memref<f32>, %n: f32) {
+  %v = memref.load %x[] : memref<f32>
+  %d = arith.divf %v, %n : f32
+  memref.store %d, %y[] : memref<f32>
+  return
+}
+
 // A full reduction's loop nest (no parallel loop) runs as one thread.
 // CHECK-LABEL: func.func @total
 // CHECK: gpu.launch blocks({{.*}}) in (%{{.+}} = %c1, %{{.+}} = %c1, %{{.+}} = %c1) threads({{.*}}) in (%{{.+}} = %c1, %{{.+}} = %c1, %{{.+}} = %c1)
+// CHECK-NEXT: memref.dim
 // CHECK-NEXT: scf.for
 // CHECK: memref.store
 func.func @total(%x: memref<?xf32>, %out: memref<f32>) {

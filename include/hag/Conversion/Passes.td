@@ -56,7 +56,14 @@ def HAGMapLoopsToGPU : Pass<"hag-map-loops-to-gpu", "::mlir::ModuleOp"> {
   }];
   let options = [
     Option<"blockSize", "block-size", "int64_t", /*default=*/"256",
-           "Threads per block of the generated kernels">
+           "Threads per block of the generated kernels">,
+    Option<"emulate", "emulate", "bool", /*default=*/"false",
+           "Test mode: instead of gpu.launch, an scf.parallel over the "
+           "blocks with a loop over each block's threads, the same index "
+           "arithmetic; the launchers become loops with the kernels' "
+           "numerics (the Tensor Core matmul: f16 operands, f32 "
+           "accumulation). The CPU lowering then runs the CUDA path's "
+           "kernels (hag-compile --target=cuda-emulator)">
   ];
   let dependentDialects = [
     "::mlir::gpu::GPUDialect", "::mlir::scf::SCFDialect",

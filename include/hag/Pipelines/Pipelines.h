@@ -42,6 +42,14 @@ void buildCPULoweringPipeline(OpPassManager &pm);
 /// are made by the artifact phase (hag/Target/Cuda.h).
 void buildCUDALoweringPipeline(OpPassManager &pm, const std::string &chip);
 
+/// The CUDA lowering run on the CPU, for testing it without a GPU: the same
+/// kernel library, bufferization and hag-map-loops-to-gpu as the CUDA
+/// pipeline, but every launch becomes parallel loops over blocks and
+/// threads with the same index arithmetic, and the Tensor Core matmul loops
+/// with its numerics (f16 operands, f32 accumulation); then the CPU
+/// lowering to the LLVM dialect (`hag-compile --target=cuda-emulator`).
+void buildCUDAEmulationPipeline(OpPassManager &pm);
+
 /// Registers `hag-pipeline-hag` (and later phase pipelines) with the global
 /// pass-pipeline registry, for hag-opt.
 void registerHAGPipelines();

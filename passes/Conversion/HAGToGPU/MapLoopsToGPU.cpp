@@ -33,6 +33,7 @@
 #include "mlir/IR/IRMapping.h"
 #include "mlir/IR/PatternMatch.h"
 #include "mlir/IR/SymbolTable.h"
+#include "mlir/Interfaces/SideEffectInterfaces.h"
 #include "mlir/Transforms/RegionUtils.h"
 
 namespace mlir::hag {
@@ -107,6 +108,8 @@ bool hostOnly(Operation *op) {
 struct Mapper {
   OpBuilder &b;
   int64_t blockSize;
+  /// Loops over blocks and threads instead of launches (see the option).
+  bool emulate = false;
 
   Value idx(Location loc, int64_t v) {
     return arith::ConstantIndexOp::create(b, loc, v);
@@ -153,15 +156,27 @@ struct Mapper {
     b.setInsertionPointToStart(ifAny.thenBlock());
     Value blocks = arith::DivUIOp::create(
         b, loc, arith::AddIOp::create(b, loc, n, idx(loc, bs - 1)), bsv);
-    auto launch =
-        gpu::LaunchOp::create(b, loc, blocks, one, one, bsv, one, one);
-    b.setInsertionPointToStart(&launch.getBody().front());
+    Value blockId, threadId;
+    if (emulate) {
+      // The grid as loops: blocks in parallel, a block's threads in order.
+      auto grid = scf::ParallelOp::create(b, loc, ValueRange{zero},
+                                          ValueRange{blocks}, ValueRange{one});
+      b.setInsertionPointToStart(grid.getBody());
+      auto threads = scf::ForOp::create(b, loc, zero, bsv, one);
+      b.setInsertionPointToStart(threads.getBody());
+      blockId = grid.getInductionVars()[0];
+      threadId = threads.getInductionVar();
+    } else {
+      auto launch =
+          gpu::LaunchOp::create(b, loc, blocks, one, one, bsv, one, one);
+      b.setInsertionPointToStart(&launch.getBody().front());
+      gpu::TerminatorOp::create(b, loc);
+      b.setInsertionPointToStart(&launch.getBody().front());
+      blockId = launch.getBlockIds().x;
+      threadId = launch.getThreadIds().x;
+    }
     Value linear = arith::AddIOp::create(
-        b, loc, arith::MulIOp::create(b, loc, launch.getBlockIds().x, bsv),
-        launch.getThreadIds().x);
-    gpu::TerminatorOp::create(b, loc);
-    b.setInsertionPointToStart(&launch.getBody().front());
-    b.setInsertionPointAfter(linear.getDefiningOp());
+        b, loc, arith::MulIOp::create(b, loc, blockId, bsv), threadId);
     Value in =
         arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ult, linear, n);
     auto ifIn = scf::IfOp::create(b, loc, in, /*withElse=*/false);
@@ -248,13 +263,53 @@ struct Mapper {
     return loop;
   }
 
-  /// A result-less op that touches memory -> a one-thread kernel.
+  /// The ops of `op`'s block that compute its operands and can run in a
+  /// kernel instead (pure ops, and loads of device memory no op between
+  /// them and `op` may write), in order; empty if some operand needs the
+  /// host.
+  SmallVector<Operation *> computeSlice(Operation *op) {
+    SetVector<Operation *> slice;
+    SmallVector<Value> work(op->getOperands().begin(), op->getOperands().end());
+    while (!work.empty()) {
+      Value v = work.pop_back_val();
+      Operation *def = v.getDefiningOp();
+      if (!def || def->getBlock() != op->getBlock() || slice.contains(def))
+        continue;
+      bool load = isa<memref::LoadOp>(def) &&
+                  !hag::isHostMemory(cast<memref::LoadOp>(def).getMemref());
+      if (!load && !isMemoryEffectFree(def))
+        continue; // computed on the host, passed to the kernel
+      if (load) {
+        for (Operation *o = def->getNextNode(); o != op; o = o->getNextNode())
+          if (!slice.contains(o) && !isMemoryEffectFree(o) &&
+              !isa<memref::AllocOp, memref::DimOp, memref::LoadOp>(o))
+            return {};
+      }
+      slice.insert(def);
+      work.append(def->getOperands().begin(), def->getOperands().end());
+    }
+    SmallVector<Operation *> ordered(slice.begin(), slice.end());
+    llvm::sort(ordered, [](Operation *a, Operation *c) {
+      return a->isBeforeInBlock(c);
+    });
+    return ordered;
+  }
+
+  /// A result-less op that touches memory -> a one-thread kernel, with the
+  /// straight-line code that computes its operands (a 0-d op's load and
+  /// arithmetic before its store); the host's copies die in canonicalize.
   void wrapSingle(Operation *op) {
+    SmallVector<Operation *> slice = computeSlice(op);
     Location loc = op->getLoc();
     b.setInsertionPoint(op);
     Value one = idx(loc, 1);
     openLaunch(op, one, /*single=*/true);
+    IRMapping map;
+    for (Operation *o : slice)
+      b.clone(*o, map);
     op->moveBefore(b.getInsertionBlock()->getTerminator());
+    for (OpOperand &use : op->getOpOperands())
+      use.set(map.lookupOrDefault(use.get()));
   }
 
   LogicalResult process(Block &block) {
@@ -310,9 +365,9 @@ struct HAGMapLoopsToGPUPass
           << " is not in [1, 1024]";
       return signalPassFailure();
     }
-    hag::defineCudaKernelLaunchers(getOperation());
+    hag::defineCudaKernelLaunchers(getOperation(), emulate);
     OpBuilder b(&getContext());
-    Mapper mapper{b, int64_t(blockSize)};
+    Mapper mapper{b, int64_t(blockSize), emulate};
     for (auto fn : getOperation().getOps<func::FuncOp>()) {
       if (fn.isExternal())
         continue;

@@ -5,6 +5,7 @@
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/IR/Builders.h"
@@ -99,11 +100,59 @@ LogicalResult mlir::hag::loadCudaKernelLibrary(ModuleOp module) {
   return success();
 }
 
-void mlir::hag::defineCudaKernelLaunchers(ModuleOp module) {
+/// The emulator's hag_matmul_nt: C = A B^T as a parallel loop over C with
+/// the Tensor Core kernel's numerics (operands rounded to f16, products
+/// summed in f32), which hag-map-loops-to-gpu{emulate} maps like any loop.
+static void buildEmulatedMatmul(OpBuilder &b, Location loc) {
+  auto dyn2 = MemRefType::get({ShapedType::kDynamic, ShapedType::kDynamic},
+                              b.getF32Type());
+  auto fn = func::FuncOp::create(b, loc, "hag_matmul_nt",
+                                 b.getFunctionType({dyn2, dyn2, dyn2}, {}));
+  fn.setPrivate();
+  Block *entry = fn.addEntryBlock();
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPointToStart(entry);
+  Value A = entry->getArgument(0), B = entry->getArgument(1),
+        C = entry->getArgument(2);
+  Value zero = arith::ConstantIndexOp::create(b, loc, 0);
+  Value one = arith::ConstantIndexOp::create(b, loc, 1);
+  Value M = memref::DimOp::create(b, loc, A, 0);
+  Value K = memref::DimOp::create(b, loc, A, 1);
+  Value N = memref::DimOp::create(b, loc, B, 0);
+  Value fzero =
+      arith::ConstantFloatOp::create(b, loc, b.getF32Type(), APFloat(0.0f));
+  auto toHalf = [&](OpBuilder &nb, Location l, Value v) {
+    Value h = arith::TruncFOp::create(nb, l, nb.getF16Type(), v);
+    return arith::ExtFOp::create(nb, l, nb.getF32Type(), h).getResult();
+  };
+  scf::ParallelOp::create(
+      b, loc, ValueRange{zero, zero}, ValueRange{M, N}, ValueRange{one, one},
+      [&](OpBuilder &nb, Location l, ValueRange ij) {
+        auto dot = scf::ForOp::create(
+            nb, l, zero, K, one, ValueRange{fzero},
+            [&](OpBuilder &kb, Location kl, Value k, ValueRange acc) {
+              Value a = memref::LoadOp::create(kb, kl, A, ValueRange{ij[0], k});
+              Value w = memref::LoadOp::create(kb, kl, B, ValueRange{ij[1], k});
+              Value p = math::FmaOp::create(kb, kl, toHalf(kb, kl, a),
+                                            toHalf(kb, kl, w), acc[0]);
+              scf::YieldOp::create(kb, kl, p);
+            });
+        memref::StoreOp::create(nb, l, dot.getResult(0), C, ij);
+      });
+  func::ReturnOp::create(b, loc);
+}
+
+void mlir::hag::defineCudaKernelLaunchers(ModuleOp module, bool emulate) {
   auto decl = module.lookupSymbol<func::FuncOp>("hag_matmul_nt");
   if (!decl || !decl.isExternal())
     return;
   OpBuilder b(module.getContext());
+  b.setInsertionPoint(decl);
+  if (emulate) {
+    buildEmulatedMatmul(b, decl.getLoc());
+    decl.erase();
+    return;
+  }
   b.setInsertionPointToEnd(module.getBody());
   auto kernels = module.lookupSymbol<gpu::GPUModuleOp>("hag_cuda_matmul");
   if (!kernels)

@@ -42,8 +42,9 @@ LogicalResult loadCudaKernelLibrary(ModuleOp module);
 /// Gives the declared launchers their bodies (gpu.launch_func of the
 /// Tensor Core kernels) and adds the GPU modules they launch. Runs after
 /// bufferization and buffer deallocation, which cannot see through a
-/// launch's memory effects.
-void defineCudaKernelLaunchers(ModuleOp module);
+/// launch's memory effects. With `emulate`, the bodies are parallel loops
+/// with the kernels' numerics instead (hag-map-loops-to-gpu{emulate}).
+void defineCudaKernelLaunchers(ModuleOp module, bool emulate = false);
 
 } // namespace hag
 } // namespace mlir

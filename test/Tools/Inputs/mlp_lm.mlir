@@ -25,4 +25,18 @@ module @mlp_lm attributes {hag.config = #pyramid, hag.model = {d_model = 128 : i
     %8 = hag.linear %7, %embed : (tensor<?x?x128xf32>, tensor<256x128xf32>) -> tensor<?x?x256xf32>
     return %8 : tensor<?x?x256xf32>
   }
+  func.func @loss(%tokens: tensor<?x?xi32> {hag.input, hag.name = "tokens"},
+                  %embed: tensor<256x128xf32> {hag.name = "embed"},
+                  %norm: tensor<128xf32> {hag.name = "layers.0.mlp_norm.scale"},
+                  %wq: tensor<128x128xf32> {hag.name = "layers.0.attn.wq"},
+                  %wgate: tensor<512x128xf32> {hag.name = "layers.0.mlp.w_gate"},
+                  %wup: tensor<512x128xf32> {hag.name = "layers.0.mlp.w_up"},
+                  %wdown: tensor<128x512xf32> {hag.name = "layers.0.mlp.w_down"},
+                  %fnorm: tensor<128xf32> {hag.name = "final_norm.scale"})
+      -> tensor<f32> {
+    %0 = call @forward(%tokens, %embed, %norm, %wq, %wgate, %wup, %wdown, %fnorm)
+        : (tensor<?x?xi32>, tensor<256x128xf32>, tensor<128xf32>, tensor<128x128xf32>, tensor<512x128xf32>, tensor<512x128xf32>, tensor<128x512xf32>, tensor<128xf32>) -> tensor<?x?x256xf32>
+    %1 = hag.cross_entropy %0, %tokens : (tensor<?x?x256xf32>, tensor<?x?xi32>) -> tensor<f32>
+    return %1 : tensor<f32>
+  }
 }
