@@ -9,6 +9,7 @@
 #include "hag/Target/Artifact.h"
 #include "hag/Target/Cuda.h"
 #include "hag/Transforms/Passes.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
 
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/DialectRegistry.h"
@@ -342,6 +343,17 @@ int mlir::hag::hagCompileMain(int argc, char **argv) {
   // The emulator's code is CPU code.
   targetOptions.device = emulator ? "cpu" : device;
   targetOptions.gpuArch = cuda ? gpuArch : "";
+  // Incremental decoding has no CUDA kernel yet: a CUDA artifact of a
+  // causal language model has forward and loss, no decode entry.
+  if ((cuda || emulator) && phase >= Phase::Lower)
+    if (auto decode = module->lookupSymbol<func::FuncOp>("decode")) {
+      decode.erase();
+      if (opts.report == Report::None && emit != Emit::PTX)
+        llvm::errs() << "hag-compile: note: --target=" << device
+                     << ": no 'decode' entry (incremental decoding has no "
+                        "CUDA kernel yet; hag-run --generate needs a CPU "
+                        "artifact)\n";
+    }
   // The manifest describes the hag-level functions (names, shapes).
   std::string manifest;
   if (phase == Phase::Artifact)

@@ -163,6 +163,9 @@ static void addCUDAFrontHalf(OpPassManager &pm) {
   lowerOptions.target = "cuda";
   pm.addPass(createHAGLowerToLinalg(lowerOptions));
   pm.addPass(createConvertElementwiseToLinalgPass());
+  // The CPU library functions the CUDA attention does not use (its own
+  // attend loop, decoding) go before anything maps their loops.
+  pm.addPass(createSymbolDCEPass());
   pm.addPass(createInlinerPass());
   pm.addPass(createCanonicalizerPass());
   // Bufferization as on the CPU (see there for why no CSE before it).

@@ -38,6 +38,9 @@ static const char kPyramidBackwardKernelSource[] =
 static const char kMatmulKernelSource[] =
 #include "MatmulKernel.inc"
     ;
+static const char kCudaPyramidKernelSource[] =
+#include "CudaPyramidAttentionKernel.inc"
+    ;
 
 namespace {
 
@@ -137,24 +140,47 @@ struct HAGLowerToLinalgPass
                          EmbeddingBackwardOp>(op);
     });
     if (target == "cuda") {
-      // The CUDA kernel library has the projections' Tensor Core matmul
-      // and the gate's epilogue; the fused cross-level attention kernel,
-      // decoding and the backward kernels are not written yet: say so.
+      // The CUDA kernel library has the projections' Tensor Core matmul,
+      // the gate's epilogue and a first pyramid attention (parallel loops,
+      // no select_k); decoding and the backward kernels are not written
+      // yet: say so.
       WalkResult missing = module.walk([&](Operation *op) {
-        if (!isa<PyramidAttentionOp, PyramidDecodeOp,
-                 PyramidAttentionBackwardOp, LinearBackwardOp,
+        if (auto attn = dyn_cast<PyramidAttentionOp>(op)) {
+          if (attn.getConfig().getSelectK() == 0)
+            return WalkResult::advance();
+          op->emitError() << "'" << op->getName().getStringRef()
+                          << "' with select_k > 0 has no CUDA kernel yet: "
+                             "use --target=cpu";
+          return WalkResult::interrupt();
+        }
+        if (!isa<PyramidDecodeOp, PyramidAttentionBackwardOp, LinearBackwardOp,
                  EmbeddingBackwardOp>(op))
           return WalkResult::advance();
         op->emitError() << "'" << op->getName().getStringRef()
                         << "' has no CUDA kernel yet: --target=cuda "
-                           "compiles projections, norms, RoPE, the MLP, the "
-                           "memory gate and the loss; use --target=cpu for "
-                           "models with attention and for training";
+                           "compiles the forward and loss entries (no "
+                           "incremental decoding, no training); use "
+                           "--target=cpu for those";
         return WalkResult::interrupt();
       });
       if (missing.wasInterrupted() ||
           (needsMatmul && failed(loadCudaKernelLibrary(module))))
         return signalPassFailure();
+      // The CPU library's level builder and mass biases (parallel loops)
+      // with the CUDA attention: its own @hag_pyramid_attention replaces
+      // the CPU one, renamed away before parsing them together.
+      if (needsAttention) {
+        std::string cpu = kPyramidKernelSource;
+        const std::string def = "func.func private @hag_pyramid_attention(";
+        size_t at = cpu.find(def);
+        if (at != std::string::npos)
+          cpu.replace(at, def.size(),
+                      "func.func private @hag_pyramid_attention_cpu(");
+        if (failed(loadKernelLibrary(module, "hag_gpu_prefix_sums",
+                                     cpu + kCudaPyramidKernelSource,
+                                     "cuda/pyramid_attention.mlir")))
+          return signalPassFailure();
+      }
     } else {
       if (failed(loadCPUKernelLibraries(module, needsAttention, needsBackward,
                                         needsMatmul)))

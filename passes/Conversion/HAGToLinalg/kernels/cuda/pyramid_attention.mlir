@@ -1,0 +1,245 @@
+// The CUDA kernel library's pyramid attention (spec sections 3-5), first
+// version: parallel loops that hag-map-loops-to-gpu turns into kernels.
+// Same signature as the CPU kernel's @hag_pyramid_attention; the compressed
+// levels and mass biases come from the CPU library's @hag_build_levels and
+// @hag_mass_biases (parsed together with this file; they are parallel loops
+// over tokens), the summaries from f64 prefix sums.
+//
+// The cross-level attention runs one thread per (batch, head, query,
+// feature): each walks the query's whole key set (the level-1 window, the
+// windows of every compressed level, the summary segments) with an online
+// softmax in f32 and keeps one feature of the output. The scores are
+// recomputed per feature: correct for every configuration, d times the
+// minimal work, no Tensor Cores. It is the reference the fused mma kernel
+// will replace (issue 5).
+//
+// Layouts as on the CPU: q [batch, N, H*d], k and v [batch, N, Hkv*d],
+// g [batch, N], out [batch, N, H*d]. select_k is rejected before lowering.
+
+// Running f64 prefix sums pk[b, i] = sum_{i' < i} g k (pv, pg likewise),
+// one thread per (batch, feature) walking the sequence.
+func.func private @hag_gpu_prefix_sums(
+    %k: memref<?x?x?xf32>, %v: memref<?x?x?xf32>, %g: memref<?x?xf32>,
+    %pk: memref<?x?x?xf64>, %pv: memref<?x?x?xf64>, %pg: memref<?x?xf64>) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c2 = arith.constant 2 : index
+  %z = arith.constant 0.0 : f64
+  %bt = memref.dim %k, %c0 : memref<?x?x?xf32>
+  %n = memref.dim %k, %c1 : memref<?x?x?xf32>
+  %kvD = memref.dim %k, %c2 : memref<?x?x?xf32>
+  scf.parallel (%b, %f) = (%c0, %c0) to (%bt, %kvD) step (%c1, %c1) {
+    memref.store %z, %pk[%b, %c0, %f] : memref<?x?x?xf64>
+    memref.store %z, %pv[%b, %c0, %f] : memref<?x?x?xf64>
+    %s:2 = scf.for %i = %c0 to %n step %c1 iter_args(%sk = %z, %sv = %z) -> (f64, f64) {
+      %gi = memref.load %g[%b, %i] : memref<?x?xf32>
+      %ki = memref.load %k[%b, %i, %f] : memref<?x?x?xf32>
+      %vi = memref.load %v[%b, %i, %f] : memref<?x?x?xf32>
+      %g64 = arith.extf %gi : f32 to f64
+      %k64 = arith.extf %ki : f32 to f64
+      %v64 = arith.extf %vi : f32 to f64
+      %sk2 = math.fma %g64, %k64, %sk : f64
+      %sv2 = math.fma %g64, %v64, %sv : f64
+      %i1 = arith.addi %i, %c1 : index
+      memref.store %sk2, %pk[%b, %i1, %f] : memref<?x?x?xf64>
+      memref.store %sv2, %pv[%b, %i1, %f] : memref<?x?x?xf64>
+      scf.yield %sk2, %sv2 : f64, f64
+    }
+    scf.reduce
+  }
+  scf.parallel (%b) = (%c0) to (%bt) step (%c1) {
+    memref.store %z, %pg[%b, %c0] : memref<?x?xf64>
+    %s = scf.for %i = %c0 to %n step %c1 iter_args(%sg = %z) -> (f64) {
+      %gi = memref.load %g[%b, %i] : memref<?x?xf32>
+      %g64 = arith.extf %gi : f32 to f64
+      %sg2 = arith.addf %sg, %g64 : f64
+      %i1 = arith.addi %i, %c1 : index
+      memref.store %sg2, %pg[%b, %i1] : memref<?x?xf64>
+      scf.yield %sg2 : f64
+    }
+    scf.reduce
+  }
+  return
+}
+
+// The online softmax over key rows [s, e) of K/V (columns [kcol, kcol + d))
+// with mass biases `bias` (row offset `boff`), for query row (b, i) of q at
+// column qcol, keeping output feature f: (max, denominator, numerator).
+func.func private @hag_gpu_attend_rows(
+    %q: memref<?x?x?xf32>, %K: memref<?x?x?xf32>, %V: memref<?x?x?xf32>,
+    %bias: memref<?x?xf32>, %b: index, %i: index, %qcol: index,
+    %kcol: index, %f: index, %s: index, %e: index, %boff: index, %d: index,
+    %scale: f32, %m0: f32, %den0: f32, %num0: f32) -> (f32, f32, f32) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %zero = arith.constant 0.0 : f32
+  %kf = arith.addi %kcol, %f : index
+  %res:3 = scf.for %j = %s to %e step %c1 iter_args(%m = %m0, %den = %den0, %num = %num0) -> (f32, f32, f32) {
+    %dot = scf.for %t = %c0 to %d step %c1 iter_args(%acc = %zero) -> (f32) {
+      %qt = arith.addi %qcol, %t : index
+      %kt = arith.addi %kcol, %t : index
+      %qv = memref.load %q[%b, %i, %qt] : memref<?x?x?xf32>
+      %kv = memref.load %K[%b, %j, %kt] : memref<?x?x?xf32>
+      %a2 = math.fma %qv, %kv, %acc : f32
+      scf.yield %a2 : f32
+    }
+    %jb = arith.subi %j, %boff : index
+    %bj = memref.load %bias[%b, %jb] : memref<?x?xf32>
+    %l = math.fma %dot, %scale, %bj : f32
+    %mN = arith.maximumf %m, %l : f32
+    %dm = arith.subf %m, %mN : f32
+    %alpha = math.exp %dm : f32
+    %dl = arith.subf %l, %mN : f32
+    %p = math.exp %dl : f32
+    %den1 = math.fma %den, %alpha, %p : f32
+    %vf = memref.load %V[%b, %j, %kf] : memref<?x?x?xf32>
+    %pv = arith.mulf %p, %vf : f32
+    %num1 = math.fma %num, %alpha, %pv : f32
+    scf.yield %mN, %den1, %num1 : f32, f32, f32
+  }
+  return %res#0, %res#1, %res#2 : f32, f32, f32
+}
+
+func.func private @hag_pyramid_attention(
+    %q: memref<?x?x?xf32>, %k: memref<?x?x?xf32>, %v: memref<?x?x?xf32>,
+    %g: memref<?x?xf32>, %convK: memref<?x?x?x?xf32>,
+    %convV: memref<?x?x?x?xf32>, %out: memref<?x?x?xf32>,
+    %H: index, %Hkv: index, %d: index, %B: index, %r: index, %L: index,
+    %W: index, %T: index, %causal: i1, %selectK: index, %compress: index,
+    %beta: f32, %eps: f32) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c2 = arith.constant 2 : index
+  %one = arith.constant 1.0 : f32
+  %zero = arith.constant 0.0 : f32
+  %ninf = arith.constant 0xFF800000 : f32
+  %bt = memref.dim %q, %c0 : memref<?x?x?xf32>
+  %n = memref.dim %q, %c1 : memref<?x?x?xf32>
+  %kvD = arith.muli %Hkv, %d : index
+
+  // Compressed levels 2 .. L-1, packed one after the other (the CPU
+  // library's builder), and every key's mass bias beta log(m + eps).
+  %total:2 = scf.for %l = %c2 to %L step %c1 iter_args(%acc = %c0, %nPrev = %n) -> (index, index) {
+    %nl = func.call @hag_ceil_div(%nPrev, %r) : (index, index) -> index
+    %acc2 = arith.addi %acc, %nl : index
+    scf.yield %acc2, %nl : index, index
+  }
+  %alloc = arith.maxui %total#0, %c1 : index
+  %levK = memref.alloc(%bt, %alloc, %kvD) : memref<?x?x?xf32>
+  %levV = memref.alloc(%bt, %alloc, %kvD) : memref<?x?x?xf32>
+  %levM = memref.alloc(%bt, %alloc) : memref<?x?xf32>
+  func.call @hag_build_levels(%k, %v, %g, %convK, %convV, %levK, %levV, %levM, %r, %L, %d, %compress, %eps)
+      : (memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, memref<?x?x?x?xf32>, memref<?x?x?x?xf32>,
+         memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, index, index, index, index, f32) -> ()
+  %gB = memref.alloc(%bt, %n) : memref<?x?xf32>
+  %levB = memref.alloc(%bt, %alloc) : memref<?x?xf32>
+  func.call @hag_mass_biases(%g, %levM, %gB, %levB, %total#0, %beta, %eps)
+      : (memref<?x?xf32>, memref<?x?xf32>, memref<?x?xf32>, memref<?x?xf32>, index, f32, f32) -> ()
+  %n1 = arith.addi %n, %c1 : index
+  %pk = memref.alloc(%bt, %n1, %kvD) : memref<?x?x?xf64>
+  %pv = memref.alloc(%bt, %n1, %kvD) : memref<?x?x?xf64>
+  %pg = memref.alloc(%bt, %n1) : memref<?x?xf64>
+  func.call @hag_gpu_prefix_sums(%k, %v, %g, %pk, %pv, %pg)
+      : (memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, memref<?x?x?xf64>, memref<?x?x?xf64>, memref<?x?xf64>) -> ()
+
+  %dI64 = arith.index_cast %d : index to i64
+  %dF = arith.sitofp %dI64 : i64 to f32
+  %sqrtD = math.sqrt %dF : f32
+  %scale = arith.divf %one, %sqrtD : f32
+  %eps64 = arith.extf %eps : f32 to f64
+  %Lm1 = arith.subi %L, %c1 : index
+  scf.parallel (%b, %h, %i, %f) = (%c0, %c0, %c0, %c0) to (%bt, %H, %n, %d) step (%c1, %c1, %c1, %c1) {
+    %hH = arith.muli %h, %Hkv : index
+    %kvh = arith.divui %hH, %H : index
+    %qcol = arith.muli %h, %d : index
+    %kcol = arith.muli %kvh, %d : index
+    %qb = arith.divui %i, %B : index
+    // Level 1: [a1, i] causal; [a1, e1) bidirectional.
+    %qbB = arith.muli %qb, %B : index
+    %a1raw = arith.subi %qbB, %B : index
+    %a1 = arith.maxsi %a1raw, %c0 : index
+    %i1 = arith.addi %i, %c1 : index
+    %qb2 = arith.addi %qb, %c2 : index
+    %e1raw = arith.muli %qb2, %B : index
+    %e1b = arith.minsi %e1raw, %n : index
+    %e1 = arith.select %causal, %i1, %e1b : index
+    %s1:3 = func.call @hag_gpu_attend_rows(%q, %k, %v, %gB, %b, %i, %qcol, %kcol, %f, %a1, %e1, %c0, %d, %scale, %ninf, %zero, %zero)
+        : (memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, index, index, index, index, index, index, index, index, index, f32, f32, f32, f32) -> (f32, f32, f32)
+    // Levels 2 .. L-1: the left window [a_l, c_l) and the right [e'_l, e_l).
+    %lv:7 = scf.for %l = %c2 to %L step %c1
+        iter_args(%aPrev = %a1, %ePrev = %e1b, %nPrev = %n, %off = %c0, %m = %s1#0, %den = %s1#1, %num = %s1#2)
+        -> (index, index, index, index, f32, f32, f32) {
+      %nl = func.call @hag_ceil_div(%nPrev, %r) : (index, index) -> index
+      %w:4 = func.call @hag_level_window(%aPrev, %ePrev, %l, %L, %r, %W, %nl, %causal)
+          : (index, index, index, index, index, index, index, i1) -> (index, index, index, index)
+      %ls = arith.addi %off, %w#0 : index
+      %le = arith.addi %off, %w#1 : index
+      %t1:3 = func.call @hag_gpu_attend_rows(%q, %levK, %levV, %levB, %b, %i, %qcol, %kcol, %f, %ls, %le, %c0, %d, %scale, %m, %den, %num)
+          : (memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, index, index, index, index, index, index, index, index, index, f32, f32, f32, f32) -> (f32, f32, f32)
+      %rs = arith.addi %off, %w#2 : index
+      %re = arith.addi %off, %w#3 : index
+      %t2:3 = func.call @hag_gpu_attend_rows(%q, %levK, %levV, %levB, %b, %i, %qcol, %kcol, %f, %rs, %re, %c0, %d, %scale, %t1#0, %t1#1, %t1#2)
+          : (memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, index, index, index, index, index, index, index, index, index, f32, f32, f32, f32) -> (f32, f32, f32)
+      %offN = arith.addi %off, %nl : index
+      scf.yield %w#0, %w#3, %nl, %offN, %t2#0, %t2#1, %t2#2 : index, index, index, index, f32, f32, f32
+    }
+    // The summary: causal, the raw prefix left of level L-1's window
+    // (a_{L-1} sigma_{L-1} tokens); bidirectional, the whole sequence. T'
+    // segments by the floor rule, each a gated mean (f64 prefix sums).
+    %sigma = scf.for %l = %c2 to %L step %c1 iter_args(%s = %c1) -> (index) {
+      %s2 = arith.muli %s, %r : index
+      scf.yield %s2 : index
+    }
+    %prefC = arith.muli %lv#0, %sigma : index
+    %pref = arith.select %causal, %prefC, %n : index
+    %tp = arith.minui %T, %pref : index
+    %kf = arith.addi %kcol, %f : index
+    %sum:3 = scf.for %t = %c0 to %tp step %c1 iter_args(%m = %lv#4, %den = %lv#5, %num = %lv#6) -> (f32, f32, f32) {
+      %tP = arith.muli %t, %pref : index
+      %s0 = arith.divui %tP, %tp : index
+      %t1 = arith.addi %t, %c1 : index
+      %t1P = arith.muli %t1, %pref : index
+      %s1e = arith.divui %t1P, %tp : index
+      %g0 = memref.load %pg[%b, %s0] : memref<?x?xf64>
+      %g1 = memref.load %pg[%b, %s1e] : memref<?x?xf64>
+      %mass = arith.subf %g1, %g0 : f64
+      %den64 = arith.addf %mass, %eps64 : f64
+      %dot = scf.for %u = %c0 to %d step %c1 iter_args(%acc = %zero) -> (f32) {
+        %qu = arith.addi %qcol, %u : index
+        %ku = arith.addi %kcol, %u : index
+        %qv = memref.load %q[%b, %i, %qu] : memref<?x?x?xf32>
+        %k0 = memref.load %pk[%b, %s0, %ku] : memref<?x?x?xf64>
+        %k1 = memref.load %pk[%b, %s1e, %ku] : memref<?x?x?xf64>
+        %kd = arith.subf %k1, %k0 : f64
+        %km = arith.divf %kd, %den64 : f64
+        %kv = arith.truncf %km : f64 to f32
+        %a2 = math.fma %qv, %kv, %acc : f32
+        scf.yield %a2 : f32
+      }
+      %mass32 = arith.truncf %mass : f64 to f32
+      %me = arith.addf %mass32, %eps : f32
+      %lg = math.log %me : f32
+      %bias = arith.mulf %beta, %lg : f32
+      %l = math.fma %dot, %scale, %bias : f32
+      %mN = arith.maximumf %m, %l : f32
+      %dm = arith.subf %m, %mN : f32
+      %alpha = math.exp %dm : f32
+      %dl = arith.subf %l, %mN : f32
+      %p = math.exp %dl : f32
+      %den1 = math.fma %den, %alpha, %p : f32
+      %v0 = memref.load %pv[%b, %s0, %kf] : memref<?x?x?xf64>
+      %v1 = memref.load %pv[%b, %s1e, %kf] : memref<?x?x?xf64>
+      %vd = arith.subf %v1, %v0 : f64
+      %vm = arith.divf %vd, %den64 : f64
+      %vf = arith.truncf %vm : f64 to f32
+      %pvv = arith.mulf %p, %vf : f32
+      %num1 = math.fma %num, %alpha, %pvv : f32
+      scf.yield %mN, %den1, %num1 : f32, f32, f32
+    }
+    %o = arith.divf %sum#2, %sum#1 : f32
+    %oc = arith.addi %qcol, %f : index
+    memref.store %o, %out[%b, %i, %oc] : memref<?x?x?xf32>
+    scf.reduce
+  }
+  return
+}
