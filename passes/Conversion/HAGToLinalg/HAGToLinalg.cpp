@@ -141,18 +141,10 @@ struct HAGLowerToLinalgPass
     });
     if (target == "cuda") {
       // The CUDA kernel library has the projections' Tensor Core matmul,
-      // the gate's epilogue and a first pyramid attention (parallel loops,
-      // no select_k); decoding and the backward kernels are not written
-      // yet: say so.
+      // the gate's epilogue and a first pyramid attention (parallel
+      // loops); decoding and the backward kernels are not written yet: say
+      // so.
       WalkResult missing = module.walk([&](Operation *op) {
-        if (auto attn = dyn_cast<PyramidAttentionOp>(op)) {
-          if (attn.getConfig().getSelectK() == 0)
-            return WalkResult::advance();
-          op->emitError() << "'" << op->getName().getStringRef()
-                          << "' with select_k > 0 has no CUDA kernel yet: "
-                             "use --target=cpu";
-          return WalkResult::interrupt();
-        }
         if (!isa<PyramidDecodeOp, PyramidAttentionBackwardOp, LinearBackwardOp,
                  EmbeddingBackwardOp>(op))
           return WalkResult::advance();

@@ -13,8 +13,12 @@
 // minimal work, no Tensor Cores. It is the reference the fused mma kernel
 // will replace (issue 5).
 //
+// select_k: one thread per (batch, query block) picks the block's tokens
+// first (@hag_gpu_select_tokens), and the attention threads read them as
+// raw keys.
+//
 // Layouts as on the CPU: q [batch, N, H*d], k and v [batch, N, Hkv*d],
-// g [batch, N], out [batch, N, H*d]. select_k is rejected before lowering.
+// g [batch, N], out [batch, N, H*d].
 
 // Running f64 prefix sums pk[b, i] = sum_{i' < i} g k (pv, pg likewise),
 // one thread per (batch, feature) walking the sequence.
@@ -56,6 +60,66 @@ func.func private @hag_gpu_prefix_sums(
       %i1 = arith.addi %i, %c1 : index
       memref.store %sg2, %pg[%b, %i1] : memref<?x?xf64>
       scf.yield %sg2 : f64
+    }
+    scf.reduce
+  }
+  return
+}
+
+// select_k (spec section 4): per (batch, query block), the k raw tokens
+// with the largest g among those left of the level-1 window [0, a1) (and
+// right of it, [e1, N), when bidirectional), ties to the lower index,
+// into sel[b, qb, 0 .. k'), k' = min(select_k, candidates). Pick p is the
+// best candidate strictly after pick p-1 in that order (as the CPU
+// kernel's @hag_select_tokens).
+func.func private @hag_gpu_select_tokens(%g: memref<?x?xf32>,
+    %sel: memref<?x?x?xindex>, %B: index, %causal: i1, %selectK: index) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c2 = arith.constant 2 : index
+  %true = arith.constant true
+  %ninf = arith.constant 0xFF800000 : f32
+  %pinf64 = arith.constant 0x7FF0000000000000 : f64
+  %bt = memref.dim %g, %c0 : memref<?x?xf32>
+  %n = memref.dim %g, %c1 : memref<?x?xf32>
+  %blocks = memref.dim %sel, %c1 : memref<?x?x?xindex>
+  %notCausal = arith.xori %causal, %true : i1
+  scf.parallel (%b, %qb) = (%c0, %c0) to (%bt, %blocks) step (%c1, %c1) {
+    %qbB = arith.muli %qb, %B : index
+    %a1raw = arith.subi %qbB, %B : index
+    %a1 = arith.maxsi %a1raw, %c0 : index
+    %qb2 = arith.addi %qb, %c2 : index
+    %e1raw = arith.muli %qb2, %B : index
+    %e1 = arith.minsi %e1raw, %n : index
+    %nb = arith.subi %n, %e1 : index
+    %rightCand = arith.select %causal, %c0, %nb : index
+    %cands = arith.addi %a1, %rightCand : index
+    %kp = arith.minui %selectK, %cands : index
+    scf.for %p = %c0 to %kp step %c1 iter_args(%gPrev = %pinf64, %iPrev = %n) -> (f64, index) {
+      %best:2 = scf.for %c = %c0 to %n step %c1 iter_args(%bg = %ninf, %bi = %n) -> (f32, index) {
+        %inLeft = arith.cmpi ult, %c, %a1 : index
+        %inRight0 = arith.cmpi uge, %c, %e1 : index
+        %inRight = arith.andi %inRight0, %notCausal : i1
+        %isCand = arith.ori %inLeft, %inRight : i1
+        %gc = memref.load %g[%b, %c] : memref<?x?xf32>
+        %gcd = arith.extf %gc : f32 to f64
+        %lower = arith.cmpf olt, %gcd, %gPrev : f64
+        %eqG = arith.cmpf oeq, %gcd, %gPrev : f64
+        %later = arith.cmpi ugt, %c, %iPrev : index
+        %tieLater = arith.andi %eqG, %later : i1
+        %after = arith.ori %lower, %tieLater : i1
+        %better = arith.cmpf ogt, %gc, %bg : f32
+        %noneYet = arith.cmpi eq, %bi, %n : index
+        %better2 = arith.ori %better, %noneYet : i1
+        %ok0 = arith.andi %isCand, %after : i1
+        %ok = arith.andi %ok0, %better2 : i1
+        %ng = arith.select %ok, %gc, %bg : f32
+        %ni = arith.select %ok, %c, %bi : index
+        scf.yield %ng, %ni : f32, index
+      }
+      memref.store %best#1, %sel[%b, %qb, %p] : memref<?x?x?xindex>
+      %bgd = arith.extf %best#0 : f32 to f64
+      scf.yield %bgd, %best#1 : f64, index
     }
     scf.reduce
   }
@@ -141,6 +205,12 @@ func.func private @hag_pyramid_attention(
   %pg = memref.alloc(%bt, %n1) : memref<?x?xf64>
   func.call @hag_gpu_prefix_sums(%k, %v, %g, %pk, %pv, %pg)
       : (memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, memref<?x?x?xf64>, memref<?x?x?xf64>, memref<?x?xf64>) -> ()
+
+  %blocks = func.call @hag_ceil_div(%n, %B) : (index, index) -> index
+  %kAlloc = arith.maxui %selectK, %c1 : index
+  %sel = memref.alloc(%bt, %blocks, %kAlloc) : memref<?x?x?xindex>
+  func.call @hag_gpu_select_tokens(%g, %sel, %B, %causal, %selectK)
+      : (memref<?x?xf32>, memref<?x?x?xindex>, index, i1, index) -> ()
 
   %dI64 = arith.index_cast %d : index to i64
   %dF = arith.sitofp %dI64 : i64 to f32
@@ -236,7 +306,19 @@ func.func private @hag_pyramid_attention(
       %num1 = math.fma %num, %alpha, %pvv : f32
       scf.yield %mN, %den1, %num1 : f32, f32, f32
     }
-    %o = arith.divf %sum#2, %sum#1 : f32
+    // select_k picks: raw keys, as many as the block has candidates.
+    %nb = arith.subi %n, %e1b : index
+    %rightCand = arith.select %causal, %c0, %nb : index
+    %cands = arith.addi %a1, %rightCand : index
+    %kp = arith.minui %selectK, %cands : index
+    %fin:3 = scf.for %p = %c0 to %kp step %c1 iter_args(%m = %sum#0, %den = %sum#1, %num = %sum#2) -> (f32, f32, f32) {
+      %j = memref.load %sel[%b, %qb, %p] : memref<?x?x?xindex>
+      %j1 = arith.addi %j, %c1 : index
+      %t3:3 = func.call @hag_gpu_attend_rows(%q, %k, %v, %gB, %b, %i, %qcol, %kcol, %f, %j, %j1, %c0, %d, %scale, %m, %den, %num)
+          : (memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, index, index, index, index, index, index, index, index, index, f32, f32, f32, f32) -> (f32, f32, f32)
+      scf.yield %t3#0, %t3#1, %t3#2 : f32, f32, f32
+    }
+    %o = arith.divf %fin#2, %fin#1 : f32
     %oc = arith.addi %qcol, %f : index
     memref.store %o, %out[%b, %i, %oc] : memref<?x?x?xf32>
     scf.reduce
