@@ -38,7 +38,8 @@ record() { rows+=("$(printf '%-44s %-6s %s' "$1" "$2" "$3")"); }
 # 1. The lit tests that need a GPU or ptxas (REQUIRES: cuda / ptxas).
 lit=/usr/lib/llvm-22/bin/lit
 command -v lit >/dev/null && lit=$(command -v lit)
-for t in Integration/cuda-forward.test Tools/hag-compile-cuda.test Conversion/cuda-pipeline.mlir; do
+for t in Integration/cuda-forward.test Integration/cuda-tensor-parallel.test \
+    Tools/hag-compile-cuda.test Tools/cuda-emulator.test Conversion/cuda-pipeline.mlir; do
   out=$("$lit" -v "$build/test/$t" 2>&1)
   status=$(echo "$out" | grep -oE '^(PASS|FAIL|UNSUPPORTED|XFAIL|UNRESOLVED)' | head -1)
   record "lit $t" "${status:-ERROR}" ""
@@ -46,11 +47,11 @@ for t in Integration/cuda-forward.test Tools/hag-compile-cuda.test Conversion/cu
 done
 
 # 2. The runtime's CUDA session (device memory round trip).
-out=$("$build/bin/HAGRuntimeTests" --gtest_filter='CudaSession.*' 2>&1)
-if echo "$out" | grep -q '\[  PASSED  \]' && ! echo "$out" | grep -q 'SKIPPED'; then
-  record "HAGRuntimeTests CudaSession.*" PASS ""
+out=$("$build/bin/HAGRuntimeTests" --gtest_filter='CudaSession.*:Nccl.*' 2>&1)
+if echo "$out" | grep -q '\[  PASSED  \]' && ! echo "$out" | grep -q 'FAILED'; then
+  record "HAGRuntimeTests CudaSession.* Nccl.*" PASS "$(echo "$out" | grep -c '\[  SKIPPED \] [A-Z]') skipped"
 else
-  record "HAGRuntimeTests CudaSession.*" FAIL ""
+  record "HAGRuntimeTests CudaSession.* Nccl.*" FAIL ""
   echo "$out" | tail -20 >&2
 fi
 

@@ -46,6 +46,8 @@ if shutil.which("nvidia-smi"):
         listed = ""
     if "GPU 0" in listed:
         config.available_features.add("cuda")
+        if "GPU 1" in listed:
+            config.available_features.add("cuda-multi")
         # The architecture to compile the GPU tests for: sm_90a on 9.0
         # (H100/H200), sm_80 on the other 8.x and later devices.
         try:

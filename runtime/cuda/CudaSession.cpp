@@ -43,6 +43,7 @@ struct State {
                              void **) = nullptr;
   CUresult (*cuStreamCreate)(CUstream *, unsigned) = nullptr;
   CUresult (*cuStreamSynchronize)(CUstream) = nullptr;
+  CUresult (*cuStreamQuery)(CUstream) = nullptr;
   CUresult (*cuMemAlloc)(CUdeviceptr *, size_t) = nullptr;
   CUresult (*cuMemFree)(CUdeviceptr) = nullptr;
   CUresult (*cuMemcpyHtoD)(CUdeviceptr, const void *, size_t) = nullptr;
@@ -119,6 +120,7 @@ Status Session::start(int ordinal) {
         resolve(s.cuLaunchKernel, "cuLaunchKernel"),
         resolve(s.cuStreamCreate, "cuStreamCreate"),
         resolve(s.cuStreamSynchronize, "cuStreamSynchronize"),
+        resolve(s.cuStreamQuery, "cuStreamQuery"),
         resolve(s.cuMemAlloc, "cuMemAlloc_v2"),
         resolve(s.cuMemFree, "cuMemFree_v2"),
         resolve(s.cuMemcpyHtoD, "cuMemcpyHtoD_v2"),
@@ -220,6 +222,22 @@ Status Session::synchronize() {
   return s.driver->check(s.cuStreamSynchronize(s.stream),
                          "cuStreamSynchronize");
 }
+
+Result<bool> Session::query() {
+  State &s = state();
+  std::lock_guard<std::mutex> lock(s.mu);
+  if (!s.active())
+    return makeError("no CUDA session (Session::start)");
+  CUresult r = s.cuStreamQuery(s.stream);
+  constexpr CUresult kNotReady = 600; // CUDA_ERROR_NOT_READY
+  if (r == kNotReady)
+    return false;
+  if (Status st = s.driver->check(r, "cuStreamQuery"); !st.ok())
+    return st;
+  return true;
+}
+
+void *Session::stream() { return state().stream; }
 
 Status Session::takeError() {
   State &s = state();

@@ -665,12 +665,18 @@ int Runner::run() {
       return fail("--device cuda: " + o.artifact + " holds " + target.triple +
                   " code; compile the model with hag-compile --target=cuda "
                   "for the GPU");
+    // One GPU per process: a multi-process job's ranks on one machine take
+    // the devices in order of their local rank (mpirun's
+    // OMPI_COMM_WORLD_LOCAL_RANK).
+    int ordinal = 0;
+    if (const char *local = std::getenv("OMPI_COMM_WORLD_LOCAL_RANK"))
+      ordinal = std::atoi(local);
     // The driver is loaded at run time: without one this is the only line.
-    if (Status s = cuda::Session::start(0); !s.ok())
+    if (Status s = cuda::Session::start(ordinal); !s.ok())
       return fail("--device cuda: " + s.message());
     const cuda::DeviceInfo &dev = cuda::Session::device();
-    progress("CUDA device 0: %s (%s, %d SMs, %.1f GiB)", dev.name.c_str(),
-             dev.arch().c_str(), dev.multiprocessors,
+    progress("CUDA device %d: %s (%s, %d SMs, %.1f GiB)", ordinal,
+             dev.name.c_str(), dev.arch().c_str(), dev.multiprocessors,
              dev.totalMemory / 1073741824.0);
     // A cubin runs on its major architecture (sm_90a: 9.0 only); the PTX
     // beside it lets a newer driver compile sm_80 code for newer GPUs.
@@ -679,7 +685,10 @@ int Runner::run() {
                     : dev.ccMajor * 10 + dev.ccMinor >= 80;
     if (!fits)
       return fail("--device cuda: " + o.artifact + " was compiled for " +
-                  target.gpuArch + ", device 0 is " + dev.arch());
+                  target.gpuArch + ", device " + std::to_string(ordinal) +
+                  " is " + dev.arch());
+    if (Status s = startDeviceCollectives(); !s.ok())
+      return fail("--device cuda: " + s.message());
   }
 
   if (o.initSeed) {

@@ -4,9 +4,15 @@
 
 #include "hag/runtime/Artifact.h"
 
+#include "hag/runtime/CudaSession.h"
+#include "hag/runtime/Nccl.h"
+
 #ifdef HAG_HAVE_MPI
 #include "hag/runtime/Mpi.h"
 #endif
+
+#include <cstdio>
+#include <map>
 
 #include <cstdlib>
 #include <cstring>
@@ -27,6 +33,7 @@ struct ProcessState {
   double timeout = 60.0;
 #ifdef HAG_HAVE_MPI
   std::unique_ptr<mpi::MpiCommunicator> comm;
+  std::unique_ptr<Communicator> device; ///< NCCL, for CUDA artifacts
 #endif
 };
 
@@ -172,6 +179,84 @@ Status startParallel(Model &model, const RunOptions &options) {
                        ", but this hag-run was built without MPI (install "
                        "libopenmpi-dev and rebuild)");
 #endif
+}
+
+#ifdef HAG_HAVE_MPI
+namespace {
+
+/// The compiled code's all-reduces on device memory, through NCCL on the
+/// CUDA session's stream. A failure (an asynchronous NCCL error, or a
+/// rank that never arrives within the timeout) ends the job with a line
+/// naming the rank and the collective, like the MPI communicator.
+class NcclCommunicator : public Communicator {
+public:
+  NcclCommunicator(const ParallelLayout &layout, nccl::Library library,
+                   double timeout)
+      : place(layout), library(std::move(library)), timeout(timeout) {}
+
+  const ParallelLayout &layout() const override { return place; }
+
+  void allReduce(float *data, int64_t count, Group group, bool mean) override {
+    auto it = comms.find(group);
+    if (it == comms.end())
+      return; // a group of one: the sum (and the mean) is the data
+    Status s = it->second.allReduce(data, count, mean, cuda::Session::stream(),
+                                    timeout);
+    if (s.ok())
+      return;
+    std::fprintf(stderr, "hag-run: error: %s: %s\n", place.describe().c_str(),
+                 s.message().c_str());
+    std::fflush(stderr);
+    mpi::abortJob(1);
+  }
+
+  ParallelLayout place;
+  nccl::Library library;
+  double timeout;
+  std::map<Group, nccl::Comm> comms;
+};
+
+} // namespace
+#endif
+
+Status startDeviceCollectives() {
+#ifdef HAG_HAVE_MPI
+  ProcessState &s = state();
+  if (!s.comm || s.layout.size() == 1)
+    return Status::success();
+  Result<nccl::Library> lib = nccl::Library::load();
+  if (!lib.ok())
+    return lib.status();
+  auto device =
+      std::make_unique<NcclCommunicator>(s.layout, std::move(*lib), s.timeout);
+  // Every rank goes through the groups in the same order, so each group's
+  // members make its communicator together.
+  for (Group g : {Group::Tensor, Group::Data, Group::Embedding}) {
+    int size = s.layout.groupSize(g), index = s.layout.groupIndex(g);
+    if (size <= 1 || index < 0)
+      continue;
+    nccl::UniqueId id{};
+    if (index == 0) {
+      Result<nccl::UniqueId> made = device->library.uniqueId();
+      if (!made.ok())
+        return made.status();
+      id = *made;
+      for (int m = 1; m < size; ++m)
+        s.comm->send(&id, sizeof(id), g, m);
+      s.comm->waitSends();
+    } else {
+      s.comm->receive(&id, sizeof(id), g, 0, "the NCCL unique id");
+    }
+    Result<nccl::Comm> comm = nccl::Comm::create(
+        device->library, size, id, index, std::string(groupName(g)) + " group");
+    if (!comm.ok())
+      return comm.status();
+    device->comms.emplace(g, std::move(*comm));
+  }
+  s.device = std::move(device);
+  setCommunicator(s.device.get());
+#endif
+  return Status::success();
 }
 
 Status checkParallelStart(const Model &model, const std::string &settings,

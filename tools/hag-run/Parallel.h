@@ -45,6 +45,14 @@ int worldSize();
 /// non-parallel artifact in one process.
 rt::Status startParallel(rt::Model &model, const RunOptions &options);
 
+/// On a parallel run of a CUDA artifact (after the CUDA session started):
+/// one NCCL communicator per parallel group this rank is in (tensor, data,
+/// and the first and last stage's embedding group), from a unique id the
+/// group's first rank sends over MPI; the compiled code's all-reduces then
+/// run through NCCL on device memory (each waited for at most the
+/// collective timeout). A no-op for single-process runs.
+rt::Status startDeviceCollectives();
+
 #ifdef HAG_HAVE_MPI
 } // namespace hag::run
 namespace hag::rt::mpi {

@@ -50,6 +50,10 @@ public:
   static Status download(void *host, const void *device, size_t bytes);
   /// Waits for the stream.
   static Status synchronize();
+  /// Whether the stream's work is done (cuStreamQuery), without waiting.
+  static Result<bool> query();
+  /// The session's stream (a CUstream), for libraries that enqueue on it.
+  static void *stream();
 
   /// The first error latched by the C entry points since the last call,
   /// then clears it; success when there was none.
