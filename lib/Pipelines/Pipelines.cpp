@@ -99,6 +99,23 @@ void mlir::hag::buildTrainPhasePipeline(OpPassManager &pm,
   pm.addPass(createHAGTrainStep(o));
 }
 
+/// One-shot bufferization across functions (identity layouts at their
+/// boundaries), ownership-based deallocation, cleanup on buffers, and each
+/// temporary freed after its last use (hag-early-dealloc).
+static void addBufferization(OpPassManager &pm) {
+  bufferization::OneShotBufferizePassOptions bufferize;
+  bufferize.bufferizeFunctionBoundaries = true;
+  bufferize.functionBoundaryTypeConversion =
+      bufferization::LayoutMapOption::IdentityLayoutMap;
+  pm.addPass(bufferization::createOneShotBufferizePass(bufferize));
+  bufferization::BufferDeallocationPipelineOptions dealloc;
+  bufferization::buildBufferDeallocationPipeline(pm, dealloc);
+  pm.addPass(createCanonicalizerPass());
+  pm.addPass(createCSEPass());
+  // Free each temporary after its last use, not at the end of the function.
+  pm.addNestedPass<func::FuncOp>(createHAGEarlyDealloc());
+}
+
 /// The CPU lowering from bufferized parallel loops to the LLVM dialect.
 static void addCPULoopsToLLVM(OpPassManager &pm) {
   pm.addNestedPass<func::FuncOp>(createHAGSequentialInnerLoops());
@@ -140,17 +157,7 @@ void mlir::hag::buildCPULoweringPipeline(OpPassManager &pm) {
   // (seen: a gradient overwriting the RoPE'd queries that the attention
   // backward reads later). CSE runs on the bufferized form below.
 
-  bufferization::OneShotBufferizePassOptions bufferize;
-  bufferize.bufferizeFunctionBoundaries = true;
-  bufferize.functionBoundaryTypeConversion =
-      bufferization::LayoutMapOption::IdentityLayoutMap;
-  pm.addPass(bufferization::createOneShotBufferizePass(bufferize));
-  bufferization::BufferDeallocationPipelineOptions dealloc;
-  bufferization::buildBufferDeallocationPipeline(pm, dealloc);
-  pm.addPass(createCanonicalizerPass());
-  pm.addPass(createCSEPass());
-  // Free each temporary after its last use, not at the end of the function.
-  pm.addNestedPass<func::FuncOp>(createHAGEarlyDealloc());
+  addBufferization(pm);
 
   pm.addNestedPass<func::FuncOp>(createConvertLinalgToParallelLoopsPass());
   addCPULoopsToLLVM(pm);
@@ -169,18 +176,9 @@ static void addCUDAFrontHalf(OpPassManager &pm) {
   pm.addPass(createInlinerPass());
   pm.addPass(createCanonicalizerPass());
   // Bufferization as on the CPU (see there for why no CSE before it).
-  bufferization::OneShotBufferizePassOptions bufferize;
-  bufferize.bufferizeFunctionBoundaries = true;
-  bufferize.functionBoundaryTypeConversion =
-      bufferization::LayoutMapOption::IdentityLayoutMap;
-  pm.addPass(bufferization::createOneShotBufferizePass(bufferize));
-  bufferization::BufferDeallocationPipelineOptions dealloc;
-  bufferization::buildBufferDeallocationPipeline(pm, dealloc);
-  pm.addPass(createCanonicalizerPass());
-  pm.addPass(createCSEPass());
   // Kernels run one after the other on one stream: freeing a temporary
-  // after its last use is safe.
-  pm.addNestedPass<func::FuncOp>(createHAGEarlyDealloc());
+  // after its last use is safe there too.
+  addBufferization(pm);
   pm.addNestedPass<func::FuncOp>(createConvertLinalgToParallelLoopsPass());
   pm.addPass(createCanonicalizerPass());
 }

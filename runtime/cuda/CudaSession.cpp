@@ -62,6 +62,13 @@ struct State {
     return false;
   }
   bool active() const { return driver.has_value() && stream; }
+  /// For the Status-returning calls: the session is running and its
+  /// context current on this thread (nothing is latched).
+  Status enter() {
+    if (!active())
+      return makeError("no CUDA session (Session::start)");
+    return driver->check(cuCtxSetCurrent(context), "cuCtxSetCurrent");
+  }
   /// Makes the context current on the calling thread.
   bool current() {
     if (!active()) {
@@ -162,11 +169,7 @@ const DeviceInfo &Session::device() { return state().info; }
 Result<void *> Session::allocate(size_t bytes) {
   State &s = state();
   std::lock_guard<std::mutex> lock(s.mu);
-  if (!s.active())
-    return makeError("no CUDA session (Session::start)");
-  if (Status st =
-          s.driver->check(s.cuCtxSetCurrent(s.context), "cuCtxSetCurrent");
-      !st.ok())
+  if (Status st = s.enter(); !st.ok())
     return st;
   CUdeviceptr p = 0;
   if (Status st =
@@ -183,11 +186,7 @@ Status Session::upload(void *device, const void *host, size_t bytes) {
   std::lock_guard<std::mutex> lock(s.mu);
   if (bytes == 0)
     return Status::success();
-  if (!s.active())
-    return makeError("no CUDA session (Session::start)");
-  if (Status st =
-          s.driver->check(s.cuCtxSetCurrent(s.context), "cuCtxSetCurrent");
-      !st.ok())
+  if (Status st = s.enter(); !st.ok())
     return st;
   return s.driver->check(
       s.cuMemcpyHtoD(reinterpret_cast<CUdeviceptr>(device), host, bytes),
@@ -199,11 +198,7 @@ Status Session::download(void *host, const void *device, size_t bytes) {
   std::lock_guard<std::mutex> lock(s.mu);
   if (bytes == 0)
     return Status::success();
-  if (!s.active())
-    return makeError("no CUDA session (Session::start)");
-  if (Status st =
-          s.driver->check(s.cuCtxSetCurrent(s.context), "cuCtxSetCurrent");
-      !st.ok())
+  if (Status st = s.enter(); !st.ok())
     return st;
   return s.driver->check(
       s.cuMemcpyDtoH(host, reinterpret_cast<CUdeviceptr>(device), bytes),
@@ -213,11 +208,7 @@ Status Session::download(void *host, const void *device, size_t bytes) {
 Status Session::synchronize() {
   State &s = state();
   std::lock_guard<std::mutex> lock(s.mu);
-  if (!s.active())
-    return makeError("no CUDA session (Session::start)");
-  if (Status st =
-          s.driver->check(s.cuCtxSetCurrent(s.context), "cuCtxSetCurrent");
-      !st.ok())
+  if (Status st = s.enter(); !st.ok())
     return st;
   return s.driver->check(s.cuStreamSynchronize(s.stream),
                          "cuStreamSynchronize");

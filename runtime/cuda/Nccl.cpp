@@ -40,10 +40,9 @@ struct Library::Api {
   ncclResult (*ncclCommGetAsyncError)(void *, ncclResult *) = nullptr;
   const char *(*ncclGetErrorString)(ncclResult) = nullptr;
 
-  ~Api() {
-    if (handle)
-      dlclose(handle);
-  }
+  // The library stays loaded for the process: ncclGetUniqueId starts a
+  // bootstrap thread inside it that outlives any one caller.
+  ~Api() = default;
   Status check(ncclResult r, const char *call) const {
     if (r == kSuccess)
       return Status::success();

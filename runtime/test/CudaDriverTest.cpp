@@ -9,6 +9,8 @@
 
 #include "hag/runtime/CudaDriver.h"
 
+#include "TestUtil.h"
+
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -30,12 +32,7 @@ struct LibcudaOverride {
   ~LibcudaOverride() { unsetenv("HAGRT_LIBCUDA"); }
 };
 
-bool haveDriver() {
-  void *h = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
-  if (h)
-    dlclose(h);
-  return h != nullptr;
-}
+bool haveDriver() { return test::haveCudaDriver(); }
 
 TEST(CudaDriver, WithoutADriverLoadingFailsWithOneLine) {
   if (haveDriver())

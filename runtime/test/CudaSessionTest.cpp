@@ -9,6 +9,8 @@
 
 #include "hag/runtime/CudaSession.h"
 
+#include "TestUtil.h"
+
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -20,13 +22,6 @@ using namespace hag::rt;
 using ::testing::HasSubstr;
 
 namespace {
-
-bool haveDriver() {
-  void *h = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
-  if (h)
-    dlclose(h);
-  return h != nullptr;
-}
 
 TEST(CudaSession, KernelImagesRegisterWithoutADriver) {
   static const char image[] = "not a cubin: never read without a session";
@@ -51,7 +46,7 @@ TEST(CudaSession, KernelImagesRegisterWithoutADriver) {
 }
 
 TEST(CudaSession, StartingWithoutADriverIsOneLine) {
-  if (haveDriver())
+  if (test::haveCudaDriver())
     GTEST_SKIP() << "this machine has an NVIDIA driver";
   setenv("HAGRT_LIBCUDA", "/nonexistent/libcuda.so.1", 1);
   Status s = cuda::Session::start(0);
@@ -67,7 +62,7 @@ TEST(CudaSession, StartingWithoutADriverIsOneLine) {
 }
 
 TEST(CudaSession, StartsWhereThereIsAGPU) {
-  if (!haveDriver())
+  if (!test::haveCudaDriver())
     GTEST_SKIP() << "no NVIDIA driver on this machine";
   Status s = cuda::Session::start(0);
   if (!s.ok())

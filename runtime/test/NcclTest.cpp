@@ -10,6 +10,8 @@
 #include "hag/runtime/Nccl.h"
 #include "hag/runtime/CudaSession.h"
 
+#include "TestUtil.h"
+
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -21,13 +23,6 @@ using namespace hag::rt;
 using ::testing::HasSubstr;
 
 namespace {
-
-bool haveDriver() {
-  void *h = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
-  if (h)
-    dlclose(h);
-  return h != nullptr;
-}
 
 TEST(Nccl, LoadsAndMakesUniqueIds) {
   Result<nccl::Library> lib = nccl::Library::load();
@@ -51,7 +46,7 @@ TEST(Nccl, MissingLibraryIsNamed) {
 }
 
 TEST(Nccl, CommunicatorWithoutAGpuIsAnError) {
-  if (haveDriver())
+  if (test::haveCudaDriver())
     GTEST_SKIP() << "this machine has an NVIDIA driver";
   Result<nccl::Library> lib = nccl::Library::load();
   if (!lib.ok())
@@ -69,7 +64,7 @@ TEST(Nccl, CommunicatorWithoutAGpuIsAnError) {
 }
 
 TEST(Nccl, OneRankAllReduceOnTheGpu) {
-  if (!haveDriver() || !cuda::Session::start(0).ok())
+  if (!test::haveCudaDriver() || !cuda::Session::start(0).ok())
     GTEST_SKIP() << "no GPU here";
   Result<nccl::Library> lib = nccl::Library::load();
   ASSERT_TRUE(lib.ok()) << lib.message();

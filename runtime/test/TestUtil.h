@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <cstdlib>
+#include <dlfcn.h>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -14,6 +15,14 @@
 #include <vector>
 
 namespace hag::rt::test {
+
+/// Whether an NVIDIA driver (libcuda.so.1) can be loaded here.
+inline bool haveCudaDriver() {
+  void *h = ::dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
+  if (h)
+    ::dlclose(h);
+  return h != nullptr;
+}
 
 /// A fresh directory under $TMPDIR (or /tmp), removed with its contents.
 class TempDir {

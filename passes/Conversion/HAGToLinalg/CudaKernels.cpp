@@ -20,17 +20,24 @@ static const char kCudaLibrarySource[] =
 #include "CudaLibrary.inc"
     ;
 
+/// `func.func private @hag_matmul_nt(memref<?x?xf32> A [M, K], B [N, K],
+/// C [M, N])`, without a body.
+static func::FuncOp createMatmulFunction(OpBuilder &b, Location loc) {
+  auto dyn2 = MemRefType::get({ShapedType::kDynamic, ShapedType::kDynamic},
+                              b.getF32Type());
+  auto fn = func::FuncOp::create(b, loc, "hag_matmul_nt",
+                                 b.getFunctionType({dyn2, dyn2, dyn2}, {}));
+  fn.setPrivate();
+  return fn;
+}
+
 /// func.func private @hag_matmul_nt(A [M, K], B [N, K], C [M, N]): launches
 /// the Tensor Core kernel on a grid of ceil(N / 128) x ceil(M / 128) blocks
 /// (nothing to launch when C is empty). The grid's y extent (M / 128 <
 /// 65536) allows 8M rows.
 static void buildMatmulWrapper(OpBuilder &b, Location loc,
                                gpu::GPUModuleOp kernels) {
-  auto dyn2 = MemRefType::get({ShapedType::kDynamic, ShapedType::kDynamic},
-                              b.getF32Type());
-  auto fn = func::FuncOp::create(b, loc, "hag_matmul_nt",
-                                 b.getFunctionType({dyn2, dyn2, dyn2}, {}));
-  fn.setPrivate();
+  func::FuncOp fn = createMatmulFunction(b, loc);
   Block *entry = fn.addEntryBlock();
   OpBuilder::InsertionGuard guard(b);
   b.setInsertionPointToStart(entry);
@@ -90,13 +97,8 @@ LogicalResult mlir::hag::loadCudaKernelLibrary(ModuleOp module) {
   }
   // Declared only: the launches' memory effects are unknown to buffer
   // deallocation; defineCudaKernelLaunchers adds the bodies after it.
-  if (!module.lookupSymbol("hag_matmul_nt")) {
-    auto dyn2 = MemRefType::get({ShapedType::kDynamic, ShapedType::kDynamic},
-                                b.getF32Type());
-    auto fn = func::FuncOp::create(b, loc, "hag_matmul_nt",
-                                   b.getFunctionType({dyn2, dyn2, dyn2}, {}));
-    fn.setPrivate();
-  }
+  if (!module.lookupSymbol("hag_matmul_nt"))
+    createMatmulFunction(b, loc);
   return success();
 }
 
@@ -104,11 +106,7 @@ LogicalResult mlir::hag::loadCudaKernelLibrary(ModuleOp module) {
 /// the Tensor Core kernel's numerics (operands rounded to f16, products
 /// summed in f32), which hag-map-loops-to-gpu{emulate} maps like any loop.
 static void buildEmulatedMatmul(OpBuilder &b, Location loc) {
-  auto dyn2 = MemRefType::get({ShapedType::kDynamic, ShapedType::kDynamic},
-                              b.getF32Type());
-  auto fn = func::FuncOp::create(b, loc, "hag_matmul_nt",
-                                 b.getFunctionType({dyn2, dyn2, dyn2}, {}));
-  fn.setPrivate();
+  func::FuncOp fn = createMatmulFunction(b, loc);
   Block *entry = fn.addEntryBlock();
   OpBuilder::InsertionGuard guard(b);
   b.setInsertionPointToStart(entry);
