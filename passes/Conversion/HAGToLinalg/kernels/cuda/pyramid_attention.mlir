@@ -5,13 +5,14 @@
 // @hag_mass_biases (parsed together with this file; they are parallel loops
 // over tokens), the summaries from f64 prefix sums.
 //
-// The cross-level attention runs one thread per (batch, head, query,
-// feature): each walks the query's whole key set (the level-1 window, the
-// windows of every compressed level, the summary segments) with an online
-// softmax in f32 and keeps one feature of the output. The scores are
-// recomputed per feature: correct for every configuration, d times the
-// minimal work, no Tensor Cores. It is the reference the fused mma kernel
-// will replace (issue 5).
+// The cross-level attention runs one thread per (batch, head, query): each
+// walks the query's whole key set (the level-1 window, the windows of every
+// compressed level, the summary segments, the select_k picks) once, with
+// an online softmax in f32 whose unnormalised output accumulates in the
+// query's own row of `out` (rescaled when the running max grows), divided
+// by the denominator at the end. Correct for every configuration; scalar
+// FMAs, no Tensor Cores: the reference the fused mma kernel will replace
+// (issue 5).
 //
 // select_k: one thread per (batch, query block) picks the block's tokens
 // first (@hag_gpu_select_tokens), and the attention threads read them as
@@ -127,18 +128,18 @@ func.func private @hag_gpu_select_tokens(%g: memref<?x?xf32>,
 }
 
 // The online softmax over key rows [s, e) of K/V (columns [kcol, kcol + d))
-// with mass biases `bias` (row offset `boff`), for query row (b, i) of q at
-// column qcol, keeping output feature f: (max, denominator, numerator).
+// with mass biases `bias`, for query row (b, i) of q at column qcol: the
+// running max and denominator go in and out, the unnormalised output
+// accumulates in out[b, i, qcol .. qcol + d).
 func.func private @hag_gpu_attend_rows(
     %q: memref<?x?x?xf32>, %K: memref<?x?x?xf32>, %V: memref<?x?x?xf32>,
-    %bias: memref<?x?xf32>, %b: index, %i: index, %qcol: index,
-    %kcol: index, %f: index, %s: index, %e: index, %boff: index, %d: index,
-    %scale: f32, %m0: f32, %den0: f32, %num0: f32) -> (f32, f32, f32) {
+    %bias: memref<?x?xf32>, %out: memref<?x?x?xf32>, %b: index, %i: index,
+    %qcol: index, %kcol: index, %s: index, %e: index, %d: index,
+    %scale: f32, %m0: f32, %den0: f32) -> (f32, f32) {
   %c0 = arith.constant 0 : index
   %c1 = arith.constant 1 : index
   %zero = arith.constant 0.0 : f32
-  %kf = arith.addi %kcol, %f : index
-  %res:3 = scf.for %j = %s to %e step %c1 iter_args(%m = %m0, %den = %den0, %num = %num0) -> (f32, f32, f32) {
+  %res:2 = scf.for %j = %s to %e step %c1 iter_args(%m = %m0, %den = %den0) -> (f32, f32) {
     %dot = scf.for %t = %c0 to %d step %c1 iter_args(%acc = %zero) -> (f32) {
       %qt = arith.addi %qcol, %t : index
       %kt = arith.addi %kcol, %t : index
@@ -147,8 +148,7 @@ func.func private @hag_gpu_attend_rows(
       %a2 = math.fma %qv, %kv, %acc : f32
       scf.yield %a2 : f32
     }
-    %jb = arith.subi %j, %boff : index
-    %bj = memref.load %bias[%b, %jb] : memref<?x?xf32>
+    %bj = memref.load %bias[%b, %j] : memref<?x?xf32>
     %l = math.fma %dot, %scale, %bj : f32
     %mN = arith.maximumf %m, %l : f32
     %dm = arith.subf %m, %mN : f32
@@ -156,12 +156,18 @@ func.func private @hag_gpu_attend_rows(
     %dl = arith.subf %l, %mN : f32
     %p = math.exp %dl : f32
     %den1 = math.fma %den, %alpha, %p : f32
-    %vf = memref.load %V[%b, %j, %kf] : memref<?x?x?xf32>
-    %pv = arith.mulf %p, %vf : f32
-    %num1 = math.fma %num, %alpha, %pv : f32
-    scf.yield %mN, %den1, %num1 : f32, f32, f32
+    scf.for %t = %c0 to %d step %c1 {
+      %ot = arith.addi %qcol, %t : index
+      %vt = arith.addi %kcol, %t : index
+      %o = memref.load %out[%b, %i, %ot] : memref<?x?x?xf32>
+      %vv = memref.load %V[%b, %j, %vt] : memref<?x?x?xf32>
+      %pv = arith.mulf %p, %vv : f32
+      %o2 = math.fma %o, %alpha, %pv : f32
+      memref.store %o2, %out[%b, %i, %ot] : memref<?x?x?xf32>
+    }
+    scf.yield %mN, %den1 : f32, f32
   }
-  return %res#0, %res#1, %res#2 : f32, f32, f32
+  return %res#0, %res#1 : f32, f32
 }
 
 func.func private @hag_pyramid_attention(
@@ -218,12 +224,16 @@ func.func private @hag_pyramid_attention(
   %scale = arith.divf %one, %sqrtD : f32
   %eps64 = arith.extf %eps : f32 to f64
   %Lm1 = arith.subi %L, %c1 : index
-  scf.parallel (%b, %h, %i, %f) = (%c0, %c0, %c0, %c0) to (%bt, %H, %n, %d) step (%c1, %c1, %c1, %c1) {
+  scf.parallel (%b, %h, %i) = (%c0, %c0, %c0) to (%bt, %H, %n) step (%c1, %c1, %c1) {
     %hH = arith.muli %h, %Hkv : index
     %kvh = arith.divui %hH, %H : index
     %qcol = arith.muli %h, %d : index
     %kcol = arith.muli %kvh, %d : index
     %qb = arith.divui %i, %B : index
+    scf.for %t = %c0 to %d step %c1 {
+      %ot = arith.addi %qcol, %t : index
+      memref.store %zero, %out[%b, %i, %ot] : memref<?x?x?xf32>
+    }
     // Level 1: [a1, i] causal; [a1, e1) bidirectional.
     %qbB = arith.muli %qb, %B : index
     %a1raw = arith.subi %qbB, %B : index
@@ -233,25 +243,25 @@ func.func private @hag_pyramid_attention(
     %e1raw = arith.muli %qb2, %B : index
     %e1b = arith.minsi %e1raw, %n : index
     %e1 = arith.select %causal, %i1, %e1b : index
-    %s1:3 = func.call @hag_gpu_attend_rows(%q, %k, %v, %gB, %b, %i, %qcol, %kcol, %f, %a1, %e1, %c0, %d, %scale, %ninf, %zero, %zero)
-        : (memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, index, index, index, index, index, index, index, index, index, f32, f32, f32, f32) -> (f32, f32, f32)
+    %s1:2 = func.call @hag_gpu_attend_rows(%q, %k, %v, %gB, %out, %b, %i, %qcol, %kcol, %a1, %e1, %d, %scale, %ninf, %zero)
+        : (memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, memref<?x?x?xf32>, index, index, index, index, index, index, index, f32, f32, f32) -> (f32, f32)
     // Levels 2 .. L-1: the left window [a_l, c_l) and the right [e'_l, e_l).
-    %lv:7 = scf.for %l = %c2 to %L step %c1
-        iter_args(%aPrev = %a1, %ePrev = %e1b, %nPrev = %n, %off = %c0, %m = %s1#0, %den = %s1#1, %num = %s1#2)
-        -> (index, index, index, index, f32, f32, f32) {
+    %lv:6 = scf.for %l = %c2 to %L step %c1
+        iter_args(%aPrev = %a1, %ePrev = %e1b, %nPrev = %n, %off = %c0, %m = %s1#0, %den = %s1#1)
+        -> (index, index, index, index, f32, f32) {
       %nl = func.call @hag_ceil_div(%nPrev, %r) : (index, index) -> index
       %w:4 = func.call @hag_level_window(%aPrev, %ePrev, %l, %L, %r, %W, %nl, %causal)
           : (index, index, index, index, index, index, index, i1) -> (index, index, index, index)
       %ls = arith.addi %off, %w#0 : index
       %le = arith.addi %off, %w#1 : index
-      %t1:3 = func.call @hag_gpu_attend_rows(%q, %levK, %levV, %levB, %b, %i, %qcol, %kcol, %f, %ls, %le, %c0, %d, %scale, %m, %den, %num)
-          : (memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, index, index, index, index, index, index, index, index, index, f32, f32, f32, f32) -> (f32, f32, f32)
+      %t1:2 = func.call @hag_gpu_attend_rows(%q, %levK, %levV, %levB, %out, %b, %i, %qcol, %kcol, %ls, %le, %d, %scale, %m, %den)
+          : (memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, memref<?x?x?xf32>, index, index, index, index, index, index, index, f32, f32, f32) -> (f32, f32)
       %rs = arith.addi %off, %w#2 : index
       %re = arith.addi %off, %w#3 : index
-      %t2:3 = func.call @hag_gpu_attend_rows(%q, %levK, %levV, %levB, %b, %i, %qcol, %kcol, %f, %rs, %re, %c0, %d, %scale, %t1#0, %t1#1, %t1#2)
-          : (memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, index, index, index, index, index, index, index, index, index, f32, f32, f32, f32) -> (f32, f32, f32)
+      %t2:2 = func.call @hag_gpu_attend_rows(%q, %levK, %levV, %levB, %out, %b, %i, %qcol, %kcol, %rs, %re, %d, %scale, %t1#0, %t1#1)
+          : (memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, memref<?x?x?xf32>, index, index, index, index, index, index, index, f32, f32, f32) -> (f32, f32)
       %offN = arith.addi %off, %nl : index
-      scf.yield %w#0, %w#3, %nl, %offN, %t2#0, %t2#1, %t2#2 : index, index, index, index, f32, f32, f32
+      scf.yield %w#0, %w#3, %nl, %offN, %t2#0, %t2#1 : index, index, index, index, f32, f32
     }
     // The summary: causal, the raw prefix left of level L-1's window
     // (a_{L-1} sigma_{L-1} tokens); bidirectional, the whole sequence. T'
@@ -263,8 +273,7 @@ func.func private @hag_pyramid_attention(
     %prefC = arith.muli %lv#0, %sigma : index
     %pref = arith.select %causal, %prefC, %n : index
     %tp = arith.minui %T, %pref : index
-    %kf = arith.addi %kcol, %f : index
-    %sum:3 = scf.for %t = %c0 to %tp step %c1 iter_args(%m = %lv#4, %den = %lv#5, %num = %lv#6) -> (f32, f32, f32) {
+    %sum:2 = scf.for %t = %c0 to %tp step %c1 iter_args(%m = %lv#4, %den = %lv#5) -> (f32, f32) {
       %tP = arith.muli %t, %pref : index
       %s0 = arith.divui %tP, %tp : index
       %t1 = arith.addi %t, %c1 : index
@@ -297,30 +306,40 @@ func.func private @hag_pyramid_attention(
       %dl = arith.subf %l, %mN : f32
       %p = math.exp %dl : f32
       %den1 = math.fma %den, %alpha, %p : f32
-      %v0 = memref.load %pv[%b, %s0, %kf] : memref<?x?x?xf64>
-      %v1 = memref.load %pv[%b, %s1e, %kf] : memref<?x?x?xf64>
-      %vd = arith.subf %v1, %v0 : f64
-      %vm = arith.divf %vd, %den64 : f64
-      %vf = arith.truncf %vm : f64 to f32
-      %pvv = arith.mulf %p, %vf : f32
-      %num1 = math.fma %num, %alpha, %pvv : f32
-      scf.yield %mN, %den1, %num1 : f32, f32, f32
+      scf.for %u = %c0 to %d step %c1 {
+        %ou = arith.addi %qcol, %u : index
+        %vu = arith.addi %kcol, %u : index
+        %o = memref.load %out[%b, %i, %ou] : memref<?x?x?xf32>
+        %v0 = memref.load %pv[%b, %s0, %vu] : memref<?x?x?xf64>
+        %v1 = memref.load %pv[%b, %s1e, %vu] : memref<?x?x?xf64>
+        %vd = arith.subf %v1, %v0 : f64
+        %vm = arith.divf %vd, %den64 : f64
+        %vf = arith.truncf %vm : f64 to f32
+        %pvv = arith.mulf %p, %vf : f32
+        %o2 = math.fma %o, %alpha, %pvv : f32
+        memref.store %o2, %out[%b, %i, %ou] : memref<?x?x?xf32>
+      }
+      scf.yield %mN, %den1 : f32, f32
     }
     // select_k picks: raw keys, as many as the block has candidates.
     %nb = arith.subi %n, %e1b : index
     %rightCand = arith.select %causal, %c0, %nb : index
     %cands = arith.addi %a1, %rightCand : index
     %kp = arith.minui %selectK, %cands : index
-    %fin:3 = scf.for %p = %c0 to %kp step %c1 iter_args(%m = %sum#0, %den = %sum#1, %num = %sum#2) -> (f32, f32, f32) {
+    %fin:2 = scf.for %p = %c0 to %kp step %c1 iter_args(%m = %sum#0, %den = %sum#1) -> (f32, f32) {
       %j = memref.load %sel[%b, %qb, %p] : memref<?x?x?xindex>
       %j1 = arith.addi %j, %c1 : index
-      %t3:3 = func.call @hag_gpu_attend_rows(%q, %k, %v, %gB, %b, %i, %qcol, %kcol, %f, %j, %j1, %c0, %d, %scale, %m, %den, %num)
-          : (memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, index, index, index, index, index, index, index, index, index, f32, f32, f32, f32) -> (f32, f32, f32)
-      scf.yield %t3#0, %t3#1, %t3#2 : f32, f32, f32
+      %t3:2 = func.call @hag_gpu_attend_rows(%q, %k, %v, %gB, %out, %b, %i, %qcol, %kcol, %j, %j1, %d, %scale, %m, %den)
+          : (memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, memref<?x?x?xf32>, index, index, index, index, index, index, index, f32, f32, f32) -> (f32, f32)
+      scf.yield %t3#0, %t3#1 : f32, f32
     }
-    %o = arith.divf %fin#2, %fin#1 : f32
-    %oc = arith.addi %qcol, %f : index
-    memref.store %o, %out[%b, %i, %oc] : memref<?x?x?xf32>
+    %inv = arith.divf %one, %fin#1 : f32
+    scf.for %t = %c0 to %d step %c1 {
+      %ot = arith.addi %qcol, %t : index
+      %o = memref.load %out[%b, %i, %ot] : memref<?x?x?xf32>
+      %o2 = arith.mulf %o, %inv : f32
+      memref.store %o2, %out[%b, %i, %ot] : memref<?x?x?xf32>
+    }
     scf.reduce
   }
   return
