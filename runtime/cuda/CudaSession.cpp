@@ -46,6 +46,10 @@ struct State {
   CUresult (*cuStreamQuery)(CUstream) = nullptr;
   CUresult (*cuMemAlloc)(CUdeviceptr *, size_t) = nullptr;
   CUresult (*cuMemFree)(CUdeviceptr) = nullptr;
+  // Stream-ordered allocation (CUDA 11.2+), when the driver has it: a
+  // free neither waits for the device nor blocks the host.
+  CUresult (*cuMemAllocAsync)(CUdeviceptr *, size_t, CUstream) = nullptr;
+  CUresult (*cuMemFreeAsync)(CUdeviceptr, CUstream) = nullptr;
   CUresult (*cuMemcpyHtoD)(CUdeviceptr, const void *, size_t) = nullptr;
   CUresult (*cuMemcpyDtoH)(void *, CUdeviceptr, size_t) = nullptr;
 
@@ -151,6 +155,12 @@ Status Session::start(int ordinal) {
     s.cuDevicePrimaryCtxRelease(dev);
     return st;
   }
+  s.cuMemAllocAsync = reinterpret_cast<decltype(s.cuMemAllocAsync)>(
+      d->entryPoint("cuMemAllocAsync"));
+  s.cuMemFreeAsync = reinterpret_cast<decltype(s.cuMemFreeAsync)>(
+      d->entryPoint("cuMemFreeAsync"));
+  if (!s.cuMemAllocAsync || !s.cuMemFreeAsync)
+    s.cuMemAllocAsync = nullptr, s.cuMemFreeAsync = nullptr;
   s.info = *info;
   s.context = ctx;
   s.stream = stream;
@@ -172,8 +182,12 @@ Result<void *> Session::allocate(size_t bytes) {
   if (Status st = s.enter(); !st.ok())
     return st;
   CUdeviceptr p = 0;
+  size_t n = bytes ? bytes : 1;
+  // The same allocator as the artifacts' buffers (release frees either).
   if (Status st =
-          s.driver->check(s.cuMemAlloc(&p, bytes ? bytes : 1), "cuMemAlloc");
+          s.driver->check(s.cuMemAllocAsync ? s.cuMemAllocAsync(&p, n, s.stream)
+                                            : s.cuMemAlloc(&p, n),
+                          "cuMemAlloc");
       !st.ok())
     return st.withPrefix(strCat(bytes, " bytes of device memory"));
   return reinterpret_cast<void *>(p);
@@ -301,15 +315,13 @@ extern "C" void mgpuLaunchKernel(void *function, intptr_t gridX, intptr_t gridY,
 }
 
 // One stream for everything: kernels of a call run in order, and the
-// buffers a call frees are no longer used by the kernels before.
+// buffers a call frees (stream-ordered) are no longer used by the kernels
+// before. The host code never reads device memory (hag-check-host-code),
+// so the synchronization MLIR's launch lowering asks for after every
+// launch is not needed: the caller (Model) waits once, after the entry.
 extern "C" void *mgpuStreamCreate() { return state().stream; }
 extern "C" void mgpuStreamDestroy(void *) {}
-extern "C" void mgpuStreamSynchronize(void *) {
-  State &s = state();
-  std::lock_guard<std::mutex> lock(s.mu);
-  if (s.active() && s.current())
-    s.ok(s.cuStreamSynchronize(s.stream), "cuStreamSynchronize");
-}
+extern "C" void mgpuStreamSynchronize(void *) {}
 
 extern "C" void *hagrt_cuda_alloc(size_t bytes) {
   State &s = state();
@@ -318,7 +330,10 @@ extern "C" void *hagrt_cuda_alloc(size_t bytes) {
     return nullptr;
   CUdeviceptr p = 0;
   // cuMemAlloc rejects 0 bytes; an empty buffer still needs an address.
-  if (CUresult r = s.cuMemAlloc(&p, bytes ? bytes : 1); r != 0) {
+  size_t n = bytes ? bytes : 1;
+  if (CUresult r = s.cuMemAllocAsync ? s.cuMemAllocAsync(&p, n, s.stream)
+                                     : s.cuMemAlloc(&p, n);
+      r != 0) {
     s.latch(strCat(s.driver->check(r, "cuMemAlloc").message(), " (", bytes,
                    " bytes)"));
     return nullptr;
@@ -343,6 +358,11 @@ extern "C" void hagrt_cuda_free(void *device) {
     return;
   State &s = state();
   std::lock_guard<std::mutex> lock(s.mu);
-  if (s.active() && s.current())
-    s.ok(s.cuMemFree(reinterpret_cast<CUdeviceptr>(device)), "cuMemFree");
+  if (!s.active() || !s.current())
+    return;
+  auto p = reinterpret_cast<CUdeviceptr>(device);
+  if (s.cuMemFreeAsync)
+    s.ok(s.cuMemFreeAsync(p, s.stream), "cuMemFreeAsync");
+  else
+    s.ok(s.cuMemFree(p), "cuMemFree");
 }
