@@ -195,28 +195,31 @@ Result<void *> Session::allocate(size_t bytes) {
 
 void Session::release(void *device) { hagrt_cuda_free(device); }
 
-Status Session::upload(void *device, const void *host, size_t bytes) {
+namespace {
+/// A synchronous copy between host and device memory.
+Status copyBytes(void *dst, const void *src, size_t bytes, bool toDevice) {
   State &s = state();
   std::lock_guard<std::mutex> lock(s.mu);
   if (bytes == 0)
     return Status::success();
   if (Status st = s.enter(); !st.ok())
     return st;
+  if (toDevice)
+    return s.driver->check(
+        s.cuMemcpyHtoD(reinterpret_cast<CUdeviceptr>(dst), src, bytes),
+        "cuMemcpyHtoD");
   return s.driver->check(
-      s.cuMemcpyHtoD(reinterpret_cast<CUdeviceptr>(device), host, bytes),
-      "cuMemcpyHtoD");
+      s.cuMemcpyDtoH(dst, reinterpret_cast<CUdeviceptr>(src), bytes),
+      "cuMemcpyDtoH");
+}
+} // namespace
+
+Status Session::upload(void *device, const void *host, size_t bytes) {
+  return copyBytes(device, host, bytes, /*toDevice=*/true);
 }
 
 Status Session::download(void *host, const void *device, size_t bytes) {
-  State &s = state();
-  std::lock_guard<std::mutex> lock(s.mu);
-  if (bytes == 0)
-    return Status::success();
-  if (Status st = s.enter(); !st.ok())
-    return st;
-  return s.driver->check(
-      s.cuMemcpyDtoH(host, reinterpret_cast<CUdeviceptr>(device), bytes),
-      "cuMemcpyDtoH");
+  return copyBytes(host, device, bytes, /*toDevice=*/false);
 }
 
 Status Session::synchronize() {
