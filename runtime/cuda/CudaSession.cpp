@@ -66,6 +66,14 @@ struct State {
     return false;
   }
   bool active() const { return driver.has_value() && stream; }
+  /// Device memory on the session's stream (stream-ordered where the
+  /// driver can); cuMemAlloc rejects 0 bytes, and an empty buffer still
+  /// needs an address. Session::allocate and the artifacts' buffers both
+  /// come from here, so release frees either.
+  CUresult allocate(CUdeviceptr *p, size_t bytes) {
+    size_t n = bytes ? bytes : 1;
+    return cuMemAllocAsync ? cuMemAllocAsync(p, n, stream) : cuMemAlloc(p, n);
+  }
   /// For the Status-returning calls: the session is running and its
   /// context current on this thread (nothing is latched).
   Status enter() {
@@ -182,12 +190,7 @@ Result<void *> Session::allocate(size_t bytes) {
   if (Status st = s.enter(); !st.ok())
     return st;
   CUdeviceptr p = 0;
-  size_t n = bytes ? bytes : 1;
-  // The same allocator as the artifacts' buffers (release frees either).
-  if (Status st =
-          s.driver->check(s.cuMemAllocAsync ? s.cuMemAllocAsync(&p, n, s.stream)
-                                            : s.cuMemAlloc(&p, n),
-                          "cuMemAlloc");
+  if (Status st = s.driver->check(s.allocate(&p, bytes), "cuMemAlloc");
       !st.ok())
     return st.withPrefix(strCat(bytes, " bytes of device memory"));
   return reinterpret_cast<void *>(p);
@@ -332,11 +335,7 @@ extern "C" void *hagrt_cuda_alloc(size_t bytes) {
   if (!s.current())
     return nullptr;
   CUdeviceptr p = 0;
-  // cuMemAlloc rejects 0 bytes; an empty buffer still needs an address.
-  size_t n = bytes ? bytes : 1;
-  if (CUresult r = s.cuMemAllocAsync ? s.cuMemAllocAsync(&p, n, s.stream)
-                                     : s.cuMemAlloc(&p, n);
-      r != 0) {
+  if (CUresult r = s.allocate(&p, bytes); r != 0) {
     s.latch(strCat(s.driver->check(r, "cuMemAlloc").message(), " (", bytes,
                    " bytes)"));
     return nullptr;

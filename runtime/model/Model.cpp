@@ -914,12 +914,17 @@ Status Model::callOnDevice(const ArtifactEntry &entry,
                      " arguments, the entry takes ", types.size());
   if (Status s = cuda::Session::takeError(); !s.ok())
     return s.withPrefix("an earlier GPU call");
+  // Bytes of argument a's buffer, from its first element's offset.
+  auto argBytes = [&](size_t a) {
+    const std::vector<int64_t> &d = descriptors[a + 1];
+    return size_t(spanOf(d) + d[2]) * dtypeSize(types[a]);
+  };
   // Upload every argument (inputs, state, weights) to device memory.
   DeviceBuffers device;
   std::vector<void *> deviceBases(types.size());
   for (size_t i = 0; i < types.size(); ++i) {
     std::vector<int64_t> &d = descriptors[i + 1];
-    size_t bytes = size_t(spanOf(d) + d[2]) * dtypeSize(types[i]);
+    size_t bytes = argBytes(i);
     Result<void *> p = cuda::Session::allocate(bytes);
     if (!p.ok())
       return p.status();
@@ -954,10 +959,8 @@ Status Model::callOnDevice(const ArtifactEntry &entry,
   // State the entry updated in place comes back.
   for (size_t i = 0; i < entry.state.size(); ++i) {
     size_t a = entry.inputs.size() + i;
-    const std::vector<int64_t> &d = descriptors[a + 1];
-    size_t bytes = size_t(spanOf(d) + d[2]) * dtypeSize(types[a]);
     if (Status s = cuda::Session::download(const_cast<void *>(argBases[a]),
-                                           deviceBases[a], bytes);
+                                           deviceBases[a], argBytes(a));
         !s.ok())
       return s;
   }

@@ -42,33 +42,29 @@ struct HAGCheckHostCodePass
           return WalkResult::advance();
         }
         StringRef what;
-        if (isa<memref::LoadOp, vector::LoadOp, vector::TransferReadOp,
-                vector::MaskedLoadOp, vector::GatherOp, vector::ExpandLoadOp>(
-                op))
+        switch (hag::elementAccess(op)) {
+        case hag::ElementAccess::Read:
           what = "reads";
-        else if (isa<memref::StoreOp, memref::AtomicRMWOp,
-                     memref::GenericAtomicRMWOp, vector::StoreOp,
-                     vector::TransferWriteOp, vector::MaskedStoreOp,
-                     vector::ScatterOp, vector::CompressStoreOp>(op))
+          break;
+        case hag::ElementAccess::Write:
           what = "writes";
-        else if (isa<memref::CopyOp>(op))
+          break;
+        case hag::ElementAccess::Copy:
           what = "copies";
-        else if (isa<affine::AffineLoadOp, affine::AffineStoreOp>(op))
-          what = "accesses";
-        else if (isa<scf::ParallelOp>(op))
-          what = "loops over";
-        else if (isa<linalg::LinalgOp>(op))
-          what = "computes on";
+          break;
+        case hag::ElementAccess::None:
+          if (isa<affine::AffineLoadOp, affine::AffineStoreOp>(op))
+            what = "accesses";
+          else if (isa<scf::ParallelOp>(op))
+            what = "loops over";
+          else if (isa<linalg::LinalgOp>(op))
+            what = "computes on";
+          break;
+        }
         if (what.empty())
           return WalkResult::advance();
         // Host stack and host constants are the host's to touch.
-        bool hostOnly = true, anyMemref = false;
-        for (Value v : op->getOperands())
-          if (isa<MemRefType>(v.getType())) {
-            anyMemref = true;
-            hostOnly &= hag::isHostMemory(v);
-          }
-        if (anyMemref && hostOnly && !isa<scf::ParallelOp>(op))
+        if (!isa<scf::ParallelOp>(op) && hag::onlyHostMemory(op))
           return WalkResult::advance();
         op->emitError() << "'" << op->getName().getStringRef()
                         << "' in host function '" << fn.getSymName() << "' "

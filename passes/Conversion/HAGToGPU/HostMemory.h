@@ -12,6 +12,7 @@
 #define HAG_CONVERSION_HAGTOGPU_HOSTMEMORY_H
 
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/Interfaces/ViewLikeInterface.h"
 
 namespace mlir::hag {
@@ -37,6 +38,35 @@ inline bool isHostMemory(Value v) {
   Value root = memrefRoot(v);
   return root.getDefiningOp<memref::AllocaOp>() ||
          root.getDefiningOp<memref::GetGlobalOp>();
+}
+
+/// How an op itself touches the elements of its memref operands.
+enum class ElementAccess { None, Read, Write, Copy };
+
+inline ElementAccess elementAccess(Operation *op) {
+  if (isa<memref::LoadOp, vector::LoadOp, vector::TransferReadOp,
+          vector::MaskedLoadOp, vector::GatherOp, vector::ExpandLoadOp>(op))
+    return ElementAccess::Read;
+  if (isa<memref::StoreOp, memref::AtomicRMWOp, memref::GenericAtomicRMWOp,
+          vector::StoreOp, vector::TransferWriteOp, vector::MaskedStoreOp,
+          vector::ScatterOp, vector::CompressStoreOp>(op))
+    return ElementAccess::Write;
+  if (isa<memref::CopyOp>(op))
+    return ElementAccess::Copy;
+  return ElementAccess::None;
+}
+
+/// Whether every memref operand of `op` is host memory (false when it has
+/// none).
+inline bool onlyHostMemory(Operation *op) {
+  bool any = false;
+  for (Value v : op->getOperands())
+    if (isa<MemRefType>(v.getType())) {
+      if (!isHostMemory(v))
+        return false;
+      any = true;
+    }
+  return any;
 }
 
 } // namespace mlir::hag

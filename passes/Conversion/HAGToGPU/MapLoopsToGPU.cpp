@@ -45,38 +45,15 @@ using namespace mlir;
 
 namespace {
 
-/// The memref an op reads or writes elements of, if it accesses memory.
-Value accessedMemref(Operation *op) {
-  if (auto load = dyn_cast<memref::LoadOp>(op))
-    return load.getMemref();
-  if (auto store = dyn_cast<memref::StoreOp>(op))
-    return store.getMemref();
-  if (auto rmw = dyn_cast<memref::AtomicRMWOp>(op))
-    return rmw.getMemref();
-  if (auto rmw = dyn_cast<memref::GenericAtomicRMWOp>(op))
-    return rmw.getMemref();
-  if (auto copy = dyn_cast<memref::CopyOp>(op))
-    return copy.getTarget();
-  if (isa<vector::LoadOp, vector::StoreOp, vector::TransferReadOp,
-          vector::TransferWriteOp, vector::MaskedLoadOp, vector::MaskedStoreOp,
-          vector::GatherOp, vector::ScatterOp, vector::ExpandLoadOp,
-          vector::CompressStoreOp>(op))
-    for (Value v : op->getOperands())
-      if (isa<MemRefType>(v.getType()))
-        return v;
-  return {};
-}
-
 /// Whether `op` or an op inside it reads or writes device memory (host
 /// stack and host constants stay with the host).
 bool touchesMemory(Operation *op) {
   return op
       ->walk([](Operation *o) {
-        Value m = accessedMemref(o);
-        bool device = m && !hag::isHostMemory(m);
-        if (auto copy = dyn_cast<memref::CopyOp>(o))
-          device |= !hag::isHostMemory(copy.getSource());
-        return device ? WalkResult::interrupt() : WalkResult::advance();
+        return hag::elementAccess(o) != hag::ElementAccess::None &&
+                       !hag::onlyHostMemory(o)
+                   ? WalkResult::interrupt()
+                   : WalkResult::advance();
       })
       .wasInterrupted();
 }

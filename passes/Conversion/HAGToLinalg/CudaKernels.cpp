@@ -10,7 +10,6 @@
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/BuiltinOps.h"
-#include "mlir/Parser/Parser.h"
 
 using namespace mlir;
 using namespace mlir::hag;
@@ -76,25 +75,13 @@ LogicalResult mlir::hag::loadCudaKernelLibrary(ModuleOp module) {
   MLIRContext *ctx = module.getContext();
   module->setAttr(gpu::GPUDialect::getContainerModuleAttrName(),
                   UnitAttr::get(ctx));
+  if (failed(loadKernelLibrary(module, "hag_gate_epilogue", kCudaLibrarySource,
+                               "cuda/library.mlir")))
+    return failure();
   OpBuilder b(ctx);
   b.setInsertionPointToEnd(module.getBody());
   // The library's own code has no place in the model's source.
   Location loc = NameLoc::get(StringAttr::get(ctx, "hag CUDA kernel library"));
-  if (!module.lookupSymbol("hag_gate_epilogue")) {
-    ParserConfig config(ctx);
-    OwningOpRef<ModuleOp> library = parseSourceString<ModuleOp>(
-        kCudaLibrarySource, config, "cuda/library.mlir");
-    if (!library)
-      return module.emitError()
-             << "internal error: the CUDA kernel library file "
-                "cuda/library.mlir does not parse";
-    for (Operation &op : library->getBody()->getOperations()) {
-      auto fn = dyn_cast<func::FuncOp>(op);
-      if (fn && module.lookupSymbol(fn.getSymName()))
-        continue;
-      b.clone(op);
-    }
-  }
   // Declared only: the launches' memory effects are unknown to buffer
   // deallocation; defineCudaKernelLaunchers adds the bodies after it.
   if (!module.lookupSymbol("hag_matmul_nt"))

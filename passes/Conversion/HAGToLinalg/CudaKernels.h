@@ -24,6 +24,12 @@ class GPUModuleOp;
 
 namespace hag {
 
+/// Parses `source` (one or more files of a kernel library, CPU or CUDA)
+/// and copies into `module` every function it does not have yet, unless
+/// `symbol` is already there (defined in HAGToLinalg.cpp).
+LogicalResult loadKernelLibrary(ModuleOp module, StringRef symbol,
+                                StringRef source, StringRef fileName);
+
 /// `gpu.module @hag_cuda_matmul` with `@hag_matmul_nt_f16`, the FP16 Tensor
 /// Core kernel of C = A B^T (f32 in memory); see CudaMatmulKernel.cpp.
 gpu::GPUModuleOp buildCudaMatmulKernels(OpBuilder &b, Location loc);

@@ -28,27 +28,9 @@ namespace mlir::hag {
 using namespace mlir;
 using namespace mlir::hag;
 
-/// The kernel library (kernels/*.mlir), embedded at build time.
-static const char kPyramidKernelSource[] =
-#include "PyramidAttentionKernel.inc"
-    ;
-static const char kPyramidBackwardKernelSource[] =
-#include "PyramidAttentionBackwardKernel.inc"
-    ;
-static const char kMatmulKernelSource[] =
-#include "MatmulKernel.inc"
-    ;
-static const char kCudaPyramidKernelSource[] =
-#include "CudaPyramidAttentionKernel.inc"
-    ;
-
-namespace {
-
-/// Parses `source` (one or more files of the kernel library) and copies
-/// into `module` every function it does not have yet, unless `symbol` is
-/// already there.
-LogicalResult loadKernelLibrary(ModuleOp module, StringRef symbol,
-                                StringRef source, StringRef fileName) {
+LogicalResult mlir::hag::loadKernelLibrary(ModuleOp module, StringRef symbol,
+                                           StringRef source,
+                                           StringRef fileName) {
   if (module.lookupSymbol(symbol))
     return success();
   ParserConfig config(module.getContext());
@@ -67,6 +49,22 @@ LogicalResult loadKernelLibrary(ModuleOp module, StringRef symbol,
   }
   return success();
 }
+
+/// The kernel library (kernels/*.mlir), embedded at build time.
+static const char kPyramidKernelSource[] =
+#include "PyramidAttentionKernel.inc"
+    ;
+static const char kPyramidBackwardKernelSource[] =
+#include "PyramidAttentionBackwardKernel.inc"
+    ;
+static const char kMatmulKernelSource[] =
+#include "MatmulKernel.inc"
+    ;
+static const char kCudaPyramidKernelSource[] =
+#include "CudaPyramidAttentionKernel.inc"
+    ;
+
+namespace {
 
 /// Loads the CPU kernel library files the module's ops need.
 LogicalResult loadCPUKernelLibraries(ModuleOp module, bool needsAttention,

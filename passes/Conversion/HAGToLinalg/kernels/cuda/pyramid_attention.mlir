@@ -67,6 +67,41 @@ func.func private @hag_gpu_prefix_sums(
   return
 }
 
+// Query block qb's level-1 window bounds a_1 = max(0, (qb-1) B) and (for
+// bidirectional) e_1 = min(N, (qb+2) B), and its select_k count k' =
+// min(select_k, candidates), the candidates [0, a_1) (and [e_1, N) when
+// bidirectional).
+func.func private @hag_gpu_block_bounds(%qb: index, %B: index, %n: index,
+    %causal: i1, %selectK: index) -> (index, index, index) {
+  %c0 = arith.constant 0 : index
+  %c2 = arith.constant 2 : index
+  %qbB = arith.muli %qb, %B : index
+  %a1raw = arith.subi %qbB, %B : index
+  %a1 = arith.maxsi %a1raw, %c0 : index
+  %qb2 = arith.addi %qb, %c2 : index
+  %e1raw = arith.muli %qb2, %B : index
+  %e1 = arith.minsi %e1raw, %n : index
+  %nb = arith.subi %n, %e1 : index
+  %rightCand = arith.select %causal, %c0, %nb : index
+  %cands = arith.addi %a1, %rightCand : index
+  %kp = arith.minui %selectK, %cands : index
+  return %a1, %e1, %kp : index, index, index
+}
+
+// One key of the online softmax: with logit l, the running max m and
+// denominator den become mN and den', and the output accumulated so far is
+// to be scaled by alpha before p v is added.
+func.func private @hag_gpu_online_step(%m: f32, %den: f32, %l: f32)
+    -> (f32, f32, f32, f32) {
+  %mN = arith.maximumf %m, %l : f32
+  %dm = arith.subf %m, %mN : f32
+  %alpha = math.exp %dm : f32
+  %dl = arith.subf %l, %mN : f32
+  %p = math.exp %dl : f32
+  %den1 = math.fma %den, %alpha, %p : f32
+  return %mN, %den1, %alpha, %p : f32, f32, f32, f32
+}
+
 // select_k (spec section 4): per (batch, query block), the k raw tokens
 // with the largest g among those left of the level-1 window [0, a1) (and
 // right of it, [e1, N), when bidirectional), ties to the lower index,
@@ -77,7 +112,6 @@ func.func private @hag_gpu_select_tokens(%g: memref<?x?xf32>,
     %sel: memref<?x?x?xindex>, %B: index, %causal: i1, %selectK: index) {
   %c0 = arith.constant 0 : index
   %c1 = arith.constant 1 : index
-  %c2 = arith.constant 2 : index
   %true = arith.constant true
   %ninf = arith.constant 0xFF800000 : f32
   %pinf64 = arith.constant 0x7FF0000000000000 : f64
@@ -86,16 +120,8 @@ func.func private @hag_gpu_select_tokens(%g: memref<?x?xf32>,
   %blocks = memref.dim %sel, %c1 : memref<?x?x?xindex>
   %notCausal = arith.xori %causal, %true : i1
   scf.parallel (%b, %qb) = (%c0, %c0) to (%bt, %blocks) step (%c1, %c1) {
-    %qbB = arith.muli %qb, %B : index
-    %a1raw = arith.subi %qbB, %B : index
-    %a1 = arith.maxsi %a1raw, %c0 : index
-    %qb2 = arith.addi %qb, %c2 : index
-    %e1raw = arith.muli %qb2, %B : index
-    %e1 = arith.minsi %e1raw, %n : index
-    %nb = arith.subi %n, %e1 : index
-    %rightCand = arith.select %causal, %c0, %nb : index
-    %cands = arith.addi %a1, %rightCand : index
-    %kp = arith.minui %selectK, %cands : index
+    %a1, %e1, %kp = func.call @hag_gpu_block_bounds(%qb, %B, %n, %causal, %selectK)
+        : (index, index, index, i1, index) -> (index, index, index)
     scf.for %p = %c0 to %kp step %c1 iter_args(%gPrev = %pinf64, %iPrev = %n) -> (f64, index) {
       %best:2 = scf.for %c = %c0 to %n step %c1 iter_args(%bg = %ninf, %bi = %n) -> (f32, index) {
         %inLeft = arith.cmpi ult, %c, %a1 : index
@@ -150,12 +176,8 @@ func.func private @hag_gpu_attend_rows(
     }
     %bj = memref.load %bias[%b, %j] : memref<?x?xf32>
     %l = math.fma %dot, %scale, %bj : f32
-    %mN = arith.maximumf %m, %l : f32
-    %dm = arith.subf %m, %mN : f32
-    %alpha = math.exp %dm : f32
-    %dl = arith.subf %l, %mN : f32
-    %p = math.exp %dl : f32
-    %den1 = math.fma %den, %alpha, %p : f32
+    %mN, %den1, %alpha, %p = func.call @hag_gpu_online_step(%m, %den, %l)
+        : (f32, f32, f32) -> (f32, f32, f32, f32)
     scf.for %t = %c0 to %d step %c1 {
       %ot = arith.addi %qcol, %t : index
       %vt = arith.addi %kcol, %t : index
@@ -235,13 +257,9 @@ func.func private @hag_pyramid_attention(
       memref.store %zero, %out[%b, %i, %ot] : memref<?x?x?xf32>
     }
     // Level 1: [a1, i] causal; [a1, e1) bidirectional.
-    %qbB = arith.muli %qb, %B : index
-    %a1raw = arith.subi %qbB, %B : index
-    %a1 = arith.maxsi %a1raw, %c0 : index
+    %a1, %e1b, %kp = func.call @hag_gpu_block_bounds(%qb, %B, %n, %causal, %selectK)
+        : (index, index, index, i1, index) -> (index, index, index)
     %i1 = arith.addi %i, %c1 : index
-    %qb2 = arith.addi %qb, %c2 : index
-    %e1raw = arith.muli %qb2, %B : index
-    %e1b = arith.minsi %e1raw, %n : index
     %e1 = arith.select %causal, %i1, %e1b : index
     %s1:2 = func.call @hag_gpu_attend_rows(%q, %k, %v, %gB, %out, %b, %i, %qcol, %kcol, %a1, %e1, %d, %scale, %ninf, %zero)
         : (memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, memref<?x?x?xf32>, index, index, index, index, index, index, index, f32, f32, f32) -> (f32, f32)
@@ -300,12 +318,8 @@ func.func private @hag_pyramid_attention(
       %lg = math.log %me : f32
       %bias = arith.mulf %beta, %lg : f32
       %l = math.fma %dot, %scale, %bias : f32
-      %mN = arith.maximumf %m, %l : f32
-      %dm = arith.subf %m, %mN : f32
-      %alpha = math.exp %dm : f32
-      %dl = arith.subf %l, %mN : f32
-      %p = math.exp %dl : f32
-      %den1 = math.fma %den, %alpha, %p : f32
+      %mN, %den1, %alpha, %p = func.call @hag_gpu_online_step(%m, %den, %l)
+          : (f32, f32, f32) -> (f32, f32, f32, f32)
       scf.for %u = %c0 to %d step %c1 {
         %ou = arith.addi %qcol, %u : index
         %vu = arith.addi %kcol, %u : index
@@ -322,10 +336,6 @@ func.func private @hag_pyramid_attention(
       scf.yield %mN, %den1 : f32, f32
     }
     // select_k picks: raw keys, as many as the block has candidates.
-    %nb = arith.subi %n, %e1b : index
-    %rightCand = arith.select %causal, %c0, %nb : index
-    %cands = arith.addi %a1, %rightCand : index
-    %kp = arith.minui %selectK, %cands : index
     %fin:2 = scf.for %p = %c0 to %kp step %c1 iter_args(%m = %sum#0, %den = %sum#1) -> (f32, f32) {
       %j = memref.load %sel[%b, %qb, %p] : memref<?x?x?xindex>
       %j1 = arith.addi %j, %c1 : index
