@@ -123,7 +123,8 @@ std::map<std::string, KernelResources> parsePtxasInfoMap(StringRef log) {
     }
     if (line.contains(" registers") && kernels.count(entry)) {
       KernelResources &k = kernels[entry];
-      k.registers = std::max<int64_t>(0, number(line, " registers"));
+      // -1 when unreadable: compileGPUModules then refuses the kernel.
+      k.registers = number(line, " registers");
       k.sharedBytes = std::max<int64_t>(0, number(line, " bytes smem"));
     }
   }

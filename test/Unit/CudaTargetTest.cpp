@@ -60,6 +60,20 @@ TEST(CudaTarget, ParsesPtxasVerboseOutput) {
   EXPECT_EQ(ks[1].spillLoadBytes, 8);
 }
 
+TEST(CudaTarget, UnreadableRegisterCountsStayUnknown) {
+  // A kernel whose "Used" line cannot be read keeps registers = -1, which
+  // compileGPUModules refuses (it cannot prove the kernel launches).
+  std::vector<KernelResources> ks = parsePtxasVerbose(
+      "ptxas info    : Compiling entry function 'k' for 'sm_80'\n"
+      "ptxas info    : Used many registers, used 0 barriers\n");
+  ASSERT_EQ(ks.size(), 1u);
+  EXPECT_EQ(ks[0].registers, -1);
+  ks = parsePtxasVerbose(
+      "ptxas info    : Compiling entry function 'k' for 'sm_80'\n");
+  ASSERT_EQ(ks.size(), 1u);
+  EXPECT_EQ(ks[0].registers, -1);
+}
+
 TEST(CudaTarget, OccupancyOfTheMatmulKernel) {
   std::string error;
   // 8 warps x 128 registers = 32768 of 65536: two blocks per SM.
