@@ -721,24 +721,42 @@ Result<HostTensor> Model::run(const std::string &entryName,
 //===----------------------------------------------------------------------===//
 
 Result<Decoder> Decoder::create(const Model &model, int64_t batch) {
+  return forEntry(model, "decode", batch);
+}
+
+Result<Decoder> Decoder::createStage(const Model &model, int stage,
+                                     int64_t batch) {
+  return forEntry(model, strCat("stage", stage, "_decode"), batch);
+}
+
+Result<Decoder> Decoder::forEntry(const Model &model, const std::string &name,
+                                  int64_t batch) {
   try {
     const std::string &source = model.artifact().source();
-    const ArtifactEntry *entry = model.artifact().findEntry("decode");
+    const ArtifactEntry *entry = model.artifact().findEntry(name);
     if (!entry)
-      return makeError(source,
-                       " cannot decode incrementally: it has no 'decode' entry "
-                       "(only causal language models have one)");
+      return makeError(source, " cannot decode incrementally: it has no ",
+                       quoted(name),
+                       " entry (only causal language models have one)");
     if (!model.hasWeights())
       return makeError(source, ": no weights bound (initialise or load "
                                "weights before decoding)");
     if (batch < 1)
       return makeError("decoding needs a batch of at least 1, got ", batch);
-    if (entry->inputs.size() != 2 || entry->resultShape.size() != 3 ||
-        entry->resultDType != DType::F32)
-      return makeError(source, ": entry 'decode' does not take (tokens, ",
-                       "position) and return f32 [batch, 1, vocab]");
-    if (1 + 2 + entry->state.size() + entry->parameters.size() > kMaxArguments)
-      return makeError(source, ": entry 'decode' takes too many arguments");
+    // (tokens, position) or, on a pipeline stage after the first, (tokens,
+    // position, the previous stage's activation [batch, 1, d_model]).
+    size_t inputs = entry->inputs.size();
+    if ((inputs != 2 && inputs != 3) || entry->resultShape.size() != 3 ||
+        entry->resultDType != DType::F32 ||
+        (inputs == 3 && (entry->inputs[2].dtype != DType::F32 ||
+                         entry->inputs[2].shape.size() != 3)))
+      return makeError(source, ": entry ", quoted(name),
+                       " does not take (tokens, position[, activation]) and "
+                       "return f32 [batch, 1, n]");
+    if (1 + inputs + entry->state.size() + entry->parameters.size() >
+        kMaxArguments)
+      return makeError(source, ": entry ", quoted(name),
+                       " takes too many arguments");
     Decoder d(model, *entry, batch);
     for (const TensorSpec &spec : entry->state) {
       std::vector<int64_t> shape = spec.shape;
@@ -779,6 +797,23 @@ void Decoder::reset() {
 }
 
 Result<HostTensor> Decoder::step(const std::vector<int64_t> &tokens) {
+  if (entry->inputs.size() != 2)
+    return makeError("decode: ", quoted(entry->name),
+                     " is a pipeline stage's; call stepStage with the "
+                     "previous stage's activation");
+  Result<HostTensor> result = stepStage(tokens, nullptr);
+  if (!result.ok())
+    return result;
+  int64_t vocab = model->facts().vocab;
+  if (result->shape != std::vector<int64_t>{batch, 1, vocab})
+    return makeError("decode: the code returned shape ",
+                     shapeToString(result->shape));
+  result->shape = {batch, vocab};
+  return result;
+}
+
+Result<HostTensor> Decoder::stepStage(const std::vector<int64_t> &tokens,
+                                      const HostTensor *activation) {
   try {
     if (static_cast<int64_t>(tokens.size()) != batch)
       return makeError("decode: got ", tokens.size(), " tokens for a batch of ",
@@ -786,6 +821,20 @@ Result<HostTensor> Decoder::step(const std::vector<int64_t> &tokens) {
     if (pos >= capacity())
       return makeError("decode: the context is full (max_seq ", capacity(),
                        " tokens)");
+    bool takesActivation = entry->inputs.size() == 3;
+    if (takesActivation != (activation != nullptr))
+      return makeError("decode: ", quoted(entry->name),
+                       takesActivation
+                           ? " needs the previous stage's activation"
+                           : " takes no activation");
+    if (activation) {
+      std::vector<int64_t> want = {batch, 1, entry->inputs[2].shape[2]};
+      if (activation->dtype != DType::F32 || activation->shape != want)
+        return makeError(
+            "decode: the activation is ", dtypeName(activation->dtype), " ",
+            shapeToString(activation->shape), ", ", quoted(entry->name),
+            " takes f32 ", shapeToString(want));
+    }
     int64_t vocab = model->facts().vocab;
     std::vector<int32_t> ids(batch);
     for (int64_t b = 0; b < batch; ++b) {
@@ -796,14 +845,19 @@ Result<HostTensor> Decoder::step(const std::vector<int64_t> &tokens) {
     }
     int64_t position = pos;
 
-    // Descriptors: result, tokens [batch, 1], position [], the caches, the
-    // weights.
+    // Descriptors: result, tokens [batch, 1], position [], [the activation],
+    // the caches, the weights.
     std::vector<std::vector<int64_t>> descriptors;
     std::vector<const void *> argBases;
     descriptors.emplace_back(3 + 2 * entry->resultShape.size(), 0);
     descriptors.push_back(makeDescriptor(ids.data(), {batch, 1}));
     descriptors.push_back(makeDescriptor(&position, {}));
     argBases = {ids.data(), &position};
+    if (activation) {
+      descriptors.push_back(
+          makeDescriptor(activation->data.data(), activation->shape));
+      argBases.push_back(activation->data.data());
+    }
     appendBuffers(state, descriptors, argBases);
     if (Status s = model->callWithWeights(*entry, descriptors, argBases,
                                           "decode");
@@ -813,10 +867,10 @@ Result<HostTensor> Decoder::step(const std::vector<int64_t> &tokens) {
     Result<HostTensor> result = takeResult(descriptors[0], *entry, argBases);
     if (!result.ok())
       return result;
-    if (result->shape != std::vector<int64_t>{batch, 1, vocab})
+    if (result->shape.size() != 3 || result->shape[0] != batch ||
+        result->shape[1] != 1)
       return makeError("decode: the code returned shape ",
                        shapeToString(result->shape));
-    result->shape = {batch, vocab};
     return result;
   } catch (const std::bad_alloc &) {
     return makeError("decode: out of memory");

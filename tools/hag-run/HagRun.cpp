@@ -2,6 +2,7 @@
 
 #include "HagRun.h"
 #include "Parallel.h"
+#include "PipelineInference.h"
 
 #include "hag/runtime/CudaDriver.h"
 #include "hag/runtime/CudaSession.h"
@@ -17,6 +18,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <exception>
+#include <functional>
+#include <memory>
 #include <new>
 
 using namespace hag::rt;
@@ -140,31 +143,45 @@ std::string hag::run::runUsage() {
          "  --seed S                the sampler's seed (default 0)\n"
          "  --output FILE           with --generate: the token ids, int32 "
          "[prompt + K]\n"
-         "  --train                 train (an artifact from hag-compile --train):\n"
+         "  --train                 train (an artifact from hag-compile "
+         "--train):\n"
          "                          batches of the artifact's train.batch x\n"
          "                          train.seq from --data, a progress line, a\n"
-         "                          checkpoint every train.checkpoint.every steps\n"
-         "  --data FILE             training tokens: .bin uint16 (.u32.bin uint32)\n"
+         "                          checkpoint every train.checkpoint.every "
+         "steps\n"
+         "  --data FILE             training tokens: .bin uint16 (.u32.bin "
+         "uint32)\n"
          "                          or text (byte-level)\n"
-         "  --steps S               train until S steps are done (default: the\n"
+         "  --steps S               train until S steps are done (default: "
+         "the\n"
          "                          artifact's train.steps)\n"
-         "  --resume PATH           continue from a checkpoint file, or the newest\n"
+         "  --resume PATH           continue from a checkpoint file, or the "
+         "newest\n"
          "                          in a directory (bitwise the same run)\n"
-         "  --log FILE              CSV: step, loss, grad_norm, lr, loss_scale,\n"
+         "  --log FILE              CSV: step, loss, grad_norm, lr, "
+         "loss_scale,\n"
          "                          tokens_per_s, applied, elapsed_s\n"
          "  --plot FILE             the loss curve as PNG (gnuplot)\n"
-         "  --checkpoint-dir DIR    where checkpoints go (default: the artifact's)\n"
+         "  --checkpoint-dir DIR    where checkpoints go (default: the "
+         "artifact's)\n"
          "  --checkpoint-every N    steps between checkpoints (default: the\n"
          "                          artifact's)\n"
-         "  --save-weights FILE     with --train: the trained weights at the end\n"
-         "  --grads FILE            the loss's gradient of every weight on --input\n"
-         "                          tokens, as safetensors (hag-compile --train)\n"
-         "  --collective-timeout S  under mpirun: how long a collective waits for\n"
-         "                          the other ranks before the job ends with a\n"
+         "  --save-weights FILE     with --train: the trained weights at the "
+         "end\n"
+         "  --grads FILE            the loss's gradient of every weight on "
+         "--input\n"
+         "                          tokens, as safetensors (hag-compile "
+         "--train)\n"
+         "  --collective-timeout S  under mpirun: how long a collective waits "
+         "for\n"
+         "                          the other ranks before the job ends with "
+         "a\n"
          "                          message naming the missing rank (default:\n"
          "                          $HAG_COLLECTIVE_TIMEOUT, else 60)\n"
-         "  --device cpu|cuda       where to run (default cpu); cuda needs the\n"
-         "                          NVIDIA driver (loaded at run time) and a CUDA\n"
+         "  --device cpu|cuda       where to run (default cpu); cuda needs "
+         "the\n"
+         "                          NVIDIA driver (loaded at run time) and a "
+         "CUDA\n"
          "                          artifact\n"
          "  --quiet                 no progress lines on stderr\n"
          "  --help                  this text\n"
@@ -175,7 +192,8 @@ std::string hag::run::runUsage() {
          "pipeline x data). Rank 0 prints and writes files; every rank reads\n"
          "the same weights (each keeps its stage's, and its slice of them)\n"
          "and data (each replica its rows). Pipeline artifacts train\n"
-         "(--train); checkpoints always hold the whole model.\n"
+         "(--train), run --entry forward (the logits) or loss, and --generate\n"
+         "through their stages; checkpoints always hold the whole model.\n"
          "\n"
          "Options take their value as the next argument or after '='.\n"
          "Progress and timing go to stderr when the command succeeds; a\n"
@@ -549,10 +567,28 @@ std::string tokenText(int64_t id) {
 
 int Runner::generate(const Model &model) {
   const ModelFacts &f = model.facts();
-  Result<Decoder> created = Decoder::create(model, 1);
-  if (!created.ok())
-    return fail(created.message());
-  Decoder &decoder = *created;
+  // One step: the token at the next position, and the logits [1, vocab]
+  // for the one after (when asked; a pipeline skips them inside the prompt).
+  std::function<Result<HostTensor>(int64_t, bool)> step;
+  std::unique_ptr<Decoder> decoder;
+  std::unique_ptr<PipelineDecoder> stages;
+  size_t cacheBytes = 0;
+  if (isPipelineArtifact(model)) {
+    Result<std::unique_ptr<PipelineDecoder>> created =
+        PipelineDecoder::create(model);
+    if (!created.ok())
+      return fail(created.message());
+    stages = std::move(*created);
+    cacheBytes = stages->cacheBytes();
+    step = [&](int64_t id, bool want) { return stages->step(id, want); };
+  } else {
+    Result<Decoder> created = Decoder::create(model, 1);
+    if (!created.ok())
+      return fail(created.message());
+    decoder = std::make_unique<Decoder>(std::move(*created));
+    cacheBytes = decoder->cacheBytes();
+    step = [&](int64_t id, bool) { return decoder->step({id}); };
+  }
   std::vector<int32_t> ids = ByteTokenizer::encode(*o.prompt);
   int64_t promptLen = static_cast<int64_t>(ids.size());
   for (int32_t id : ids)
@@ -564,16 +600,16 @@ int Runner::generate(const Model &model) {
     return fail("--prompt (" + std::to_string(promptLen) +
                 " tokens) plus --max-tokens " + std::to_string(o.maxTokens) +
                 " exceed the model's max_seq of " + std::to_string(f.maxSeq));
-  progress("decoding cache: %.1f MiB for max_seq %lld",
-           decoder.cacheBytes() / 1048576.0,
-           static_cast<long long>(decoder.capacity()));
+  progress("decoding cache: %.1f MiB for max_seq %lld%s",
+           cacheBytes / 1048576.0, static_cast<long long>(f.maxSeq),
+           stages ? " (stage 0's layers)" : "");
 
   // The prompt, one step per token; the last step's logits give the first
   // new token.
   auto start = std::chrono::steady_clock::now();
   Result<HostTensor> logits = Status::error("empty prompt");
-  for (int32_t id : ids) {
-    logits = decoder.step({id});
+  for (size_t i = 0; i < ids.size(); ++i) {
+    logits = step(ids[i], i + 1 == ids.size());
     if (!logits.ok())
       return fail(logits.message());
   }
@@ -591,7 +627,7 @@ int Runner::generate(const Model &model) {
     std::fflush(out);
     if (k + 1 == o.maxTokens)
       break;
-    logits = decoder.step({next});
+    logits = step(next, true);
     if (!logits.ok())
       return fail(logits.message());
   }
@@ -628,7 +664,17 @@ int Runner::run() {
 
   // Check the entry before any expensive work.
   const ArtifactEntry *entry = nullptr;
-  if (!o.input.empty()) {
+  const bool pipelined = isPipelineArtifact(model);
+  if (!o.input.empty() && pipelined) {
+    // "forward" and "loss" run through the stages.
+    Result<const ArtifactEntry *> last = pipelineEntry(model, o.entry);
+    if (!last.ok())
+      return fail(last.message());
+    entry = *last;
+    if (o.entry == "forward" && o.output.empty())
+      return fail("--output is required: 'forward' returns the logits f32 "
+                  "[batch, seq, vocab] (give --output FILE.npy)");
+  } else if (!o.input.empty()) {
     entry = model.artifact().findEntry(o.entry);
     if (!entry) {
       std::string names;
@@ -653,8 +699,9 @@ int Runner::run() {
     return fail(s.message());
   const ParallelLayout layout = parallelLayout();
   if (layout.size() > 1)
-    progress("parallel: %d ranks (tensor %d x data %d), one process each",
-             layout.size(), layout.tensor, layout.data);
+    progress("parallel: %d ranks (tensor %d x pipeline %d x data %d), one "
+             "process each",
+             layout.size(), layout.tensor, layout.pipeline, layout.data);
 
   const TargetFacts &target = model.artifact().manifest().target;
   if (target.cuda() && o.device != "cuda")
@@ -707,10 +754,14 @@ int Runner::run() {
              millisecondsSince(start));
   }
 
-  if (!o.saveWeights.empty() && layout.tensor > 1)
-    return fail("--save-weights: each rank of a tensor-parallel run holds "
-                "only its slice of the weights; save them from the unsplit "
-                "artifact");
+  if (!o.saveWeights.empty() && (layout.tensor > 1 || layout.pipeline > 1))
+    return fail(std::string("--save-weights: each rank of a ") +
+                (layout.tensor > 1 ? "tensor-parallel run holds only its "
+                                     "slice of the weights"
+                                   : "pipeline holds only its stage's "
+                                     "weights") +
+                "; save them from the unsplit artifact (or with --train, "
+                "which gathers them)");
   if (!o.saveWeights.empty() && layout.rank == 0) {
     start = std::chrono::steady_clock::now();
     if (Status s = model.saveWeights(o.saveWeights); !s.ok())
@@ -743,11 +794,15 @@ int Runner::run() {
   if (!input.ok())
     return fail(input.message());
   start = std::chrono::steady_clock::now();
-  Result<HostTensor> result = model.run(o.entry, *input);
+  Result<HostTensor> result = pipelined ? runPipeline(model, o.entry, *input)
+                                        : model.run(o.entry, *input);
   if (!result.ok())
     return fail(o.input + ": " + result.message());
-  progress("%s %s in %.1f ms", o.entry.c_str(),
-           describeShape(input->shape).c_str(), millisecondsSince(start));
+  progress("%s %s in %.1f ms%s", o.entry.c_str(),
+           describeShape(input->shape).c_str(), millisecondsSince(start),
+           pipelined ? " (through the pipeline stages)" : "");
+  if (layout.rank != 0)
+    return succeed(); // rank 0 holds the result
 
   if (result->rank() == 0 && result->dtype == DType::F32) {
     char line[256];
@@ -755,7 +810,7 @@ int Runner::run() {
                   static_cast<double>(result->dataAs<float>()[0]));
     results += line;
   }
-  if (!o.output.empty() && layout.rank == 0) {
+  if (!o.output.empty()) {
     if (Status s = writeNpy(o.output, *result); !s.ok())
       return fail(s.message());
     progress("wrote %s %s to %s", dtypeName(result->dtype),

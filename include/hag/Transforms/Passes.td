@@ -130,8 +130,13 @@ def HAGSplitPipeline : Pass<"hag-split-pipeline", "::mlir::ModuleOp"> {
     `stage.output_grad` (the gradient the next stage sends back), the loss
     on the last stage, with `stage.input` differentiable. A weight read by
     two stages (tied embeddings: the first and the last) is marked
-    `hag.pipeline_shared = <first stage>` on both. `@forward`, `@loss` and
-    `@decode` are removed; the module gets `hag.pipeline = {stages,
+    `hag.pipeline_shared = <first stage>` on both. For inference it adds
+    `@stage<P-1>_logits(tokens, stage.input, <weights>)`, the last stage's
+    ops up to `@forward`'s result, and, when the module has `@decode`,
+    `@stage<s>_decode(tokens, position, [stage.input], <the stage's caches
+    and weights>)` cut at the same layers (ops that read only the inputs,
+    like the position as an index, are recomputed on every stage that needs
+    them). `@forward`, `@loss` and `@decode` are removed; the module gets `hag.pipeline = {stages,
     microbatches, first_layers}` and `hag.parallel_rank_program`'s
     `pipeline`.
   }];

@@ -901,4 +901,90 @@ TEST(DecoderCompiled, FullContextIsAnError) {
   EXPECT_EQ(d->position(), 2048);
 }
 
+// A pipeline split's stage decoders (stage<s>_decode, each on its own
+// layers' caches) chained by hand give the whole model's logits, token by
+// token; the forward's stage entries likewise.
+TEST(DecoderCompiled, PipelineStagesChainToTheWholeModel) {
+  std::string wholePath = compiledArtifact("whole_lm");
+  HAGRT_REQUIRE_COMPILED(wholePath);
+  Model whole = openCompiled(wholePath);
+  Model split = openCompiled(compiledArtifact("pipeline_lm"));
+  ASSERT_EQ(split.artifact().manifest().parallel.pipeline, 2);
+  ASSERT_TRUE(whole.initWeights(5).ok());
+  ASSERT_TRUE(split.setWeights(whole.weights(), "whole").ok());
+  ParallelLayout layout;
+  layout.pipeline = 2;
+  FakeCommunicator c(layout);
+  Installed scope(&c);
+
+  Result<Decoder> d = Decoder::create(whole);
+  Result<Decoder> s0 = Decoder::createStage(split, 0);
+  Result<Decoder> s1 = Decoder::createStage(split, 1);
+  ASSERT_TRUE(d.ok() && s0.ok() && s1.ok()) << s1.message();
+  EXPECT_LT(s0->cacheBytes(), d->cacheBytes());
+  EXPECT_EQ(s0->cacheBytes() + s1->cacheBytes(), d->cacheBytes());
+  std::vector<int64_t> tokens;
+  for (int64_t t = 0; t < 40; ++t)
+    tokens.push_back((t * 37 + 11) % 256);
+  for (int64_t t : tokens) {
+    Result<HostTensor> want = d->step({t});
+    Result<HostTensor> h = s0->stepStage({t}, nullptr);
+    ASSERT_TRUE(want.ok() && h.ok()) << h.message();
+    EXPECT_EQ(h->shape, std::vector<int64_t>({1, 1, 32}));
+    Result<HostTensor> got = s1->stepStage({t}, &*h);
+    ASSERT_TRUE(got.ok()) << got.message();
+    ASSERT_EQ(got->shape, std::vector<int64_t>({1, 1, 256}));
+    for (int64_t v = 0; v < 256; ++v)
+      ASSERT_NEAR(got->dataAs<float>()[v], want->dataAs<float>()[v], 1e-5)
+          << "token " << t << " logit " << v;
+  }
+
+  // The forward: stage0_forward, then stage1_logits, = the whole forward.
+  HostTensor ids = randomTokens(2, 33, 256, 4);
+  Result<HostTensor> logits = whole.run("forward", ids);
+  Result<HostTensor> h = split.run("stage0_forward", ids);
+  ASSERT_TRUE(logits.ok() && h.ok()) << h.message();
+  Result<HostTensor> got =
+      split.run("stage1_logits", std::vector<HostTensor>{ids, *h});
+  ASSERT_TRUE(got.ok()) << got.message();
+  ASSERT_EQ(got->shape, logits->shape);
+  for (int64_t i = 0; i < got->numel(); ++i)
+    ASSERT_NEAR(got->dataAs<float>()[i], logits->dataAs<float>()[i], 1e-5) << i;
+}
+
+TEST(DecoderCompiled, PipelineStageErrors) {
+  std::string path = compiledArtifact("pipeline_lm");
+  HAGRT_REQUIRE_COMPILED(path);
+  Model split = openCompiled(path);
+  ASSERT_TRUE(split.initWeights(5).ok());
+  ParallelLayout layout;
+  layout.pipeline = 2;
+  FakeCommunicator c(layout);
+  Installed scope(&c);
+  // A split model has no whole-model decoder, and no third stage.
+  EXPECT_THAT(Decoder::create(split).message(),
+              HasSubstr("it has no 'decode' entry"));
+  EXPECT_THAT(Decoder::createStage(split, 2).message(),
+              HasSubstr("it has no 'stage2_decode' entry"));
+  Result<Decoder> s0 = Decoder::createStage(split, 0);
+  Result<Decoder> s1 = Decoder::createStage(split, 1);
+  ASSERT_TRUE(s0.ok() && s1.ok());
+  EXPECT_EQ(s1->step({1}).message(),
+            "decode: 'stage1_decode' is a pipeline stage's; call stepStage "
+            "with the previous stage's activation");
+  EXPECT_EQ(s1->stepStage({1}, nullptr).message(),
+            "decode: 'stage1_decode' needs the previous stage's activation");
+  Result<HostTensor> h = s0->stepStage({1}, nullptr);
+  ASSERT_TRUE(h.ok()) << h.message();
+  EXPECT_EQ(s0->stepStage({1}, &*h).message(),
+            "decode: 'stage0_decode' takes no activation");
+  HostTensor wrong = floats({1, 1, 31}, std::vector<float>(31, 0.0f));
+  EXPECT_EQ(s1->stepStage({1}, &wrong).message(),
+            "decode: the activation is f32 [1, 1, 31], 'stage1_decode' takes "
+            "f32 [1, 1, 32]");
+  // Nothing advanced on the failed steps.
+  EXPECT_EQ(s1->position(), 0);
+  EXPECT_EQ(s0->position(), 1);
+}
+
 } // namespace

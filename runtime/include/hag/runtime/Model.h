@@ -205,12 +205,23 @@ public:
   /// "decode" entry (attention-only or bidirectional models) or no weights
   /// are bound.
   static Result<Decoder> create(const Model &model, int64_t batch = 1);
+  /// The decoder of one pipeline stage (hag-split-pipeline's
+  /// "stage<s>_decode": that stage's layers and caches). Stages after the
+  /// first take the previous stage's activation; see stepStage.
+  static Result<Decoder> createStage(const Model &model, int stage,
+                                     int64_t batch = 1);
 
   /// Appends tokens[b] to sequence b (tokens.size() == batch, each in
   /// [0, vocab)) and returns the logits f32 [batch, vocab] for the next
   /// token. Fails, changing nothing, when the context already holds max_seq
   /// tokens.
   Result<HostTensor> step(const std::vector<int64_t> &tokens);
+  /// A pipeline stage's step: tokens[b] at the next position through the
+  /// stage's layers, from `activation` (the previous stage's result, f32
+  /// [batch, 1, d_model]; null on the first stage). Returns the activation
+  /// for the next stage, or the logits f32 [batch, 1, vocab] on the last.
+  Result<HostTensor> stepStage(const std::vector<int64_t> &tokens,
+                               const HostTensor *activation);
 
   /// Tokens consumed so far (the position of the next one).
   int64_t position() const { return pos; }
@@ -223,6 +234,8 @@ public:
   void reset();
 
 private:
+  static Result<Decoder> forEntry(const Model &model, const std::string &name,
+                                  int64_t batch);
   Decoder(const Model &model, const ArtifactEntry &entry, int64_t batch)
       : model(&model), entry(&entry), batch(batch) {}
   const Model *model;
