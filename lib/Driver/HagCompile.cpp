@@ -343,24 +343,6 @@ int mlir::hag::hagCompileMain(int argc, char **argv) {
   // The emulator's code is CPU code.
   targetOptions.device = emulator ? "cpu" : device;
   targetOptions.gpuArch = cuda ? gpuArch : "";
-  // Incremental decoding has no CUDA kernel yet: a CUDA artifact of a
-  // causal language model has forward and loss, no decode entry.
-  if ((cuda || emulator) && phase >= Phase::Lower) {
-    // @decode, or a pipeline's @stage<s>_decode.
-    SmallVector<func::FuncOp> decoders;
-    for (auto fn : module->getOps<func::FuncOp>())
-      if (fn.getName() == "decode" || (fn.getName().starts_with("stage") &&
-                                       fn.getName().ends_with("_decode")))
-        decoders.push_back(fn);
-    for (func::FuncOp fn : decoders)
-      fn.erase();
-    if (!decoders.empty())
-      if (opts.report == Report::None && emit != Emit::PTX)
-        llvm::errs() << "hag-compile: note: --target=" << device
-                     << ": no 'decode' entry (incremental decoding has no "
-                        "CUDA kernel yet; hag-run --generate needs a CPU "
-                        "artifact)\n";
-  }
   // The manifest describes the hag-level functions (names, shapes).
   std::string manifest;
   if (phase == Phase::Artifact)

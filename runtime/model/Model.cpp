@@ -973,10 +973,14 @@ Status Model::callOnDevice(const ArtifactEntry &entry,
     const std::vector<int64_t> &d = descriptors[a + 1];
     return size_t(spanOf(d) + d[2]) * dtypeSize(types[a]);
   };
-  // Upload every argument (inputs, state, weights) to device memory.
+  // Upload every argument (inputs, state, weights) to device memory, but
+  // the scalar inputs (the decoding position): the host code reads those
+  // (hag-compile marks them so), they stay where they are.
   DeviceBuffers device;
   std::vector<void *> deviceBases(types.size());
   for (size_t i = 0; i < types.size(); ++i) {
+    if (i < entry.inputs.size() && entry.inputs[i].shape.empty())
+      continue;
     std::vector<int64_t> &d = descriptors[i + 1];
     size_t bytes = argBytes(i);
     Result<void *> p = cuda::Session::allocate(bytes);
@@ -1022,7 +1026,7 @@ Status Model::callOnDevice(const ArtifactEntry &entry,
   // a buffer the code allocated is copied to the host (and freed by the
   // guard).
   for (size_t i = 0; i < types.size(); ++i)
-    if (allocated == deviceBases[i]) {
+    if (deviceBases[i] && allocated == deviceBases[i]) {
       r[0] = r[1] =
           static_cast<int64_t>(reinterpret_cast<intptr_t>(argBases[i]));
       return Status::success();

@@ -152,16 +152,15 @@ INSTANTIATE_TEST_SUITE_P(Matrix, AttentionConformance,
 // and greedy decoding picks the argmax of the full forward's logits.
 //===----------------------------------------------------------------------===//
 
-class DecodeConformance : public ::testing::TestWithParam<Case> {};
-
-TEST_P(DecodeConformance, MatchesFullForward) {
-  const Case &c = GetParam();
+/// Greedy decoding on `c` compiled through the CPU lowering or the CUDA
+/// emulator: every step's logits are the full forward's row.
+void checkDecodeMatchesForward(const Case &c, bool emulateCuda) {
   hag::ModelDescription md;
   hag::ref::ModelConfig cfg;
   makeModel(c, md, cfg);
   md.attention.maxSeq = c.block == 64 ? 512 : 160;
   std::string error;
-  std::unique_ptr<JitModel> jit = JitModel::compile(md, error);
+  std::unique_ptr<JitModel> jit = JitModel::compile(md, error, "", emulateCuda);
   ASSERT_TRUE(jit) << error;
   hag::ref::Weights w64 = makeWeights(cfg);
   std::map<std::string, torch::Tensor> w32 = toF32(w64);
@@ -265,6 +264,20 @@ TEST_P(DecodeConformance, MatchesFullForward) {
   EXPECT_LE(ties, 2);
 }
 
+class DecodeConformance : public ::testing::TestWithParam<Case> {};
+
+TEST_P(DecodeConformance, MatchesFullForward) {
+  checkDecodeMatchesForward(GetParam(), /*emulateCuda=*/false);
+}
+
+// The CUDA kernel library's decoding (kernels/cuda/pyramid_attention.mlir,
+// every launch emulated as loops) against the same library's forward.
+class CudaEmulatorDecodeConformance : public ::testing::TestWithParam<Case> {};
+
+TEST_P(CudaEmulatorDecodeConformance, MatchesFullForward) {
+  checkDecodeMatchesForward(GetParam(), /*emulateCuda=*/true);
+}
+
 std::vector<Case> decodeCases() {
   std::vector<Case> cs;
   using hag::Compress;
@@ -283,6 +296,9 @@ std::vector<Case> decodeCases() {
 }
 
 INSTANTIATE_TEST_SUITE_P(Matrix, DecodeConformance,
+                         ::testing::ValuesIn(decodeCases()),
+                         [](const auto &info) { return info.param.name; });
+INSTANTIATE_TEST_SUITE_P(Matrix, CudaEmulatorDecodeConformance,
                          ::testing::ValuesIn(decodeCases()),
                          [](const auto &info) { return info.param.name; });
 

@@ -70,7 +70,7 @@ void initializeOnce() {
 /// phase), then lowers it for the CPU and JIT-compiles it.
 static bool lowerAndJit(JitModel::Impl &impl, OwningOpRef<ModuleOp> module,
                         const std::string &passes, std::string &diagnostics,
-                        std::string &error) {
+                        std::string &error, bool emulateCuda = false) {
   if (!passes.empty()) {
     PassManager pm(impl.ctx.get());
     if (failed(parsePassPipeline(passes, pm)) || failed(pm.run(*module))) {
@@ -80,9 +80,13 @@ static bool lowerAndJit(JitModel::Impl &impl, OwningOpRef<ModuleOp> module,
   }
   impl.hagModule = module->clone();
   PassManager lower(impl.ctx.get());
-  mlir::hag::buildCPULoweringPipeline(lower);
+  if (emulateCuda)
+    mlir::hag::buildCUDAEmulationPipeline(lower);
+  else
+    mlir::hag::buildCPULoweringPipeline(lower);
   if (failed(lower.run(*module))) {
-    error = "CPU lowering failed: " + diagnostics;
+    error = std::string(emulateCuda ? "CUDA emulator" : "CPU") +
+            " lowering failed: " + diagnostics;
     return false;
   }
   ExecutionEngineOptions options;
@@ -124,7 +128,8 @@ std::unique_ptr<JitModel> JitModel::create() {
 
 std::unique_ptr<JitModel> JitModel::compile(const ModelDescription &md,
                                             std::string &error,
-                                            const std::string &passes) {
+                                            const std::string &passes,
+                                            bool emulateCuda) {
   std::unique_ptr<JitModel> model = create();
   Impl &impl = *model->impl;
   std::string diagnostics;
@@ -140,7 +145,8 @@ std::unique_ptr<JitModel> JitModel::compile(const ModelDescription &md,
     error = "hag phase failed: " + diagnostics;
     return nullptr;
   }
-  if (!lowerAndJit(impl, std::move(module), passes, diagnostics, error))
+  if (!lowerAndJit(impl, std::move(module), passes, diagnostics, error,
+                   emulateCuda))
     return nullptr;
   return model;
 }

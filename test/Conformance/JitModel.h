@@ -48,9 +48,13 @@ public:
   /// diagnostics.
   /// `passes` (a pass pipeline, e.g. "hag-autodiff") runs after the hag
   /// phase.
+  /// `emulateCuda`: lower through the CUDA emulator pipeline
+  /// (hag-pipeline-cuda-emulator: the CUDA kernel library, every launch as
+  /// loops with the GPU's numerics) instead of the CPU one.
   static std::unique_ptr<JitModel> compile(const ModelDescription &md,
                                            std::string &error,
-                                           const std::string &passes = "");
+                                           const std::string &passes = "",
+                                           bool emulateCuda = false);
 
   /// Compiles MLIR source (hag and upstream ops) with the CPU lowering; every
   /// public function becomes callable. On failure returns null and sets

@@ -23,6 +23,14 @@ func.func @host_read(%x: memref<4xf32>) -> f32 {
 
 // -----
 
+// A scalar input marked hagrt.host (the decoding position) is host memory.
+func.func @host_argument(%pos: memref<i64> {hagrt.host}) -> i64 {
+  %v = memref.load %pos[] : memref<i64>
+  return %v : i64
+}
+
+// -----
+
 func.func @host_write(%x: memref<4xf32>, %v: vector<4xf32>) {
   %c0 = arith.constant 0 : index
   // expected-error @+1 {{'vector.store' in host function 'host_write' writes device memory on the host}}

@@ -4,6 +4,7 @@
 #define HAG_CONVERSION_PASSES_H
 
 #include "mlir/Pass/Pass.h"
+#include "llvm/ADT/StringRef.h"
 
 namespace mlir {
 class RewritePatternSet;
@@ -13,6 +14,13 @@ namespace mlir::hag {
 
 #define GEN_PASS_DECL
 #include "hag/Conversion/Passes.h.inc"
+
+/// On CUDA, the argument attribute of an entry point's input that stays in
+/// host memory: hag-lower-to-linalg{target=cuda} marks the scalar inputs
+/// (the decoding position, read by the host code), the runtime passes them
+/// without copying them to the device, and the host-memory rules of
+/// hag-map-loops-to-gpu and hag-check-host-code count them as host memory.
+inline constexpr llvm::StringLiteral kHostArgumentAttr = "hagrt.host";
 
 /// Patterns lowering the language-model ops (embedding, linear, rope,
 /// rms_norm, swiglu, add, cross_entropy, memory_gate) to linalg on tensors.

@@ -2,8 +2,10 @@
 //
 // In a CUDA artifact's host functions every buffer is in device memory
 // (arguments, memref.alloc, results of calls) except those rooted in a
-// memref.alloca (the host stack) or a memref.get_global (a host constant;
-// kernels get their own copy). Shared by hag-map-loops-to-gpu and
+// memref.alloca (the host stack), a memref.get_global (a host constant;
+// kernels get their own copy) or an entry point's argument marked
+// `hagrt.host` (a scalar input such as the decoding position, which the
+// runtime passes in host memory). Shared by hag-map-loops-to-gpu and
 // hag-check-host-code.
 //
 //===----------------------------------------------------------------------===//
@@ -11,8 +13,10 @@
 #ifndef HAG_CONVERSION_HAGTOGPU_HOSTMEMORY_H
 #define HAG_CONVERSION_HAGTOGPU_HOSTMEMORY_H
 
+#include "hag/Conversion/Passes.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
+#include "mlir/Interfaces/FunctionInterfaces.h"
 #include "mlir/Interfaces/ViewLikeInterface.h"
 
 namespace mlir::hag {
@@ -33,9 +37,14 @@ inline Value memrefRoot(Value v) {
   return v;
 }
 
-/// Whether `v` (a memref) is host memory: the stack or a host global.
+/// Whether `v` (a memref) is host memory: the stack, a host global or a
+/// host argument.
 inline bool isHostMemory(Value v) {
   Value root = memrefRoot(v);
+  if (auto arg = dyn_cast<BlockArgument>(root))
+    if (auto fn = dyn_cast<FunctionOpInterface>(arg.getOwner()->getParentOp()))
+      return arg.getOwner()->isEntryBlock() &&
+             fn.getArgAttr(arg.getArgNumber(), kHostArgumentAttr);
   return root.getDefiningOp<memref::AllocaOp>() ||
          root.getDefiningOp<memref::GetGlobalOp>();
 }

@@ -107,6 +107,13 @@ struct HAGLowerToLinalgPass
       if (func.isPublic() && !func.isExternal())
         func->setAttr("llvm.emit_c_interface", UnitAttr::get(&getContext()));
       for (unsigned i = 0; i < func.getNumArguments(); ++i) {
+        // On CUDA, a scalar input (the decoding position) is read by the
+        // host code: the runtime passes it in host memory (see
+        // HAGToGPU/HostMemory.h).
+        auto scalar = dyn_cast<RankedTensorType>(func.getArgumentTypes()[i]);
+        if (target == "cuda" && func.isPublic() && scalar &&
+            scalar.getRank() == 0 && func.getArgAttr(i, "hag.input"))
+          func.setArgAttr(i, kHostArgumentAttr, UnitAttr::get(&getContext()));
         SmallVector<StringAttr> hagAttrs;
         if (DictionaryAttr attrs = func.getArgAttrDict(i))
           for (NamedAttribute a : attrs)
@@ -139,33 +146,35 @@ struct HAGLowerToLinalgPass
     });
     if (target == "cuda") {
       // The CUDA kernel library has the projections' Tensor Core matmul,
-      // the gate's epilogue and a first pyramid attention (parallel
-      // loops); decoding and the backward kernels are not written yet: say
-      // so.
+      // the gate's epilogue, a first pyramid attention and incremental
+      // decoding (parallel loops); the backward kernels are not written
+      // yet: say so.
       WalkResult missing = module.walk([&](Operation *op) {
-        if (!isa<PyramidDecodeOp, PyramidAttentionBackwardOp, LinearBackwardOp,
+        if (!isa<PyramidAttentionBackwardOp, LinearBackwardOp,
                  EmbeddingBackwardOp>(op))
           return WalkResult::advance();
         op->emitError() << "'" << op->getName().getStringRef()
                         << "' has no CUDA kernel yet: --target=cuda "
-                           "compiles the forward and loss entries (no "
-                           "incremental decoding, no training); use "
-                           "--target=cpu for those";
+                           "compiles the forward, loss and decode entries "
+                           "(no training); use --target=cpu for that";
         return WalkResult::interrupt();
       });
       if (missing.wasInterrupted() ||
           (needsMatmul && failed(loadCudaKernelLibrary(module))))
         return signalPassFailure();
       // The CPU library's level builder and mass biases (parallel loops)
-      // with the CUDA attention: its own @hag_pyramid_attention replaces
-      // the CPU one, renamed away before parsing them together.
+      // with the CUDA attention: its own @hag_pyramid_attention and
+      // @hag_pyramid_decode replace the CPU ones, renamed away before
+      // parsing them together.
       if (needsAttention) {
         std::string cpu = kPyramidKernelSource;
-        const std::string def = "func.func private @hag_pyramid_attention(";
-        size_t at = cpu.find(def);
-        if (at != std::string::npos)
-          cpu.replace(at, def.size(),
-                      "func.func private @hag_pyramid_attention_cpu(");
+        for (StringRef name : {"hag_pyramid_attention", "hag_pyramid_decode"}) {
+          const std::string def = ("func.func private @" + name + "(").str();
+          size_t at = cpu.find(def);
+          if (at != std::string::npos)
+            cpu.replace(at, def.size(),
+                        ("func.func private @" + name + "_cpu(").str());
+        }
         if (failed(loadKernelLibrary(module, "hag_gpu_prefix_sums",
                                      cpu + kCudaPyramidKernelSource,
                                      "cuda/pyramid_attention.mlir")))

@@ -354,3 +354,326 @@ func.func private @hag_pyramid_attention(
   }
   return
 }
+
+// ---------------------------------------------------------------------------
+// Incremental decoding (spec section 10) on the same caches as the CPU
+// library's @hag_pyramid_decode (as ::hag::DecodeCacheLayout: raw rows
+// [0, S), the compressed levels, the block's summary rows [sumOff,
+// sumOff + T) and select_k rows [selOff, selOff + select_k); aux[b, row]
+// the rows' mass biases, aux[b, R + row] their masses; f64 running prefix
+// sums pk, pv, pg). Same signature; every step is a few small kernels:
+//  1. the token appended: its k, v and prefix sums one thread per
+//     (batch, feature), then the last token of every compressed level
+//     rebuilt one thread per batch row (the CPU library's
+//     @hag_level_token, as the forward's level builder);
+//  2. at a query block's first token, the block's summary tokens one
+//     thread per (batch, feature) and its select_k picks one thread per
+//     batch row;
+//  3. the new token's attention one thread per (batch, head), an online
+//     softmax over level 1, every compressed level's left window, the
+//     summary and the picks (@hag_gpu_attend_rows).
+// The host code only computes indices from the position.
+// ---------------------------------------------------------------------------
+
+// Step 1's first half: row pos of the raw cache and the prefix sums' row
+// pos + 1, the gate's bias and mass.
+func.func private @hag_gpu_decode_append(
+    %k: memref<?x?x?xf32>, %v: memref<?x?x?xf32>, %g: memref<?x?xf32>,
+    %cK: memref<?x?x?xf32>, %cV: memref<?x?x?xf32>, %aux: memref<?x?xf32>,
+    %pk: memref<?x?x?xf64>, %pv: memref<?x?x?xf64>, %pg: memref<?x?xf64>,
+    %pos: index, %R: index, %beta: f32, %eps: f32) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c2 = arith.constant 2 : index
+  %bt = memref.dim %k, %c0 : memref<?x?x?xf32>
+  %kvD = memref.dim %k, %c2 : memref<?x?x?xf32>
+  %n = arith.addi %pos, %c1 : index
+  scf.parallel (%b, %f) = (%c0, %c0) to (%bt, %kvD) step (%c1, %c1) {
+    %gi = memref.load %g[%b, %c0] : memref<?x?xf32>
+    %gd = arith.extf %gi : f32 to f64
+    %kx = memref.load %k[%b, %c0, %f] : memref<?x?x?xf32>
+    %vx = memref.load %v[%b, %c0, %f] : memref<?x?x?xf32>
+    memref.store %kx, %cK[%b, %pos, %f] : memref<?x?x?xf32>
+    memref.store %vx, %cV[%b, %pos, %f] : memref<?x?x?xf32>
+    %kd = arith.extf %kx : f32 to f64
+    %vd = arith.extf %vx : f32 to f64
+    %pki = memref.load %pk[%b, %pos, %f] : memref<?x?x?xf64>
+    %pvi = memref.load %pv[%b, %pos, %f] : memref<?x?x?xf64>
+    %pkn = math.fma %gd, %kd, %pki : f64
+    %pvn = math.fma %gd, %vd, %pvi : f64
+    memref.store %pkn, %pk[%b, %n, %f] : memref<?x?x?xf64>
+    memref.store %pvn, %pv[%b, %n, %f] : memref<?x?x?xf64>
+    scf.reduce
+  }
+  scf.parallel (%b) = (%c0) to (%bt) step (%c1) {
+    %gi = memref.load %g[%b, %c0] : memref<?x?xf32>
+    %massCol = arith.addi %R, %pos : index
+    memref.store %gi, %aux[%b, %massCol] : memref<?x?xf32>
+    %ge = arith.addf %gi, %eps : f32
+    %gl = math.log %ge : f32
+    %gb = arith.mulf %beta, %gl : f32
+    memref.store %gb, %aux[%b, %pos] : memref<?x?xf32>
+    %gd = arith.extf %gi : f32 to f64
+    %pgi = memref.load %pg[%b, %pos] : memref<?x?xf64>
+    %pgn = arith.addf %pgi, %gd : f64
+    memref.store %pgn, %pg[%b, %n] : memref<?x?xf64>
+    scf.reduce
+  }
+  return
+}
+
+// Step 1's second half: level l's last token j = n_l - 1 (finished or
+// partial) from its children one level down, as the forward builds it for
+// N = pos + 1; levels in order, one thread per batch row.
+func.func private @hag_gpu_decode_levels(
+    %cK: memref<?x?x?xf32>, %cV: memref<?x?x?xf32>, %aux: memref<?x?xf32>,
+    %convK: memref<?x?x?x?xf32>, %convV: memref<?x?x?x?xf32>,
+    %pos: index, %S: index, %R: index, %r: index, %L: index, %kvD: index,
+    %d: index, %compress: index, %beta: f32, %eps: f32) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c2 = arith.constant 2 : index
+  %bt = memref.dim %cK, %c0 : memref<?x?x?xf32>
+  %n = arith.addi %pos, %c1 : index
+  scf.parallel (%b) = (%c0) to (%bt) step (%c1) {
+    scf.for %l = %c2 to %L step %c1 iter_args(%offPrev = %c0, %off = %S, %nPrev = %n, %nMaxPrev = %S) -> (index, index, index, index) {
+      %nl = func.call @hag_ceil_div(%nPrev, %r) : (index, index) -> index
+      %j = arith.subi %nl, %c1 : index
+      %fromRaw = arith.cmpi eq, %l, %c2 : index
+      %lc = arith.subi %l, %c2 : index
+      %dst = arith.addi %off, %j : index
+      %srcM = arith.addi %R, %offPrev : index
+      %dstM = arith.addi %R, %dst : index
+      %mass = func.call @hag_level_token(%cK, %cV, %aux, %offPrev, %srcM, %fromRaw,
+          %cK, %cV, %aux, %dst, %dstM, %b, %j, %nPrev, %r, %kvD, %d, %lc,
+          %convK, %convV, %compress, %eps)
+          : (memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, index, index, i1,
+             memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, index, index,
+             index, index, index, index, index, index, index,
+             memref<?x?x?x?xf32>, memref<?x?x?x?xf32>, index, f32) -> f32
+      %me = arith.addf %mass, %eps : f32
+      %ml = math.log %me : f32
+      %mb = arith.mulf %beta, %ml : f32
+      memref.store %mb, %aux[%b, %dst] : memref<?x?xf32>
+      %nMax = func.call @hag_ceil_div(%nMaxPrev, %r) : (index, index) -> index
+      %offNext = arith.addi %off, %nMax : index
+      scf.yield %off, %offNext, %nl, %nMax : index, index, index, index
+    }
+    scf.reduce
+  }
+  return
+}
+
+// Step 2: the query block's context at its first token -- T' summary
+// tokens over the raw prefix [0, prefix) (rows [sumOff, sumOff + T'), the
+// floor rule's segments as gated means of the f64 sums) and the k' select_k
+// picks among the raw tokens [0, a1) (rows [selOff, selOff + k'), by gate
+// descending, index ascending; the gates are the raw rows' masses).
+func.func private @hag_gpu_decode_block_context(
+    %cK: memref<?x?x?xf32>, %cV: memref<?x?x?xf32>, %aux: memref<?x?xf32>,
+    %pk: memref<?x?x?xf64>, %pv: memref<?x?x?xf64>, %pg: memref<?x?xf64>,
+    %n: index, %a1: index, %prefix: index, %tp: index, %kp: index,
+    %kvD: index, %R: index, %sumOff: index, %selOff: index, %beta: f32,
+    %eps: f32) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %one64 = arith.constant 1.0 : f64
+  %ninf = arith.constant 0xFF800000 : f32
+  %pinf64 = arith.constant 0x7FF0000000000000 : f64
+  %bt = memref.dim %cK, %c0 : memref<?x?x?xf32>
+  %eps64 = arith.extf %eps : f32 to f64
+  // Summary tokens: one thread per (batch, feature) walks the segments.
+  scf.parallel (%b, %f) = (%c0, %c0) to (%bt, %kvD) step (%c1, %c1) {
+    scf.for %t = %c0 to %tp step %c1 {
+      %tP = arith.muli %t, %prefix : index
+      %s0 = arith.divui %tP, %tp : index
+      %t1 = arith.addi %t, %c1 : index
+      %t1P = arith.muli %t1, %prefix : index
+      %s1 = arith.divui %t1P, %tp : index
+      %g0 = memref.load %pg[%b, %s0] : memref<?x?xf64>
+      %g1 = memref.load %pg[%b, %s1] : memref<?x?xf64>
+      %mass = arith.subf %g1, %g0 : f64
+      %den = arith.addf %mass, %eps64 : f64
+      %inv = arith.divf %one64, %den : f64
+      %k0 = memref.load %pk[%b, %s0, %f] : memref<?x?x?xf64>
+      %k1 = memref.load %pk[%b, %s1, %f] : memref<?x?x?xf64>
+      %v0 = memref.load %pv[%b, %s0, %f] : memref<?x?x?xf64>
+      %v1 = memref.load %pv[%b, %s1, %f] : memref<?x?x?xf64>
+      %kd = arith.subf %k1, %k0 : f64
+      %vd = arith.subf %v1, %v0 : f64
+      %km = arith.mulf %kd, %inv : f64
+      %vm = arith.mulf %vd, %inv : f64
+      %kf = arith.truncf %km : f64 to f32
+      %vf = arith.truncf %vm : f64 to f32
+      %row = arith.addi %sumOff, %t : index
+      memref.store %kf, %cK[%b, %row, %f] : memref<?x?x?xf32>
+      memref.store %vf, %cV[%b, %row, %f] : memref<?x?x?xf32>
+    }
+    scf.reduce
+  }
+  // Their mass biases, and the picks: one thread per batch row.
+  scf.parallel (%b) = (%c0) to (%bt) step (%c1) {
+    scf.for %t = %c0 to %tp step %c1 {
+      %tP = arith.muli %t, %prefix : index
+      %s0 = arith.divui %tP, %tp : index
+      %t1 = arith.addi %t, %c1 : index
+      %t1P = arith.muli %t1, %prefix : index
+      %s1 = arith.divui %t1P, %tp : index
+      %g0 = memref.load %pg[%b, %s0] : memref<?x?xf64>
+      %g1 = memref.load %pg[%b, %s1] : memref<?x?xf64>
+      %mass = arith.subf %g1, %g0 : f64
+      %massF = arith.truncf %mass : f64 to f32
+      %massE = arith.addf %massF, %eps : f32
+      %massLog = math.log %massE : f32
+      %bias = arith.mulf %beta, %massLog : f32
+      %col = arith.addi %sumOff, %t : index
+      memref.store %bias, %aux[%b, %col] : memref<?x?xf32>
+    }
+    scf.for %p = %c0 to %kp step %c1 iter_args(%gPrev = %pinf64, %iPrev = %n) -> (f64, index) {
+      %best:2 = scf.for %c = %c0 to %a1 step %c1 iter_args(%bg = %ninf, %bi = %n) -> (f32, index) {
+        %gcol = arith.addi %R, %c : index
+        %gc = memref.load %aux[%b, %gcol] : memref<?x?xf32>
+        %gcd = arith.extf %gc : f32 to f64
+        %lower = arith.cmpf olt, %gcd, %gPrev : f64
+        %eqG = arith.cmpf oeq, %gcd, %gPrev : f64
+        %later = arith.cmpi ugt, %c, %iPrev : index
+        %tieLater = arith.andi %eqG, %later : i1
+        %after = arith.ori %lower, %tieLater : i1
+        %better = arith.cmpf ogt, %gc, %bg : f32
+        %noneYet = arith.cmpi eq, %bi, %n : index
+        %better2 = arith.ori %better, %noneYet : i1
+        %ok = arith.andi %after, %better2 : i1
+        %ng = arith.select %ok, %gc, %bg : f32
+        %ni = arith.select %ok, %c, %bi : index
+        scf.yield %ng, %ni : f32, index
+      }
+      %j = arith.minui %best#1, %a1 : index
+      %row = arith.addi %selOff, %p : index
+      %gj = memref.load %aux[%b, %j] : memref<?x?xf32>
+      memref.store %gj, %aux[%b, %row] : memref<?x?xf32>
+      scf.for %x = %c0 to %kvD step %c1 {
+        %kx = memref.load %cK[%b, %j, %x] : memref<?x?x?xf32>
+        %vx = memref.load %cV[%b, %j, %x] : memref<?x?x?xf32>
+        memref.store %kx, %cK[%b, %row, %x] : memref<?x?x?xf32>
+        memref.store %vx, %cV[%b, %row, %x] : memref<?x?x?xf32>
+      }
+      %bgd = arith.extf %best#0 : f32 to f64
+      scf.yield %bgd, %best#1 : f64, index
+    }
+    scf.reduce
+  }
+  return
+}
+
+func.func private @hag_pyramid_decode(
+    %q: memref<?x?x?xf32>, %k: memref<?x?x?xf32>, %v: memref<?x?x?xf32>,
+    %g: memref<?x?xf32>, %convK: memref<?x?x?x?xf32>,
+    %convV: memref<?x?x?x?xf32>, %out: memref<?x?x?xf32>,
+    %cK: memref<?x?x?xf32>, %cV: memref<?x?x?xf32>, %aux: memref<?x?xf32>,
+    %pk: memref<?x?x?xf64>, %pv: memref<?x?x?xf64>, %pg: memref<?x?xf64>,
+    %pos: index, %S: index,
+    %H: index, %Hkv: index, %d: index, %B: index, %r: index, %L: index,
+    %W: index, %T: index, %causal: i1, %selectK: index, %compress: index,
+    %beta: f32, %eps: f32) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c2 = arith.constant 2 : index
+  %one = arith.constant 1.0 : f32
+  %zero = arith.constant 0.0 : f32
+  %ninf = arith.constant 0xFF800000 : f32
+  %true = arith.constant true
+  %bt = memref.dim %q, %c0 : memref<?x?x?xf32>
+  %kvD = arith.muli %Hkv, %d : index
+  %n = arith.addi %pos, %c1 : index
+  // The cache's rows (as ::hag::DecodeCacheLayout).
+  %levRows:2 = scf.for %l = %c2 to %L step %c1 iter_args(%acc = %c0, %nPrev = %S) -> (index, index) {
+    %nl = func.call @hag_ceil_div(%nPrev, %r) : (index, index) -> index
+    %acc2 = arith.addi %acc, %nl : index
+    scf.yield %acc2, %nl : index, index
+  }
+  %sumOff = arith.addi %S, %levRows#0 : index
+  %selOff = arith.addi %sumOff, %T : index
+  %R = arith.addi %selOff, %selectK : index
+
+  // 1. Append the token; rebuild the token of every level holding it.
+  func.call @hag_gpu_decode_append(%k, %v, %g, %cK, %cV, %aux, %pk, %pv, %pg, %pos, %R, %beta, %eps)
+      : (memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>,
+         memref<?x?x?xf64>, memref<?x?x?xf64>, memref<?x?xf64>, index, index, f32, f32) -> ()
+  func.call @hag_gpu_decode_levels(%cK, %cV, %aux, %convK, %convV, %pos, %S, %R, %r, %L, %kvD, %d, %compress, %beta, %eps)
+      : (memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, memref<?x?x?x?xf32>, memref<?x?x?x?xf32>,
+         index, index, index, index, index, index, index, index, f32, f32) -> ()
+
+  // 2. The query block's windows; its context at its first token.
+  %qb = arith.divui %pos, %B : index
+  %q0 = arith.muli %qb, %B : index
+  %a1r = arith.subi %q0, %B : index
+  %a1 = arith.maxsi %a1r, %c0 : index
+  %aLast = scf.for %l = %c2 to %L step %c1 iter_args(%a = %a1) -> (index) {
+    %w:4 = func.call @hag_level_window(%a, %c0, %l, %L, %r, %W, %S, %true)
+        : (index, index, index, index, index, index, index, i1) -> (index, index, index, index)
+    scf.yield %w#0 : index
+  }
+  %Lm2 = arith.subi %L, %c2 : index
+  %sigma = scf.for %x = %c0 to %Lm2 step %c1 iter_args(%s = %c1) -> (index) {
+    %s2 = arith.muli %s, %r : index
+    scf.yield %s2 : index
+  }
+  %prefix = arith.muli %aLast, %sigma : index
+  %tp = arith.minui %T, %prefix : index
+  %kp = arith.minui %selectK, %a1 : index
+  %blockStart = arith.cmpi eq, %pos, %q0 : index
+  scf.if %blockStart {
+    func.call @hag_gpu_decode_block_context(%cK, %cV, %aux, %pk, %pv, %pg, %n, %a1, %prefix, %tp, %kp, %kvD, %R, %sumOff, %selOff, %beta, %eps)
+        : (memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, memref<?x?x?xf64>, memref<?x?x?xf64>, memref<?x?xf64>,
+           index, index, index, index, index, index, index, index, index, f32, f32) -> ()
+  }
+
+  // 3. The new token's attention, one thread per (batch, head).
+  %dI64 = arith.index_cast %d : index to i64
+  %dF = arith.sitofp %dI64 : i64 to f32
+  %sqrtD = math.sqrt %dF : f32
+  %scale = arith.divf %one, %sqrtD : f32
+  scf.parallel (%b, %h) = (%c0, %c0) to (%bt, %H) step (%c1, %c1) {
+    %hH = arith.muli %h, %Hkv : index
+    %kvh = arith.divui %hH, %H : index
+    %qcol = arith.muli %h, %d : index
+    %kcol = arith.muli %kvh, %d : index
+    scf.for %t = %c0 to %d step %c1 {
+      %ot = arith.addi %qcol, %t : index
+      memref.store %zero, %out[%b, %c0, %ot] : memref<?x?x?xf32>
+    }
+    // Level 1: raw [a_1, pos] (every key is at or before the query).
+    %s1:2 = func.call @hag_gpu_attend_rows(%q, %cK, %cV, %aux, %out, %b, %c0, %qcol, %kcol, %a1, %n, %d, %scale, %ninf, %zero)
+        : (memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, memref<?x?x?xf32>, index, index, index, index, index, index, index, f32, f32, f32) -> (f32, f32)
+    // Compressed levels: the left windows, at each level's rows.
+    %lv:5 = scf.for %l = %c2 to %L step %c1
+        iter_args(%a = %a1, %off = %S, %nMaxPrev = %S, %m = %s1#0, %den = %s1#1)
+        -> (index, index, index, f32, f32) {
+      %nMax = func.call @hag_ceil_div(%nMaxPrev, %r) : (index, index) -> index
+      %w:4 = func.call @hag_level_window(%a, %c0, %l, %L, %r, %W, %nMax, %true)
+          : (index, index, index, index, index, index, index, i1) -> (index, index, index, index)
+      %la = arith.addi %off, %w#0 : index
+      %lc = arith.addi %off, %w#1 : index
+      %t1:2 = func.call @hag_gpu_attend_rows(%q, %cK, %cV, %aux, %out, %b, %c0, %qcol, %kcol, %la, %lc, %d, %scale, %m, %den)
+          : (memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, memref<?x?x?xf32>, index, index, index, index, index, index, index, f32, f32, f32) -> (f32, f32)
+      %offNext = arith.addi %off, %nMax : index
+      scf.yield %w#0, %offNext, %nMax, %t1#0, %t1#1 : index, index, index, f32, f32
+    }
+    // Summary tokens, then the select_k tokens.
+    %sEnd = arith.addi %sumOff, %tp : index
+    %s2:2 = func.call @hag_gpu_attend_rows(%q, %cK, %cV, %aux, %out, %b, %c0, %qcol, %kcol, %sumOff, %sEnd, %d, %scale, %lv#3, %lv#4)
+        : (memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, memref<?x?x?xf32>, index, index, index, index, index, index, index, f32, f32, f32) -> (f32, f32)
+    %kEnd = arith.addi %selOff, %kp : index
+    %s3:2 = func.call @hag_gpu_attend_rows(%q, %cK, %cV, %aux, %out, %b, %c0, %qcol, %kcol, %selOff, %kEnd, %d, %scale, %s2#0, %s2#1)
+        : (memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, memref<?x?x?xf32>, index, index, index, index, index, index, index, f32, f32, f32) -> (f32, f32)
+    %inv = arith.divf %one, %s3#1 : f32
+    scf.for %t = %c0 to %d step %c1 {
+      %ot = arith.addi %qcol, %t : index
+      %o = memref.load %out[%b, %c0, %ot] : memref<?x?x?xf32>
+      %o2 = arith.mulf %o, %inv : f32
+      memref.store %o2, %out[%b, %c0, %ot] : memref<?x?x?xf32>
+    }
+    scf.reduce
+  }
+  return
+}
