@@ -194,7 +194,8 @@ static Status checkCoverage(std::vector<Entry> &entries, uint64_t dataSize) {
 
 static Status parseImpl(const uint8_t *data, size_t size,
                         SafeTensorsFile &result,
-                        const std::function<bool(const std::string &)> &keep) {
+                        const std::function<bool(const std::string &)> &keep,
+                        const SliceSelector &sliceOf = {}) {
   if (size < 8)
     return makeError("file is ", size,
                      " bytes, too short for the 8-byte header length");
@@ -240,12 +241,36 @@ static Status parseImpl(const uint8_t *data, size_t size,
     // the mapped file that no kept tensor touches are never read).
     if (keep && !keep(*e.name))
       continue;
-    Result<HostTensor> t = HostTensor::zeros(e.dtype, e.shape);
+    TensorSlice part = sliceOf ? sliceOf(*e.name, e.shape) : TensorSlice();
+    const size_t rank = e.shape.size();
+    const bool sliced =
+        part.dim >= 0 && static_cast<size_t>(part.dim) < rank &&
+        part.parts > 1 && part.index >= 0 && part.index < part.parts &&
+        e.shape[static_cast<size_t>(part.dim)] % part.parts == 0;
+    std::vector<int64_t> shape = e.shape;
+    if (sliced)
+      shape[static_cast<size_t>(part.dim)] /= part.parts;
+    Result<HostTensor> t = HostTensor::uninitialized(e.dtype, shape);
     if (!t.ok())
       return makeError("tensor ", quoted(*e.name), ": ", t.message());
-    size_t n = static_cast<size_t>(e.end - e.begin);
-    if (n)
+    size_t n = t->data.size();
+    if (sliced) {
+      // outer x (the slice's rows of the dimension x inner) bytes.
+      const size_t dim = static_cast<size_t>(part.dim);
+      size_t outer = 1, inner = dtypeSize(e.dtype);
+      for (size_t d = 0; d < dim; ++d)
+        outer *= static_cast<size_t>(e.shape[d]);
+      for (size_t d = dim + 1; d < rank; ++d)
+        inner *= static_cast<size_t>(e.shape[d]);
+      const size_t chunk = static_cast<size_t>(shape[dim]) * inner;
+      const size_t stride = static_cast<size_t>(e.shape[dim]) * inner;
+      const uint8_t *src =
+          payload + e.begin + static_cast<size_t>(part.index) * chunk;
+      for (size_t o = 0; o < outer; ++o)
+        std::memcpy(t->data.data() + o * chunk, src + o * stride, chunk);
+    } else if (n) {
       std::memcpy(t->data.data(), payload + e.begin, n);
+    }
     if (e.dtype == DType::BOOL)
       for (size_t i = 0; i < n; ++i)
         if (t->data[i] > 1)
@@ -265,14 +290,16 @@ Result<SafeTensorsFile> hag::rt::parseSafeTensors(const uint8_t *data,
   return result;
 }
 
-Result<SafeTensorsFile> hag::rt::readSafeTensors(
-    const std::string &path,
-    const std::function<bool(const std::string &)> &keep) {
+Result<SafeTensorsFile>
+hag::rt::readSafeTensors(const std::string &path,
+                         const std::function<bool(const std::string &)> &keep,
+                         const SliceSelector &slice) {
   Result<MappedFile> file = MappedFile::open(path);
   if (!file.ok())
     return file.status();
   SafeTensorsFile result;
-  if (Status s = parseImpl(file->data(), file->size(), result, keep); !s.ok())
+  if (Status s = parseImpl(file->data(), file->size(), result, keep, slice);
+      !s.ok())
     return s.withPrefix(path);
   return result;
 }

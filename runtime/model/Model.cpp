@@ -616,7 +616,22 @@ Status Model::loadWeights(const std::string &path) {
         return std::any_of(active.begin(), active.end(),
                            [&](const TensorSpec &p) { return p.name == name; });
       };
-    Result<SafeTensorsFile> file = readSafeTensors(path, keep);
+    // A tensor-parallel rank reads only its slice of each sharded weight
+    // stored whole (a tensor of another shape is read as it is, for
+    // setWeights to judge).
+    SliceSelector slice;
+    if (tensorIndex > 0 ||
+        std::any_of(parameters().begin(), parameters().end(),
+                    [](const TensorSpec &p) { return p.shardParts > 1; }))
+      slice = [this](const std::string &name,
+                     const std::vector<int64_t> &shape) {
+        for (const TensorSpec &p : parameters())
+          if (p.name == name && p.shardParts > 1 && p.shardDim >= 0 &&
+              shape == wholeShape(p))
+            return TensorSlice{p.shardDim, p.shardParts, tensorIndex};
+        return TensorSlice();
+      };
+    Result<SafeTensorsFile> file = readSafeTensors(path, keep, slice);
     if (!file.ok())
       return file.status();
     // A training checkpoint (hag-run --train) also holds the optimizer and

@@ -116,6 +116,60 @@ TEST(SafeTensors, ReadsOnlyTheTensorsKept) {
                }).ok());
 }
 
+// A tensor-parallel rank's read: slice `index` of `parts` along a
+// dimension, element for element the whole tensor's.
+TEST(SafeTensors, ReadsOnlyTheSliceAsked) {
+  TempDir dir;
+  std::string path = dir.path("w.safetensors");
+  TensorMap tensors;
+  tensors["rows"] = patternTensor(DType::F32, {6, 5}, 1);
+  tensors["cols"] = patternTensor(DType::F32, {3, 8}, 2);
+  tensors["mid"] = patternTensor(DType::I32, {2, 4, 3}, 3);
+  tensors["odd"] = patternTensor(DType::F32, {5, 2}, 4);
+  tensors["whole"] = patternTensor(DType::F64, {4}, 5);
+  ASSERT_TRUE(writeSafeTensors(path, tensors).ok());
+  const std::map<std::string, TensorSlice> slices = {
+      {"rows", {0, 3, 2}},
+      {"cols", {1, 4, 1}},
+      {"mid", {1, 2, 1}},
+      {"odd", {0, 2, 1}}}; // 5 rows do not split in two: read whole
+  Result<SafeTensorsFile> back = readSafeTensors(
+      path, {},
+      [&](const std::string &name, const std::vector<int64_t> &shape) {
+        EXPECT_EQ(shape, tensors.at(name).shape) << name;
+        auto it = slices.find(name);
+        return it == slices.end() ? TensorSlice() : it->second;
+      });
+  ASSERT_TRUE(back.ok()) << back.message();
+  auto element = [](const HostTensor &t, std::vector<int64_t> at) {
+    int64_t flat = 0;
+    for (size_t d = 0; d < at.size(); ++d)
+      flat = flat * t.shape[d] + at[d];
+    size_t size = dtypeSize(t.dtype);
+    return std::vector<uint8_t>(t.data.begin() + flat * size,
+                                t.data.begin() + (flat + 1) * size);
+  };
+  const HostTensor &rows = back->tensors.at("rows");
+  ASSERT_EQ(rows.shape, std::vector<int64_t>({2, 5}));
+  for (int64_t i = 0; i < 2; ++i)
+    for (int64_t j = 0; j < 5; ++j)
+      EXPECT_EQ(element(rows, {i, j}), element(tensors.at("rows"), {4 + i, j}));
+  const HostTensor &cols = back->tensors.at("cols");
+  ASSERT_EQ(cols.shape, std::vector<int64_t>({3, 2}));
+  for (int64_t i = 0; i < 3; ++i)
+    for (int64_t j = 0; j < 2; ++j)
+      EXPECT_EQ(element(cols, {i, j}), element(tensors.at("cols"), {i, 2 + j}));
+  const HostTensor &mid = back->tensors.at("mid");
+  ASSERT_EQ(mid.shape, std::vector<int64_t>({2, 2, 3}));
+  for (int64_t a = 0; a < 2; ++a)
+    for (int64_t i = 0; i < 2; ++i)
+      for (int64_t j = 0; j < 3; ++j)
+        EXPECT_EQ(element(mid, {a, i, j}),
+                  element(tensors.at("mid"), {a, 2 + i, j}));
+  EXPECT_TRUE(bitwiseEqual(back->tensors.at("odd"), tensors.at("odd")));
+  EXPECT_TRUE(bitwiseEqual(back->tensors.at("whole"), tensors.at("whole")));
+}
+
 TEST(SafeTensors, TensorsAreAlignedInTheFile) {
   TensorMap tensors;
   tensors["a8"] = patternTensor(DType::U8, {3}, 1);

@@ -190,7 +190,7 @@ std::string hag::run::runUsage() {
          "A parallel artifact (hag-compile with 'parallel:') runs as one\n"
          "process per rank: mpirun -np P hag-run ARTIFACT ... (P = tensor x\n"
          "pipeline x data). Rank 0 prints and writes files; every rank reads\n"
-         "the same weights (each keeps its stage's, and its slice of them)\n"
+         "the same weights file (each its stage's, and its slice of them)\n"
          "and data (each replica its rows). Pipeline artifacts train\n"
          "(--train), run --entry forward (the logits) or loss, and --generate\n"
          "through their stages; checkpoints always hold the whole model.\n"

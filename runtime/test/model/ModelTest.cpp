@@ -194,6 +194,32 @@ TEST(ModelFake, ShardedWeightsKeepTheRanksSlice) {
                         "2 ways"));
 }
 
+TEST(ModelFake, LoadedShardsAreReadAsSlices) {
+  // The whole model's file: each tensor-parallel rank reads its slice of
+  // p5 from it (and the whole of the replicated weights).
+  TempDir dir;
+  std::string path = dir.path("whole.safetensors");
+  TensorMap whole = fakeWeights();
+  whole["p5"] = floats({2}, {10.0f, 20.0f});
+  ASSERT_TRUE(writeSafeTensors(path, whole).ok());
+  for (int64_t rank : {0, 1}) {
+    Model m = fakeModel(splitManifest());
+    ASSERT_TRUE(m.setTensorRank(rank).ok());
+    Status s = m.loadWeights(path);
+    ASSERT_TRUE(s.ok()) << s.message();
+    EXPECT_EQ(m.weights().at("p5").shape, std::vector<int64_t>({1}));
+    EXPECT_EQ(m.weights().at("p5").dataAs<float>()[0], rank ? 20.0f : 10.0f);
+    EXPECT_TRUE(bitwiseEqual(m.weights().at("p1"), whole.at("p1")));
+  }
+  // A tensor of neither shape is still an error naming it.
+  TensorMap bad = fakeWeights();
+  bad["p5"] = floats({3}, {1, 2, 3});
+  ASSERT_TRUE(writeSafeTensors(dir.path("bad.safetensors"), bad).ok());
+  Model m = fakeModel(splitManifest());
+  EXPECT_THAT(m.loadWeights(dir.path("bad.safetensors")).message(),
+              HasSubstr("'p5' has shape [3], expected [1]"));
+}
+
 TEST(ModelFake, InitialisedShardsAreSlicesOfTheWholeInit) {
   // p5 is initialised whole ([2], as the unsplit model has it) and sliced.
   TensorSpec whole{"p5", {2}, DType::F32};

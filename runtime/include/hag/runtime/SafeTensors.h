@@ -38,13 +38,30 @@ struct SafeTensorsFile {
 /// limit): 100,000,000 bytes.
 inline constexpr uint64_t kSafeTensorsMaxHeaderSize = 100000000;
 
+/// A part of a tensor: slice `index` of `parts` equal slices along `dim`
+/// (a tensor-parallel rank's shard). dim -1: the whole tensor.
+struct TensorSlice {
+  int64_t dim = -1;
+  int64_t parts = 1;
+  int64_t index = 0;
+};
+
+/// For a kept tensor's name and shape in the file, the part to read.
+using SliceSelector = std::function<TensorSlice(
+    const std::string &name, const std::vector<int64_t> &shape)>;
+
 /// Reads a safetensors file. Supported dtypes: F32, F64, F16, BF16, I32, I64,
 /// U16, U32, U8, BOOL; others (I8, F8_*, ...) are reported by name. With
 /// `keep`, only the tensors it accepts are read into memory (the whole
 /// header is still validated): a pipeline stage reads its own weights.
+/// With `slice`, a tensor it gives a slice of (one that divides the
+/// dimension evenly) is read as that slice only: a tensor-parallel rank
+/// reads its shard. The file is mapped, so bytes of other tensors and
+/// slices are never read.
 Result<SafeTensorsFile>
 readSafeTensors(const std::string &path,
-                const std::function<bool(const std::string &)> &keep = {});
+                const std::function<bool(const std::string &)> &keep = {},
+                const SliceSelector &slice = {});
 
 /// Parses a safetensors image held in memory; `source` names it in errors.
 Result<SafeTensorsFile> parseSafeTensors(const uint8_t *data, size_t size,
