@@ -72,15 +72,66 @@ struct StageCut {
   /// The activation read from the previous stage (null on stage 0) and the
   /// value passed on (the next stage's input, or the function's result).
   Value input, output;
+  /// The flat arguments (not inputs) the ops read, in argument order.
+  SmallVector<unsigned> args;
 };
+
+/// A flat function cut into stages, and its arguments read by several
+/// stages (hag.pipeline_shared = the first of them).
+struct StageSplit {
+  std::vector<StageCut> cuts;
+  DenseMap<unsigned, int64_t> shared;
+};
+
+/// The flat arguments (not inputs) that `ops` read, in argument order.
+SmallVector<unsigned> argumentsRead(func::FuncOp flat,
+                                    ArrayRef<Operation *> ops) {
+  llvm::SmallDenseSet<unsigned, 32> read;
+  for (Operation *op : ops)
+    for (Value v : op->getOperands())
+      if (auto arg = dyn_cast<BlockArgument>(v))
+        if (arg.getOwner()->getParentOp() == flat.getOperation() &&
+            !flat.getArgAttr(arg.getArgNumber(), "hag.input"))
+          read.insert(arg.getArgNumber());
+  SmallVector<unsigned> out;
+  for (unsigned i = 0; i < flat.getNumArguments(); ++i)
+    if (read.contains(i))
+      out.push_back(i);
+  return out;
+}
+
+/// The arguments read by more than one stage, mapped to the first such
+/// stage; only the first and the last stage may share one (tied
+/// embeddings).
+FailureOr<DenseMap<unsigned, int64_t>>
+sharedArguments(ArrayRef<SmallVector<unsigned>> argsOfStage,
+                function_ref<void(const Twine &)> fail) {
+  DenseMap<unsigned, SmallVector<int64_t>> users;
+  for (auto [s, args] : llvm::enumerate(argsOfStage))
+    for (unsigned w : args)
+      users[w].push_back(static_cast<int64_t>(s));
+  DenseMap<unsigned, int64_t> shared;
+  const int64_t P = static_cast<int64_t>(argsOfStage.size());
+  for (auto &[w, u] : users) {
+    if (u.size() < 2)
+      continue;
+    if (u.size() != 2 || u[0] != 0 || u[1] != P - 1) {
+      fail("weight " + Twine(w) +
+           " is read by stages other than the first and the last");
+      return failure();
+    }
+    shared[w] = u[0];
+  }
+  return shared;
+}
 
 /// Cuts `flat` into the stages of `stageOf` (by the latest layer each op
 /// reads; arguments are placed by their names). Each cut must be crossed
 /// by one activation, from the stage just before.
-FailureOr<std::vector<StageCut>>
-cutStages(func::FuncOp flat, int64_t P, int64_t L,
-          function_ref<int64_t(int64_t)> stageOf, ArrayRef<PipelineStage> plan,
-          function_ref<void(const Twine &)> fail) {
+FailureOr<StageSplit> cutStages(func::FuncOp flat, int64_t P, int64_t L,
+                                function_ref<int64_t(int64_t)> stageOf,
+                                ArrayRef<PipelineStage> plan,
+                                function_ref<void(const Twine &)> fail) {
   Block &body = flat.getBody().front();
   DenseMap<Value, int64_t> layerOf;
   DenseSet<Value> inputOnly;
@@ -178,7 +229,13 @@ cutStages(func::FuncOp flat, int64_t P, int64_t L,
     }
   }
   cuts.back().output = result;
-  return cuts;
+  std::vector<SmallVector<unsigned>> argsOf;
+  for (StageCut &cut : cuts)
+    argsOf.push_back(cut.args = argumentsRead(flat, cut.ops));
+  FailureOr<DenseMap<unsigned, int64_t>> shared = sharedArguments(argsOf, fail);
+  if (failed(shared))
+    return failure();
+  return StageSplit{std::move(cuts), std::move(*shared)};
 }
 
 /// The ops of `ops` that `value` needs, in order.
@@ -194,23 +251,6 @@ SmallVector<Operation *> sliceFor(ArrayRef<Operation *> ops, Value value) {
   }
   std::reverse(kept.begin(), kept.end());
   return kept;
-}
-
-/// The flat arguments (not inputs) that `ops` read, in argument order.
-SmallVector<unsigned> argumentsRead(func::FuncOp flat,
-                                    ArrayRef<Operation *> ops) {
-  llvm::SmallDenseSet<unsigned, 32> read;
-  for (Operation *op : ops)
-    for (Value v : op->getOperands())
-      if (auto arg = dyn_cast<BlockArgument>(v))
-        if (arg.getOwner()->getParentOp() == flat.getOperation() &&
-            !flat.getArgAttr(arg.getArgNumber(), "hag.input"))
-          read.insert(arg.getArgNumber());
-  SmallVector<unsigned> out;
-  for (unsigned i = 0; i < flat.getNumArguments(); ++i)
-    if (read.contains(i))
-      out.push_back(i);
-  return out;
 }
 
 /// `@name(<flat's inputs>, [stage.input], <args>)` computing `output` from
@@ -261,31 +301,6 @@ func::FuncOp buildStageFunction(OpBuilder &b, func::FuncOp flat, StringRef name,
     fb.clone(*op, map);
   func::ReturnOp::create(fb, flat.getLoc(), map.lookup(output));
   return fn;
-}
-
-/// The arguments read by more than one stage, mapped to the first such
-/// stage; only the first and the last stage may share one (tied
-/// embeddings).
-FailureOr<DenseMap<unsigned, int64_t>>
-sharedArguments(ArrayRef<SmallVector<unsigned>> argsOfStage,
-                function_ref<void(const Twine &)> fail) {
-  DenseMap<unsigned, SmallVector<int64_t>> users;
-  for (auto [s, args] : llvm::enumerate(argsOfStage))
-    for (unsigned w : args)
-      users[w].push_back(static_cast<int64_t>(s));
-  DenseMap<unsigned, int64_t> shared;
-  const int64_t P = static_cast<int64_t>(argsOfStage.size());
-  for (auto &[w, u] : users) {
-    if (u.size() < 2)
-      continue;
-    if (u.size() != 2 || u[0] != 0 || u[1] != P - 1) {
-      fail("weight " + Twine(w) +
-           " is read by stages other than the first and the last");
-      return failure();
-    }
-    shared[w] = u[0];
-  }
-  return shared;
 }
 
 struct SplitPipelinePass
@@ -391,26 +406,19 @@ struct SplitPipelinePass
       fail("@loss has no 'tokens' input");
       return failure();
     }
-    FailureOr<std::vector<StageCut>> cuts =
+    FailureOr<StageSplit> split =
         cutStages(flat, P, L, stageOf, plan.stage, fail);
-    if (failed(cuts))
-      return failure();
-    std::vector<SmallVector<unsigned>> argsOf;
-    for (const StageCut &cut : *cuts)
-      argsOf.push_back(argumentsRead(flat, cut.ops));
-    FailureOr<DenseMap<unsigned, int64_t>> shared =
-        sharedArguments(argsOf, fail);
-    if (failed(shared))
+    if (failed(split))
       return failure();
 
     // The stage functions and their objectives.
     Type f32 = Float32Type::get(ctx);
     b.setInsertionPoint(loss);
     for (int64_t s = 0; s < P; ++s) {
-      const StageCut &cut = (*cuts)[static_cast<size_t>(s)];
+      const StageCut &cut = split->cuts[static_cast<size_t>(s)];
       auto fwd = buildStageFunction(
           b, flat, ("stage" + Twine(s) + "_forward").str(), cut.ops, cut.input,
-          cut.output, argsOf[static_cast<size_t>(s)], *shared);
+          cut.output, cut.args, split->shared);
 
       // The objective: stage.input differentiable, and for stages before
       // the last, the output's inner product with stage.output_grad.
@@ -451,7 +459,7 @@ struct SplitPipelinePass
     // Inference on the last stage: @stage<P-1>_logits, the forward's
     // result from the stage's input (the loss's ops without the loss).
     if (*logits) {
-      const StageCut &cut = cuts->back();
+      const StageCut &cut = split->cuts.back();
       if (!llvm::is_contained(cut.ops, (*logits).getDefiningOp())) {
         fail("the logits are not computed on the last stage");
         return failure();
@@ -459,29 +467,20 @@ struct SplitPipelinePass
       SmallVector<Operation *> ops = sliceFor(cut.ops, *logits);
       buildStageFunction(b, flat, ("stage" + Twine(P - 1) + "_logits").str(),
                          ops, cut.input, *logits, argumentsRead(flat, ops),
-                         *shared);
+                         split->shared);
     }
 
     // Incremental decoding: @stage<s>_decode(tokens, position,
     // [stage.input], the stage's caches, its weights), the same layers.
     if (flatDecode) {
-      FailureOr<std::vector<StageCut>> dcuts =
+      FailureOr<StageSplit> decoding =
           cutStages(flatDecode, P, L, stageOf, plan.stage, fail);
-      if (failed(dcuts))
+      if (failed(decoding))
         return failure();
-      std::vector<SmallVector<unsigned>> dargs;
-      for (const StageCut &cut : *dcuts)
-        dargs.push_back(argumentsRead(flatDecode, cut.ops));
-      FailureOr<DenseMap<unsigned, int64_t>> dshared =
-          sharedArguments(dargs, fail);
-      if (failed(dshared))
-        return failure();
-      for (int64_t s = 0; s < P; ++s) {
-        const StageCut &cut = (*dcuts)[static_cast<size_t>(s)];
-        buildStageFunction(
-            b, flatDecode, ("stage" + Twine(s) + "_decode").str(), cut.ops,
-            cut.input, cut.output, dargs[static_cast<size_t>(s)], *dshared);
-      }
+      for (auto [s, cut] : llvm::enumerate(decoding->cuts))
+        buildStageFunction(b, flatDecode,
+                           ("stage" + Twine(s) + "_decode").str(), cut.ops,
+                           cut.input, cut.output, cut.args, decoding->shared);
     }
 
     for (StringRef name : {"forward", "loss", "decode"})

@@ -794,13 +794,27 @@ int Runner::run() {
   if (!input.ok())
     return fail(input.message());
   start = std::chrono::steady_clock::now();
-  Result<HostTensor> result = pipelined ? runPipeline(model, o.entry, *input)
-                                        : model.run(o.entry, *input);
+  // Each data-parallel replica runs its rows (through the pipeline stages
+  // when split so); rank 0 gathers the result.
+  bool splitRows = false;
+  Result<HostTensor> result = runOverReplicas(
+      *entry, o.entry, *input,
+      [&](const HostTensor &rows) {
+        return pipelined ? runPipeline(model, o.entry, rows)
+                         : model.run(o.entry, rows);
+      },
+      splitRows);
   if (!result.ok())
     return fail(o.input + ": " + result.message());
+  std::string how = pipelined ? "through the pipeline stages" : "";
+  if (splitRows)
+    how += (how.empty() ? "" : ", ") + std::string("each of ") +
+           std::to_string(layout.data) + " replicas its rows";
+  if (!how.empty())
+    how = " (" + how + ")";
   progress("%s %s in %.1f ms%s", o.entry.c_str(),
            describeShape(input->shape).c_str(), millisecondsSince(start),
-           pipelined ? " (through the pipeline stages)" : "");
+           how.c_str());
   if (layout.rank != 0)
     return succeed(); // rank 0 holds the result
 

@@ -143,11 +143,10 @@ Result<HostTensor> runPipeline(const Model &model, const std::string &entry,
   }
   comm->waitSends();
 
-  // The result goes from replica 0's last stage to world rank 0 (both
+  // The result goes from the replica's last stage to its first (both
   // tensor index 0; the other tensor ranks hold the same result).
-  const bool sender =
-      lastStage && layout.dataIndex() == 0 && layout.tensorIndex() == 0;
-  const bool root = layout.rank == 0;
+  const bool sender = lastStage && layout.tensorIndex() == 0;
+  const bool root = stage == 0 && layout.tensorIndex() == 0;
   std::vector<int64_t> resultShape;
   if (entry == "forward") {
     const std::vector<int64_t> &spec = (*last)->resultShape;
@@ -185,6 +184,84 @@ Result<HostTensor> runPipeline(const Model &model, const std::string &entry,
   if (addedBatch && out->rank() > 0)
     out->shape.erase(out->shape.begin());
   return out;
+}
+
+Result<HostTensor> runOverReplicas(
+    const ArtifactEntry &entry, const std::string &entryName,
+    const HostTensor &input,
+    const std::function<Result<HostTensor>(const HostTensor &)> &run,
+    bool &split) {
+  const ParallelLayout layout = parallelLayout();
+  mpi::MpiCommunicator *comm = mpiCommunicator();
+  const int D = layout.data;
+  const bool loss = entryName == "loss" && entry.resultShape.empty();
+  const bool batched = !entry.inputs.empty() && !entry.resultShape.empty() &&
+                       entry.resultShape[0] < 0 &&
+                       !entry.inputs[0].shape.empty() &&
+                       entry.inputs[0].shape[0] < 0 &&
+                       input.shape.size() == entry.inputs[0].shape.size();
+  split = comm && D > 1 && (batched || loss) && input.rank() >= 2 &&
+          input.shape[0] >= D && input.validate().ok();
+  if (!split)
+    return run(input);
+
+  // Replica r's rows [first(r), first(r + 1)).
+  const int64_t rows = input.shape[0];
+  auto first = [&](int64_t r) { return r * rows / D; };
+  const int64_t r = layout.dataIndex();
+  const size_t rowBytes = input.data.size() / static_cast<size_t>(rows);
+  HostTensor mine;
+  mine.dtype = input.dtype;
+  mine.shape = input.shape;
+  mine.shape[0] = first(r + 1) - first(r);
+  mine.data.assign(input.data.begin() + first(r) * rowBytes,
+                   input.data.begin() + first(r + 1) * rowBytes);
+  Result<HostTensor> local = run(mine);
+  if (!local.ok())
+    return local;
+  // The replica's first rank holds its result: the others are done.
+  if (layout.stage() != 0 || layout.tensorIndex() != 0)
+    return HostTensor();
+  if (r != 0) {
+    comm->send(local->data.data(), local->data.size(), Group::Data, 0);
+    comm->waitSends();
+    return HostTensor();
+  }
+  // World rank 0: its own rows, then each replica's, from its first rank
+  // (member r of rank 0's data group).
+  if (loss) {
+    if (local->numel() != 1 || local->dtype != DType::F32)
+      return Status::error("'" + entryName + "' returned " +
+                           describeShape(local->shape) + ", not the loss");
+    double sum = static_cast<double>(local->dataAs<float>()[0]) *
+                 static_cast<double>(first(1));
+    for (int64_t q = 1; q < D; ++q) {
+      float part = 0;
+      comm->receive(&part, sizeof(part), Group::Data, static_cast<int>(q),
+                    "a replica's loss");
+      sum += static_cast<double>(part) *
+             static_cast<double>(first(q + 1) - first(q));
+    }
+    local->dataAs<float>()[0] =
+        static_cast<float>(sum / static_cast<double>(rows));
+    return local;
+  }
+  if (local->rank() == 0 || local->shape[0] != first(1))
+    return Status::error("'" + entryName + "' returned " +
+                         describeShape(local->shape) + " for " +
+                         std::to_string(first(1)) + " rows");
+  std::vector<int64_t> shape = local->shape;
+  shape[0] = rows;
+  Result<HostTensor> all = HostTensor::uninitialized(local->dtype, shape);
+  if (!all.ok())
+    return all.status();
+  const size_t outRow = local->data.size() / static_cast<size_t>(first(1));
+  std::memcpy(all->data.data(), local->data.data(), local->data.size());
+  for (int64_t q = 1; q < D; ++q)
+    comm->receive(all->data.data() + static_cast<size_t>(first(q)) * outRow,
+                  static_cast<size_t>(first(q + 1) - first(q)) * outRow,
+                  Group::Data, static_cast<int>(q), "a replica's rows");
+  return all;
 }
 
 struct PipelineDecoder::Impl {
@@ -280,6 +357,14 @@ size_t PipelineDecoder::cacheBytes() const {
 }
 
 #else // !HAG_HAVE_MPI
+
+Result<HostTensor> runOverReplicas(
+    const ArtifactEntry &, const std::string &, const HostTensor &input,
+    const std::function<Result<HostTensor>(const HostTensor &)> &run,
+    bool &split) {
+  split = false;
+  return run(input);
+}
 
 Result<HostTensor> runPipeline(const Model &model, const std::string &,
                                const HostTensor &) {

@@ -13,8 +13,9 @@
 //    the last stage sends the logits back to every stage, so every rank
 //    picks the same next token.
 //
-// Tensor- and data-parallel ranks of a stage do the same work on their
-// slices (tensor) or redundantly (data); only replica 0 answers rank 0.
+// The tensor-parallel ranks of a stage work on their slices of the weights;
+// data-parallel replicas take their rows of the batch (runOverReplicas) and
+// world rank 0 gathers the results.
 //
 //===----------------------------------------------------------------------===//
 
@@ -25,6 +26,7 @@
 #include "hag/runtime/Status.h"
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -39,12 +41,28 @@ rt::Result<const rt::ArtifactEntry *> pipelineEntry(const rt::Model &model,
                                                     const std::string &entry);
 
 /// Runs `entry` ("forward" or "loss") on `tokens` ([batch, N] or [N])
-/// through the stages. World rank 0 gets the result (the loss is the mean
-/// over the micro-batches weighted by their rows, as the unsplit loss);
-/// other ranks get an empty tensor.
+/// through the stages. The replica's first rank (stage 0, tensor index 0)
+/// gets the result (the loss is the mean over the micro-batches weighted
+/// by their rows, as the unsplit loss); other ranks get an empty tensor.
 rt::Result<rt::HostTensor> runPipeline(const rt::Model &model,
                                        const std::string &entry,
                                        const rt::HostTensor &tokens);
+
+/// Data-parallel inference: replica r of d runs `run` on its rows
+/// [r B / d, (r + 1) B / d) of `input` when `entry` takes a batch
+/// dimension and returns one (or is the loss) and B >= d, and world rank 0
+/// gathers the replicas' results from their first ranks: rows in order, or
+/// the loss as the mean weighted by rows. Otherwise (one replica, fewer
+/// rows than replicas, another result) every replica runs the whole input.
+/// `run` must return the result on the replica's first rank (stage 0,
+/// tensor index 0). `split` tells whether the rows were split; then ranks
+/// other than world rank 0 get an empty tensor.
+rt::Result<rt::HostTensor> runOverReplicas(
+    const rt::ArtifactEntry &entry, const std::string &entryName,
+    const rt::HostTensor &input,
+    const std::function<rt::Result<rt::HostTensor>(const rt::HostTensor &)>
+        &run,
+    bool &split);
 
 /// Incremental decoding of one sequence through the stages.
 class PipelineDecoder {
