@@ -21,17 +21,34 @@ func.func @linear(%x: tensor<?x?x8xf32>, %w: tensor<4x8xf32>, %b: tensor<4xf32>)
 
 // -----
 
-// RoPE forms its angles in f64 into [N, d/2] cos and sin tables in one
-// generic (one sincos per angle; the frequencies base^(-2j/d) are
-// constants), then reads the partner element of each pair and the tables.
+// RoPE's [N, d/2] cos and sin tables: the absolute position a = 64 c + l,
+// f64 sincos tables of the 64 c parts (one row per 64 positions) and of the
+// l parts (at most 64 rows), combined by the angle-sum identities in f64
+// and truncated (the frequencies base^(-2j/d) are constants); then each
+// element reads the partner element of its pair and the tables.
 // CHECK-LABEL: func.func @rope
 // CHECK: %[[FREQ:.+]] = arith.constant dense<[1.000000e+00, 1.000000e-02]> : tensor<2xf64>
-// CHECK: %[[TABLES:.+]]:2 = linalg.generic {{.*}} ins(%[[FREQ]] : tensor<2xf64>) outs(%{{.+}}, %{{.+}} : tensor<?x2xf32>, tensor<?x2xf32>)
-// CHECK: arith.mulf %{{.+}}, %{{.+}} : f64
-// CHECK: %[[S:.+]], %[[C:.+]] = math.sincos {{.*}} : f64
-// CHECK: %[[CF:.+]] = arith.truncf %[[C]] : f64 to f32
-// CHECK: %[[SF:.+]] = arith.truncf %[[S]] : f64 to f32
+// CHECK: %[[DIM:.+]] = tensor.dim %{{.+}}, %{{.+}} : tensor<?x?x8xf32>
+// CHECK: %[[NFINE:.+]] = arith.minsi %[[DIM]], %{{.+}} : index
+// CHECK: %[[COARSE:.+]]:2 = linalg.generic {{.*}} ins(%[[FREQ]] : tensor<2xf64>) outs(%{{.+}}, %{{.+}} : tensor<?x2xf64>, tensor<?x2xf64>)
+// CHECK: %[[SC:.+]], %[[CC:.+]] = math.sincos %{{.+}} : f64
+// CHECK: linalg.yield %[[CC]], %[[SC]]
+// CHECK: tensor.empty(%[[NFINE]]) : tensor<?x2xf64>
+// CHECK: %[[FINE:.+]]:2 = linalg.generic {{.*}} ins(%[[FREQ]] : tensor<2xf64>) outs(%{{.+}}, %{{.+}} : tensor<?x2xf64>, tensor<?x2xf64>)
+// CHECK: arith.floordivsi
+// CHECK: math.sincos %{{.+}} : f64
+// CHECK: %[[TABLES:.+]]:2 = linalg.generic {{.*}} outs(%{{.+}}, %{{.+}} : tensor<?x2xf32>, tensor<?x2xf32>)
+// CHECK-NOT: math.sincos
+// CHECK: tensor.extract %[[COARSE]]#0
+// CHECK: tensor.extract %[[COARSE]]#1
+// CHECK: tensor.extract %[[FINE]]#0
+// CHECK: tensor.extract %[[FINE]]#1
+// CHECK: %[[COSA:.+]] = arith.subf %{{.+}}, %{{.+}} : f64
+// CHECK: %[[SINA:.+]] = arith.addf %{{.+}}, %{{.+}} : f64
+// CHECK: %[[CF:.+]] = arith.truncf %[[COSA]] : f64 to f32
+// CHECK: %[[SF:.+]] = arith.truncf %[[SINA]] : f64 to f32
 // CHECK: linalg.yield %[[CF]], %[[SF]]
+// CHECK-NOT: math.sincos
 // CHECK: linalg.generic {{.*}} ins(%{{.+}} : tensor<?x?x8xf32>)
 // CHECK: tensor.extract %{{.+}}[%{{.+}}, %{{.+}}, %{{.+}}] : tensor<?x?x8xf32>
 // CHECK: tensor.extract %[[TABLES]]#0
@@ -74,11 +91,13 @@ func.func @unfused(%k: tensor<?x?x8xf32>, %v: tensor<?x?x8xf32>, %g: tensor<?x?x
 
 // A decoding step: the cache arguments go to the kernel as they are (cast to
 // dynamic shapes, no copy), followed by the position and max_seq; rope adds
-// the position to the row index.
+// the position to the row index (the last generic before the kernel call is
+// the rotation of the one new row).
 // CHECK-LABEL: func.func @decode
 // CHECK-SAME: %[[POS:[a-z0-9]+]]: index, %[[CK:[a-z0-9]+]]: memref<?x86x8xf32>
-// CHECK: arith.addi %{{.+}}, %[[POS]] : index
-// CHECK: %[[S:.+]] = arith.constant 64 : index
+// CHECK: arith.addi %[[POS]], %{{.+}} : index
+// CHECK: } -> tensor<?x1x8xf32>
+// CHECK-NEXT: %[[S:.+]] = arith.constant 64 : index
 // CHECK: %[[CKD:.+]] = memref.cast %[[CK]] : memref<?x86x8xf32> to memref<?x?x?xf32>
 // CHECK: call @hag_pyramid_decode({{.*}}, %[[CKD]], {{.*}}, %[[POS]], %[[S]], {{.*}}) : (memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, memref<?x?x?x?xf32>, memref<?x?x?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, memref<?x?x?xf64>, memref<?x?x?xf64>, memref<?x?xf64>, index, index, index, index, index, index, index, index, index, index, i1, index, index, f32, f32) -> ()
 // CHECK-NOT: memref.copy
