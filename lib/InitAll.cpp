@@ -19,6 +19,7 @@
 #include "mlir/Conversion/Passes.h"
 #include "mlir/Conversion/UBToLLVM/UBToLLVM.h"
 #include "mlir/Conversion/VectorToLLVM/ConvertVectorToLLVM.h"
+#include "mlir/Dialect/AMX/AMXDialect.h"
 #include "mlir/Dialect/Affine/IR/AffineOps.h"
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Arith/Transforms/BufferizableOpInterfaceImpl.h"
@@ -57,13 +58,14 @@
 #include "mlir/Transforms/Passes.h"
 
 void mlir::hag::registerHAGDialects(DialectRegistry &registry) {
-  registry.insert<HAGDialect, func::FuncDialect, tensor::TensorDialect,
-                  arith::ArithDialect, linalg::LinalgDialect, math::MathDialect,
-                  memref::MemRefDialect, scf::SCFDialect,
-                  bufferization::BufferizationDialect, cf::ControlFlowDialect,
-                  affine::AffineDialect, index::IndexDialect,
-                  vector::VectorDialect, omp::OpenMPDialect, LLVM::LLVMDialect,
-                  gpu::GPUDialect, nvgpu::NVGPUDialect, NVVM::NVVMDialect>();
+  registry
+      .insert<HAGDialect, func::FuncDialect, tensor::TensorDialect,
+              arith::ArithDialect, linalg::LinalgDialect, math::MathDialect,
+              memref::MemRefDialect, scf::SCFDialect,
+              bufferization::BufferizationDialect, cf::ControlFlowDialect,
+              affine::AffineDialect, index::IndexDialect, vector::VectorDialect,
+              omp::OpenMPDialect, LLVM::LLVMDialect, gpu::GPUDialect,
+              nvgpu::NVGPUDialect, NVVM::NVVMDialect, amx::AMXDialect>();
   // Bufferization and inlining models of the upstream ops HAG lowers to.
   arith::registerBufferizableOpInterfaceExternalModels(registry);
   bufferization::func_ext::registerBufferizableOpInterfaceExternalModels(

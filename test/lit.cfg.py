@@ -66,3 +66,17 @@ if config.hag_have_mpi and shutil.which("mpirun"):
     config.substitutions.append(
         ("%mpirun", "mpirun --allow-run-as-root --oversubscribe --bind-to none "
                     "--mca btl self,vader -x OMP_NUM_THREADS=1"))
+
+# AMX tiles with bf16 products on this CPU (Sapphire Rapids and later): the
+# artifacts hag-compile builds for it run the projections on AMX.
+try:
+    with open("/proc/cpuinfo") as cpuinfo:
+        flags = set()
+        for line in cpuinfo:
+            if line.startswith("flags"):
+                flags.update(line.split(":", 1)[1].split())
+                break
+    if {"amx_tile", "amx_bf16"} <= flags:
+        config.available_features.add("amx")
+except OSError:
+    pass

@@ -356,7 +356,7 @@ int mlir::hag::hagCompileMain(int argc, char **argv) {
     else if (emulator)
       buildCUDAEmulationPipeline(pm);
     else
-      buildCPULoweringPipeline(pm);
+      buildCPULoweringPipeline(pm, cpuHasAMX(opts.cpu));
     if (failed(pm.run(*module)))
       return 1;
     // PTX -> cubins with their resource proofs; --compile-to=lower keeps

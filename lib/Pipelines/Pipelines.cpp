@@ -117,7 +117,7 @@ static void addBufferization(OpPassManager &pm) {
 }
 
 /// The CPU lowering from bufferized parallel loops to the LLVM dialect.
-static void addCPULoopsToLLVM(OpPassManager &pm) {
+static void addCPULoopsToLLVM(OpPassManager &pm, bool amx = false) {
   pm.addNestedPass<func::FuncOp>(createHAGSequentialInnerLoops());
   pm.addPass(createHAGApproximateMath());
   // Parallel loops (batch x head x query block, matmul row tiles, level
@@ -126,10 +126,15 @@ static void addCPULoopsToLLVM(OpPassManager &pm) {
   // is required (it merges the blocks an alloca_scope may not have).
   pm.addPass(createConvertSCFToOpenMPPass());
   pm.addPass(createCanonicalizerPass());
+  // AMX accumulators carried by loops become LLVM's tile type first.
+  if (amx)
+    pm.addPass(createHAGAMXTilesToLLVMTypes());
   pm.addPass(createSCFToControlFlowPass());
   pm.addPass(memref::createExpandStridedMetadataPass());
   pm.addPass(createLowerAffinePass());
-  pm.addPass(createConvertVectorToLLVMPass());
+  ConvertVectorToLLVMPassOptions vectorToLLVM;
+  vectorToLLVM.amx = amx;
+  pm.addPass(createConvertVectorToLLVMPass(vectorToLLVM));
   pm.addPass(createFinalizeMemRefToLLVMConversionPass());
   pm.addPass(createConvertMathToLLVMPass());
   pm.addPass(createConvertMathToLibmPass());
@@ -142,8 +147,10 @@ static void addCPULoopsToLLVM(OpPassManager &pm) {
   pm.addPass(createCanonicalizerPass());
 }
 
-void mlir::hag::buildCPULoweringPipeline(OpPassManager &pm) {
-  pm.addPass(createHAGLowerToLinalg());
+void mlir::hag::buildCPULoweringPipeline(OpPassManager &pm, bool amx) {
+  HAGLowerToLinalgOptions lowerOptions;
+  lowerOptions.amx = amx;
+  pm.addPass(createHAGLowerToLinalg(lowerOptions));
   // Elementwise arith on tensors (mixed precision's casts, the loss-scale
   // unscaling) becomes linalg.generic.
   pm.addPass(createConvertElementwiseToLinalgPass());
@@ -160,7 +167,7 @@ void mlir::hag::buildCPULoweringPipeline(OpPassManager &pm) {
   addBufferization(pm);
 
   pm.addNestedPass<func::FuncOp>(createConvertLinalgToParallelLoopsPass());
-  addCPULoopsToLLVM(pm);
+  addCPULoopsToLLVM(pm, amx);
 }
 
 /// The CUDA lowering up to bufferized loops: hag -> linalg with the CUDA

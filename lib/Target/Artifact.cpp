@@ -28,6 +28,7 @@
 #include "llvm/Target/TargetMachine.h"
 #include "llvm/TargetParser/Host.h"
 #include "llvm/TargetParser/SubtargetFeature.h"
+#include "llvm/TargetParser/X86TargetParser.h"
 
 #include <cstdio>
 
@@ -78,6 +79,21 @@ resolveCPU(const CPUTargetOptions &target) {
   for (const auto &f : llvm::sys::getHostCPUFeatures())
     features.AddFeature(f.getKey(), f.getValue());
   return {llvm::sys::getHostCPUName().str(), features.getString()};
+}
+
+bool mlir::hag::cpuHasAMX(StringRef cpu) {
+  bool tile = false, bf16 = false;
+  if (cpu == "native") {
+    llvm::StringMap<bool> host = llvm::sys::getHostCPUFeatures();
+    tile = host.lookup("amx-tile");
+    bf16 = host.lookup("amx-bf16");
+  } else {
+    SmallVector<StringRef> features;
+    llvm::X86::getFeaturesForCPU(cpu, features);
+    tile = llvm::is_contained(features, "amx-tile");
+    bf16 = llvm::is_contained(features, "amx-bf16");
+  }
+  return tile && bf16;
 }
 
 std::string mlir::hag::buildManifest(ModuleOp module,

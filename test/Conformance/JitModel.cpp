@@ -4,6 +4,7 @@
 
 #include "hag/InitAll.h"
 #include "hag/Pipelines/Pipelines.h"
+#include "hag/Target/Artifact.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/ExecutionEngine/ExecutionEngine.h"
@@ -83,7 +84,7 @@ static bool lowerAndJit(JitModel::Impl &impl, OwningOpRef<ModuleOp> module,
   if (emulateCuda)
     mlir::hag::buildCUDAEmulationPipeline(lower);
   else
-    mlir::hag::buildCPULoweringPipeline(lower);
+    mlir::hag::buildCPULoweringPipeline(lower, mlir::hag::cpuHasAMX("native"));
   if (failed(lower.run(*module))) {
     error = std::string(emulateCuda ? "CUDA emulator" : "CPU") +
             " lowering failed: " + diagnostics;

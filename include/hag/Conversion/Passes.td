@@ -25,9 +25,16 @@ def HAGLowerToLinalg : Pass<"hag-lower-to-linalg", "::mlir::ModuleOp"> {
     "::mlir::scf::SCFDialect", "::mlir::memref::MemRefDialect",
     "::mlir::bufferization::BufferizationDialect",
     "::mlir::func::FuncDialect", "::mlir::vector::VectorDialect",
-    "::mlir::gpu::GPUDialect", "::mlir::nvgpu::NVGPUDialect"
+    "::mlir::gpu::GPUDialect", "::mlir::nvgpu::NVGPUDialect",
+    "::mlir::amx::AMXDialect"
   ];
   let options = [
+    Option<"amx", "amx", "bool", /*default=*/"false",
+           "cpu: the projections' matmuls run on AMX tiles with bf16x3 "
+           "operands (f32 accuracy; kernels/matmul_amx.mlir), where the "
+           "process may use AMX and the shapes tile (else the AVX-512 "
+           "kernel). Only for a target CPU with AMX-BF16: hag-compile "
+           "sets it from the target's features">,
     Option<"target", "target", "std::string", /*default=*/"\"cpu\"",
            "The device the kernel library is for: cpu (vectorized loops "
            "for the host) or cuda (GPU kernels: matmuls on FP16 Tensor "

@@ -30,7 +30,9 @@ void buildTrainPhasePipeline(OpPassManager &pm, DictionaryAttr config,
 /// The CPU part of the `lower` phase: hag -> linalg/scf/memref (kernel
 /// library inlined) -> one-shot bufferization with buffer deallocation ->
 /// loops -> the LLVM dialect, with C-interface wrappers on entry points.
-void buildCPULoweringPipeline(OpPassManager &pm);
+/// `amx`: the target CPU has AMX-BF16 (hag::cpuHasAMX): the projections'
+/// matmuls use the AMX kernel (hag-lower-to-linalg{amx}).
+void buildCPULoweringPipeline(OpPassManager &pm, bool amx = false);
 
 /// The CUDA part of the `lower` phase (architecture.md phase 5), up to GPU
 /// modules in the NVVM dialect inside a host module in the LLVM dialect:

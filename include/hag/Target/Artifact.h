@@ -44,6 +44,11 @@ struct CPUTargetOptions {
   std::string gpuArch;
 };
 
+/// Whether LLVM CPU `cpu` ("native": this machine, as LLVM detects it) has
+/// AMX tiles with bf16 products (amx-tile and amx-bf16): the CPU lowering
+/// then runs the projections' matmuls on AMX (buildCPULoweringPipeline).
+bool cpuHasAMX(StringRef cpu);
+
 /// What the manifest says about the code: the module *before* lowering
 /// (hag phase), whose functions carry `hag.name`/`hag.input` argument
 /// attributes and whose `hag.model`/`hag.config` attributes describe the

@@ -295,4 +295,22 @@ def HAGSequentialInnerLoops
   let dependentDialects = ["::mlir::scf::SCFDialect"];
 }
 
+def HAGAMXTilesToLLVMTypes
+    : Pass<"hag-amx-tiles-to-llvm-types", "::mlir::ModuleOp"> {
+  let summary = "Carry AMX tiles through scf loops and branches as LLVM's x86_amx";
+  let description = [{
+    `convert-vector-to-llvm{enable-amx}` lowers the `amx` ops and their
+    `!amx.tile` values, but the control-flow conversions do not know that
+    type: a tile carried by an `scf.for` (an accumulator over K) would leave
+    a `cf.br` that cannot be lowered. This pass, run before
+    `convert-scf-to-cf`, gives the `scf` ops' tile-typed results, block
+    arguments and yields the type `!llvm.x86_amx` (with
+    `unrealized_conversion_cast`s at the `amx` ops, which the AMX lowering
+    and `reconcile-unrealized-casts` remove), so the loops lower like any
+    other. A module without tiles is unchanged.
+  }];
+  let dependentDialects = ["::mlir::scf::SCFDialect",
+                           "::mlir::LLVM::LLVMDialect"];
+}
+
 #endif // HAG_TRANSFORMS_PASSES_TD

@@ -4,6 +4,7 @@
 #include "hag/Conversion/Passes.h"
 #include "hag/Dialect/HAG/IR/HAGOps.h"
 
+#include "mlir/Dialect/AMX/AMXDialect.h"
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Bufferization/IR/Bufferization.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -60,6 +61,9 @@ static const char kPyramidBackwardKernelSource[] =
 static const char kMatmulKernelSource[] =
 #include "MatmulKernel.inc"
     ;
+static const char kMatmulAmxKernelSource[] =
+#include "MatmulAmxKernel.inc"
+    ;
 static const char kCudaPyramidKernelSource[] =
 #include "CudaPyramidAttentionKernel.inc"
     ;
@@ -68,7 +72,8 @@ namespace {
 
 /// Loads the CPU kernel library files the module's ops need.
 LogicalResult loadCPUKernelLibraries(ModuleOp module, bool needsAttention,
-                                     bool needsBackward, bool needsMatmul) {
+                                     bool needsBackward, bool needsMatmul,
+                                     bool amx) {
   if (needsAttention &&
       failed(loadKernelLibrary(module, "hag_pyramid_attention",
                                kPyramidKernelSource, "pyramid_attention.mlir")))
@@ -83,6 +88,13 @@ LogicalResult loadCPUKernelLibraries(ModuleOp module, bool needsAttention,
   if (needsMatmul &&
       failed(loadKernelLibrary(module, "hag_matmul_nt", kMatmulKernelSource,
                                "matmul.mlir")))
+    return failure();
+  // The AMX kernel falls back on @hag_matmul_nt: parsed together.
+  if (needsMatmul && amx &&
+      failed(loadKernelLibrary(module, "hag_matmul_nt_amx",
+                               std::string(kMatmulKernelSource) +
+                                   kMatmulAmxKernelSource,
+                               "matmul_amx.mlir")))
     return failure();
 
   return success();
@@ -182,7 +194,7 @@ struct HAGLowerToLinalgPass
       }
     } else {
       if (failed(loadCPUKernelLibraries(module, needsAttention, needsBackward,
-                                        needsMatmul)))
+                                        needsMatmul, amx)))
         return signalPassFailure();
     }
 

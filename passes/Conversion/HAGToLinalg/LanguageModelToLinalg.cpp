@@ -132,8 +132,13 @@ static Value contractWithKernel(OpBuilder &b, Location loc, Value x, Value w) {
     return nullptr;
   auto module =
       b.getInsertionBlock()->getParentOp()->getParentOfType<ModuleOp>();
-  auto kernel = module ? module.lookupSymbol<func::FuncOp>("hag_matmul_nt")
-                       : func::FuncOp();
+  // The AMX kernel where hag-lower-to-linalg{amx} loaded it.
+  func::FuncOp kernel;
+  if (module) {
+    kernel = module.lookupSymbol<func::FuncOp>("hag_matmul_nt_amx");
+    if (!kernel)
+      kernel = module.lookupSymbol<func::FuncOp>("hag_matmul_nt");
+  }
   if (!kernel)
     return nullptr;
   unsigned rank = xType.getRank();
