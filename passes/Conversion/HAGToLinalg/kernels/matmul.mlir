@@ -358,10 +358,7 @@ func.func private @hag_matmul_nt_bt(%A: memref<?x?xf32>, %B: memref<?x?xf32>,
   %cR = arith.constant 4 : index
   %cT = arith.constant 64 : index
   %cMC = arith.constant 264 : index
-  %c16v = arith.constant 16 : index
-  %zv = arith.constant dense<0.0> : vector<16xf32>
   %M = memref.dim %A, %c0 : memref<?x?xf32>
-  %K = memref.dim %A, %c1 : memref<?x?xf32>
   %mFull0 = arith.divui %M, %cR : index
   %mFull = arith.muli %mFull0, %cR : index
   %nFull0 = arith.divui %N, %cT : index
@@ -377,10 +374,27 @@ func.func private @hag_matmul_nt_bt(%A: memref<?x?xf32>, %B: memref<?x?xf32>,
     }
   }
   // Rows past the last full tile (all rows when M < 4, e.g. a decoding
-  // step): dot products along K on the rows of A and B as they are.
+  // step).
+  func.call @hag_matmul_dot_rows(%A, %B, %C, %mFull)
+      : (memref<?x?xf32>, memref<?x?xf32>, memref<?x?xf32>, index) -> ()
+  return
+}
+
+// Rows [m0, M) of C = A B^T (A [M, K], B [N, K]) as dot products along K on
+// the rows of A and B as they are: the rows a register-tiled kernel leaves
+// (decoding steps have all their rows here).
+func.func private @hag_matmul_dot_rows(%A: memref<?x?xf32>, %B: memref<?x?xf32>,
+                                       %C: memref<?x?xf32>, %m0: index) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c16v = arith.constant 16 : index
+  %zv = arith.constant dense<0.0> : vector<16xf32>
+  %M = memref.dim %A, %c0 : memref<?x?xf32>
+  %K = memref.dim %A, %c1 : memref<?x?xf32>
+  %N = memref.dim %B, %c0 : memref<?x?xf32>
   %k16a = arith.divui %K, %c16v : index
   %k16 = arith.muli %k16a, %c16v : index
-  scf.parallel (%i, %j) = (%mFull, %c0) to (%M, %N) step (%c1, %c1) {
+  scf.parallel (%i, %j) = (%m0, %c0) to (%M, %N) step (%c1, %c1) {
     %acc = scf.for %k = %c0 to %k16 step %c16v iter_args(%a = %zv) -> (vector<16xf32>) {
       %x = vector.load %A[%i, %k] : memref<?x?xf32>, vector<16xf32>
       %y = vector.load %B[%j, %k] : memref<?x?xf32>, vector<16xf32>

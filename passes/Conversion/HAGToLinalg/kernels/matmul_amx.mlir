@@ -344,19 +344,9 @@ func.func private @hag_matmul_nt_amx(%A: memref<?x?xf32>, %B: memref<?x?xf32>,
       func.call @hag_matmul_amx_rows(%A, %Bv, %C, %i0) : (memref<?x?xf32>, memref<?x32xbf16>, memref<?x?xf32>, index) -> ()
       scf.reduce
     }
-    // Rows past the last block of 32: f32 dot products along K.
-    %zv = arith.constant dense<0.0> : vector<16xf32>
-    scf.parallel (%i, %j) = (%Mt, %c0) to (%M, %N) step (%c1, %c1) {
-      %acc = scf.for %k = %c0 to %K step %c16 iter_args(%a = %zv) -> (vector<16xf32>) {
-        %x = vector.load %A[%i, %k] : memref<?x?xf32>, vector<16xf32>
-        %y = vector.load %B[%j, %k] : memref<?x?xf32>, vector<16xf32>
-        %a2 = vector.fma %x, %y, %a : vector<16xf32>
-        scf.yield %a2 : vector<16xf32>
-      }
-      %s = vector.reduction <add>, %acc : vector<16xf32> into f32
-      memref.store %s, %C[%i, %j] : memref<?x?xf32>
-      scf.reduce
-    }
+    // Rows past the last block of 32.
+    func.call @hag_matmul_dot_rows(%A, %B, %C, %Mt)
+        : (memref<?x?xf32>, memref<?x?xf32>, memref<?x?xf32>, index) -> ()
   } else {
     func.call @hag_matmul_nt(%A, %B, %C) : (memref<?x?xf32>, memref<?x?xf32>, memref<?x?xf32>) -> ()
   }
