@@ -380,9 +380,10 @@ func.func private @hag_matmul_nt_bt(%A: memref<?x?xf32>, %B: memref<?x?xf32>,
   return
 }
 
-// Rows [m0, M) of C = A B^T (A [M, K], B [N, K]) as dot products along K on
-// the rows of A and B as they are: the rows a register-tiled kernel leaves
-// (decoding steps have all their rows here).
+// Rows [m0, M) of C = A B^T (A [M, K], B [N, K], C [M, N]) as dot products
+// along K on the rows of A and B as they are: the rows a register-tiled
+// kernel leaves (decoding steps have all their rows here). N is C's: with
+// no rows left, a caller may pass any buffer as B (@hag_matmul_nt_bt).
 func.func private @hag_matmul_dot_rows(%A: memref<?x?xf32>, %B: memref<?x?xf32>,
                                        %C: memref<?x?xf32>, %m0: index) {
   %c0 = arith.constant 0 : index
@@ -391,7 +392,7 @@ func.func private @hag_matmul_dot_rows(%A: memref<?x?xf32>, %B: memref<?x?xf32>,
   %zv = arith.constant dense<0.0> : vector<16xf32>
   %M = memref.dim %A, %c0 : memref<?x?xf32>
   %K = memref.dim %A, %c1 : memref<?x?xf32>
-  %N = memref.dim %B, %c0 : memref<?x?xf32>
+  %N = memref.dim %C, %c1 : memref<?x?xf32>
   %k16a = arith.divui %K, %c16v : index
   %k16 = arith.muli %k16a, %c16v : index
   scf.parallel (%i, %j) = (%m0, %c0) to (%M, %N) step (%c1, %c1) {

@@ -72,8 +72,6 @@ func.func private @hag_bf16x3(%x: vector<16xf32>) -> (vector<16xbf16>, vector<16
   return %h, %m, %l : vector<16xbf16>, vector<16xbf16>, vector<16xbf16>
 }
 
-// One task of @hag_matmul_nt_amx: rows [i0, i0 + 32) of C. Never inlined:
-// its [96, K] bf16 pieces of A are a plain stack slot of this call.
 // One task of @hag_matmul_nt_amx: rows [i0, i0 + 32) of C. Splits its
 // rows of A into the three pieces as contiguous 16 x 32 tiles (Ap: tile
 // (p, kt, half) at row ((p KT + kt) 2 + half) 16 holds rows 16 half .. +16,
