@@ -22,6 +22,7 @@ using CUmodule = void *;
 using CUfunction = void *;
 using CUstream = void *;
 using CUdeviceptr = unsigned long long;
+using CUevent = void *;
 
 struct State {
   std::mutex mu;
@@ -52,6 +53,13 @@ struct State {
   CUresult (*cuMemFreeAsync)(CUdeviceptr, CUstream) = nullptr;
   CUresult (*cuMemcpyHtoD)(CUdeviceptr, const void *, size_t) = nullptr;
   CUresult (*cuMemcpyDtoH)(void *, CUdeviceptr, size_t) = nullptr;
+  // Events for markBegin/markEnd (optional: timing only).
+  CUresult (*cuEventCreate)(CUevent *, unsigned) = nullptr;
+  CUresult (*cuEventRecord)(CUevent, CUstream) = nullptr;
+  CUresult (*cuEventSynchronize)(CUevent) = nullptr;
+  CUresult (*cuEventElapsedTime)(float *, CUevent, CUevent) = nullptr;
+  CUevent begin = nullptr, end = nullptr;
+  bool marked = false;
 
   void latch(const std::string &what) {
     if (error.empty())
@@ -169,6 +177,21 @@ Status Session::start(int ordinal) {
       d->entryPoint("cuMemFreeAsync"));
   if (!s.cuMemAllocAsync || !s.cuMemFreeAsync)
     s.cuMemAllocAsync = nullptr, s.cuMemFreeAsync = nullptr;
+  // Timing events, where the driver has them (cuEventElapsedTime_v2 since
+  // CUDA 12.8; the first version stays exported).
+  s.cuEventCreate = reinterpret_cast<decltype(s.cuEventCreate)>(
+      d->entryPoint("cuEventCreate"));
+  s.cuEventRecord = reinterpret_cast<decltype(s.cuEventRecord)>(
+      d->entryPoint("cuEventRecord"));
+  s.cuEventSynchronize = reinterpret_cast<decltype(s.cuEventSynchronize)>(
+      d->entryPoint("cuEventSynchronize"));
+  void *elapsed = d->entryPoint("cuEventElapsedTime_v2");
+  s.cuEventElapsedTime = reinterpret_cast<decltype(s.cuEventElapsedTime)>(
+      elapsed ? elapsed : d->entryPoint("cuEventElapsedTime"));
+  if (!s.cuEventCreate || !s.cuEventRecord || !s.cuEventSynchronize ||
+      !s.cuEventElapsedTime || s.cuEventCreate(&s.begin, 0) != 0 ||
+      s.cuEventCreate(&s.end, 0) != 0)
+    s.cuEventRecord = nullptr;
   s.info = *info;
   s.context = ctx;
   s.stream = stream;
@@ -249,6 +272,42 @@ Result<bool> Session::query() {
 }
 
 void *Session::stream() { return state().stream; }
+
+void Session::markBegin() {
+  State &s = state();
+  std::lock_guard<std::mutex> lock(s.mu);
+  s.marked = false;
+  if (s.cuEventRecord && s.current())
+    s.ok(s.cuEventRecord(s.begin, s.stream), "cuEventRecord");
+}
+
+void Session::markEnd() {
+  State &s = state();
+  std::lock_guard<std::mutex> lock(s.mu);
+  if (s.cuEventRecord && s.current())
+    s.marked = s.ok(s.cuEventRecord(s.end, s.stream), "cuEventRecord");
+}
+
+Result<double> Session::markedMs() {
+  State &s = state();
+  std::lock_guard<std::mutex> lock(s.mu);
+  if (Status st = s.enter(); !st.ok())
+    return st;
+  if (!s.cuEventRecord)
+    return makeError("the CUDA driver has no event timing");
+  if (!s.marked)
+    return makeError("no GPU work was marked for timing");
+  if (Status st =
+          s.driver->check(s.cuEventSynchronize(s.end), "cuEventSynchronize");
+      !st.ok())
+    return st;
+  float ms = 0;
+  if (Status st = s.driver->check(s.cuEventElapsedTime(&ms, s.begin, s.end),
+                                  "cuEventElapsedTime");
+      !st.ok())
+    return st;
+  return double(ms);
+}
 
 Status Session::takeError() {
   State &s = state();

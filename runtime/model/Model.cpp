@@ -1010,8 +1010,11 @@ Status Model::callOnDevice(const ArtifactEntry &entry,
   std::vector<void *> args;
   for (std::vector<int64_t> &d : descriptors)
     args.push_back(d.data());
-  if (Status s = callPacked(entry.address, std::move(args)); !s.ok())
-    return s;
+  cuda::Session::markBegin();
+  Status called = callPacked(entry.address, std::move(args));
+  cuda::Session::markEnd();
+  if (!called.ok())
+    return called;
   // A buffer the code allocated for the result is ours to free, whatever
   // happens below (an argument returned as is belongs to `device`).
   std::vector<int64_t> &r = descriptors[0];

@@ -17,6 +17,7 @@
 #include <cstdlib>
 #include <dlfcn.h>
 #include <string>
+#include <vector>
 
 using namespace hag::rt;
 using ::testing::HasSubstr;
@@ -78,6 +79,32 @@ TEST(CudaSession, StartsWhereThereIsAGPU) {
   for (int i = 0; i < 4; ++i)
     EXPECT_EQ(out[i], in[i]);
   EXPECT_TRUE(cuda::Session::takeError().ok());
+  // Timing: events around work on the stream (a 64 MiB upload here) give
+  // a positive time.
+  std::vector<char> big(64 << 20, 1);
+  Result<void *> q = cuda::Session::allocate(big.size());
+  ASSERT_TRUE(q.ok()) << q.message();
+  cuda::Session::markBegin();
+  ASSERT_TRUE(cuda::Session::upload(*q, big.data(), big.size()).ok());
+  cuda::Session::markEnd();
+  Result<double> ms = cuda::Session::markedMs();
+  cuda::Session::release(*q);
+  ASSERT_TRUE(ms.ok()) << ms.message();
+  EXPECT_GT(*ms, 0.0);
+  EXPECT_TRUE(cuda::Session::takeError().ok());
+}
+
+TEST(CudaSession, TimingNeedsASession) {
+  if (cuda::Session::active())
+    GTEST_SKIP() << "a CUDA session is running";
+  // Marks without a session latch the usual one error; the time is an
+  // error, not a number.
+  cuda::Session::markBegin();
+  cuda::Session::markEnd();
+  Result<double> ms = cuda::Session::markedMs();
+  ASSERT_FALSE(ms.ok());
+  EXPECT_THAT(ms.message(), HasSubstr("no CUDA session"));
+  cuda::Session::takeError();
 }
 
 } // namespace

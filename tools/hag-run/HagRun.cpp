@@ -810,6 +810,14 @@ int Runner::run() {
   if (splitRows)
     how += (how.empty() ? "" : ", ") + std::string("each of ") +
            std::to_string(layout.data) + " replicas its rows";
+  // On the GPU, the entry's kernels alone (the uploads of the inputs and
+  // weights and the download of the result are the rest of the time).
+  if (model.artifact().manifest().target.cuda() && !pipelined && !splitRows)
+    if (Result<double> gpu = cuda::Session::markedMs(); gpu.ok()) {
+      char kernels[64];
+      std::snprintf(kernels, sizeof(kernels), "GPU kernels %.2f ms", *gpu);
+      how += (how.empty() ? "" : ", ") + std::string(kernels);
+    }
   if (!how.empty())
     how = " (" + how + ")";
   progress("%s %s in %.1f ms%s", o.entry.c_str(),

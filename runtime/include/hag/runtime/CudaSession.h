@@ -55,6 +55,16 @@ public:
   /// The session's stream (a CUstream), for libraries that enqueue on it.
   static void *stream();
 
+  /// GPU time of an entry's kernels: markBegin() and markEnd() record CUDA
+  /// events on the stream around the work to time (Model does it around
+  /// every entry's code, after the uploads and before the downloads);
+  /// markedMs() gives the time between the last pair, once the stream has
+  /// passed markEnd() (it waits for it). An error when the driver has no
+  /// events or nothing was marked.
+  static void markBegin();
+  static void markEnd();
+  static Result<double> markedMs();
+
   /// The first error latched by the C entry points since the last call,
   /// then clears it; success when there was none.
   static Status takeError();
