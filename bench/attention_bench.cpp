@@ -25,6 +25,7 @@
 
 #include "BenchProcess.h"
 #include "FmaPeak.h"
+#include "ManifestParams.h"
 
 #include "hag/Analysis/PyramidParams.h"
 #include "hag/Analysis/PyramidWindows.h"
@@ -260,30 +261,9 @@ bool readLayer(const std::string &artifactPath, Layer &layer,
     return false;
   }
   const hag::rt::ArtifactManifest &m = art->manifest();
-  if (m.model.kind != hag::rt::ModelFacts::Kind::Attention) {
-    error = artifactPath + ": not an attention model";
-    return false;
-  }
   hag::PyramidParams &p = layer.params;
-  p.heads = m.model.heads;
-  p.kvHeads = m.model.kvHeads;
-  p.headDim = m.model.headDim;
-  p.block = m.attention.block;
-  p.ratio = m.attention.ratio;
-  p.levels = m.attention.levelsAuto ? hag::kAutoLevels : m.attention.levels;
-  p.window = m.attention.window;
-  p.summary = m.attention.summary;
-  p.temperature = m.attention.temperature;
-  if (!hag::parseCompress(m.attention.compress, p.compress)) {
-    error = artifactPath + ": unknown compress '" + m.attention.compress + "'";
+  if (!hag::bench::pyramidParamsOf(m, artifactPath, p, error))
     return false;
-  }
-  p.causal = m.attention.causal;
-  p.massBias = m.attention.massBias;
-  p.selectK = m.attention.selectK;
-  p.eps = m.attention.eps;
-  p.maxSeq = m.model.maxSeq;
-
   hag::ref::ModelConfig &c = layer.config;
   c.kind = hag::ref::ModelConfig::Attention;
   c.dModel = m.model.dModel;
@@ -296,45 +276,19 @@ bool readLayer(const std::string &artifactPath, Layer &layer,
   return true;
 }
 
-/// Executed FLOPs of one forward for a batch of one.
+/// Executed FLOPs of one forward for a batch of one (ManifestParams.h).
 struct Flops {
-  /// sum_i K(i) over the N queries (per head).
-  double keys = 0;
-  /// Attention core: 4 * d * keys * heads (QK^T and PV).
-  double core = 0;
-  /// The memory gate (pyramid only): 2 N D Dg + 2 N Dg.
-  double gate = 0;
-  /// core + the projections (+ the memory gate for the pyramid).
-  double layer = 0;
+  double keys = 0, core = 0, gate = 0, layer = 0;
+  Flops(const hag::bench::LayerFlops &f)
+      : keys(f.keys), core(f.core), gate(f.gate), layer(f.layer()) {}
 };
 
-/// The Q, K, V and O projections: 2 * N * D * (H d + 2 Hkv d) + 2 * N * H d *
-/// D.
-double projectionFlops(const Layer &l, int64_t n) {
-  const hag::PyramidParams &p = l.params;
-  double D = double(l.dModel()), N = double(n);
-  return 2.0 * N * D * double(p.modelDim() + 2 * p.kvDim()) +
-         2.0 * N * double(p.modelDim()) * D;
-}
-
 Flops pyramidFlops(const Layer &l, int64_t n) {
-  const hag::PyramidParams &p = l.params;
-  Flops f;
-  f.keys = double(hag::countKeys(p, n).totalKeys);
-  f.core = 4.0 * double(p.headDim) * f.keys * double(p.heads);
-  double D = double(l.dModel()), Dg = double(l.config.gateHidden);
-  f.gate = 2.0 * double(n) * D * Dg + 2.0 * double(n) * Dg;
-  f.layer = f.core + projectionFlops(l, n) + f.gate;
-  return f;
+  return hag::bench::pyramidFlops(l.params, l.dModel(), l.config.gateHidden, n);
 }
 
 Flops denseFlops(const Layer &l, int64_t n) {
-  const hag::PyramidParams &p = l.params;
-  Flops f;
-  f.keys = double(hag::denseKeys(p.causal, n));
-  f.core = 4.0 * double(p.headDim) * f.keys * double(p.heads);
-  f.layer = f.core + projectionFlops(l, n);
-  return f;
+  return hag::bench::denseFlops(l.params, l.dModel(), n);
 }
 
 /// Dense attention's peak memory in bytes, estimated: it runs one head at a

@@ -16,6 +16,8 @@
   npy.py close A B TOL                          "close" if A and B hold as many
                                                 elements, |a - b| <= TOL each
                                                 (shapes are not compared)
+  npy.py rel-diff A B                           max |a - b| / max |b| (B the
+                                                reference), or "not finite"
   npy.py close-rel A B TOL                      "close" if max |a - b| <= TOL *
                                                 max |b| (spec section 11's
                                                 relative tolerance, B the
@@ -117,6 +119,16 @@ def main(argv):
             scale = max((abs(y) for y in b[2]), default=0.0)
             ok = all(math.isfinite(x) for x in a[2]) and worst <= tol * scale
             print("close" if ok else f"max difference {worst} (scale {scale})")
+    elif cmd == "rel-diff":
+        a, b = read(argv[2]), read(argv[3])
+        if len(a[2]) != len(b[2]):
+            print(f"sizes differ: {len(a[2])} vs {len(b[2])}")
+        elif not all(math.isfinite(x) for x in a[2]):
+            print("not finite")
+        else:
+            worst = max((abs(x - y) for x, y in zip(a[2], b[2])), default=0.0)
+            scale = max((abs(y) for y in b[2]), default=0.0)
+            print(f"{worst / scale if scale else worst:.3g}")
     elif cmd == "tail":
         _, _, values = read(argv[2])
         print(" ".join(str(v) for v in values[-int(argv[3]):]))
