@@ -67,6 +67,25 @@ static const char kMatmulAmxKernelSource[] =
 static const char kCudaPyramidKernelSource[] =
 #include "CudaPyramidAttentionKernel.inc"
     ;
+/// A template: instantiated per head size (cudaAttentionVectorSource).
+static const char kCudaAttentionVectorTemplate[] =
+#include "CudaAttentionVectorKernel.inc"
+    ;
+
+/// The register attention kernels of kernels/cuda/attention_vector.mlir for
+/// the head sizes @hag_pyramid_attention's scf.index_switch names (32, 64,
+/// 128): the template with every `__D__` replaced by the size.
+static std::string cudaAttentionVectorSource() {
+  std::string all;
+  for (const char *size : {"32", "64", "128"}) {
+    std::string text = kCudaAttentionVectorTemplate;
+    for (size_t at = text.find("__D__"); at != std::string::npos;
+         at = text.find("__D__", at))
+      text.replace(at, 5, size);
+    all += text;
+  }
+  return all;
+}
 
 namespace {
 
@@ -188,7 +207,8 @@ struct HAGLowerToLinalgPass
                         ("func.func private @" + name + "_cpu(").str());
         }
         if (failed(loadKernelLibrary(module, "hag_gpu_prefix_sums",
-                                     cpu + kCudaPyramidKernelSource,
+                                     cpu + kCudaPyramidKernelSource +
+                                         cudaAttentionVectorSource(),
                                      "cuda/pyramid_attention.mlir")))
           return signalPassFailure();
       }
