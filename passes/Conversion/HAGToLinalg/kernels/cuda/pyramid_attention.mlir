@@ -1,9 +1,10 @@
 // The CUDA kernel library's pyramid attention (spec sections 3-5), first
 // version: parallel loops that hag-map-loops-to-gpu turns into kernels.
 // Same signature as the CPU kernel's @hag_pyramid_attention; the compressed
-// levels and mass biases come from the CPU library's @hag_build_levels and
-// @hag_mass_biases (parsed together with this file; they are parallel loops
-// over tokens), the summaries from f64 prefix sums.
+// levels from @hag_gpu_build_levels (the CPU builder's arithmetic, parallel
+// over features), the mass biases from the CPU library's @hag_mass_biases
+// (parsed together with this file; parallel loops over tokens), the
+// summaries from f64 prefix sums.
 //
 // The cross-level attention runs one thread per (batch, head, query): each
 // walks the query's whole key set (the level-1 window, the windows of every
@@ -155,6 +156,113 @@ func.func private @hag_gpu_prefix_sums(
       scf.yield %sg2 : f64
     }
     scf.reduce
+  }
+  return
+}
+
+// The compressed levels 2 .. L-1 (spec section 3), packed one after the
+// other as the CPU library's @hag_build_levels packs them, with the same
+// per-element arithmetic as @hag_level_token (so decoding, which rebuilds
+// tokens with it, sees the same bits), but in parallel over features: per
+// level, the tokens' masses one thread per (batch, token), then every
+// (batch, token, feature) of the keys and values. One thread per token
+// walking all Hkv d features was ~0.7 ms per level on an H200 whatever N
+// (a level of 1K tokens had 4 blocks).
+func.func private @hag_gpu_build_levels(
+    %k: memref<?x?x?xf32>, %v: memref<?x?x?xf32>, %g: memref<?x?xf32>,
+    %convK: memref<?x?x?x?xf32>, %convV: memref<?x?x?x?xf32>,
+    %levK: memref<?x?x?xf32>, %levV: memref<?x?x?xf32>, %levM: memref<?x?xf32>,
+    %r: index, %L: index, %d: index, %compress: index, %eps: f32) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c2 = arith.constant 2 : index
+  %zero = arith.constant 0.0 : f32
+  %ninf = arith.constant 0xFF800000 : f32
+  %isMax = arith.cmpi eq, %compress, %c1 : index
+  %isConv = arith.cmpi eq, %compress, %c2 : index
+  %bt = memref.dim %k, %c0 : memref<?x?x?xf32>
+  %n = memref.dim %k, %c1 : memref<?x?x?xf32>
+  %kvD = memref.dim %k, %c2 : memref<?x?x?xf32>
+  scf.for %l = %c2 to %L step %c1 iter_args(%offPrev = %c0, %off = %c0, %nPrev = %n) -> (index, index, index) {
+    %nl = func.call @hag_ceil_div(%nPrev, %r) : (index, index) -> index
+    %fromRaw = arith.cmpi eq, %l, %c2 : index
+    %lc = arith.subi %l, %c2 : index
+    %src:4 = scf.if %fromRaw -> (memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, index) {
+      scf.yield %k, %v, %g, %c0 : memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, index
+    } else {
+      scf.yield %levK, %levV, %levM, %offPrev : memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, index
+    }
+    // m_l(j): the sum of the children's masses, in order.
+    scf.parallel (%b, %j) = (%c0, %c0) to (%bt, %nl) step (%c1, %c1) {
+      %first = arith.muli %j, %r : index
+      %endR = arith.addi %first, %r : index
+      %end = arith.minui %endR, %nPrev : index
+      %mass = scf.for %c = %first to %end step %c1 iter_args(%ms = %zero) -> (f32) {
+        %ci = arith.addi %src#3, %c : index
+        %mc = memref.load %src#2[%b, %ci] : memref<?x?xf32>
+        %ms2 = arith.addf %ms, %mc : f32
+        scf.yield %ms2 : f32
+      }
+      %dst = arith.addi %off, %j : index
+      memref.store %mass, %levM[%b, %dst] : memref<?x?xf32>
+      scf.reduce
+    }
+    scf.parallel (%b, %j, %f) = (%c0, %c0, %c0) to (%bt, %nl, %kvD) step (%c1, %c1, %c1) {
+      %first = arith.muli %j, %r : index
+      %endR = arith.addi %first, %r : index
+      %end = arith.minui %endR, %nPrev : index
+      %dst = arith.addi %off, %j : index
+      %mass = memref.load %levM[%b, %dst] : memref<?x?xf32>
+      %den = arith.addf %mass, %eps : f32
+      %kvh = arith.divui %f, %d : index
+      %dd = arith.remui %f, %d : index
+      %init = arith.select %isMax, %ninf, %zero : f32
+      %res:2 = scf.for %c = %first to %end step %c1 iter_args(%ak = %init, %av = %init) -> (f32, f32) {
+        %ci = arith.addi %src#3, %c : index
+        %ch0 = memref.load %src#0[%b, %ci, %f] : memref<?x?x?xf32>
+        %ch1 = memref.load %src#1[%b, %ci, %f] : memref<?x?x?xf32>
+        %ch2 = memref.load %src#2[%b, %ci] : memref<?x?xf32>
+        %out2:2 = scf.if %isMax -> (f32, f32) {
+          %mk = arith.maximumf %ak, %ch0 : f32
+          %mv = arith.maximumf %av, %ch1 : f32
+          scf.yield %mk, %mv : f32, f32
+        } else {
+          %meps = arith.addf %ch2, %eps : f32
+          %wMean = arith.select %fromRaw, %ch2, %meps : f32
+          %wk:2 = scf.if %isConv -> (f32, f32) {
+            %t = arith.subi %c, %first : index
+            %ak2 = memref.load %convK[%lc, %kvh, %t, %dd] : memref<?x?x?x?xf32>
+            %av2 = memref.load %convV[%lc, %kvh, %t, %dd] : memref<?x?x?x?xf32>
+            %wk2 = arith.mulf %ch2, %ak2 : f32
+            %wv2 = arith.mulf %ch2, %av2 : f32
+            scf.yield %wk2, %wv2 : f32, f32
+          } else {
+            scf.yield %wMean, %wMean : f32, f32
+          }
+          %nk = math.fma %wk#0, %ch0, %ak : f32
+          %nv = math.fma %wk#1, %ch1, %av : f32
+          scf.yield %nk, %nv : f32, f32
+        }
+        scf.yield %out2#0, %out2#1 : f32, f32
+      }
+      %kOut = scf.if %isMax -> (f32) {
+        scf.yield %res#0 : f32
+      } else {
+        %x = arith.divf %res#0, %den : f32
+        scf.yield %x : f32
+      }
+      %vOut = scf.if %isMax -> (f32) {
+        scf.yield %res#1 : f32
+      } else {
+        %x = arith.divf %res#1, %den : f32
+        scf.yield %x : f32
+      }
+      memref.store %kOut, %levK[%b, %dst, %f] : memref<?x?x?xf32>
+      memref.store %vOut, %levV[%b, %dst, %f] : memref<?x?x?xf32>
+      scf.reduce
+    }
+    %offNext = arith.addi %off, %nl : index
+    scf.yield %off, %offNext, %nl : index, index, index
   }
   return
 }
@@ -404,7 +512,7 @@ func.func private @hag_pyramid_attention(
   %kvD = arith.muli %Hkv, %d : index
 
   // Compressed levels 2 .. L-1, packed one after the other (the CPU
-  // library's builder), and every key's mass bias beta log(m + eps).
+  // library's layout), and every key's mass bias beta log(m + eps).
   %total:2 = scf.for %l = %c2 to %L step %c1 iter_args(%acc = %c0, %nPrev = %n) -> (index, index) {
     %nl = func.call @hag_ceil_div(%nPrev, %r) : (index, index) -> index
     %acc2 = arith.addi %acc, %nl : index
@@ -414,7 +522,7 @@ func.func private @hag_pyramid_attention(
   %levK = memref.alloc(%bt, %alloc, %kvD) : memref<?x?x?xf32>
   %levV = memref.alloc(%bt, %alloc, %kvD) : memref<?x?x?xf32>
   %levM = memref.alloc(%bt, %alloc) : memref<?x?xf32>
-  func.call @hag_build_levels(%k, %v, %g, %convK, %convV, %levK, %levV, %levM, %r, %L, %d, %compress, %eps)
+  func.call @hag_gpu_build_levels(%k, %v, %g, %convK, %convV, %levK, %levV, %levM, %r, %L, %d, %compress, %eps)
       : (memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, memref<?x?x?x?xf32>, memref<?x?x?x?xf32>,
          memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, index, index, index, index, f32) -> ()
   %gB = memref.alloc(%bt, %n) : memref<?x?xf32>
