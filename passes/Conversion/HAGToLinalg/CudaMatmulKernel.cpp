@@ -14,7 +14,9 @@
 // banks), then each warp loads its fragments in the m16n8k16 register
 // layout of the PTX ISA (lane = 4 g + t: A rows g and g + 8, columns 2t,
 // 2t + 1, 2t + 8, 2t + 9; B column g, rows 2t, 2t + 1, 2t + 8, 2t + 9) and
-// issues 2 x 16 mma.sync. Global loads are coalesced (a warp reads 32
+// issues 2 x 16 mma.sync. The next slice's global loads are issued before
+// those mma's (held in registers as f16, stored to shared memory at the top
+// of the next iteration). Global loads are coalesced (a warp reads 32
 // consecutive floats of one row) and masked at the edges of M, N and K, so
 // any shape is valid; the stores of C are masked per element.
 //
@@ -44,6 +46,8 @@ constexpr int64_t kWarpN = kBlockN / kWarpsN; // 32
 constexpr int64_t kTilesM = kWarpM / 16;      // 4 mma tiles of 16 rows
 constexpr int64_t kTilesN = kWarpN / 8;       // 4 mma tiles of 8 columns
 constexpr int64_t kPad = 8;                   // halves of padding per row
+constexpr int64_t kRowsPerPass = kThreads / kBlockK; // 8 rows per pass
+constexpr int64_t kSliceValues = kBlockM / kRowsPerPass; // 16 per thread
 
 struct KernelBuilder {
   OpBuilder &b;
@@ -58,10 +62,11 @@ struct KernelBuilder {
     return arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ult, x, y);
   }
 
-  /// Stages rows [row0, row0 + 128) x columns [k0, k0 + 32) of `src` (f32)
-  /// into `tile` (f16, 128 x 40), zeros outside [0, rows) x [0, K).
-  void stageTile(Value src, Value tile, Value row0, Value rows, Value k0,
-                 Value K, Value tid) {
+  /// Loads this thread's part of rows [row0, row0 + 128) x columns [k0,
+  /// k0 + 32) of `src` (f32) as f16: 16 values, zeros outside [0, rows) x
+  /// [0, K) (so a slice past K loads zeros).
+  SmallVector<Value> loadSlice(Value src, Value row0, Value rows, Value k0,
+                               Value K, Value tid) {
     Value col = arith::RemUIOp::create(b, loc, tid, idx(kBlockK));
     Value r0 = arith::DivUIOp::create(b, loc, tid, idx(kBlockK));
     Value gk = add(k0, col);
@@ -69,10 +74,9 @@ struct KernelBuilder {
     Value zero = idx(0);
     Value fzero =
         arith::ConstantFloatOp::create(b, loc, b.getF32Type(), APFloat(0.0f));
-    constexpr int64_t rowsPerPass = kThreads / kBlockK; // 8
-    for (int64_t i = 0; i < kBlockM / rowsPerPass; ++i) {
-      Value r = add(r0, i * rowsPerPass);
-      Value gr = add(row0, r);
+    SmallVector<Value> values;
+    for (int64_t i = 0; i < kBlockM / kRowsPerPass; ++i) {
+      Value gr = add(row0, add(r0, i * kRowsPerPass));
       Value in = arith::AndIOp::create(b, loc, ult(gr, rows), kIn);
       // Out-of-range elements read element (0, 0), which exists whenever
       // the kernel runs (M, N >= 1 and K >= 1), and are replaced by 0.
@@ -80,9 +84,19 @@ struct KernelBuilder {
       Value sk = arith::SelectOp::create(b, loc, in, gk, zero);
       Value v = memref::LoadOp::create(b, loc, src, ValueRange{sr, sk});
       v = arith::SelectOp::create(b, loc, in, v, fzero);
-      Value h = arith::TruncFOp::create(b, loc, b.getF16Type(), v);
-      memref::StoreOp::create(b, loc, h, tile, ValueRange{r, col});
+      values.push_back(
+          arith::TruncFOp::create(b, loc, b.getF16Type(), v).getResult());
     }
+    return values;
+  }
+
+  /// Stores loadSlice's values into `tile` (f16, 128 x 40).
+  void storeSlice(Value tile, ArrayRef<Value> values, Value tid) {
+    Value col = arith::RemUIOp::create(b, loc, tid, idx(kBlockK));
+    Value r0 = arith::DivUIOp::create(b, loc, tid, idx(kBlockK));
+    for (int64_t i = 0; i < kBlockM / kRowsPerPass; ++i)
+      memref::StoreOp::create(b, loc, values[i], tile,
+                              ValueRange{add(r0, i * kRowsPerPass), col});
   }
 
   /// Two consecutive halves of `tile` at (row, col): one 32-bit shared
@@ -143,6 +157,16 @@ gpu::GPUModuleOp mlir::hag::buildCudaMatmulKernels(OpBuilder &b, Location loc) {
   Value accZero = arith::ConstantOp::create(
       b, loc, accType, DenseElementsAttr::get(accType, 0.0f));
   SmallVector<Value> init(kTilesM * kTilesN, accZero);
+  // Software pipelining through registers: slice 0 is loaded before the
+  // loop; each iteration stores the slice it carries into shared memory,
+  // then issues the global loads of the next slice before its mma's, so
+  // their latency overlaps the Tensor Core work.
+  {
+    SmallVector<Value> a0 = k.loadSlice(A, bm, M, k.idx(0), K, tid);
+    SmallVector<Value> b0 = k.loadSlice(B, bn, N, k.idx(0), K, tid);
+    init.append(a0.begin(), a0.end());
+    init.append(b0.begin(), b0.end());
+  }
 
   // ceil(K / 32) slices of K.
   Value kTiles =
@@ -151,13 +175,21 @@ gpu::GPUModuleOp mlir::hag::buildCudaMatmulKernels(OpBuilder &b, Location loc) {
   {
     OpBuilder::InsertionGuard g2(b);
     b.setInsertionPointToStart(loop.getBody());
-    Value k0 = k.mul(loop.getInductionVar(), kBlockK);
-    k.stageTile(A, As, bm, M, k0, K, tid);
-    k.stageTile(B, Bs, bn, N, k0, K, tid);
+    auto args = loop.getRegionIterArgs();
+    constexpr int64_t nAcc = kTilesM * kTilesN;
+    k.storeSlice(As, SmallVector<Value>(args.begin() + nAcc,
+                                        args.begin() + nAcc + kSliceValues),
+                 tid);
+    k.storeSlice(Bs, SmallVector<Value>(args.begin() + nAcc + kSliceValues,
+                                        args.end()),
+                 tid);
     gpu::BarrierOp::create(b, loc);
+    // The next slice (zeros past K).
+    Value k1 = k.mul(k.add(loop.getInductionVar(), 1), kBlockK);
+    SmallVector<Value> aNext = k.loadSlice(A, bm, M, k1, K, tid);
+    SmallVector<Value> bNext = k.loadSlice(B, bn, N, k1, K, tid);
 
-    SmallVector<Value> acc(loop.getRegionIterArgs().begin(),
-                           loop.getRegionIterArgs().end());
+    SmallVector<Value> acc(args.begin(), args.begin() + nAcc);
     auto aType = VectorType::get({4, 2}, f16);
     auto bType = VectorType::get({2, 2}, f16);
     Value aZero = arith::ConstantOp::create(
@@ -194,6 +226,8 @@ gpu::GPUModuleOp mlir::hag::buildCudaMatmulKernels(OpBuilder &b, Location loc) {
         }
     }
     gpu::BarrierOp::create(b, loc);
+    acc.append(aNext.begin(), aNext.end());
+    acc.append(bNext.begin(), bNext.end());
     scf::YieldOp::create(b, loc, acc);
   }
 
