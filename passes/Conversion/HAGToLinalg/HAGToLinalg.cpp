@@ -74,14 +74,36 @@ static const char kCudaAttentionVectorTemplate[] =
 
 /// The register attention kernels of kernels/cuda/attention_vector.mlir for
 /// the head sizes @hag_pyramid_attention's scf.index_switch names (32, 64,
-/// 128): the template with every `__D__` replaced by the size.
+/// 128): the template with every `__D__` replaced by the size and `__C__`
+/// by size / 8.
 static std::string cudaAttentionVectorSource() {
   std::string all;
-  for (const char *size : {"32", "64", "128"}) {
+  for (int size : {32, 64, 128}) {
+    int chunks = size / 8;
+    // %part = sum_c %q2[c] * %k2[c]: one FMA per chunk.
+    std::string dot;
+    for (int c = 0; c < chunks; ++c) {
+      std::string i = std::to_string(c), ty = "vector<8xf32>";
+      std::string from = " : " + ty + " from vector<" +
+                         std::to_string(chunks) + "x8xf32>\n";
+      dot += "    %qc" + i + " = vector.extract %q2[" + i + "]" + from;
+      dot += "    %kc" + i + " = vector.extract %k2[" + i + "]" + from;
+      std::string out = c + 1 == chunks ? "%part" : "%pc" + i;
+      dot += "    " + out + (c == 0 ? " = arith.mulf %qc0, %kc0 : "
+                                    : " = math.fma %qc" + i + ", %kc" + i +
+                                          ", %pc" + std::to_string(c - 1) +
+                                          " : ") +
+             ty + "\n";
+    }
     std::string text = kCudaAttentionVectorTemplate;
-    for (size_t at = text.find("__D__"); at != std::string::npos;
-         at = text.find("__D__", at))
-      text.replace(at, 5, size);
+    for (auto [key, value] :
+         {std::pair<std::string, std::string>{"__DOT__\n", dot},
+          std::pair<std::string, std::string>{"__D__", std::to_string(size)},
+          std::pair<std::string, std::string>{"__C__",
+                                              std::to_string(chunks)}})
+      for (size_t at = text.find(key); at != std::string::npos;
+           at = text.find(key, at + value.size()))
+        text.replace(at, key.size(), value);
     all += text;
   }
   return all;

@@ -1,8 +1,10 @@
 // The CUDA library's cross-level attention for a head size known when the
 // library is loaded: a TEMPLATE, instantiated by HAGToLinalg.cpp for each
 // head size it serves with every `__D__` replaced by the size (32, 64,
-// 128). @hag_pyramid_attention in pyramid_attention.mlir calls the
-// instance of its head size (scf.index_switch on d) and keeps its generic
+// 128), `__C__` by size / 8 and `__DOT__` by the FMA chain of
+// %part = sum over c < size / 8 of %q2[c] * %k2[c] (vector<8xf32>).
+// @hag_pyramid_attention in pyramid_attention.mlir calls the instance of
+// its head size (scf.index_switch on d) and keeps its generic
 // loop for the others.
 //
 // One thread per (batch, head, query), as the generic loop, but the query
@@ -27,16 +29,27 @@ func.func private @hag_gpu_attend_v__D__(%qv: vector<__D__xf32>,
       iter_args(%m = %m0, %den = %den0, %acc = %acc0)
       -> (f32, f32, vector<__D__xf32>) {
     %kv = vector.load %K[%b, %j, %kcol] {alignment = 16 : i64} : memref<?x?x?xf32>, vector<__D__xf32>
-    %prod = arith.mulf %qv, %kv : vector<__D__xf32>
-    %dot = vector.reduction <add>, %prod fastmath<reassoc> : vector<__D__xf32> into f32
+    // q . k as 8 FMA chains over __D__ / 8 chunks, then 8 lanes summed.
+    %q2 = vector.shape_cast %qv : vector<__D__xf32> to vector<__C__x8xf32>
+    %k2 = vector.shape_cast %kv : vector<__D__xf32> to vector<__C__x8xf32>
+__DOT__
+    %dot = vector.reduction <add>, %part fastmath<reassoc> : vector<8xf32> into f32
     %bj = memref.load %bias[%b, %j] : memref<?x?xf32>
     %l = math.fma %dot, %scale, %bj : f32
     %mN, %den1, %alpha, %p = func.call @hag_gpu_online_step(%m, %den, %l)
         : (f32, f32, f32) -> (f32, f32, f32, f32)
     %vv = vector.load %V[%b, %j, %kcol] {alignment = 16 : i64} : memref<?x?x?xf32>, vector<__D__xf32>
-    %as = vector.broadcast %alpha : f32 to vector<__D__xf32>
     %ps = vector.broadcast %p : f32 to vector<__D__xf32>
-    %scaled = arith.mulf %acc, %as : vector<__D__xf32>
+    // The output is rescaled only when the running max grows (alpha is
+    // exactly 1 otherwise, so skipping it changes no bit).
+    %grows = arith.cmpf ogt, %l, %m : f32
+    %scaled = scf.if %grows -> (vector<__D__xf32>) {
+      %as = vector.broadcast %alpha : f32 to vector<__D__xf32>
+      %x = arith.mulf %acc, %as : vector<__D__xf32>
+      scf.yield %x : vector<__D__xf32>
+    } else {
+      scf.yield %acc : vector<__D__xf32>
+    }
     %acc2 = math.fma %ps, %vv, %scaled : vector<__D__xf32>
     scf.yield %mN, %den1, %acc2 : f32, f32, vector<__D__xf32>
   }
