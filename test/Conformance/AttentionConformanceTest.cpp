@@ -290,6 +290,12 @@ std::vector<Case> decodeCases() {
                 4, 0, 0.0, 16, 24});
   cs.push_back({"lm_block64_r2_auto", true, true, 0, 2, Compress::GatedMean, 4,
                 0, 1.0, 64});
+  // Head sizes 32 and 64: the CUDA library's forward takes its register
+  // kernels (attention_vector.mlir) there, its decoding the generic rows.
+  cs.push_back({"lm_d32_gqa_select2", true, true, 4, 4, Compress::GatedMean, 2,
+                2, 1.0, 16, 32});
+  cs.push_back({"lm_d64_conv_auto", true, true, 0, 4, Compress::Conv, 4, 0, 1.0,
+                16, 64});
   cs.push_back(localOnly({"lm_local_only_conv_select", true, true, 4, 4,
                           Compress::Conv, 2, 3}));
   return cs;

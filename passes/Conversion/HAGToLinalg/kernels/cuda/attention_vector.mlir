@@ -163,3 +163,62 @@ func.func private @hag_gpu_attention_fast_v__D__(
       : (memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, memref<?x?x?xindex>, memref<?x?x?xf32>, index, index, index, index, index, index, index, i1, index, f32) -> ()
   return
 }
+
+// Incremental decoding's attention for this head size (the last step of
+// @hag_pyramid_decode): one thread per (batch, head), the new token's query
+// in registers, the same key order and the same @hag_gpu_attend_v__D__ as
+// the forward's kernel, so a step's output matches the forward's row:
+// level 1 raw rows [a1, n), every compressed level's left window at its
+// rows from S on, the summary rows [sumOff, sumOff + T'), the select_k
+// rows [selOff, selOff + k'), all in the decoding cache cK/cV with the
+// biases aux[b, row].
+func.func private @hag_gpu_decode_attention_v__D__(
+    %q: memref<?x?x?xf32>, %cK: memref<?x?x?xf32>, %cV: memref<?x?x?xf32>,
+    %aux: memref<?x?xf32>, %out: memref<?x?x?xf32>, %H: index, %Hkv: index,
+    %a1: index, %n: index, %S: index, %L: index, %r: index, %W: index,
+    %sumOff: index, %tp: index, %selOff: index, %kp: index, %scale: f32) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c2 = arith.constant 2 : index
+  %true = arith.constant true
+  %d = arith.constant __D__ : index
+  %one = arith.constant 1.0 : f32
+  %zero = arith.constant 0.0 : f32
+  %ninf = arith.constant 0xFF800000 : f32
+  %zeros = arith.constant dense<0.0> : vector<__D__xf32>
+  %bt = memref.dim %q, %c0 : memref<?x?x?xf32>
+  scf.parallel (%b, %h) = (%c0, %c0) to (%bt, %H) step (%c1, %c1) {
+    %hH = arith.muli %h, %Hkv : index
+    %kvh = arith.divui %hH, %H : index
+    %qcol = arith.muli %h, %d : index
+    %kcol = arith.muli %kvh, %d : index
+    %qv = vector.load %q[%b, %c0, %qcol] {alignment = 16 : i64} : memref<?x?x?xf32>, vector<__D__xf32>
+    %s1:3 = func.call @hag_gpu_attend_v__D__(%qv, %cK, %cV, %aux, %b, %kcol, %a1, %n, %scale, %ninf, %zero, %zeros)
+        : (vector<__D__xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, index, index, index, index, f32, f32, f32, vector<__D__xf32>) -> (f32, f32, vector<__D__xf32>)
+    %lv:6 = scf.for %l = %c2 to %L step %c1
+        iter_args(%a = %a1, %off = %S, %nMaxPrev = %S, %m = %s1#0, %den = %s1#1, %o = %s1#2)
+        -> (index, index, index, f32, f32, vector<__D__xf32>) {
+      %nMax = func.call @hag_ceil_div(%nMaxPrev, %r) : (index, index) -> index
+      %w:4 = func.call @hag_level_window(%a, %c0, %l, %L, %r, %W, %nMax, %true)
+          : (index, index, index, index, index, index, index, i1) -> (index, index, index, index)
+      %la = arith.addi %off, %w#0 : index
+      %lc = arith.addi %off, %w#1 : index
+      %t1:3 = func.call @hag_gpu_attend_v__D__(%qv, %cK, %cV, %aux, %b, %kcol, %la, %lc, %scale, %m, %den, %o)
+          : (vector<__D__xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, index, index, index, index, f32, f32, f32, vector<__D__xf32>) -> (f32, f32, vector<__D__xf32>)
+      %offNext = arith.addi %off, %nMax : index
+      scf.yield %w#0, %offNext, %nMax, %t1#0, %t1#1, %t1#2 : index, index, index, f32, f32, vector<__D__xf32>
+    }
+    %sEnd = arith.addi %sumOff, %tp : index
+    %s2:3 = func.call @hag_gpu_attend_v__D__(%qv, %cK, %cV, %aux, %b, %kcol, %sumOff, %sEnd, %scale, %lv#3, %lv#4, %lv#5)
+        : (vector<__D__xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, index, index, index, index, f32, f32, f32, vector<__D__xf32>) -> (f32, f32, vector<__D__xf32>)
+    %kEnd = arith.addi %selOff, %kp : index
+    %s3:3 = func.call @hag_gpu_attend_v__D__(%qv, %cK, %cV, %aux, %b, %kcol, %selOff, %kEnd, %scale, %s2#0, %s2#1, %s2#2)
+        : (vector<__D__xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, index, index, index, index, f32, f32, f32, vector<__D__xf32>) -> (f32, f32, vector<__D__xf32>)
+    %inv = arith.divf %one, %s3#1 : f32
+    %invs = vector.broadcast %inv : f32 to vector<__D__xf32>
+    %res = arith.mulf %s3#2, %invs : vector<__D__xf32>
+    vector.store %res, %out[%b, %c0, %qcol] {alignment = 16 : i64} : memref<?x?x?xf32>, vector<__D__xf32>
+    scf.reduce
+  }
+  return
+}

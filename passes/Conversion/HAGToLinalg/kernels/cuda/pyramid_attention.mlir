@@ -957,47 +957,68 @@ func.func private @hag_pyramid_decode(
   %dF = arith.sitofp %dI64 : i64 to f32
   %sqrtD = math.sqrt %dF : f32
   %scale = arith.divf %one, %sqrtD : f32
-  scf.parallel (%b, %h) = (%c0, %c0) to (%bt, %H) step (%c1, %c1) {
-    %hH = arith.muli %h, %Hkv : index
-    %kvh = arith.divui %hH, %H : index
-    %qcol = arith.muli %h, %d : index
-    %kcol = arith.muli %kvh, %d : index
-    scf.for %t = %c0 to %d step %c1 {
-      %ot = arith.addi %qcol, %t : index
-      memref.store %zero, %out[%b, %c0, %ot] : memref<?x?x?xf32>
-    }
-    // Level 1: raw [a_1, pos] (every key is at or before the query).
-    %s1:2 = func.call @hag_gpu_attend_rows(%q, %cK, %cV, %aux, %out, %b, %c0, %qcol, %kcol, %a1, %n, %d, %scale, %ninf, %zero)
-        : (memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, memref<?x?x?xf32>, index, index, index, index, index, index, index, f32, f32, f32) -> (f32, f32)
-    // Compressed levels: the left windows, at each level's rows.
-    %lv:5 = scf.for %l = %c2 to %L step %c1
-        iter_args(%a = %a1, %off = %S, %nMaxPrev = %S, %m = %s1#0, %den = %s1#1)
-        -> (index, index, index, f32, f32) {
-      %nMax = func.call @hag_ceil_div(%nMaxPrev, %r) : (index, index) -> index
-      %w:4 = func.call @hag_level_window(%a, %c0, %l, %L, %r, %W, %nMax, %true)
-          : (index, index, index, index, index, index, index, i1) -> (index, index, index, index)
-      %la = arith.addi %off, %w#0 : index
-      %lc = arith.addi %off, %w#1 : index
-      %t1:2 = func.call @hag_gpu_attend_rows(%q, %cK, %cV, %aux, %out, %b, %c0, %qcol, %kcol, %la, %lc, %d, %scale, %m, %den)
+  // Head sizes 32, 64 and 128: the forward's register kernel arithmetic
+  // (attention_vector.mlir); others the generic loop.
+  scf.index_switch %d
+  case 32 {
+    func.call @hag_gpu_decode_attention_v32(%q, %cK, %cV, %aux, %out, %H, %Hkv, %a1, %n, %S, %L, %r, %W, %sumOff, %tp, %selOff, %kp, %scale)
+        : (memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, memref<?x?x?xf32>, index, index, index, index, index, index, index, index, index, index, index, index, f32) -> ()
+    scf.yield
+  }
+  case 64 {
+    func.call @hag_gpu_decode_attention_v64(%q, %cK, %cV, %aux, %out, %H, %Hkv, %a1, %n, %S, %L, %r, %W, %sumOff, %tp, %selOff, %kp, %scale)
+        : (memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, memref<?x?x?xf32>, index, index, index, index, index, index, index, index, index, index, index, index, f32) -> ()
+    scf.yield
+  }
+  case 128 {
+    func.call @hag_gpu_decode_attention_v128(%q, %cK, %cV, %aux, %out, %H, %Hkv, %a1, %n, %S, %L, %r, %W, %sumOff, %tp, %selOff, %kp, %scale)
+        : (memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, memref<?x?x?xf32>, index, index, index, index, index, index, index, index, index, index, index, index, f32) -> ()
+    scf.yield
+  }
+  default {
+    scf.parallel (%b, %h) = (%c0, %c0) to (%bt, %H) step (%c1, %c1) {
+      %hH = arith.muli %h, %Hkv : index
+      %kvh = arith.divui %hH, %H : index
+      %qcol = arith.muli %h, %d : index
+      %kcol = arith.muli %kvh, %d : index
+      scf.for %t = %c0 to %d step %c1 {
+        %ot = arith.addi %qcol, %t : index
+        memref.store %zero, %out[%b, %c0, %ot] : memref<?x?x?xf32>
+      }
+      // Level 1: raw [a_1, pos] (every key is at or before the query).
+      %s1:2 = func.call @hag_gpu_attend_rows(%q, %cK, %cV, %aux, %out, %b, %c0, %qcol, %kcol, %a1, %n, %d, %scale, %ninf, %zero)
           : (memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, memref<?x?x?xf32>, index, index, index, index, index, index, index, f32, f32, f32) -> (f32, f32)
-      %offNext = arith.addi %off, %nMax : index
-      scf.yield %w#0, %offNext, %nMax, %t1#0, %t1#1 : index, index, index, f32, f32
+      // Compressed levels: the left windows, at each level's rows.
+      %lv:5 = scf.for %l = %c2 to %L step %c1
+          iter_args(%a = %a1, %off = %S, %nMaxPrev = %S, %m = %s1#0, %den = %s1#1)
+          -> (index, index, index, f32, f32) {
+        %nMax = func.call @hag_ceil_div(%nMaxPrev, %r) : (index, index) -> index
+        %w:4 = func.call @hag_level_window(%a, %c0, %l, %L, %r, %W, %nMax, %true)
+            : (index, index, index, index, index, index, index, i1) -> (index, index, index, index)
+        %la = arith.addi %off, %w#0 : index
+        %lc = arith.addi %off, %w#1 : index
+        %t1:2 = func.call @hag_gpu_attend_rows(%q, %cK, %cV, %aux, %out, %b, %c0, %qcol, %kcol, %la, %lc, %d, %scale, %m, %den)
+            : (memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, memref<?x?x?xf32>, index, index, index, index, index, index, index, f32, f32, f32) -> (f32, f32)
+        %offNext = arith.addi %off, %nMax : index
+        scf.yield %w#0, %offNext, %nMax, %t1#0, %t1#1 : index, index, index, f32, f32
+      }
+      // Summary tokens, then the select_k tokens.
+      %sEnd = arith.addi %sumOff, %tp : index
+      %s2:2 = func.call @hag_gpu_attend_rows(%q, %cK, %cV, %aux, %out, %b, %c0, %qcol, %kcol, %sumOff, %sEnd, %d, %scale, %lv#3, %lv#4)
+          : (memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, memref<?x?x?xf32>, index, index, index, index, index, index, index, f32, f32, f32) -> (f32, f32)
+      %kEnd = arith.addi %selOff, %kp : index
+      %s3:2 = func.call @hag_gpu_attend_rows(%q, %cK, %cV, %aux, %out, %b, %c0, %qcol, %kcol, %selOff, %kEnd, %d, %scale, %s2#0, %s2#1)
+          : (memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, memref<?x?x?xf32>, index, index, index, index, index, index, index, f32, f32, f32) -> (f32, f32)
+      %inv = arith.divf %one, %s3#1 : f32
+      scf.for %t = %c0 to %d step %c1 {
+        %ot = arith.addi %qcol, %t : index
+        %o = memref.load %out[%b, %c0, %ot] : memref<?x?x?xf32>
+        %o2 = arith.mulf %o, %inv : f32
+        memref.store %o2, %out[%b, %c0, %ot] : memref<?x?x?xf32>
+      }
+      scf.reduce
     }
-    // Summary tokens, then the select_k tokens.
-    %sEnd = arith.addi %sumOff, %tp : index
-    %s2:2 = func.call @hag_gpu_attend_rows(%q, %cK, %cV, %aux, %out, %b, %c0, %qcol, %kcol, %sumOff, %sEnd, %d, %scale, %lv#3, %lv#4)
-        : (memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, memref<?x?x?xf32>, index, index, index, index, index, index, index, f32, f32, f32) -> (f32, f32)
-    %kEnd = arith.addi %selOff, %kp : index
-    %s3:2 = func.call @hag_gpu_attend_rows(%q, %cK, %cV, %aux, %out, %b, %c0, %qcol, %kcol, %selOff, %kEnd, %d, %scale, %s2#0, %s2#1)
-        : (memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, memref<?x?x?xf32>, index, index, index, index, index, index, index, f32, f32, f32) -> (f32, f32)
-    %inv = arith.divf %one, %s3#1 : f32
-    scf.for %t = %c0 to %d step %c1 {
-      %ot = arith.addi %qcol, %t : index
-      %o = memref.load %out[%b, %c0, %ot] : memref<?x?x?xf32>
-      %o2 = arith.mulf %o, %inv : f32
-      memref.store %o2, %out[%b, %c0, %ot] : memref<?x?x?xf32>
-    }
-    scf.reduce
+    scf.yield
   }
   return
 }
