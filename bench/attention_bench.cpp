@@ -338,7 +338,7 @@ struct Cell {
   /// HAG: the time the attention core's rate is taken on: the attention
   /// without the gate, else the 'core' entry, else the whole layer.
   double coreRateSeconds() const {
-    return attentionTimed()            ? attentionSeconds()
+    return attentionTimed()           ? attentionSeconds()
            : !std::isnan(coreSeconds) ? coreSeconds
                                       : medianSeconds;
   }
@@ -441,7 +441,8 @@ void measureHag(ChildReport &report, const Layer &layer, const Options &o,
   if (model.artifact().findEntry("core")) {
     const hag::PyramidParams &p = layer.params;
     std::vector<std::vector<float>> data = {
-        makeInput(n, p.modelDim(), o.seed + 1), makeInput(n, p.kvDim(), o.seed + 2),
+        makeInput(n, p.modelDim(), o.seed + 1),
+        makeInput(n, p.kvDim(), o.seed + 2),
         makeInput(n, p.kvDim(), o.seed + 3), x};
     std::vector<int64_t> widths = {p.modelDim(), p.kvDim(), p.kvDim(), D};
     std::vector<hag::rt::TensorRef> coreInputs(4);
@@ -1227,7 +1228,8 @@ int main(int argc, char **argv) {
       std::string how =
           attnTimed
               ? "levels, summaries and cross-level attention: the 'core' "
-                "entry " + fmt("%.2f", h.coreSeconds * 1e3) +
+                "entry " +
+                    fmt("%.2f", h.coreSeconds * 1e3) +
                     " ms minus the 'gate' entry " +
                     fmt("%.2f", h.gateSeconds * 1e3) +
                     " ms = " + fmt("%.2f", h.attentionSeconds() * 1e3) + " ms"
