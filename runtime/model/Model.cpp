@@ -20,6 +20,8 @@
 #include <cstring>
 #include <functional>
 #include <limits>
+#include <map>
+#include <mutex>
 #include <new>
 #include <set>
 #include <utility>
@@ -364,10 +366,30 @@ std::string baseName(const std::string &path) {
 // Model
 //===----------------------------------------------------------------------===//
 
-Model::Model(Artifact artifact) : code(std::move(artifact)) {}
+/// Device copies of a CUDA artifact's weights, by name (see callOnDevice).
+struct hag::rt::detail::DeviceWeights {
+  std::mutex mu;
+  struct Copy {
+    void *device = nullptr;
+    size_t bytes = 0;
+  };
+  std::map<std::string, Copy> copies;
+  ~DeviceWeights() {
+    for (auto &[name, c] : copies)
+      cuda::Session::release(c.device);
+  }
+};
+
+Model::Model(Artifact artifact)
+    : code(std::move(artifact)),
+      deviceWeights(std::make_unique<detail::DeviceWeights>()) {}
 Model::Model(Model &&) noexcept = default;
 Model &Model::operator=(Model &&) noexcept = default;
 Model::~Model() = default;
+
+void Model::dropDeviceWeights() {
+  deviceWeights = std::make_unique<detail::DeviceWeights>();
+}
 
 Result<Model> Model::open(const std::string &path) {
   retainLargeAllocations();
@@ -574,6 +596,7 @@ Status Model::initWeights(uint64_t seed) {
       return s;
     tensors = std::move(*w);
     bound = true;
+    dropDeviceWeights();
     return Status::success();
   } catch (const std::bad_alloc &) {
     return makeError(code.source(), ": out of memory initialising weights");
@@ -601,6 +624,7 @@ Status Model::setWeights(TensorMap weights, const std::string &source) {
       return s.withPrefix(source);
     tensors = std::move(weights);
     bound = true;
+    dropDeviceWeights();
     return Status::success();
   } catch (const std::bad_alloc &) {
     return makeError(source, ": out of memory binding weights");
@@ -988,16 +1012,39 @@ Status Model::callOnDevice(const ArtifactEntry &entry,
     const std::vector<int64_t> &d = descriptors[a + 1];
     return size_t(spanOf(d) + d[2]) * dtypeSize(types[a]);
   };
-  // Upload every argument (inputs, state, weights) to device memory, but
-  // the scalar inputs (the decoding position): the host code reads those
-  // (hag-compile marks them so), they stay where they are.
+  // Upload the inputs and state to device memory, but the scalar inputs
+  // (the decoding position): the host code reads those (hag-compile marks
+  // them so), they stay where they are. The weights are uploaded once and
+  // kept (CUDA artifacts have no training entries: no entry writes them).
   DeviceBuffers device;
   std::vector<void *> deviceBases(types.size());
+  const size_t firstWeight = entry.inputs.size() + entry.state.size();
+  std::unique_lock<std::mutex> weightsLock(deviceWeights->mu);
   for (size_t i = 0; i < types.size(); ++i) {
     if (i < entry.inputs.size() && entry.inputs[i].shape.empty())
       continue;
     std::vector<int64_t> &d = descriptors[i + 1];
     size_t bytes = argBytes(i);
+    if (i >= firstWeight) {
+      detail::DeviceWeights::Copy &c =
+          deviceWeights->copies[entry.parameters[i - firstWeight]];
+      if (!c.device || c.bytes != bytes) {
+        if (c.device)
+          cuda::Session::release(c.device);
+        c = {};
+        Result<void *> p = cuda::Session::allocate(bytes);
+        if (!p.ok())
+          return p.status();
+        if (Status s = cuda::Session::upload(*p, argBases[i], bytes); !s.ok()) {
+          cuda::Session::release(*p);
+          return s;
+        }
+        c = {*p, bytes};
+      }
+      deviceBases[i] = c.device;
+      d[0] = d[1] = static_cast<int64_t>(reinterpret_cast<intptr_t>(c.device));
+      continue;
+    }
     Result<void *> p = cuda::Session::allocate(bytes);
     if (!p.ok())
       return p.status();

@@ -31,10 +31,15 @@
 #include "hag/runtime/Tensor.h"
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
 namespace hag::rt {
+
+namespace detail {
+struct DeviceWeights;
+} // namespace detail
 
 /// A non-owning view of a dense, row-major tensor the caller keeps alive
 /// during a call (an input that need not be copied into a HostTensor).
@@ -181,8 +186,14 @@ private:
   /// Replaces each whole tensor of a sharded weight by this rank's slice.
   Status takeShards(TensorMap &weights, const std::string &source) const;
 
+  /// Forgets the device copies of the weights (after new ones are bound).
+  void dropDeviceWeights();
+
   Artifact code;
   TensorMap tensors;
+  /// A CUDA artifact's weights in device memory, uploaded at their first
+  /// use and kept until other weights are bound or the Model goes.
+  std::unique_ptr<detail::DeviceWeights> deviceWeights;
   bool bound = false;
   int64_t tensorIndex = 0;
   bool selected = false;
