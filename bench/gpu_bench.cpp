@@ -7,8 +7,9 @@
 //
 //  - the GPU time of the entry's kernels (CUDA events around the compiled
 //    code, hag::rt::cuda::Session::markedMs), and
-//  - the wall time of the call (uploads of x and the weights, the kernels,
-//    the download of y: what a caller of Model::run waits for today),
+//  - the wall time of the call (the upload of x, the kernels, the download
+//    of y: what a caller of Model::run waits for today; the weights stay on
+//    the GPU after the first call),
 //
 // and the executed FLOPs (spec section 6: attention core 4 d sum_i K(i) per
 // head, plus the projections and the memory gate) over the kernels' time.
@@ -33,6 +34,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -197,16 +199,30 @@ int main(int argc, char **argv) {
               "core GFLOP", "lyr GFLOP", "kernels ms", "call ms", "core TF/s",
               "lyr TF/s", "core %pk", "finite");
 
-  std::ofstream json;
-  if (!o.json.empty()) {
-    json.open(o.json);
+  if (!o.json.empty() && !std::ofstream(o.json)) {
+    std::fprintf(stderr, "hag-bench-gpu: cannot write %s\n", o.json.c_str());
+    return 1;
+  }
+  // The JSON (--json) is written once, at the end, also when a size fails:
+  // the layer's facts (for the peer's shape) and the rows measured.
+  std::string rows;
+  auto writeJson = [&]() -> bool {
+    if (o.json.empty())
+      return true;
+    std::ofstream json(o.json);
+    json << "{\"layer\": {\"d_model\": " << D << ", \"heads\": " << p.heads
+         << ", \"kv_heads\": " << p.kvHeads << ", \"head_dim\": " << p.headDim
+         << ", \"causal\": " << (p.causal ? "true" : "false")
+         << "},\n \"rows\": [\n"
+         << rows << "\n]}\n";
+    json.close();
     if (!json) {
       std::fprintf(stderr, "hag-bench-gpu: cannot write %s\n", o.json.c_str());
-      return 1;
+      return false;
     }
-    json << "[\n";
-  }
-  bool firstRow = true, allFinite = true;
+    return true;
+  };
+  bool allFinite = true;
   for (int64_t n : o.sizes) {
     if (n > p.maxSeq) {
       std::printf("%8lld  skipped: N > the artifact's max_seq %lld\n",
@@ -216,6 +232,7 @@ int main(int argc, char **argv) {
     Result<HostTensor> x = HostTensor::uninitialized(DType::F32, {1, n, D});
     if (!x.ok()) {
       std::fprintf(stderr, "hag-bench-gpu: %s\n", x.message().c_str());
+      writeJson();
       return 1;
     }
     SplitMix64 rng(o.seed * 7919 + uint64_t(n));
@@ -233,11 +250,13 @@ int main(int argc, char **argv) {
       if (!y.ok()) {
         std::fprintf(stderr, "hag-bench-gpu: forward at N = %lld: %s\n",
                      (long long)n, y.message().c_str());
+        writeJson();
         return 1;
       }
       Result<double> k = cuda::Session::markedMs();
       if (!k.ok()) {
         std::fprintf(stderr, "hag-bench-gpu: %s\n", k.message().c_str());
+        writeJson();
         return 1;
       }
       if (r == 0) {
@@ -261,21 +280,20 @@ int main(int argc, char **argv) {
                 f.layer() * 1e-9, km, wm, coreTf, layerTf,
                 100.0 * coreTf / o.peakTflops, finite ? "yes" : "NO");
     std::fflush(stdout);
-    if (json.is_open()) {
-      json << (firstRow ? "" : ",\n") << "  {\"n\": " << n
-           << ", \"keys\": " << f.keys << ", \"core_flops\": " << f.core
-           << ", \"layer_flops\": " << f.layer()
-           << ", \"projection_flops\": " << f.projections
-           << ", \"kernels_ms\": " << km << ", \"call_ms\": " << wm
-           << ", \"finite\": " << (finite ? "true" : "false") << "}";
-      firstRow = false;
-    }
+    std::ostringstream row;
+    row << (rows.empty() ? "" : ",\n") << "  {\"n\": " << n
+        << ", \"keys\": " << f.keys << ", \"core_flops\": " << f.core
+        << ", \"layer_flops\": " << f.layer()
+        << ", \"projection_flops\": " << f.projections
+        << ", \"kernels_ms\": " << km << ", \"call_ms\": " << wm
+        << ", \"finite\": " << (finite ? "true" : "false") << "}";
+    rows += row.str();
   }
-  if (json.is_open())
-    json << "\n]\n";
+  if (!writeJson())
+    return 1;
   std::printf("\ncore TF/s: attention-core FLOPs over the whole layer's "
               "kernel time (a lower bound on the core's own rate); call ms: "
-              "the Model::run call, uploads of x and the weights and the "
-              "download of y included.\n");
+              "the Model::run call, the upload of x and the download of y "
+              "included (the weights stay on the GPU after the warm-up).\n");
   return allFinite ? 0 : 1;
 }

@@ -6,12 +6,14 @@ dense attention, in the same run, on one GPU.
       [--sizes 4K,8K,16K,32K,64K,128K] [--repeat 5]
 
 HAG: hag-bench-gpu on a CUDA artifact of examples/pyramid_attention.yaml
-(its kernels' time from CUDA events). The peer, through PyTorch: cuDNN's
-fused attention (torch SDPA restricted to the cuDNN backend; fp16, causal,
-the artifact's heads and head size) alone ("core"), and as a dense layer
-with the same Q, K, V, O projections in fp16 (cuBLAS), each the median of
---repeat timed calls after a warm-up, with CUDA events. FLOPs are the
-executed ones of spec section 6 (dense causal: 4 d N(N+1)/2 per head).
+(its kernels' time from CUDA events), run first; it reports the layer's
+shape. The peer, through PyTorch, with that shape (D, heads, head size,
+causal or not; K and V heads repeated for GQA): cuDNN's fused attention
+(torch SDPA restricted to the cuDNN backend, fp16) alone ("core"), and as
+a dense layer with the same Q, K, V, O projections in fp16 (cuBLAS), each
+the median of --repeat timed calls after a warm-up, with CUDA events.
+FLOPs are the executed ones of spec section 6 (dense causal: 4 d N(N+1)/2
+per head). Exits non-zero when HAG failed or a peer measurement did.
 """
 import argparse
 import json
@@ -23,6 +25,8 @@ import tempfile
 
 def size(text):
     text = text.strip()
+    if not text:
+        raise ValueError("an empty size")
     return int(text[:-1]) * 1024 if text[-1] in "kK" else int(text)
 
 
@@ -33,22 +37,39 @@ def main():
     ap.add_argument("--artifact", required=True, help="CUDA artifact (attention kind)")
     ap.add_argument("--sizes", default="4K,8K,16K,32K,64K,128K")
     ap.add_argument("--repeat", type=int, default=5)
-    ap.add_argument("--heads", type=int, default=8)
-    ap.add_argument("--head-dim", type=int, default=64)
     ap.add_argument("--peak-tflops", type=float, default=989.0)
     a = ap.parse_args()
-    sizes = [size(s) for s in a.sizes.split(",")]
+    try:
+        sizes = [size(s) for s in a.sizes.split(",")]
+    except ValueError as e:
+        ap.error(f"--sizes {a.sizes!r}: {e}")
+
+    # HAG first: its report gives the layer's shape for the peer.
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "hag.json")
+        r = subprocess.run([a.hag_bench, a.artifact, "--sizes", ",".join(map(str, sizes)),
+                            "--repeat", str(a.repeat), "--json", out,
+                            "--peak-tflops", str(a.peak_tflops)], text=True)
+        try:
+            with open(out) as f:
+                report = json.load(f)
+        except (OSError, ValueError) as e:
+            print(f"gpu_bench: hag-bench-gpu wrote no report ({e})", file=sys.stderr)
+            return 1
+    hag = {row["n"]: row for row in report["rows"]}
+    layer = report["layer"]
+    D, H, Hkv, d = layer["d_model"], layer["heads"], layer["kv_heads"], layer["head_dim"]
+    causal = layer["causal"]
+    kind = "causal" if causal else "bidirectional"
 
     import torch
-    from torch.nn.attention import SDPBackend, sdpa_kernel
     import torch.nn.functional as F
+    from torch.nn.attention import SDPBackend, sdpa_kernel
 
     dev = torch.device("cuda")
     name = torch.cuda.get_device_name(0)
-    H, d = a.heads, a.head_dim
-    D = H * d
-    print(f"gpu_bench: {name}; torch {torch.__version__}, cuDNN "
-          f"{torch.backends.cudnn.version()}; H {H}, d {d}, D {D}; fp16, causal",
+    print(f"\ngpu_bench: {name}; torch {torch.__version__}, cuDNN "
+          f"{torch.backends.cudnn.version()}; D {D}, H {H}, Hkv {Hkv}, d {d}; fp16, {kind}",
           flush=True)
 
     def timed(fn):
@@ -65,48 +86,50 @@ def main():
         times.sort()
         return times[len(times) // 2]
 
-    peer = {}
     g = torch.Generator(device=dev).manual_seed(0)
-    wq, wk, wv, wo = (torch.randn(D, D, device=dev, dtype=torch.float16, generator=g) / D ** 0.5
-                      for _ in range(4))
+    wq = torch.randn(H * d, D, device=dev, dtype=torch.float16, generator=g) / D ** 0.5
+    wk = torch.randn(Hkv * d, D, device=dev, dtype=torch.float16, generator=g) / D ** 0.5
+    wv = torch.randn(Hkv * d, D, device=dev, dtype=torch.float16, generator=g) / D ** 0.5
+    wo = torch.randn(D, H * d, device=dev, dtype=torch.float16, generator=g) / (H * d) ** 0.5
+
+    def heads(t, n, h):  # [1, n, h d] -> [1, H, n, d]; K/V heads repeated for GQA
+        t = t.view(1, n, h, d).transpose(1, 2)
+        return t.repeat_interleave(H // h, dim=1) if h != H else t
+
+    peer, peer_failed = {}, False
     for n in sizes:
         row = {}
         try:
             torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats()
             x = torch.randn(1, n, D, device=dev, dtype=torch.float16, generator=g)
-            q, k, v = ((x @ w.T).view(1, n, H, d).transpose(1, 2) for w in (wq, wk, wv))
+            q, k, v = heads(x @ wq.T, n, H), heads(x @ wk.T, n, Hkv), heads(x @ wv.T, n, Hkv)
             with sdpa_kernel([SDPBackend.CUDNN_ATTENTION]):
-                row["core_ms"] = timed(lambda: F.scaled_dot_product_attention(q, k, v, is_causal=True))
+                row["core_ms"] = timed(
+                    lambda: F.scaled_dot_product_attention(q, k, v, is_causal=causal))
 
-                def layer():
-                    qq, kk, vv = ((x @ w.T).view(1, n, H, d).transpose(1, 2) for w in (wq, wk, wv))
-                    o = F.scaled_dot_product_attention(qq, kk, vv, is_causal=True)
-                    return o.transpose(1, 2).reshape(1, n, D) @ wo.T
-                row["layer_ms"] = timed(layer)
+                def dense_layer():
+                    qq, kk, vv = (heads(x @ wq.T, n, H), heads(x @ wk.T, n, Hkv),
+                                  heads(x @ wv.T, n, Hkv))
+                    o = F.scaled_dot_product_attention(qq, kk, vv, is_causal=causal)
+                    return o.transpose(1, 2).reshape(1, n, H * d) @ wo.T
+                row["layer_ms"] = timed(dense_layer)
             row["peak_mib"] = torch.cuda.max_memory_allocated() / 2 ** 20
             del x, q, k, v
         except Exception as e:  # out of memory, no cuDNN backend, ...
-            row["error"] = str(e).splitlines()[0][:60]
+            row["error"] = (str(e).splitlines() or [type(e).__name__])[0][:60]
+            peer_failed = True
         peer[n] = row
         print(f"  cuDNN N={n}: {row}", file=sys.stderr, flush=True)
 
-    with tempfile.TemporaryDirectory() as tmp:
-        out = os.path.join(tmp, "hag.json")
-        r = subprocess.run([a.hag_bench, a.artifact, "--sizes", ",".join(map(str, sizes)),
-                            "--repeat", str(a.repeat), "--json", out,
-                            "--peak-tflops", str(a.peak_tflops)], text=True)
-        hag = {row["n"]: row for row in json.load(open(out))} if os.path.exists(out) else {}
-
     print()
-    print("HAG pyramid attention layer vs cuDNN fused dense attention "
-          f"(fp16, causal) on {name}")
+    print(f"HAG pyramid attention layer vs cuDNN fused dense attention (fp16, {kind}) on {name}")
     hdr = ("N", "HAG ms", "HAG lyr TF/s", "core %peak", "cuDNN core ms", "cuDNN TF/s",
            "dense lyr ms", "HAG vs core", "HAG vs lyr")
     print("%8s %9s %12s %10s %13s %10s %12s %11s %10s" % hdr)
     for n in sizes:
         h, p = hag.get(n), peer.get(n, {})
-        dense_core = 4.0 * d * n * (n + 1) / 2 * H
+        dense_core = 4.0 * d * (n * (n + 1) / 2 if causal else n * n) * H
         hm = h["kernels_ms"] if h else None
         cells = [str(n),
                  f"{hm:.3f}" if hm else "-",
@@ -123,7 +146,9 @@ def main():
           "the whole layer's time against the peak. HAG vs core / lyr: cuDNN "
           "attention alone / the dense layer, over HAG's layer time (> 1: HAG "
           "faster).")
-    return r.returncode
+    if peer_failed:
+        print("gpu_bench: a cuDNN measurement failed (see above)", file=sys.stderr)
+    return r.returncode or int(peer_failed)
 
 
 if __name__ == "__main__":

@@ -59,7 +59,7 @@ struct State {
   CUresult (*cuEventSynchronize)(CUevent) = nullptr;
   CUresult (*cuEventElapsedTime)(float *, CUevent, CUevent) = nullptr;
   CUevent begin = nullptr, end = nullptr;
-  bool marked = false;
+  bool begun = false, marked = false;
 
   void latch(const std::string &what) {
     if (error.empty())
@@ -273,19 +273,23 @@ Result<bool> Session::query() {
 
 void *Session::stream() { return state().stream; }
 
+// Timing is best effort: a failed record leaves nothing marked (markedMs
+// says so) and latches no error, so it never fails the entry it times.
 void Session::markBegin() {
   State &s = state();
   std::lock_guard<std::mutex> lock(s.mu);
   s.marked = false;
-  if (s.cuEventRecord && s.current())
-    s.ok(s.cuEventRecord(s.begin, s.stream), "cuEventRecord");
+  s.begun = s.cuEventRecord && s.active() &&
+            s.cuCtxSetCurrent(s.context) == 0 &&
+            s.cuEventRecord(s.begin, s.stream) == 0;
 }
 
 void Session::markEnd() {
   State &s = state();
   std::lock_guard<std::mutex> lock(s.mu);
-  if (s.cuEventRecord && s.current())
-    s.marked = s.ok(s.cuEventRecord(s.end, s.stream), "cuEventRecord");
+  s.marked = s.begun && s.cuCtxSetCurrent(s.context) == 0 &&
+             s.cuEventRecord(s.end, s.stream) == 0;
+  s.begun = false;
 }
 
 Result<double> Session::markedMs() {

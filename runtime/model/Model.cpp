@@ -1019,6 +1019,8 @@ Status Model::callOnDevice(const ArtifactEntry &entry,
   DeviceBuffers device;
   std::vector<void *> deviceBases(types.size());
   const size_t firstWeight = entry.inputs.size() + entry.state.size();
+  if (!deviceWeights)
+    return makeError("a moved-from Model was called");
   std::unique_lock<std::mutex> weightsLock(deviceWeights->mu);
   for (size_t i = 0; i < types.size(); ++i) {
     if (i < entry.inputs.size() && entry.inputs[i].shape.empty())

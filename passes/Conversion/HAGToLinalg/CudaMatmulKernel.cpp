@@ -79,7 +79,10 @@ struct KernelBuilder {
       Value gr = add(row0, add(r0, i * kRowsPerPass));
       Value in = arith::AndIOp::create(b, loc, ult(gr, rows), kIn);
       // Out-of-range elements read element (0, 0), which exists whenever
-      // the kernel runs (M, N >= 1 and K >= 1), and are replaced by 0.
+      // the kernel runs (M, N >= 1; K >= 1 as every projection's K is a
+      // model dimension, which the verifiers keep >= 1), and are replaced
+      // by 0. The prologue loads slice 0 before the K loop, so K = 0 would
+      // read it too.
       Value sr = arith::SelectOp::create(b, loc, in, gr, zero);
       Value sk = arith::SelectOp::create(b, loc, in, gk, zero);
       Value v = memref::LoadOp::create(b, loc, src, ValueRange{sr, sk});

@@ -60,7 +60,8 @@ public:
   /// every entry's code, after the uploads and before the downloads);
   /// markedMs() gives the time between the last pair, once the stream has
   /// passed markEnd() (it waits for it). An error when the driver has no
-  /// events or nothing was marked.
+  /// events or nothing was marked. Best effort: a failed mark latches no
+  /// error. One pair for the process: concurrent entries share it.
   static void markBegin();
   static void markEnd();
   static Result<double> markedMs();

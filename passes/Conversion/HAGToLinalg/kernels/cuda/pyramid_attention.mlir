@@ -1,5 +1,5 @@
-// The CUDA kernel library's pyramid attention (spec sections 3-5), first
-// version: parallel loops that hag-map-loops-to-gpu turns into kernels.
+// The CUDA kernel library's pyramid attention (spec sections 3-5) on the
+// CUDA cores: parallel loops that hag-map-loops-to-gpu turns into kernels.
 // Same signature as the CPU kernel's @hag_pyramid_attention; the compressed
 // levels from @hag_gpu_build_levels (the CPU builder's arithmetic, parallel
 // over features), the mass biases from the CPU library's @hag_mass_biases
@@ -9,11 +9,13 @@
 // The cross-level attention runs one thread per (batch, head, query): each
 // walks the query's whole key set (the level-1 window, the windows of every
 // compressed level, the summary segments, the select_k picks) once, with
-// an online softmax in f32 whose unnormalised output accumulates in the
-// query's own row of `out` (rescaled when the running max grows), divided
-// by the denominator at the end. Correct for every configuration; scalar
-// FMAs, no Tensor Cores: the reference the fused mma kernel will replace
-// (issue 5).
+// an online softmax in f32. For head sizes 32, 64 and 128 the query and
+// its output live in registers (attention_vector.mlir, with the summary
+// tokens precomputed per query block); for other sizes the generic loop
+// below accumulates the unnormalised output in the query's own row of
+// `out` (rescaled when the running max grows) and divides by the
+// denominator at the end. CUDA cores, no Tensor Cores: the fused mma
+// kernel of issue 5 will replace both.
 //
 // select_k: one thread per (batch, query block) picks the block's tokens
 // first (@hag_gpu_select_tokens), and the attention threads read them as
