@@ -46,7 +46,7 @@ constexpr int64_t kWarpN = kBlockN / kWarpsN; // 32
 constexpr int64_t kTilesM = kWarpM / 16;      // 4 mma tiles of 16 rows
 constexpr int64_t kTilesN = kWarpN / 8;       // 4 mma tiles of 8 columns
 constexpr int64_t kPad = 8;                   // halves of padding per row
-constexpr int64_t kRowsPerPass = kThreads / kBlockK; // 8 rows per pass
+constexpr int64_t kRowsPerPass = kThreads / kBlockK;     // 8 rows per pass
 constexpr int64_t kSliceValues = kBlockM / kRowsPerPass; // 16 per thread
 
 struct KernelBuilder {
@@ -180,12 +180,13 @@ gpu::GPUModuleOp mlir::hag::buildCudaMatmulKernels(OpBuilder &b, Location loc) {
     b.setInsertionPointToStart(loop.getBody());
     auto args = loop.getRegionIterArgs();
     constexpr int64_t nAcc = kTilesM * kTilesN;
-    k.storeSlice(As, SmallVector<Value>(args.begin() + nAcc,
-                                        args.begin() + nAcc + kSliceValues),
+    k.storeSlice(As,
+                 SmallVector<Value>(args.begin() + nAcc,
+                                    args.begin() + nAcc + kSliceValues),
                  tid);
-    k.storeSlice(Bs, SmallVector<Value>(args.begin() + nAcc + kSliceValues,
-                                        args.end()),
-                 tid);
+    k.storeSlice(
+        Bs, SmallVector<Value>(args.begin() + nAcc + kSliceValues, args.end()),
+        tid);
     gpu::BarrierOp::create(b, loc);
     // The next slice (zeros past K).
     Value k1 = k.mul(k.add(loop.getInductionVar(), 1), kBlockK);

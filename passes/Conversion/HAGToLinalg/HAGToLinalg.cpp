@@ -84,23 +84,22 @@ static std::string cudaAttentionVectorSource() {
     std::string dot;
     for (int c = 0; c < chunks; ++c) {
       std::string i = std::to_string(c), ty = "vector<8xf32>";
-      std::string from = " : " + ty + " from vector<" +
-                         std::to_string(chunks) + "x8xf32>\n";
+      std::string from =
+          " : " + ty + " from vector<" + std::to_string(chunks) + "x8xf32>\n";
       dot += "    %qc" + i + " = vector.extract %q2[" + i + "]" + from;
       dot += "    %kc" + i + " = vector.extract %k2[" + i + "]" + from;
       std::string out = c + 1 == chunks ? "%part" : "%pc" + i;
-      dot += "    " + out + (c == 0 ? " = arith.mulf %qc0, %kc0 : "
-                                    : " = math.fma %qc" + i + ", %kc" + i +
-                                          ", %pc" + std::to_string(c - 1) +
-                                          " : ") +
+      dot += "    " + out +
+             (c == 0 ? " = arith.mulf %qc0, %kc0 : "
+                     : " = math.fma %qc" + i + ", %kc" + i + ", %pc" +
+                           std::to_string(c - 1) + " : ") +
              ty + "\n";
     }
     std::string text = kCudaAttentionVectorTemplate;
     for (auto [key, value] :
          {std::pair<std::string, std::string>{"__DOT__\n", dot},
           std::pair<std::string, std::string>{"__D__", std::to_string(size)},
-          std::pair<std::string, std::string>{"__C__",
-                                              std::to_string(chunks)}})
+          std::pair<std::string, std::string>{"__C__", std::to_string(chunks)}})
       for (size_t at = text.find(key); at != std::string::npos;
            at = text.find(key, at + value.size()))
         text.replace(at, key.size(), value);
