@@ -50,9 +50,10 @@ prepare() {
   if [ ! -f "$build/build.ninja" ]; then
     "$root/scripts/build.sh" "$build" || return 1
   fi
-  ninja -C "$build" hag-compile hag-run hag-bench-gpu HAGRuntimeTests >/dev/null ||
+  ninja -C "$build" hag-compile hag-run hag-bench-gpu HAGRuntimeTests \
+    HAGRuntimeModelTests >/dev/null ||
     { echo "gpu-check: build failed" >&2; return 1; }
-  rm -rf "$out" && mkdir -p "$out"/{bin,lib,lib-cxx,art,data,py} || return 1
+  rm -rf "$out" && mkdir -p "$out"/{bin,lib,lib-cxx,art,art-test,data,py} || return 1
   local b=$build/bin compile=$build/bin/hag-compile run=$build/bin/hag-run
   local npy="python3 $root/test/Tools/Inputs/npy.py"
   echo "gpu-check: preparing $out for $arch" >&2
@@ -100,10 +101,14 @@ prepare() {
     -o "$out/art/bench.gpu.hag" || return 1
   "$compile" "$out/data/pa128k.yaml" --target=cuda --gpu-arch=$arch \
     --report=kernels >"$out/data/bench.kernels.txt" 2>&1 || true
+  # The runtime's ModelCuda.* tests take their artifact from art-test.
+  "$compile" "$root/examples/pyramid_attention.yaml" --target=cuda --gpu-arch=$arch \
+    -o "$out/art-test/pyramid_attention_cuda.hag" || return 1
 
   # Programs and the libraries they need beyond the C runtime (libstdc++ and
   # libgcc_s go to lib-cxx: used only when the GPU machine's are older).
-  cp "$b/hag-run" "$b/hag-bench-gpu" "$b/HAGRuntimeTests" "$out/bin/" || return 1
+  cp "$b/hag-run" "$b/hag-bench-gpu" "$b/HAGRuntimeTests" "$b/HAGRuntimeModelTests" \
+    "$out/bin/" || return 1
   local lib
   for lib in $(ldd "$out"/bin/* | awk '/=> \//{print $3}' | sort -u); do
     case "$(basename "$lib")" in
@@ -165,6 +170,16 @@ run_checks() {
   else
     record "HAGRuntimeTests CudaSession.* Nccl.*" FAIL ""
     echo "$out" | tail -30 >&2
+  fi
+
+  # 1b. The runtime's Model on a CUDA artifact (weights kept on the device).
+  out=$(HAGRT_TEST_ARTIFACT_DIR=$d/art-test timeout 120 "$d/bin/HAGRuntimeModelTests" \
+    --gtest_filter='ModelCuda.*' 2>&1)
+  if echo "$out" | grep -q '\[  PASSED  \] 1 test' && ! echo "$out" | grep -q 'SKIPPED\|FAILED'; then
+    record "HAGRuntimeModelTests ModelCuda.*" PASS "weights rebound on the device"
+  else
+    record "HAGRuntimeModelTests ModelCuda.*" FAIL ""
+    echo "$out" | tail -20 >&2
   fi
 
   # 2. Every model: the GPU forward (and loss) against the CPU artifact.

@@ -7,6 +7,7 @@
 
 #include "hag/runtime/Model.h"
 #include "hag/runtime/Collectives.h"
+#include "hag/runtime/CudaSession.h"
 
 #include "hag/runtime/SafeTensors.h"
 #include "hag/runtime/WeightInit.h"
@@ -1014,3 +1015,40 @@ TEST(DecoderCompiled, PipelineStageErrors) {
 }
 
 } // namespace
+
+// A CUDA artifact keeps its weights on the device between calls
+// (Model::callOnDevice): binding other weights must replace them there. On
+// a GPU only (scripts/gpu-check.sh runs it with the bundle's artifact for
+// the device, HAGRT_TEST_ARTIFACT_DIR); the build compiles one for sm_80.
+TEST(ModelCuda, RebindingWeightsReachesTheDevice) {
+  std::string path = compiledArtifact("pyramid_attention_cuda");
+  HAGRT_REQUIRE_COMPILED(path);
+  if (!test::haveCudaDriver())
+    GTEST_SKIP() << "no NVIDIA driver on this machine";
+  if (Status s = cuda::Session::start(0); !s.ok())
+    GTEST_SKIP() << s.message();
+  Model a = openCompiled(path);
+  const int64_t D = a.facts().dModel, n = 100;
+  Result<HostTensor> x = HostTensor::uninitialized(DType::F32, {1, n, D});
+  ASSERT_TRUE(x.ok());
+  for (int64_t i = 0; i < n * D; ++i)
+    x->dataAs<float>()[i] = float(std::sin(0.01 * double(i)));
+  auto forward = [&](Model &m) {
+    Result<HostTensor> y = m.run("forward", *x);
+    EXPECT_TRUE(y.ok()) << y.message();
+    return y.ok() ? y->toVector<float>() : std::vector<float>();
+  };
+  ASSERT_TRUE(a.initWeights(1).ok());
+  std::vector<float> y1 = forward(a);
+  ASSERT_TRUE(a.initWeights(2).ok());
+  std::vector<float> y2 = forward(a);
+  Model b = openCompiled(path);
+  ASSERT_TRUE(b.initWeights(2).ok());
+  std::vector<float> y2Fresh = forward(b);
+  ASSERT_FALSE(y1.empty());
+  EXPECT_NE(y1, y2) << "the second weights did not reach the device";
+  EXPECT_EQ(y2, y2Fresh);
+  // And back: the first weights give the first result again, bit for bit.
+  ASSERT_TRUE(a.initWeights(1).ok());
+  EXPECT_EQ(forward(a), y1);
+}
