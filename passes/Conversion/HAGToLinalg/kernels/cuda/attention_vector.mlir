@@ -135,35 +135,6 @@ func.func private @hag_gpu_attention_v__D__(
   return
 }
 
-// The register kernel with its summary rows: allocates and fills them
-// (@hag_gpu_summary_rows), then runs @hag_gpu_attention_v__D__.
-func.func private @hag_gpu_attention_fast_v__D__(
-    %q: memref<?x?x?xf32>, %k: memref<?x?x?xf32>, %v: memref<?x?x?xf32>,
-    %gB: memref<?x?xf32>, %levK: memref<?x?x?xf32>, %levV: memref<?x?x?xf32>,
-    %levB: memref<?x?xf32>, %pk: memref<?x?x?xf64>, %pv: memref<?x?x?xf64>,
-    %pg: memref<?x?xf64>, %sel: memref<?x?x?xindex>, %out: memref<?x?x?xf32>,
-    %H: index, %Hkv: index, %B: index, %r: index, %L: index, %W: index,
-    %T: index, %causal: i1, %selectK: index, %scale: f32, %beta: f32,
-    %eps: f32) {
-  %c0 = arith.constant 0 : index
-  %c1 = arith.constant 1 : index
-  %c2 = arith.constant 2 : index
-  %bt = memref.dim %k, %c0 : memref<?x?x?xf32>
-  %n = memref.dim %k, %c1 : memref<?x?x?xf32>
-  %kvD = memref.dim %k, %c2 : memref<?x?x?xf32>
-  %blocks = func.call @hag_ceil_div(%n, %B) : (index, index) -> index
-  %rows0 = arith.muli %blocks, %T : index
-  %rows = arith.maxui %rows0, %c1 : index
-  %sumK = memref.alloc(%bt, %rows, %kvD) : memref<?x?x?xf32>
-  %sumV = memref.alloc(%bt, %rows, %kvD) : memref<?x?x?xf32>
-  %sumB = memref.alloc(%bt, %rows) : memref<?x?xf32>
-  func.call @hag_gpu_summary_rows(%pk, %pv, %pg, %sumK, %sumV, %sumB, %B, %r, %L, %W, %T, %causal, %beta, %eps)
-      : (memref<?x?x?xf64>, memref<?x?x?xf64>, memref<?x?xf64>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, index, index, index, index, index, i1, f32, f32) -> ()
-  func.call @hag_gpu_attention_v__D__(%q, %k, %v, %gB, %levK, %levV, %levB, %sumK, %sumV, %sumB, %sel, %out, %H, %Hkv, %B, %r, %L, %W, %T, %causal, %selectK, %scale)
-      : (memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, memref<?x?x?xindex>, memref<?x?x?xf32>, index, index, index, index, index, index, index, i1, index, f32) -> ()
-  return
-}
-
 // Incremental decoding's attention for this head size (the last step of
 // @hag_pyramid_decode): one thread per (batch, head), the new token's query
 // in registers, the same key order and the same @hag_gpu_attend_v__D__ as

@@ -9,9 +9,10 @@
 // The cross-level attention runs one thread per (batch, head, query): each
 // walks the query's whole key set (the level-1 window, the windows of every
 // compressed level, the summary segments, the select_k picks) once, with
-// an online softmax in f32. For head sizes 32, 64 and 128 the query and
-// its output live in registers (attention_vector.mlir, with the summary
-// tokens precomputed per query block); for other sizes the generic loop
+// an online softmax in f32; the summary tokens come precomputed per query
+// block (@hag_gpu_summary_rows) for both versions. For head sizes 32, 64
+// and 128 the query and its output live in registers
+// (attention_vector.mlir); for other sizes the generic loop
 // below accumulates the unnormalised output in the query's own row of
 // `out` (rescaled when the running max grows) and divides by the
 // denominator at the end. CUDA cores, no Tensor Cores: the fused mma
@@ -305,12 +306,12 @@ func.func private @hag_gpu_block_last_a(%qb: index, %B: index, %n: index,
   return %lv#0 : index
 }
 
-// Every query block's summary tokens (spec section 5) as rows, for the
-// attention kernels that take them precomputed: block qb's token t < T' is
+// Every query block's summary tokens (spec section 5) as rows, which both
+// attention kernels attend like any other rows: block qb's token t < T' is
 // row qb T + t of sumK/sumV (the gated means of keys and values over
 // segment t of the floor rule, from the f64 prefix sums, rounded to f32)
-// with bias sumB[b, qb T + t] = beta log(mass + eps). The same arithmetic
-// as the generic loop, once per block instead of once per query. One
+// with bias sumB[b, qb T + t] = beta log(float(mass) + eps), once per block
+// instead of once per query. One
 // thread per (batch, block, feature) walking the block's T' tokens; rows
 // t >= T' are not written (nothing reads them).
 func.func private @hag_gpu_summary_rows(
@@ -548,25 +549,31 @@ func.func private @hag_pyramid_attention(
   %dF = arith.sitofp %dI64 : i64 to f32
   %sqrtD = math.sqrt %dF : f32
   %scale = arith.divf %one, %sqrtD : f32
-  %eps64 = arith.extf %eps : f32 to f64
-  %Lm1 = arith.subi %L, %c1 : index
+  // Every query block's summary tokens as rows (shared by both kernels).
+  %rows0 = arith.muli %blocks, %T : index
+  %rows = arith.maxui %rows0, %c1 : index
+  %sumK = memref.alloc(%bt, %rows, %kvD) : memref<?x?x?xf32>
+  %sumV = memref.alloc(%bt, %rows, %kvD) : memref<?x?x?xf32>
+  %sumB = memref.alloc(%bt, %rows) : memref<?x?xf32>
+  func.call @hag_gpu_summary_rows(%pk, %pv, %pg, %sumK, %sumV, %sumB, %B, %r, %L, %W, %T, %causal, %beta, %eps)
+      : (memref<?x?x?xf64>, memref<?x?x?xf64>, memref<?x?xf64>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, index, index, index, index, index, i1, f32, f32) -> ()
   // Head sizes 32, 64 and 128 take the register kernels of
   // attention_vector.mlir (instantiated for exactly these); others the
   // generic loop below.
   scf.index_switch %d
   case 32 {
-    func.call @hag_gpu_attention_fast_v32(%q, %k, %v, %gB, %levK, %levV, %levB, %pk, %pv, %pg, %sel, %out, %H, %Hkv, %B, %r, %L, %W, %T, %causal, %selectK, %scale, %beta, %eps)
-        : (memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, memref<?x?x?xf64>, memref<?x?x?xf64>, memref<?x?xf64>, memref<?x?x?xindex>, memref<?x?x?xf32>, index, index, index, index, index, index, index, i1, index, f32, f32, f32) -> ()
+    func.call @hag_gpu_attention_v32(%q, %k, %v, %gB, %levK, %levV, %levB, %sumK, %sumV, %sumB, %sel, %out, %H, %Hkv, %B, %r, %L, %W, %T, %causal, %selectK, %scale)
+        : (memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, memref<?x?x?xindex>, memref<?x?x?xf32>, index, index, index, index, index, index, index, i1, index, f32) -> ()
     scf.yield
   }
   case 64 {
-    func.call @hag_gpu_attention_fast_v64(%q, %k, %v, %gB, %levK, %levV, %levB, %pk, %pv, %pg, %sel, %out, %H, %Hkv, %B, %r, %L, %W, %T, %causal, %selectK, %scale, %beta, %eps)
-        : (memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, memref<?x?x?xf64>, memref<?x?x?xf64>, memref<?x?xf64>, memref<?x?x?xindex>, memref<?x?x?xf32>, index, index, index, index, index, index, index, i1, index, f32, f32, f32) -> ()
+    func.call @hag_gpu_attention_v64(%q, %k, %v, %gB, %levK, %levV, %levB, %sumK, %sumV, %sumB, %sel, %out, %H, %Hkv, %B, %r, %L, %W, %T, %causal, %selectK, %scale)
+        : (memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, memref<?x?x?xindex>, memref<?x?x?xf32>, index, index, index, index, index, index, index, i1, index, f32) -> ()
     scf.yield
   }
   case 128 {
-    func.call @hag_gpu_attention_fast_v128(%q, %k, %v, %gB, %levK, %levV, %levB, %pk, %pv, %pg, %sel, %out, %H, %Hkv, %B, %r, %L, %W, %T, %causal, %selectK, %scale, %beta, %eps)
-        : (memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, memref<?x?x?xf64>, memref<?x?x?xf64>, memref<?x?xf64>, memref<?x?x?xindex>, memref<?x?x?xf32>, index, index, index, index, index, index, index, i1, index, f32, f32, f32) -> ()
+    func.call @hag_gpu_attention_v128(%q, %k, %v, %gB, %levK, %levV, %levB, %sumK, %sumV, %sumB, %sel, %out, %H, %Hkv, %B, %r, %L, %W, %T, %causal, %selectK, %scale)
+        : (memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, memref<?x?x?xindex>, memref<?x?x?xf32>, index, index, index, index, index, index, index, i1, index, f32) -> ()
     scf.yield
   }
   default {
@@ -605,60 +612,13 @@ func.func private @hag_pyramid_attention(
         %offN = arith.addi %off, %nl : index
         scf.yield %w#0, %w#3, %nl, %offN, %t2#0, %t2#1 : index, index, index, index, f32, f32
       }
-      // The summary: causal, the raw prefix left of level L-1's window
-      // (a_{L-1} sigma_{L-1} tokens); bidirectional, the whole sequence. T'
-      // segments by the floor rule, each a gated mean (f64 prefix sums).
-      %sigma = scf.for %l = %c2 to %L step %c1 iter_args(%s = %c1) -> (index) {
-        %s2 = arith.muli %s, %r : index
-        scf.yield %s2 : index
-      }
-      %prefC = arith.muli %lv#0, %sigma : index
-      %pref = arith.select %causal, %prefC, %n : index
-      %tp = arith.minui %T, %pref : index
-      %sum:2 = scf.for %t = %c0 to %tp step %c1 iter_args(%m = %lv#4, %den = %lv#5) -> (f32, f32) {
-        %tP = arith.muli %t, %pref : index
-        %s0 = arith.divui %tP, %tp : index
-        %t1 = arith.addi %t, %c1 : index
-        %t1P = arith.muli %t1, %pref : index
-        %s1e = arith.divui %t1P, %tp : index
-        %g0 = memref.load %pg[%b, %s0] : memref<?x?xf64>
-        %g1 = memref.load %pg[%b, %s1e] : memref<?x?xf64>
-        %mass = arith.subf %g1, %g0 : f64
-        %den64 = arith.addf %mass, %eps64 : f64
-        %dot = scf.for %u = %c0 to %d step %c1 iter_args(%acc = %zero) -> (f32) {
-          %qu = arith.addi %qcol, %u : index
-          %ku = arith.addi %kcol, %u : index
-          %qv = memref.load %q[%b, %i, %qu] : memref<?x?x?xf32>
-          %k0 = memref.load %pk[%b, %s0, %ku] : memref<?x?x?xf64>
-          %k1 = memref.load %pk[%b, %s1e, %ku] : memref<?x?x?xf64>
-          %kd = arith.subf %k1, %k0 : f64
-          %km = arith.divf %kd, %den64 : f64
-          %kv = arith.truncf %km : f64 to f32
-          %a2 = math.fma %qv, %kv, %acc : f32
-          scf.yield %a2 : f32
-        }
-        %mass32 = arith.truncf %mass : f64 to f32
-        %me = arith.addf %mass32, %eps : f32
-        %lg = math.log %me : f32
-        %bias = arith.mulf %beta, %lg : f32
-        %l = math.fma %dot, %scale, %bias : f32
-        %mN, %den1, %alpha, %p = func.call @hag_gpu_online_step(%m, %den, %l)
-            : (f32, f32, f32) -> (f32, f32, f32, f32)
-        scf.for %u = %c0 to %d step %c1 {
-          %ou = arith.addi %qcol, %u : index
-          %vu = arith.addi %kcol, %u : index
-          %o = memref.load %out[%b, %i, %ou] : memref<?x?x?xf32>
-          %v0 = memref.load %pv[%b, %s0, %vu] : memref<?x?x?xf64>
-          %v1 = memref.load %pv[%b, %s1e, %vu] : memref<?x?x?xf64>
-          %vd = arith.subf %v1, %v0 : f64
-          %vm = arith.divf %vd, %den64 : f64
-          %vf = arith.truncf %vm : f64 to f32
-          %pvv = arith.mulf %p, %vf : f32
-          %o2 = math.fma %o, %alpha, %pvv : f32
-          memref.store %o2, %out[%b, %i, %ou] : memref<?x?x?xf32>
-        }
-        scf.yield %mN, %den1 : f32, f32
-      }
+      // The block's T' summary rows (@hag_gpu_summary_rows).
+      %span:2 = func.call @hag_gpu_summary_span(%lv#0, %n, %r, %L, %T, %causal)
+          : (index, index, index, index, index, i1) -> (index, index)
+      %sBase = arith.muli %qb, %T : index
+      %sEnd = arith.addi %sBase, %span#1 : index
+      %sum:2 = func.call @hag_gpu_attend_rows(%q, %sumK, %sumV, %sumB, %out, %b, %i, %qcol, %kcol, %sBase, %sEnd, %d, %scale, %lv#4, %lv#5)
+          : (memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, memref<?x?x?xf32>, index, index, index, index, index, index, index, f32, f32, f32) -> (f32, f32)
       // select_k picks: raw keys, as many as the block has candidates.
       %fin:2 = scf.for %p = %c0 to %kp step %c1 iter_args(%m = %sum#0, %den = %sum#1) -> (f32, f32) {
         %j = memref.load %sel[%b, %qb, %p] : memref<?x?x?xindex>
