@@ -74,6 +74,12 @@ def count_of(shape):
     return n
 
 
+def worst_and_scale(a, b):
+    """max |a - b| and max |b| (b the reference), for close-rel and rel-diff."""
+    worst = max((abs(x - y) for x, y in zip(a, b)), default=0.0)
+    return worst, max((abs(y) for y in b), default=0.0)
+
+
 def main(argv):
     cmd = argv[1]
     if cmd == "tokens":
@@ -115,8 +121,7 @@ def main(argv):
         if len(a[2]) != len(b[2]):
             print(f"sizes differ: {len(a[2])} vs {len(b[2])}")
         else:
-            worst = max((abs(x - y) for x, y in zip(a[2], b[2])), default=0.0)
-            scale = max((abs(y) for y in b[2]), default=0.0)
+            worst, scale = worst_and_scale(a[2], b[2])
             ok = all(math.isfinite(x) for x in a[2]) and worst <= tol * scale
             print("close" if ok else f"max difference {worst} (scale {scale})")
     elif cmd == "rel-diff":
@@ -126,8 +131,7 @@ def main(argv):
         elif not all(math.isfinite(x) for x in a[2]):
             print("not finite")
         else:
-            worst = max((abs(x - y) for x, y in zip(a[2], b[2])), default=0.0)
-            scale = max((abs(y) for y in b[2]), default=0.0)
+            worst, scale = worst_and_scale(a[2], b[2])
             print(f"{worst / scale if scale else worst:.3g}")
     elif cmd == "tail":
         _, _, values = read(argv[2])
