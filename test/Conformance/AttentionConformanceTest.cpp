@@ -290,13 +290,17 @@ std::vector<Case> decodeCases() {
                 4, 0, 0.0, 16, 24});
   cs.push_back({"lm_block64_r2_auto", true, true, 0, 2, Compress::GatedMean, 4,
                 0, 1.0, 64});
-  // Head sizes 32 and 64: the CUDA library's forward and decoding take their
-  // register kernels (attention_vector.mlir) there; 8 and 24 the generic
-  // loops.
+  // Head sizes 32 and 64: the CUDA library's forward (block 16) and
+  // decoding take their register kernels (attention_vector.mlir) there; 8
+  // and 24 the generic loops.
   cs.push_back({"lm_d32_gqa_select2", true, true, 4, 4, Compress::GatedMean, 2,
                 2, 1.0, 16, 32});
   cs.push_back({"lm_d64_conv_auto", true, true, 0, 4, Compress::Conv, 4, 0, 1.0,
                 16, 64});
+  // Block 64 with head size 64: the CUDA forward takes the Tensor Core
+  // kernel, whose emulation walks @hag_gpu_block_segments' key ranges.
+  cs.push_back({"lm_d64_block64_gqa_select2", true, true, 4, 4,
+                Compress::GatedMean, 2, 2, 1.0, 64, 64});
   cs.push_back(localOnly({"lm_local_only_conv_select", true, true, 4, 4,
                           Compress::Conv, 2, 3}));
   return cs;

@@ -127,7 +127,66 @@ static void buildEmulatedMatmul(OpBuilder &b, Location loc) {
   func::ReturnOp::create(b, loc);
 }
 
+/// The Tensor Core attention's declarations (@hag_gpu_attention_tc<d>,
+/// attention_vector.mlir): launchers of the kernels, or in the emulator
+/// calls to the function named by `hag.emulated_by` (the same key walk in
+/// f32 loops). The emulation functions are erased when unused, before any
+/// of their loops is mapped.
+static void defineAttentionLaunchers(ModuleOp module, bool emulate) {
+  SmallVector<std::pair<func::FuncOp, int64_t>> decls;
+  SmallVector<func::FuncOp> emulations;
+  for (auto fn : module.getOps<func::FuncOp>()) {
+    auto by = fn->getAttrOfType<FlatSymbolRefAttr>("hag.emulated_by");
+    if (!by || !fn.isExternal())
+      continue;
+    StringRef name = fn.getSymName();
+    int64_t d = 0;
+    if (!name.consume_front("hag_gpu_attention_tc") || name.getAsInteger(10, d))
+      continue;
+    if (auto emulation = module.lookupSymbol<func::FuncOp>(by.getAttr()))
+      emulations.push_back(emulation);
+    decls.push_back({fn, d});
+  }
+  OpBuilder b(module.getContext());
+  SmallVector<std::pair<func::FuncOp, int64_t>> launchers;
+  for (auto [decl, d] : decls) {
+    decl->removeAttr("hag.emulated_by");
+    if (SymbolTable::symbolKnownUseEmpty(decl, module)) {
+      decl.erase();
+      continue;
+    }
+    if (!emulate) {
+      launchers.push_back({decl, d});
+      continue;
+    }
+    Block *entry = decl.addEntryBlock();
+    b.setInsertionPointToStart(entry);
+    auto callee = module.lookupSymbol<func::FuncOp>(
+        "hag_gpu_attention_segments_v" + std::to_string(d));
+    func::CallOp::create(b, decl.getLoc(), callee,
+                         ValueRange(entry->getArguments()));
+    func::ReturnOp::create(b, decl.getLoc());
+  }
+  for (func::FuncOp emulation : emulations)
+    if (SymbolTable::symbolKnownUseEmpty(emulation, module))
+      emulation.erase();
+  if (launchers.empty())
+    return;
+  SmallVector<int64_t> sizes;
+  for (auto [decl, d] : launchers)
+    sizes.push_back(d);
+  b.setInsertionPointToEnd(module.getBody());
+  auto kernels = buildCudaAttentionKernels(
+      b,
+      NameLoc::get(
+          StringAttr::get(module.getContext(), "hag CUDA kernel library")),
+      sizes);
+  for (auto [decl, d] : launchers)
+    buildCudaAttentionLauncher(b, decl, d, kernels);
+}
+
 void mlir::hag::defineCudaKernelLaunchers(ModuleOp module, bool emulate) {
+  defineAttentionLaunchers(module, emulate);
   auto decl = module.lookupSymbol<func::FuncOp>("hag_matmul_nt");
   if (!decl || !decl.isExternal())
     return;

@@ -18,6 +18,9 @@ namespace mlir {
 class Location;
 class OpBuilder;
 class ModuleOp;
+namespace func {
+class FuncOp;
+} // namespace func
 namespace gpu {
 class GPUModuleOp;
 } // namespace gpu
@@ -43,6 +46,15 @@ int64_t cudaMatmulThreads();
 /// the loops (`hag_gate_epilogue`) with their bodies, the functions that
 /// launch hand-written kernels (`hag_matmul_nt`) as declarations, and marks
 /// the module `gpu.container_module`.
+/// `gpu.module @hag_cuda_attention`: the Tensor Core cross-level attention
+/// kernel for each head size of `sizes` (32, 64 or 128).
+gpu::GPUModuleOp buildCudaAttentionKernels(OpBuilder &b, Location loc,
+                                           ArrayRef<int64_t> sizes);
+/// Gives `decl` (@hag_gpu_attention_tc<d>, attention_vector.mlir) the body
+/// that launches the head size d kernel of `kernels`.
+void buildCudaAttentionLauncher(OpBuilder &b, func::FuncOp decl, int64_t d,
+                                gpu::GPUModuleOp kernels);
+
 LogicalResult loadCudaKernelLibrary(ModuleOp module);
 
 /// Gives the declared launchers their bodies (gpu.launch_func of the

@@ -137,6 +137,10 @@ gpu::GPUModuleOp mlir::hag::buildCudaMatmulKernels(OpBuilder &b, Location loc) {
   KernelBuilder k{b, loc};
 
   Value A = fn.getArgument(0), B = fn.getArgument(1), C = fn.getArgument(2);
+  // 16-byte aligned tiles (the fragment loads are 4-byte accesses; the
+  // globals' default alignment is their element's).
+  for (unsigned i = 0; i < 2; ++i)
+    fn.setWorkgroupAttributionAttr(i, "llvm.align", b.getI64IntegerAttr(16));
   Value As = fn.getWorkgroupAttributions()[0];
   Value Bs = fn.getWorkgroupAttributions()[1];
   Value M = memref::DimOp::create(b, loc, A, 0);

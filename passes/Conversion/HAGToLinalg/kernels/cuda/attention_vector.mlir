@@ -135,6 +135,139 @@ func.func private @hag_gpu_attention_v__D__(
   return
 }
 
+// The attention of @hag_pyramid_attention for this head size: the Tensor
+// Core kernel when a query block holds whole 64-query tiles (B % 64 = 0,
+// so every tile's queries share their block's key ranges), else the
+// register kernel above.
+func.func private @hag_gpu_attention_d__D__(
+    %q: memref<?x?x?xf32>, %k: memref<?x?x?xf32>, %v: memref<?x?x?xf32>,
+    %gB: memref<?x?xf32>, %levK: memref<?x?x?xf32>, %levV: memref<?x?x?xf32>,
+    %levB: memref<?x?xf32>, %sumK: memref<?x?x?xf32>,
+    %sumV: memref<?x?x?xf32>, %sumB: memref<?x?xf32>,
+    %sel: memref<?x?x?xindex>, %out: memref<?x?x?xf32>,
+    %H: index, %Hkv: index, %B: index, %r: index, %L: index, %W: index,
+    %T: index, %causal: i1, %selectK: index, %scale: f32) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c2 = arith.constant 2 : index
+  %c3 = arith.constant 3 : index
+  %c64 = arith.constant 64 : index
+  %rem = arith.remui %B, %c64 : index
+  %tiles = arith.cmpi eq, %rem, %c0 : index
+  scf.if %tiles {
+    %n = memref.dim %q, %c1 : memref<?x?x?xf32>
+    %blocks = func.call @hag_ceil_div(%n, %B) : (index, index) -> index
+    // 2 S columns, S = 2 (L - 2) + 3 (@hag_gpu_block_segments).
+    %lm2 = arith.subi %L, %c2 : index
+    %s2 = arith.muli %lm2, %c2 : index
+    %s = arith.addi %s2, %c3 : index
+    %width = arith.muli %s, %c2 : index
+    %segs = memref.alloc(%blocks, %width) : memref<?x?xindex>
+    func.call @hag_gpu_block_segments(%segs, %n, %B, %r, %L, %W, %T, %causal, %selectK)
+        : (memref<?x?xindex>, index, index, index, index, index, index, i1, index) -> ()
+    func.call @hag_gpu_attention_tc__D__(%q, %k, %v, %gB, %levK, %levV, %levB, %sumK, %sumV, %sumB, %sel, %segs, %out, %H, %Hkv, %B, %causal, %scale)
+        : (memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, memref<?x?x?xindex>, memref<?x?xindex>, memref<?x?x?xf32>, index, index, index, i1, f32) -> ()
+  } else {
+    func.call @hag_gpu_attention_v__D__(%q, %k, %v, %gB, %levK, %levV, %levB, %sumK, %sumV, %sumB, %sel, %out, %H, %Hkv, %B, %r, %L, %W, %T, %causal, %selectK, %scale)
+        : (memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, memref<?x?x?xindex>, memref<?x?x?xf32>, index, index, index, index, index, index, index, i1, index, f32) -> ()
+  }
+  return
+}
+
+// The Tensor Core attention (CudaAttentionKernel.cpp): one block of 4 warps
+// per (batch, head, 64-query tile) walks its query block's ranges of
+// `segs` in key tiles of 64 with mma.sync. Declared only:
+// defineCudaKernelLaunchers gives it a body that launches the kernel, or in
+// the emulator (which cannot run warp-level code) the body that calls
+// @hag_gpu_attention_segments_v__D__.
+func.func private @hag_gpu_attention_tc__D__(
+    %q: memref<?x?x?xf32>, %k: memref<?x?x?xf32>, %v: memref<?x?x?xf32>,
+    %gB: memref<?x?xf32>, %levK: memref<?x?x?xf32>, %levV: memref<?x?x?xf32>,
+    %levB: memref<?x?xf32>, %sumK: memref<?x?x?xf32>,
+    %sumV: memref<?x?x?xf32>, %sumB: memref<?x?xf32>,
+    %sel: memref<?x?x?xindex>, %segs: memref<?x?xindex>,
+    %out: memref<?x?x?xf32>, %H: index, %Hkv: index, %B: index,
+    %causal: i1, %scale: f32)
+    attributes {hag.emulated_by = @hag_gpu_attention_segments_v__D__}
+
+// The Tensor Core kernel's key walk with the register kernel's arithmetic
+// (f32), one thread per (batch, head, query): what the emulator runs in its
+// place. The ranges come from `segs`, so the emulator checks them (and the
+// causal clipping of range 0) against the CPU; the walk's order is the
+// register kernel's, so the values are that kernel's.
+func.func private @hag_gpu_attention_segments_v__D__(
+    %q: memref<?x?x?xf32>, %k: memref<?x?x?xf32>, %v: memref<?x?x?xf32>,
+    %gB: memref<?x?xf32>, %levK: memref<?x?x?xf32>, %levV: memref<?x?x?xf32>,
+    %levB: memref<?x?xf32>, %sumK: memref<?x?x?xf32>,
+    %sumV: memref<?x?x?xf32>, %sumB: memref<?x?xf32>,
+    %sel: memref<?x?x?xindex>, %segs: memref<?x?xindex>,
+    %out: memref<?x?x?xf32>, %H: index, %Hkv: index, %B: index,
+    %causal: i1, %scale: f32) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c2 = arith.constant 2 : index
+  %d = arith.constant __D__ : index
+  %one = arith.constant 1.0 : f32
+  %zero = arith.constant 0.0 : f32
+  %ninf = arith.constant 0xFF800000 : f32
+  %zeros = arith.constant dense<0.0> : vector<__D__xf32>
+  %bt = memref.dim %q, %c0 : memref<?x?x?xf32>
+  %n = memref.dim %q, %c1 : memref<?x?x?xf32>
+  %width = memref.dim %segs, %c1 : memref<?x?xindex>
+  %S = arith.divui %width, %c2 : index
+  %sumSlot = arith.subi %S, %c2 : index
+  %pickSlot = arith.subi %S, %c1 : index
+  scf.parallel (%b, %h, %i) = (%c0, %c0, %c0) to (%bt, %H, %n) step (%c1, %c1, %c1) {
+    %hH = arith.muli %h, %Hkv : index
+    %kvh = arith.divui %hH, %H : index
+    %qcol = arith.muli %h, %d : index
+    %kcol = arith.muli %kvh, %d : index
+    %qb = arith.divui %i, %B : index
+    %qv = vector.load %q[%b, %i, %qcol] {alignment = 16 : i64} : memref<?x?x?xf32>, vector<__D__xf32>
+    %s0 = memref.load %segs[%qb, %c0] : memref<?x?xindex>
+    %e0 = memref.load %segs[%qb, %c1] : memref<?x?xindex>
+    %i1 = arith.addi %i, %c1 : index
+    %e0c = arith.minui %e0, %i1 : index
+    %e0q = arith.select %causal, %e0c, %e0 : index
+    %r0:3 = func.call @hag_gpu_attend_v__D__(%qv, %k, %v, %gB, %b, %kcol, %s0, %e0q, %scale, %ninf, %zero, %zeros)
+        : (vector<__D__xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, index, index, index, index, f32, f32, f32, vector<__D__xf32>) -> (f32, f32, vector<__D__xf32>)
+    %lv:3 = scf.for %slot = %c1 to %sumSlot step %c1
+        iter_args(%m = %r0#0, %den = %r0#1, %o = %r0#2) -> (f32, f32, vector<__D__xf32>) {
+      %cs = arith.muli %slot, %c2 : index
+      %ce = arith.addi %cs, %c1 : index
+      %ls = memref.load %segs[%qb, %cs] : memref<?x?xindex>
+      %le = memref.load %segs[%qb, %ce] : memref<?x?xindex>
+      %t:3 = func.call @hag_gpu_attend_v__D__(%qv, %levK, %levV, %levB, %b, %kcol, %ls, %le, %scale, %m, %den, %o)
+          : (vector<__D__xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, index, index, index, index, f32, f32, f32, vector<__D__xf32>) -> (f32, f32, vector<__D__xf32>)
+      scf.yield %t#0, %t#1, %t#2 : f32, f32, vector<__D__xf32>
+    }
+    %sc = arith.muli %sumSlot, %c2 : index
+    %sc1 = arith.addi %sc, %c1 : index
+    %ss = memref.load %segs[%qb, %sc] : memref<?x?xindex>
+    %se = memref.load %segs[%qb, %sc1] : memref<?x?xindex>
+    %sm:3 = func.call @hag_gpu_attend_v__D__(%qv, %sumK, %sumV, %sumB, %b, %kcol, %ss, %se, %scale, %lv#0, %lv#1, %lv#2)
+        : (vector<__D__xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, index, index, index, index, f32, f32, f32, vector<__D__xf32>) -> (f32, f32, vector<__D__xf32>)
+    %pc = arith.muli %pickSlot, %c2 : index
+    %pc1 = arith.addi %pc, %c1 : index
+    %ps = memref.load %segs[%qb, %pc] : memref<?x?xindex>
+    %pe = memref.load %segs[%qb, %pc1] : memref<?x?xindex>
+    %fin:3 = scf.for %p = %ps to %pe step %c1
+        iter_args(%m = %sm#0, %den = %sm#1, %o = %sm#2) -> (f32, f32, vector<__D__xf32>) {
+      %j = memref.load %sel[%b, %qb, %p] : memref<?x?x?xindex>
+      %j1 = arith.addi %j, %c1 : index
+      %t3:3 = func.call @hag_gpu_attend_v__D__(%qv, %k, %v, %gB, %b, %kcol, %j, %j1, %scale, %m, %den, %o)
+          : (vector<__D__xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, index, index, index, index, f32, f32, f32, vector<__D__xf32>) -> (f32, f32, vector<__D__xf32>)
+      scf.yield %t3#0, %t3#1, %t3#2 : f32, f32, vector<__D__xf32>
+    }
+    %inv = arith.divf %one, %fin#1 : f32
+    %invs = vector.broadcast %inv : f32 to vector<__D__xf32>
+    %res = arith.mulf %fin#2, %invs : vector<__D__xf32>
+    vector.store %res, %out[%b, %i, %qcol] {alignment = 16 : i64} : memref<?x?x?xf32>, vector<__D__xf32>
+    scf.reduce
+  }
+  return
+}
+
 // Incremental decoding's attention for this head size (the last step of
 // @hag_pyramid_decode): one thread per (batch, head), the new token's query
 // in registers, the same key order and the same @hag_gpu_attend_v__D__ as

@@ -372,6 +372,77 @@ func.func private @hag_gpu_summary_rows(
   return
 }
 
+// Every query block's key sources as row ranges, for the Tensor Core
+// attention (attention_vector.mlir): row qb holds 2 S indices, S = 2 (L - 2)
+// + 3 ranges [start, end) in the order the softmax walks them:
+//   0: level 1, raw rows of k/v/gB: [a_1, min(N, (qb + 1) B)) causal (a
+//      query i masks keys past i), [a_1, e_1) bidirectional;
+//   1 .. 2 (L - 2): level l = 2 + (s - 1) / 2's left window (odd s) and
+//      right window (even s; empty when causal), rows of levK/levV/levB
+//      (the level's offset in the packed levels added);
+//   S - 2: the block's summary rows [qb T, qb T + T') of sumK/sumV/sumB;
+//   S - 1: the select_k picks [0, k'), positions in sel[b, qb, :].
+// The same windows, in the same order, as the register kernels' per-query
+// walk (@hag_gpu_attention_v<d>); one thread per block.
+func.func private @hag_gpu_block_segments(%segs: memref<?x?xindex>,
+    %n: index, %B: index, %r: index, %L: index, %W: index, %T: index,
+    %causal: i1, %selectK: index) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c2 = arith.constant 2 : index
+  %c3 = arith.constant 3 : index
+  %c4 = arith.constant 4 : index
+  %blocks = memref.dim %segs, %c0 : memref<?x?xindex>
+  %width = memref.dim %segs, %c1 : memref<?x?xindex>
+  scf.parallel (%qb) = (%c0) to (%blocks) step (%c1) {
+    %a1, %e1b, %kp = func.call @hag_gpu_block_bounds(%qb, %B, %n, %causal, %selectK)
+        : (index, index, index, i1, index) -> (index, index, index)
+    %qb1 = arith.addi %qb, %c1 : index
+    %blockEnd = arith.muli %qb1, %B : index
+    %endC = arith.minui %blockEnd, %n : index
+    %e1 = arith.select %causal, %endC, %e1b : index
+    memref.store %a1, %segs[%qb, %c0] : memref<?x?xindex>
+    memref.store %e1, %segs[%qb, %c1] : memref<?x?xindex>
+    %lv:4 = scf.for %l = %c2 to %L step %c1
+        iter_args(%aPrev = %a1, %ePrev = %e1b, %nPrev = %n, %off = %c0) -> (index, index, index, index) {
+      %nl = func.call @hag_ceil_div(%nPrev, %r) : (index, index) -> index
+      %w:4 = func.call @hag_level_window(%aPrev, %ePrev, %l, %L, %r, %W, %nl, %causal)
+          : (index, index, index, index, index, index, index, i1) -> (index, index, index, index)
+      // Ranges 2 (l - 2) + 1 and + 2: columns 4 (l - 2) + 2 .. + 5.
+      %lm2 = arith.subi %l, %c2 : index
+      %x4 = arith.muli %lm2, %c4 : index
+      %col = arith.addi %x4, %c2 : index
+      %col1 = arith.addi %col, %c1 : index
+      %col2 = arith.addi %col, %c2 : index
+      %col3 = arith.addi %col, %c3 : index
+      %ls = arith.addi %off, %w#0 : index
+      %le = arith.addi %off, %w#1 : index
+      %rs = arith.addi %off, %w#2 : index
+      %re = arith.addi %off, %w#3 : index
+      memref.store %ls, %segs[%qb, %col] : memref<?x?xindex>
+      memref.store %le, %segs[%qb, %col1] : memref<?x?xindex>
+      memref.store %rs, %segs[%qb, %col2] : memref<?x?xindex>
+      memref.store %re, %segs[%qb, %col3] : memref<?x?xindex>
+      %offN = arith.addi %off, %nl : index
+      scf.yield %w#0, %w#3, %nl, %offN : index, index, index, index
+    }
+    %span:2 = func.call @hag_gpu_summary_span(%lv#0, %n, %r, %L, %T, %causal)
+        : (index, index, index, index, index, i1) -> (index, index)
+    %sBase = arith.muli %qb, %T : index
+    %sEnd = arith.addi %sBase, %span#1 : index
+    %sCol = arith.subi %width, %c4 : index
+    %sCol1 = arith.subi %width, %c3 : index
+    %pCol = arith.subi %width, %c2 : index
+    %pCol1 = arith.subi %width, %c1 : index
+    memref.store %sBase, %segs[%qb, %sCol] : memref<?x?xindex>
+    memref.store %sEnd, %segs[%qb, %sCol1] : memref<?x?xindex>
+    memref.store %c0, %segs[%qb, %pCol] : memref<?x?xindex>
+    memref.store %kp, %segs[%qb, %pCol1] : memref<?x?xindex>
+    scf.reduce
+  }
+  return
+}
+
 // Query block qb's level-1 window bounds a_1 = max(0, (qb-1) B) and (for
 // bidirectional) e_1 = min(N, (qb+2) B), and its select_k count k' =
 // min(select_k, candidates), the candidates [0, a_1) (and [e_1, N) when
@@ -557,22 +628,22 @@ func.func private @hag_pyramid_attention(
   %sumB = memref.alloc(%bt, %rows) : memref<?x?xf32>
   func.call @hag_gpu_summary_rows(%pk, %pv, %pg, %sumK, %sumV, %sumB, %B, %r, %L, %W, %T, %causal, %beta, %eps)
       : (memref<?x?x?xf64>, memref<?x?x?xf64>, memref<?x?xf64>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, index, index, index, index, index, i1, f32, f32) -> ()
-  // Head sizes 32, 64 and 128 take the register kernels of
-  // attention_vector.mlir (instantiated for exactly these); others the
-  // generic loop below.
+  // Head sizes 32, 64 and 128 take attention_vector.mlir's kernels
+  // (instantiated for exactly these): the Tensor Core kernel when B % 64 =
+  // 0, else the register kernel; others the generic loop below.
   scf.index_switch %d
   case 32 {
-    func.call @hag_gpu_attention_v32(%q, %k, %v, %gB, %levK, %levV, %levB, %sumK, %sumV, %sumB, %sel, %out, %H, %Hkv, %B, %r, %L, %W, %T, %causal, %selectK, %scale)
+    func.call @hag_gpu_attention_d32(%q, %k, %v, %gB, %levK, %levV, %levB, %sumK, %sumV, %sumB, %sel, %out, %H, %Hkv, %B, %r, %L, %W, %T, %causal, %selectK, %scale)
         : (memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, memref<?x?x?xindex>, memref<?x?x?xf32>, index, index, index, index, index, index, index, i1, index, f32) -> ()
     scf.yield
   }
   case 64 {
-    func.call @hag_gpu_attention_v64(%q, %k, %v, %gB, %levK, %levV, %levB, %sumK, %sumV, %sumB, %sel, %out, %H, %Hkv, %B, %r, %L, %W, %T, %causal, %selectK, %scale)
+    func.call @hag_gpu_attention_d64(%q, %k, %v, %gB, %levK, %levV, %levB, %sumK, %sumV, %sumB, %sel, %out, %H, %Hkv, %B, %r, %L, %W, %T, %causal, %selectK, %scale)
         : (memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, memref<?x?x?xindex>, memref<?x?x?xf32>, index, index, index, index, index, index, index, i1, index, f32) -> ()
     scf.yield
   }
   case 128 {
-    func.call @hag_gpu_attention_v128(%q, %k, %v, %gB, %levK, %levV, %levB, %sumK, %sumV, %sumB, %sel, %out, %H, %Hkv, %B, %r, %L, %W, %T, %causal, %selectK, %scale)
+    func.call @hag_gpu_attention_d128(%q, %k, %v, %gB, %levK, %levV, %levB, %sumK, %sumV, %sumB, %sel, %out, %H, %Hkv, %B, %r, %L, %W, %T, %causal, %selectK, %scale)
         : (memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, memref<?x?x?xindex>, memref<?x?x?xf32>, index, index, index, index, index, index, index, i1, index, f32) -> ()
     scf.yield
   }
