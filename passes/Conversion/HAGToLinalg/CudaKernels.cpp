@@ -31,9 +31,9 @@ static func::FuncOp createMatmulFunction(OpBuilder &b, Location loc) {
 }
 
 /// func.func private @hag_matmul_nt(A [M, K], B [N, K], C [M, N]): launches
-/// the Tensor Core kernel on a grid of ceil(N / 128) x ceil(M / 128) blocks
-/// (nothing to launch when C is empty). The grid's y extent (M / 128 <
-/// 65536) allows 8M rows.
+/// the Tensor Core kernel (its 16-byte-load version when K % 4 = 0) on a grid
+/// of ceil(N / 128) x ceil(M / 128) blocks (nothing to launch when C is empty).
+/// The grid's y extent (M / 128 < 65536) allows 8M rows.
 static void buildMatmulWrapper(OpBuilder &b, Location loc,
                                gpu::GPUModuleOp kernels) {
   func::FuncOp fn = createMatmulFunction(b, loc);
@@ -61,12 +61,24 @@ static void buildMatmulWrapper(OpBuilder &b, Location loc,
   {
     OpBuilder::InsertionGuard g(b);
     b.setInsertionPointToStart(ifOp.thenBlock());
-    auto kernel = kernels.lookupSymbol<gpu::GPUFuncOp>("hag_matmul_nt_f16");
-    Value one = idx(1);
-    gpu::LaunchFuncOp::create(
-        b, loc, kernel, gpu::KernelDim3{gx, gy, one},
-        gpu::KernelDim3{idx(cudaMatmulThreads()), one, one},
-        /*dynamicSharedMemorySize=*/Value(), ValueRange{A, B, C});
+    // K % 4 = 0 (every model width in practice): the kernel with 16-byte
+    // loads, whose rows are then 16-byte aligned.
+    Value K = memref::DimOp::create(b, loc, A, 1);
+    Value rem = arith::RemUIOp::create(b, loc, K, idx(4));
+    Value aligned =
+        arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, rem, zero);
+    auto pick = scf::IfOp::create(b, loc, aligned, /*withElse=*/true);
+    for (auto [block, name] :
+         {std::pair{pick.thenBlock(), "hag_matmul_nt_f16_v4"},
+          std::pair{pick.elseBlock(), "hag_matmul_nt_f16"}}) {
+      b.setInsertionPointToStart(block);
+      auto kernel = kernels.lookupSymbol<gpu::GPUFuncOp>(name);
+      Value one = idx(1);
+      gpu::LaunchFuncOp::create(
+          b, loc, kernel, gpu::KernelDim3{gx, gy, one},
+          gpu::KernelDim3{idx(cudaMatmulThreads()), one, one},
+          /*dynamicSharedMemorySize=*/Value(), ValueRange{A, B, C});
+    }
   }
   func::ReturnOp::create(b, loc);
 }

@@ -48,10 +48,14 @@ constexpr int64_t kTilesN = kWarpN / 8;       // 4 mma tiles of 8 columns
 constexpr int64_t kPad = 8;                   // halves of padding per row
 constexpr int64_t kRowsPerPass = kThreads / kBlockK;     // 8 rows per pass
 constexpr int64_t kSliceValues = kBlockM / kRowsPerPass; // 16 per thread
+constexpr int64_t kSliceChunks = kBlockM * kBlockK / 4 / kThreads; // 4 x 4
 
 struct KernelBuilder {
   OpBuilder &b;
   Location loc;
+  /// Global loads of 4 consecutive floats (needs K % 4 = 0, which makes
+  /// every row 16-byte aligned) instead of one float per load.
+  bool vec4 = false;
 
   Value idx(int64_t v) { return arith::ConstantIndexOp::create(b, loc, v); }
   Value add(Value x, Value y) { return arith::AddIOp::create(b, loc, x, y); }
@@ -63,18 +67,42 @@ struct KernelBuilder {
   }
 
   /// Loads this thread's part of rows [row0, row0 + 128) x columns [k0,
-  /// k0 + 32) of `src` (f32) as f16: 16 values, zeros outside [0, rows) x
-  /// [0, K) (so a slice past K loads zeros).
+  /// k0 + 32) of `src` (f32) as f16, zeros outside [0, rows) x [0, K) (so
+  /// a slice past K loads zeros): 16 values, one per row r0 + 8 i at
+  /// column tid % 32; with vec4, 4 vector<4xf16>, row (tid + 256 i) / 8 at
+  /// columns 4 (tid % 8) .. + 3 (a warp reads 4 rows of 128 bytes).
   SmallVector<Value> loadSlice(Value src, Value row0, Value rows, Value k0,
                                Value K, Value tid) {
+    Value zero = idx(0);
+    SmallVector<Value> values;
+    if (vec4) {
+      auto v4 = VectorType::get({4}, b.getF32Type());
+      auto h4 = VectorType::get({4}, b.getF16Type());
+      Value zeros = arith::ConstantOp::create(b, loc, v4,
+                                              DenseElementsAttr::get(v4, 0.0f));
+      for (int64_t i = 0; i < kSliceChunks; ++i) {
+        Value c = add(tid, i * kThreads);
+        Value r = arith::DivUIOp::create(b, loc, c, idx(kBlockK / 4));
+        Value col = mul(arith::RemUIOp::create(b, loc, c, idx(kBlockK / 4)), 4);
+        Value gr = add(row0, r), gk = add(k0, col);
+        // K % 4 = 0: a chunk is wholly inside or outside [0, K).
+        Value in = arith::AndIOp::create(b, loc, ult(gr, rows), ult(gk, K));
+        Value sr = arith::SelectOp::create(b, loc, in, gr, zero);
+        Value sk = arith::SelectOp::create(b, loc, in, gk, zero);
+        Value v =
+            vector::LoadOp::create(b, loc, v4, src, ValueRange{sr, sk},
+                                   /*nontemporal=*/false, llvm::Align(16));
+        v = arith::SelectOp::create(b, loc, in, v, zeros);
+        values.push_back(arith::TruncFOp::create(b, loc, h4, v).getResult());
+      }
+      return values;
+    }
     Value col = arith::RemUIOp::create(b, loc, tid, idx(kBlockK));
     Value r0 = arith::DivUIOp::create(b, loc, tid, idx(kBlockK));
     Value gk = add(k0, col);
     Value kIn = ult(gk, K);
-    Value zero = idx(0);
     Value fzero =
         arith::ConstantFloatOp::create(b, loc, b.getF32Type(), APFloat(0.0f));
-    SmallVector<Value> values;
     for (int64_t i = 0; i < kBlockM / kRowsPerPass; ++i) {
       Value gr = add(row0, add(r0, i * kRowsPerPass));
       Value in = arith::AndIOp::create(b, loc, ult(gr, rows), kIn);
@@ -95,6 +123,16 @@ struct KernelBuilder {
 
   /// Stores loadSlice's values into `tile` (f16, 128 x 40).
   void storeSlice(Value tile, ArrayRef<Value> values, Value tid) {
+    if (vec4) {
+      for (int64_t i = 0; i < kSliceChunks; ++i) {
+        Value c = add(tid, i * kThreads);
+        Value r = arith::DivUIOp::create(b, loc, c, idx(kBlockK / 4));
+        Value col = mul(arith::RemUIOp::create(b, loc, c, idx(kBlockK / 4)), 4);
+        vector::StoreOp::create(b, loc, values[i], tile, ValueRange{r, col},
+                                /*nontemporal=*/false, llvm::Align(8));
+      }
+      return;
+    }
     Value col = arith::RemUIOp::create(b, loc, tid, idx(kBlockK));
     Value r0 = arith::DivUIOp::create(b, loc, tid, idx(kBlockK));
     for (int64_t i = 0; i < kBlockM / kRowsPerPass; ++i)
@@ -113,11 +151,11 @@ struct KernelBuilder {
 
 } // namespace
 
-gpu::GPUModuleOp mlir::hag::buildCudaMatmulKernels(OpBuilder &b, Location loc) {
+/// The kernel `name` (see the file comment); vec4: 16-byte global loads.
+static void buildMatmulKernel(OpBuilder &b, Location loc, StringRef name,
+                              bool vec4) {
   MLIRContext *ctx = b.getContext();
-  auto module = gpu::GPUModuleOp::create(b, loc, "hag_cuda_matmul");
   OpBuilder::InsertionGuard guard(b);
-  b.setInsertionPointToStart(module.getBody());
 
   Type f32 = b.getF32Type(), f16 = b.getF16Type();
   auto dyn2 =
@@ -129,12 +167,12 @@ gpu::GPUModuleOp mlir::hag::buildCudaMatmulKernels(OpBuilder &b, Location loc) {
   static_assert(kBlockM == kBlockN, "one shared tile type for A and B");
 
   auto fnType = b.getFunctionType({dyn2, dyn2, dyn2}, {});
-  auto fn = gpu::GPUFuncOp::create(b, loc, "hag_matmul_nt_f16", fnType,
+  auto fn = gpu::GPUFuncOp::create(b, loc, name, fnType,
                                    TypeRange{tileType, tileType}, TypeRange{});
   fn->setAttr(gpu::GPUDialect::getKernelFuncAttrName(), b.getUnitAttr());
   fn.setKnownBlockSizeAttr(b.getDenseI32ArrayAttr({int32_t(kThreads), 1, 1}));
   b.setInsertionPointToStart(&fn.getBody().front());
-  KernelBuilder k{b, loc};
+  KernelBuilder k{b, loc, vec4};
 
   Value A = fn.getArgument(0), B = fn.getArgument(1), C = fn.getArgument(2);
   // 16-byte aligned tiles (the fragment loads are 4-byte accesses; the
@@ -184,13 +222,14 @@ gpu::GPUModuleOp mlir::hag::buildCudaMatmulKernels(OpBuilder &b, Location loc) {
     b.setInsertionPointToStart(loop.getBody());
     auto args = loop.getRegionIterArgs();
     constexpr int64_t nAcc = kTilesM * kTilesN;
-    k.storeSlice(As,
-                 SmallVector<Value>(args.begin() + nAcc,
-                                    args.begin() + nAcc + kSliceValues),
-                 tid);
+    int64_t perSlice = vec4 ? kSliceChunks : kSliceValues;
     k.storeSlice(
-        Bs, SmallVector<Value>(args.begin() + nAcc + kSliceValues, args.end()),
+        As,
+        SmallVector<Value>(args.begin() + nAcc, args.begin() + nAcc + perSlice),
         tid);
+    k.storeSlice(Bs,
+                 SmallVector<Value>(args.begin() + nAcc + perSlice, args.end()),
+                 tid);
     gpu::BarrierOp::create(b, loc);
     // The next slice (zeros past K).
     Value k1 = k.mul(k.add(loop.getInductionVar(), 1), kBlockK);
@@ -259,6 +298,14 @@ gpu::GPUModuleOp mlir::hag::buildCudaMatmulKernels(OpBuilder &b, Location loc) {
       }
     }
   gpu::ReturnOp::create(b, loc);
+}
+
+gpu::GPUModuleOp mlir::hag::buildCudaMatmulKernels(OpBuilder &b, Location loc) {
+  auto module = gpu::GPUModuleOp::create(b, loc, "hag_cuda_matmul");
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPointToStart(module.getBody());
+  buildMatmulKernel(b, loc, "hag_matmul_nt_f16", /*vec4=*/false);
+  buildMatmulKernel(b, loc, "hag_matmul_nt_f16_v4", /*vec4=*/true);
   return module;
 }
 
