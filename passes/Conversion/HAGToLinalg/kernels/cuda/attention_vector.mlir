@@ -271,8 +271,8 @@ func.func private @hag_gpu_attention_segments_v__D__(
 // Incremental decoding's attention for this head size (the last step of
 // @hag_pyramid_decode): one thread per (batch, head), the new token's query
 // in registers, the same key order and the same @hag_gpu_attend_v__D__ as
-// the forward's kernel, so a step's output matches the forward's row (the
-// cache's summary rows agree with the forward's to an ulp):
+// the forward's register kernel, so a step's output matches the forward's
+// row (the cache's summary rows are the forward's bit for bit):
 // level 1 raw rows [a1, n), every compressed level's left window at its
 // rows from S on, the summary rows [sumOff, sumOff + T'), the select_k
 // rows [selOff, selOff + k'), all in the decoding cache cK/cV with the

@@ -328,31 +328,37 @@ func.func private @hag_gpu_summary_rows(
   %kvD = memref.dim %pk, %c2 : memref<?x?x?xf64>
   %blocks = func.call @hag_ceil_div(%n, %B) : (index, index) -> index
   %eps64 = arith.extf %eps : f32 to f64
+  %one64 = arith.constant 1.0 : f64
   scf.parallel (%b, %qb, %f) = (%c0, %c0, %c0) to (%bt, %blocks, %kvD) step (%c1, %c1, %c1) {
     %aLast = func.call @hag_gpu_block_last_a(%qb, %B, %n, %r, %L, %W, %causal)
         : (index, index, index, index, index, index, i1) -> index
     %span:2 = func.call @hag_gpu_summary_span(%aLast, %n, %r, %L, %T, %causal)
         : (index, index, index, index, index, i1) -> (index, index)
     %row0 = arith.muli %qb, %T : index
-    scf.for %t = %c0 to %span#1 step %c1 {
-      %tP = arith.muli %t, %span#0 : index
-      %s0 = arith.divui %tP, %span#1 : index
+    // Segment t ends where t + 1 begins: its end's sums are carried into
+    // the next step (3 loads per token instead of 6). One reciprocal of
+    // the f64 denominator scales keys and values, as decoding computes the
+    // same rows (@hag_gpu_decode_block_context), so the two agree bit for
+    // bit.
+    %gStart = memref.load %pg[%b, %c0] : memref<?x?xf64>
+    %kStart = memref.load %pk[%b, %c0, %f] : memref<?x?x?xf64>
+    %vStart = memref.load %pv[%b, %c0, %f] : memref<?x?x?xf64>
+    %walk:3 = scf.for %t = %c0 to %span#1 step %c1
+        iter_args(%g0 = %gStart, %k0 = %kStart, %v0 = %vStart) -> (f64, f64, f64) {
       %t1 = arith.addi %t, %c1 : index
       %t1P = arith.muli %t1, %span#0 : index
       %s1 = arith.divui %t1P, %span#1 : index
-      %g0 = memref.load %pg[%b, %s0] : memref<?x?xf64>
       %g1 = memref.load %pg[%b, %s1] : memref<?x?xf64>
       %mass = arith.subf %g1, %g0 : f64
       %den64 = arith.addf %mass, %eps64 : f64
-      %k0 = memref.load %pk[%b, %s0, %f] : memref<?x?x?xf64>
+      %inv = arith.divf %one64, %den64 : f64
       %k1 = memref.load %pk[%b, %s1, %f] : memref<?x?x?xf64>
       %kd = arith.subf %k1, %k0 : f64
-      %km = arith.divf %kd, %den64 : f64
+      %km = arith.mulf %kd, %inv : f64
       %kf = arith.truncf %km : f64 to f32
-      %v0 = memref.load %pv[%b, %s0, %f] : memref<?x?x?xf64>
       %v1 = memref.load %pv[%b, %s1, %f] : memref<?x?x?xf64>
       %vd = arith.subf %v1, %v0 : f64
-      %vm = arith.divf %vd, %den64 : f64
+      %vm = arith.mulf %vd, %inv : f64
       %vf = arith.truncf %vm : f64 to f32
       %row = arith.addi %row0, %t : index
       memref.store %kf, %sumK[%b, %row, %f] : memref<?x?x?xf32>
@@ -366,6 +372,7 @@ func.func private @hag_gpu_summary_rows(
         %bias = arith.mulf %beta, %lg : f32
         memref.store %bias, %sumB[%b, %row] : memref<?x?xf32>
       }
+      scf.yield %g1, %k1, %v1 : f64, f64, f64
     }
     scf.reduce
   }
