@@ -66,7 +66,13 @@ prepare() {
     "conv_gqa_lm $root/examples/conv_gqa_lm.yaml 2,500"
     "bidirectional_encoder $root/examples/bidirectional_encoder.yaml x2,400,256"
     "pyramid_attention $root/examples/pyramid_attention.yaml x1,2000,512"
+    "pyramid_bidirectional $out/data/pyramid_bidirectional.yaml x2,1000,512"
   )
+  # The example layer bidirectional with select_k: the Tensor Core
+  # attention's right windows and picks from both sides.
+  { cat "$root/examples/pyramid_attention.yaml" &&
+      printf 'attention:\n  causal: false\n  select_k: 3\n'; } \
+    >"$out/data/pyramid_bidirectional.yaml" || return 1
   local seed=3 line name src shape
   for line in "${models[@]}"; do
     read -r name src shape <<<"$line"

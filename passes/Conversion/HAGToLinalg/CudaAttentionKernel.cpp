@@ -513,7 +513,10 @@ gpu::GPUModuleOp mlir::hag::buildCudaAttentionKernels(OpBuilder &b,
 void mlir::hag::buildCudaAttentionLauncher(OpBuilder &b, func::FuncOp decl,
                                            int64_t d,
                                            gpu::GPUModuleOp kernels) {
-  Location loc = decl.getLoc();
+  // The launches are the library's, as the matmul's (the decl's location
+  // is a line of the instantiated library text).
+  Location loc = NameLoc::get(
+      StringAttr::get(decl.getContext(), "hag CUDA kernel library"));
   Block *entry = decl.addEntryBlock();
   OpBuilder::InsertionGuard guard(b);
   b.setInsertionPointToStart(entry);
