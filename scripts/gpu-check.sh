@@ -108,8 +108,10 @@ prepare() {
   "$compile" "$out/data/pa128k.yaml" --target=cuda --gpu-arch=$arch \
     --report=kernels >"$out/data/bench.kernels.txt" 2>&1 || true
   # The runtime's ModelCuda.* tests take their artifact from art-test.
-  "$compile" "$root/examples/pyramid_attention.yaml" --target=cuda --gpu-arch=$arch \
-    -o "$out/art-test/pyramid_attention_cuda.hag" || return 1
+  for name in pyramid_attention tiny_lm; do
+    "$compile" "$root/examples/$name.yaml" --target=cuda --gpu-arch=$arch \
+      -o "$out/art-test/${name}_cuda.hag" || return 1
+  done
 
   # Programs and the libraries they need beyond the C runtime (libstdc++ and
   # libgcc_s go to lib-cxx: used only when the GPU machine's are older).
@@ -178,11 +180,12 @@ run_checks() {
     echo "$out" | tail -30 >&2
   fi
 
-  # 1b. The runtime's Model on a CUDA artifact (weights kept on the device).
+  # 1b. The runtime's Model on CUDA artifacts (weights and decoding caches
+  # kept on the device).
   out=$(HAGRT_TEST_ARTIFACT_DIR=$d/art-test timeout 120 "$d/bin/HAGRuntimeModelTests" \
     --gtest_filter='ModelCuda.*' 2>&1)
-  if echo "$out" | grep -q '\[  PASSED  \] 1 test' && ! echo "$out" | grep -q 'SKIPPED\|FAILED'; then
-    record "HAGRuntimeModelTests ModelCuda.*" PASS "weights rebound on the device"
+  if echo "$out" | grep -q '\[  PASSED  \] [0-9]* test' && ! echo "$out" | grep -q 'SKIPPED\|FAILED'; then
+    record "HAGRuntimeModelTests ModelCuda.*" PASS "weights rebound on the device; decoding caches kept there"
   else
     record "HAGRuntimeModelTests ModelCuda.*" FAIL ""
     echo "$out" | tail -20 >&2

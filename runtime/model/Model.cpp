@@ -380,6 +380,15 @@ struct hag::rt::detail::DeviceWeights {
   }
 };
 
+/// A Decoder's caches in device memory, by state index (see callOnDevice).
+struct hag::rt::detail::DeviceState {
+  std::vector<DeviceWeights::Copy> copies;
+  ~DeviceState() {
+    for (DeviceWeights::Copy &c : copies)
+      cuda::Session::release(c.device);
+  }
+};
+
 Model::Model(Artifact artifact)
     : code(std::move(artifact)),
       deviceWeights(std::make_unique<detail::DeviceWeights>()) {}
@@ -759,6 +768,12 @@ Result<HostTensor> Model::run(const std::string &entryName,
 // Decoder
 //===----------------------------------------------------------------------===//
 
+Decoder::Decoder(const Model &model, const ArtifactEntry &entry, int64_t batch)
+    : model(&model), entry(&entry), batch(batch) {}
+Decoder::Decoder(Decoder &&) noexcept = default;
+Decoder &Decoder::operator=(Decoder &&) noexcept = default;
+Decoder::~Decoder() = default;
+
 Result<Decoder> Decoder::create(const Model &model, int64_t batch) {
   return forEntry(model, "decode", batch);
 }
@@ -813,6 +828,8 @@ Result<Decoder> Decoder::forEntry(const Model &model, const std::string &name,
                                             quoted(spec.name)));
       d.state.push_back(std::move(*t));
     }
+    if (model.artifact().manifest().target.cuda())
+      d.deviceState = std::make_unique<detail::DeviceState>();
     return d;
   } catch (const std::bad_alloc &) {
     return makeError("decoding caches for a batch of ", batch,
@@ -832,6 +849,10 @@ size_t Decoder::cacheBytes() const {
 void Decoder::reset() {
   for (HostTensor &t : state)
     std::fill(t.data.begin(), t.data.end(), uint8_t(0));
+  // The device copies go: the next step uploads the zeroed caches.
+  if (deviceState)
+    deviceState = std::make_unique<detail::DeviceState>();
+  lostDeviceState = false;
   pos = 0;
 }
 
@@ -857,6 +878,9 @@ Result<HostTensor> Decoder::stepStage(const std::vector<int64_t> &tokens,
     if (static_cast<int64_t>(tokens.size()) != batch)
       return makeError("decode: got ", tokens.size(), " tokens for a batch of ",
                        batch);
+    if (lostDeviceState)
+      return makeError("decode: an earlier step failed on the GPU and left "
+                       "the caches unknown; reset() the decoder");
     if (pos >= capacity())
       return makeError("decode: the context is full (max_seq ", capacity(),
                        " tokens)");
@@ -899,9 +923,11 @@ Result<HostTensor> Decoder::stepStage(const std::vector<int64_t> &tokens,
     }
     appendBuffers(state, descriptors, argBases);
     if (Status s = model->callWithWeights(*entry, descriptors, argBases,
-                                          "decode");
-        !s.ok())
+                                          "decode", deviceState.get());
+        !s.ok()) {
+      lostDeviceState = deviceState != nullptr;
       return s;
+    }
     ++pos;
     Result<HostTensor> result = takeResult(descriptors[0], *entry, argBases);
     if (!result.ok())
@@ -919,7 +945,8 @@ Result<HostTensor> Decoder::stepStage(const std::vector<int64_t> &tokens,
 Status Model::callWithWeights(const ArtifactEntry &entry,
                               std::vector<std::vector<int64_t>> &descriptors,
                               std::vector<const void *> &argBases,
-                              const std::string &what) const {
+                              const std::string &what,
+                              detail::DeviceState *resident) const {
   // One rank's program of a parallel split: its collectives need the other
   // ranks (hag-run under mpirun installs the communicator).
   const ParallelFacts &split = code.manifest().parallel;
@@ -948,7 +975,8 @@ Status Model::callWithWeights(const ArtifactEntry &entry,
     argBases.push_back(it->second.data.data());
   }
   if (code.manifest().target.cuda()) {
-    if (Status s = callOnDevice(entry, descriptors, argBases); !s.ok())
+    if (Status s = callOnDevice(entry, descriptors, argBases, resident);
+        !s.ok())
       return s.withPrefix(what);
     return Status::success();
   }
@@ -988,7 +1016,8 @@ struct DeviceBuffers {
 
 Status Model::callOnDevice(const ArtifactEntry &entry,
                            std::vector<std::vector<int64_t>> &descriptors,
-                           const std::vector<const void *> &argBases) const {
+                           const std::vector<const void *> &argBases,
+                           detail::DeviceState *resident) const {
   const TargetFacts &target = code.manifest().target;
   if (!cuda::Session::active())
     return makeError(baseName(code.source()), " holds GPU code (cuda ",
@@ -1047,6 +1076,30 @@ Status Model::callOnDevice(const ArtifactEntry &entry,
       d[0] = d[1] = static_cast<int64_t>(reinterpret_cast<intptr_t>(c.device));
       continue;
     }
+    if (resident && i < firstWeight && i >= entry.inputs.size()) {
+      // A Decoder's cache: uploaded once, then kept on the device.
+      size_t s = i - entry.inputs.size();
+      if (resident->copies.size() != entry.state.size())
+        resident->copies.resize(entry.state.size());
+      detail::DeviceWeights::Copy &c = resident->copies[s];
+      if (!c.device || c.bytes != bytes) {
+        if (c.device)
+          cuda::Session::release(c.device);
+        c = {};
+        Result<void *> p = cuda::Session::allocate(bytes);
+        if (!p.ok())
+          return p.status();
+        if (Status st = cuda::Session::upload(*p, argBases[i], bytes);
+            !st.ok()) {
+          cuda::Session::release(*p);
+          return st;
+        }
+        c = {*p, bytes};
+      }
+      deviceBases[i] = c.device;
+      d[0] = d[1] = static_cast<int64_t>(reinterpret_cast<intptr_t>(c.device));
+      continue;
+    }
     Result<void *> p = cuda::Session::allocate(bytes);
     if (!p.ok())
       return p.status();
@@ -1081,8 +1134,8 @@ Status Model::callOnDevice(const ArtifactEntry &entry,
     return s;
   if (Status s = cuda::Session::takeError(); !s.ok())
     return s;
-  // State the entry updated in place comes back.
-  for (size_t i = 0; i < entry.state.size(); ++i) {
+  // State the entry updated in place comes back (resident state stays).
+  for (size_t i = 0; !resident && i < entry.state.size(); ++i) {
     size_t a = entry.inputs.size() + i;
     if (Status s = cuda::Session::download(const_cast<void *>(argBases[a]),
                                            deviceBases[a], argBytes(a));

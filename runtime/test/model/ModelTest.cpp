@@ -1052,3 +1052,64 @@ TEST(ModelCuda, RebindingWeightsReachesTheDevice) {
   ASSERT_TRUE(a.initWeights(1).ok());
   EXPECT_EQ(forward(a), y1);
 }
+
+// A CUDA artifact's Decoder keeps its caches on the device between steps
+// (Decoder::deviceState): its steps must still give the forward's rows
+// (fp16 tolerance: the forward's attention runs on the Tensor Cores, the
+// step's in f32), reset() must drop the device copies (the same steps again
+// give the same bits), and two Decoders on one Model must not share them.
+// On a GPU only, like the test above.
+TEST(ModelCuda, DecoderCachesStayOnTheDevice) {
+  std::string path = compiledArtifact("tiny_lm_cuda");
+  HAGRT_REQUIRE_COMPILED(path);
+  if (!test::haveCudaDriver())
+    GTEST_SKIP() << "no NVIDIA driver on this machine";
+  if (Status s = cuda::Session::start(0); !s.ok())
+    GTEST_SKIP() << s.message();
+  Model m = openCompiled(path);
+  ASSERT_TRUE(m.initWeights(5).ok());
+  // Past two query blocks (B = 64): the compressed levels are in use.
+  const int64_t n = 150, vocab = m.facts().vocab;
+  HostTensor in = randomTokens(1, n, vocab, 11);
+  Result<HostTensor> full = m.run("forward", in);
+  ASSERT_TRUE(full.ok()) << full.message();
+  const int32_t *ids = in.dataAs<int32_t>();
+  auto decode = [&](Decoder &d, int64_t from, int64_t to,
+                    std::vector<float> &out) {
+    for (int64_t pos = from; pos < to; ++pos) {
+      Result<HostTensor> logits = d.step({ids[pos]});
+      ASSERT_TRUE(logits.ok()) << logits.message();
+      const float *got = logits->dataAs<float>();
+      out.insert(out.end(), got, got + vocab);
+    }
+  };
+  Result<Decoder> d = Decoder::create(m);
+  ASSERT_TRUE(d.ok()) << d.message();
+  std::vector<float> steps;
+  decode(*d, 0, n, steps);
+  ASSERT_EQ(steps.size(), size_t(n * vocab));
+  const float *want = full->dataAs<float>();
+  double worst = 0.0, scale = 0.0;
+  for (int64_t i = 0; i < n * vocab; ++i) {
+    worst = std::max(worst, std::abs(double(steps[i]) - want[i]));
+    scale = std::max(scale, std::abs(double(want[i])));
+  }
+  EXPECT_LE(worst, 2e-2 * scale) << "decoding on the device drifted from "
+                                    "the forward";
+
+  d->reset();
+  std::vector<float> again;
+  decode(*d, 0, n, again);
+  EXPECT_EQ(again, steps) << "reset() kept the device caches";
+
+  // Two decoders stepped in turns, each on its own caches.
+  Result<Decoder> d1 = Decoder::create(m), d2 = Decoder::create(m);
+  ASSERT_TRUE(d1.ok() && d2.ok());
+  std::vector<float> s1, s2;
+  for (int64_t pos = 0; pos < n; pos += 10) {
+    decode(*d1, pos, pos + 10, s1);
+    decode(*d2, pos, pos + 10, s2);
+  }
+  EXPECT_EQ(s1, steps);
+  EXPECT_EQ(s2, steps);
+}

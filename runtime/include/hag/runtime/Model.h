@@ -39,6 +39,7 @@ namespace hag::rt {
 
 namespace detail {
 struct DeviceWeights;
+struct DeviceState;
 } // namespace detail
 
 /// A non-owning view of a dense, row-major tensor the caller keeps alive
@@ -165,16 +166,22 @@ private:
   /// Appends the descriptors of `entry`'s weights (after the result, the
   /// inputs and any state the caller put in `descriptors`) and calls the
   /// entry's code; `what` prefixes errors.
+  /// `resident` (a CUDA artifact's Decoder): the entry's state lives in
+  /// these device buffers between calls (see callOnDevice).
   Status callWithWeights(const ArtifactEntry &entry,
                          std::vector<std::vector<int64_t>> &descriptors,
                          std::vector<const void *> &argBases,
-                         const std::string &what) const;
+                         const std::string &what,
+                         detail::DeviceState *resident = nullptr) const;
   /// callWithWeights' last step for a CUDA artifact: the arguments are
   /// copied to device memory, the entry runs on the session's GPU, state
-  /// and the result come back to the host.
+  /// and the result come back to the host. With `resident`, the state is
+  /// uploaded only when `resident` has no copy of it yet and stays on the
+  /// device afterwards (its host buffers are not updated).
   Status callOnDevice(const ArtifactEntry &entry,
                       std::vector<std::vector<int64_t>> &descriptors,
-                      const std::vector<const void *> &argBases) const;
+                      const std::vector<const void *> &argBases,
+                      detail::DeviceState *resident) const;
 
   /// Checks and converts `inputs`, calls `entry` on them, `state` (its
   /// state tensors by name; null when it has none) and the bound weights,
@@ -210,8 +217,17 @@ private:
 ///
 /// The Model must outlive the Decoder and keep its weights bound. A Decoder
 /// is not thread-safe; several Decoders may share one Model.
+///
+/// On a CUDA artifact the caches live in device memory from the first step
+/// on (nothing on the host reads them), so a step copies only the tokens in
+/// and the logits out. A step that fails on the GPU leaves them unknown:
+/// later steps fail until reset().
 class Decoder {
 public:
+  Decoder(Decoder &&) noexcept;
+  Decoder &operator=(Decoder &&) noexcept;
+  ~Decoder();
+
   /// An empty context for `batch` sequences. Fails when the artifact has no
   /// "decode" entry (attention-only or bidirectional models) or no weights
   /// are bound.
@@ -247,13 +263,16 @@ public:
 private:
   static Result<Decoder> forEntry(const Model &model, const std::string &name,
                                   int64_t batch);
-  Decoder(const Model &model, const ArtifactEntry &entry, int64_t batch)
-      : model(&model), entry(&entry), batch(batch) {}
+  Decoder(const Model &model, const ArtifactEntry &entry, int64_t batch);
   const Model *model;
   const ArtifactEntry *entry;
   int64_t batch;
   int64_t pos = 0;
   std::vector<HostTensor> state;
+  /// A CUDA artifact's caches on the device (null on the CPU).
+  std::unique_ptr<detail::DeviceState> deviceState;
+  /// A step failed on the GPU after the caches were handed to it.
+  bool lostDeviceState = false;
 };
 
 /// One training step's report.
