@@ -196,6 +196,11 @@ void mlir::hag::buildCUDALoweringPipeline(OpPassManager &pm,
   pm.addPass(createHAGMapLoopsToGPU());
   // Drops the host's dead copies of what moved into kernels.
   pm.addPass(createCanonicalizerPass());
+  // Constants and dims the kernels use go into them before outlining, which
+  // no longer sinks anything itself: a loop's static trip counts, block
+  // size and the body's constants are then immediates in the kernel (a
+  // division by 512 is a shift, not a division by a parameter).
+  pm.addPass(createGpuLaunchSinkIndexComputationsPass());
   pm.addPass(createGpuKernelOutliningPass());
   pm.addPass(createHAGCheckHostCode());
   pm.addPass(createSymbolDCEPass());

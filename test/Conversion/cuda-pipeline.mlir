@@ -17,6 +17,10 @@
 // SM80: gpu.module @forward_kernel [#nvvm.target<O = 3, chip = "sm_80", features = "+ptx80">]
 // SM90: gpu.module @forward_kernel [#nvvm.target<O = 3, chip = "sm_90a", features = "+ptx80">]
 // CHECK: llvm.func @forward_kernel({{.*}}) attributes {gpu.kernel, gpu.known_block_size = array<i32: 256, 1, 1>, nvvm.kernel, nvvm.maxntid = array<i32: 256, 1, 1>}
+// Constants are sunk into the kernels before outlining (the block size and
+// the norm's 0.0 are immediates, not kernel parameters).
+// CHECK-NEXT: llvm.mlir.constant(256 : index) : i64
+// CHECK-NEXT: llvm.mlir.constant(0.000000e+00 : f32) : f32
 
 // K % 4 = 0 takes the kernel with 16-byte loads, else the scalar one.
 // CHECK-LABEL: llvm.func @hag_matmul_nt(

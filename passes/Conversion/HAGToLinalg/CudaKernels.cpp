@@ -139,66 +139,70 @@ static void buildEmulatedMatmul(OpBuilder &b, Location loc) {
   func::ReturnOp::create(b, loc);
 }
 
-/// The Tensor Core attention's declarations (@hag_gpu_attention_tc<d>,
-/// attention_vector.mlir): launchers of the kernels, or in the emulator
-/// calls to the function named by `hag.emulated_by` (the same key walk in
-/// f32 loops). The emulation functions are erased when unused, before any
-/// of their loops is mapped.
-static void defineAttentionLaunchers(ModuleOp module, bool emulate) {
-  SmallVector<std::pair<func::FuncOp, int64_t>> decls;
-  SmallVector<func::FuncOp> emulations;
+/// The library's kernels declared with `hag.emulated_by` (the Tensor Core
+/// attention @hag_gpu_attention_tc<d> of attention_vector.mlir, the gate
+/// epilogue of library.mlir): bodies that launch the C++-built kernels, or
+/// in the emulator (which cannot run warp-level code) bodies that call the
+/// function `hag.emulated_by` names (the same computation as loops). The
+/// emulation functions are erased when unused, before any of their loops
+/// is mapped.
+static void defineDeclaredKernels(ModuleOp module, bool emulate) {
+  SmallVector<func::FuncOp> decls, emulations;
   for (auto fn : module.getOps<func::FuncOp>()) {
     auto by = fn->getAttrOfType<FlatSymbolRefAttr>("hag.emulated_by");
     if (!by || !fn.isExternal())
       continue;
-    StringRef name = fn.getSymName();
-    int64_t d = 0;
-    if (!name.consume_front("hag_gpu_attention_tc") || name.getAsInteger(10, d))
-      continue;
     if (auto emulation = module.lookupSymbol<func::FuncOp>(by.getAttr()))
       emulations.push_back(emulation);
-    decls.push_back({fn, d});
+    decls.push_back(fn);
   }
   OpBuilder b(module.getContext());
-  SmallVector<std::pair<func::FuncOp, int64_t>> launchers;
-  for (auto [decl, d] : decls) {
+  SmallVector<std::pair<func::FuncOp, int64_t>> attention;
+  SmallVector<func::FuncOp> gates;
+  for (func::FuncOp decl : decls) {
+    auto by = decl->getAttrOfType<FlatSymbolRefAttr>("hag.emulated_by");
     decl->removeAttr("hag.emulated_by");
     if (SymbolTable::symbolKnownUseEmpty(decl, module)) {
       decl.erase();
       continue;
     }
-    if (!emulate) {
-      launchers.push_back({decl, d});
+    if (emulate) {
+      Block *entry = decl.addEntryBlock();
+      b.setInsertionPointToStart(entry);
+      func::CallOp::create(b, decl.getLoc(),
+                           module.lookupSymbol<func::FuncOp>(by.getAttr()),
+                           ValueRange(entry->getArguments()));
+      func::ReturnOp::create(b, decl.getLoc());
       continue;
     }
-    Block *entry = decl.addEntryBlock();
-    b.setInsertionPointToStart(entry);
-    auto callee = module.lookupSymbol<func::FuncOp>(
-        "hag_gpu_attention_segments_v" + std::to_string(d));
-    func::CallOp::create(b, decl.getLoc(), callee,
-                         ValueRange(entry->getArguments()));
-    func::ReturnOp::create(b, decl.getLoc());
+    StringRef name = decl.getSymName();
+    int64_t d = 0;
+    if (name == "hag_gate_epilogue")
+      gates.push_back(decl);
+    else if (name.consume_front("hag_gpu_attention_tc") &&
+             !name.getAsInteger(10, d))
+      attention.push_back({decl, d});
   }
   for (func::FuncOp emulation : emulations)
     if (SymbolTable::symbolKnownUseEmpty(emulation, module))
       emulation.erase();
-  if (launchers.empty())
+  Location loc = NameLoc::get(
+      StringAttr::get(module.getContext(), "hag CUDA kernel library"));
+  b.setInsertionPointToEnd(module.getBody());
+  for (func::FuncOp gate : gates)
+    buildCudaGateLauncher(b, gate, buildCudaGateKernel(b, loc, gate));
+  if (attention.empty())
     return;
   SmallVector<int64_t> sizes;
-  for (auto [decl, d] : launchers)
+  for (auto [decl, d] : attention)
     sizes.push_back(d);
-  b.setInsertionPointToEnd(module.getBody());
-  auto kernels = buildCudaAttentionKernels(
-      b,
-      NameLoc::get(
-          StringAttr::get(module.getContext(), "hag CUDA kernel library")),
-      sizes);
-  for (auto [decl, d] : launchers)
+  auto kernels = buildCudaAttentionKernels(b, loc, sizes);
+  for (auto [decl, d] : attention)
     buildCudaAttentionLauncher(b, decl, d, kernels);
 }
 
 void mlir::hag::defineCudaKernelLaunchers(ModuleOp module, bool emulate) {
-  defineAttentionLaunchers(module, emulate);
+  defineDeclaredKernels(module, emulate);
   auto decl = module.lookupSymbol<func::FuncOp>("hag_matmul_nt");
   if (!decl || !decl.isExternal())
     return;

@@ -55,6 +55,13 @@ gpu::GPUModuleOp buildCudaAttentionKernels(OpBuilder &b, Location loc,
 void buildCudaAttentionLauncher(OpBuilder &b, func::FuncOp decl, int64_t d,
                                 gpu::GPUModuleOp kernels);
 
+/// `gpu.module @hag_cuda_gate`: the gate epilogue with a warp per row, for
+/// @hag_gate_epilogue (`decl`, cuda/library.mlir), and its launcher.
+gpu::GPUModuleOp buildCudaGateKernel(OpBuilder &b, Location loc,
+                                     func::FuncOp decl);
+void buildCudaGateLauncher(OpBuilder &b, func::FuncOp decl,
+                           gpu::GPUModuleOp kernels);
+
 LogicalResult loadCudaKernelLibrary(ModuleOp module);
 
 /// Gives the declared launchers their bodies (gpu.launch_func of the

@@ -6,8 +6,16 @@
 
 // The memory gate's epilogue (spec section 2) after the hidden projection
 // hidden = x W1^T: g[b, i] = sigmoid((w2 . SiLU(hidden[b, i, :] + b1) + b2)
-// * invTau), one thread per row.
+// * invTau). Declared only: defineCudaKernelLaunchers gives it the body that
+// launches CudaGateKernel.cpp's kernel (a warp per row), or in the emulator
+// the body that calls @hag_gate_epilogue_loops.
 func.func private @hag_gate_epilogue(%hid: memref<?x?x?xf32>,
+    %b1: memref<?xf32>, %w2: memref<?xf32>, %b2: memref<?xf32>,
+    %invTau: f32, %g: memref<?x?xf32>)
+    attributes {hag.emulated_by = @hag_gate_epilogue_loops}
+
+// The same, one thread per row: the emulator's version.
+func.func private @hag_gate_epilogue_loops(%hid: memref<?x?x?xf32>,
     %b1: memref<?xf32>, %w2: memref<?xf32>, %b2: memref<?xf32>,
     %invTau: f32, %g: memref<?x?xf32>) {
   %c0 = arith.constant 0 : index
