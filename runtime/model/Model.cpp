@@ -1051,53 +1051,48 @@ Status Model::callOnDevice(const ArtifactEntry &entry,
   if (!deviceWeights)
     return makeError("a moved-from Model was called");
   std::unique_lock<std::mutex> weightsLock(deviceWeights->mu);
+  // Argument i from a copy kept on the device between calls (a weight, a
+  // Decoder's cache), uploaded when there is none of this size yet.
+  auto keep = [&](detail::DeviceWeights::Copy &c, size_t i,
+                  size_t bytes) -> Status {
+    if (!c.device || c.bytes != bytes) {
+      if (c.device)
+        cuda::Session::release(c.device);
+      c = {};
+      Result<void *> p = cuda::Session::allocate(bytes);
+      if (!p.ok())
+        return p.status();
+      if (Status s = cuda::Session::upload(*p, argBases[i], bytes); !s.ok()) {
+        cuda::Session::release(*p);
+        return s;
+      }
+      c = {*p, bytes};
+    }
+    deviceBases[i] = c.device;
+    std::vector<int64_t> &d = descriptors[i + 1];
+    d[0] = d[1] = static_cast<int64_t>(reinterpret_cast<intptr_t>(c.device));
+    return Status::success();
+  };
   for (size_t i = 0; i < types.size(); ++i) {
     if (i < entry.inputs.size() && entry.inputs[i].shape.empty())
       continue;
     std::vector<int64_t> &d = descriptors[i + 1];
     size_t bytes = argBytes(i);
     if (i >= firstWeight) {
-      detail::DeviceWeights::Copy &c =
-          deviceWeights->copies[entry.parameters[i - firstWeight]];
-      if (!c.device || c.bytes != bytes) {
-        if (c.device)
-          cuda::Session::release(c.device);
-        c = {};
-        Result<void *> p = cuda::Session::allocate(bytes);
-        if (!p.ok())
-          return p.status();
-        if (Status s = cuda::Session::upload(*p, argBases[i], bytes); !s.ok()) {
-          cuda::Session::release(*p);
-          return s;
-        }
-        c = {*p, bytes};
-      }
-      deviceBases[i] = c.device;
-      d[0] = d[1] = static_cast<int64_t>(reinterpret_cast<intptr_t>(c.device));
+      if (Status s =
+              keep(deviceWeights->copies[entry.parameters[i - firstWeight]], i,
+                   bytes);
+          !s.ok())
+        return s;
       continue;
     }
     if (resident && i < firstWeight && i >= entry.inputs.size()) {
       // A Decoder's cache: uploaded once, then kept on the device.
-      size_t s = i - entry.inputs.size();
       if (resident->copies.size() != entry.state.size())
         resident->copies.resize(entry.state.size());
-      detail::DeviceWeights::Copy &c = resident->copies[s];
-      if (!c.device || c.bytes != bytes) {
-        if (c.device)
-          cuda::Session::release(c.device);
-        c = {};
-        Result<void *> p = cuda::Session::allocate(bytes);
-        if (!p.ok())
-          return p.status();
-        if (Status st = cuda::Session::upload(*p, argBases[i], bytes);
-            !st.ok()) {
-          cuda::Session::release(*p);
-          return st;
-        }
-        c = {*p, bytes};
-      }
-      deviceBases[i] = c.device;
-      d[0] = d[1] = static_cast<int64_t>(reinterpret_cast<intptr_t>(c.device));
+      if (Status s = keep(resident->copies[i - entry.inputs.size()], i, bytes);
+          !s.ok())
+        return s;
       continue;
     }
     Result<void *> p = cuda::Session::allocate(bytes);
