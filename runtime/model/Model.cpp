@@ -383,6 +383,9 @@ struct hag::rt::detail::DeviceWeights {
 /// A Decoder's caches in device memory, by state index (see callOnDevice).
 struct hag::rt::detail::DeviceState {
   std::vector<DeviceWeights::Copy> copies;
+  /// Set while a call's code may be changing the copies (from the launch
+  /// until the call's errors are known): a failure then leaves them unknown.
+  bool inFlight = false;
   ~DeviceState() {
     for (DeviceWeights::Copy &c : copies)
       cuda::Session::release(c.device);
@@ -925,7 +928,8 @@ Result<HostTensor> Decoder::stepStage(const std::vector<int64_t> &tokens,
     if (Status s = model->callWithWeights(*entry, descriptors, argBases,
                                           "decode", deviceState.get());
         !s.ok()) {
-      lostDeviceState = deviceState != nullptr;
+      // Only a failure once the code ran leaves the device caches unknown.
+      lostDeviceState = deviceState && deviceState->inFlight;
       return s;
     }
     ++pos;
@@ -1087,11 +1091,19 @@ Status Model::callOnDevice(const ArtifactEntry &entry,
       continue;
     }
     if (resident && i < firstWeight && i >= entry.inputs.size()) {
-      // A Decoder's cache: uploaded once, then kept on the device.
+      // A Decoder's cache: uploaded once, then kept on the device (its
+      // size is fixed when the Decoder is made; a new size would replace
+      // the context by the host's stale copy).
       if (resident->copies.size() != entry.state.size())
         resident->copies.resize(entry.state.size());
-      if (Status s = keep(resident->copies[i - entry.inputs.size()], i, bytes);
-          !s.ok())
+      detail::DeviceWeights::Copy &c =
+          resident->copies[i - entry.inputs.size()];
+      if (c.device && c.bytes != bytes)
+        return makeError("decoding cache ",
+                         quoted(entry.state[i - entry.inputs.size()].name),
+                         " changed size on the device (", c.bytes, " -> ",
+                         bytes, " bytes)");
+      if (Status s = keep(c, i, bytes); !s.ok())
         return s;
       continue;
     }
@@ -1107,6 +1119,8 @@ Status Model::callOnDevice(const ArtifactEntry &entry,
   std::vector<void *> args;
   for (std::vector<int64_t> &d : descriptors)
     args.push_back(d.data());
+  if (resident)
+    resident->inFlight = true;
   cuda::Session::markBegin();
   Status called = callPacked(entry.address, std::move(args));
   cuda::Session::markEnd();
@@ -1129,6 +1143,8 @@ Status Model::callOnDevice(const ArtifactEntry &entry,
     return s;
   if (Status s = cuda::Session::takeError(); !s.ok())
     return s;
+  if (resident)
+    resident->inFlight = false;
   // State the entry updated in place comes back (resident state stays).
   for (size_t i = 0; !resident && i < entry.state.size(); ++i) {
     size_t a = entry.inputs.size() + i;

@@ -342,7 +342,8 @@ struct HAGMapLoopsToGPUPass
           << " is not in [1, 1024]";
       return signalPassFailure();
     }
-    hag::defineCudaKernelLaunchers(getOperation(), emulate);
+    if (failed(hag::defineCudaKernelLaunchers(getOperation(), emulate)))
+      return signalPassFailure();
     OpBuilder b(&getContext());
     Mapper mapper{b, int64_t(blockSize), emulate};
     for (auto fn : getOperation().getOps<func::FuncOp>()) {

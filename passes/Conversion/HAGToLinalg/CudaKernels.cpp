@@ -10,6 +10,7 @@
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/BuiltinOps.h"
+#include "llvm/ADT/SetVector.h"
 
 using namespace mlir;
 using namespace mlir::hag;
@@ -146,14 +147,18 @@ static void buildEmulatedMatmul(OpBuilder &b, Location loc) {
 /// function `hag.emulated_by` names (the same computation as loops). The
 /// emulation functions are erased when unused, before any of their loops
 /// is mapped.
-static void defineDeclaredKernels(ModuleOp module, bool emulate) {
-  SmallVector<func::FuncOp> decls, emulations;
+static LogicalResult defineDeclaredKernels(ModuleOp module, bool emulate) {
+  SmallVector<func::FuncOp> decls;
+  llvm::SetVector<func::FuncOp> emulations;
   for (auto fn : module.getOps<func::FuncOp>()) {
     auto by = fn->getAttrOfType<FlatSymbolRefAttr>("hag.emulated_by");
     if (!by || !fn.isExternal())
       continue;
-    if (auto emulation = module.lookupSymbol<func::FuncOp>(by.getAttr()))
-      emulations.push_back(emulation);
+    auto emulation = module.lookupSymbol<func::FuncOp>(by.getAttr());
+    if (!emulation)
+      return fn.emitError() << "hag.emulated_by names " << by
+                            << ", which the module does not define";
+    emulations.insert(emulation);
     decls.push_back(fn);
   }
   OpBuilder b(module.getContext());
@@ -192,26 +197,29 @@ static void defineDeclaredKernels(ModuleOp module, bool emulate) {
   for (func::FuncOp gate : gates)
     buildCudaGateLauncher(b, gate, buildCudaGateKernel(b, loc, gate));
   if (attention.empty())
-    return;
+    return success();
   SmallVector<int64_t> sizes;
   for (auto [decl, d] : attention)
     sizes.push_back(d);
   auto kernels = buildCudaAttentionKernels(b, loc, sizes);
   for (auto [decl, d] : attention)
     buildCudaAttentionLauncher(b, decl, d, kernels);
+  return success();
 }
 
-void mlir::hag::defineCudaKernelLaunchers(ModuleOp module, bool emulate) {
-  defineDeclaredKernels(module, emulate);
+LogicalResult mlir::hag::defineCudaKernelLaunchers(ModuleOp module,
+                                                   bool emulate) {
+  if (failed(defineDeclaredKernels(module, emulate)))
+    return failure();
   auto decl = module.lookupSymbol<func::FuncOp>("hag_matmul_nt");
   if (!decl || !decl.isExternal())
-    return;
+    return success();
   OpBuilder b(module.getContext());
   b.setInsertionPoint(decl);
   if (emulate) {
     buildEmulatedMatmul(b, decl.getLoc());
     decl.erase();
-    return;
+    return success();
   }
   b.setInsertionPointToEnd(module.getBody());
   auto kernels = module.lookupSymbol<gpu::GPUModuleOp>("hag_cuda_matmul");
@@ -220,4 +228,5 @@ void mlir::hag::defineCudaKernelLaunchers(ModuleOp module, bool emulate) {
   b.setInsertionPoint(decl);
   buildMatmulWrapper(b, decl.getLoc(), kernels);
   decl.erase();
+  return success();
 }

@@ -69,7 +69,7 @@ LogicalResult loadCudaKernelLibrary(ModuleOp module);
 /// bufferization and buffer deallocation, which cannot see through a
 /// launch's memory effects. With `emulate`, the bodies are parallel loops
 /// with the kernels' numerics instead (hag-map-loops-to-gpu{emulate}).
-void defineCudaKernelLaunchers(ModuleOp module, bool emulate = false);
+LogicalResult defineCudaKernelLaunchers(ModuleOp module, bool emulate = false);
 
 } // namespace hag
 } // namespace mlir
