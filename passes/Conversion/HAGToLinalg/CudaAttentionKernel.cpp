@@ -515,8 +515,7 @@ void mlir::hag::buildCudaAttentionLauncher(OpBuilder &b, func::FuncOp decl,
                                            gpu::GPUModuleOp kernels) {
   // The launches are the library's, as the matmul's (the decl's location
   // is a line of the instantiated library text).
-  Location loc = NameLoc::get(
-      StringAttr::get(decl.getContext(), "hag CUDA kernel library"));
+  Location loc = hag::cudaLibraryLoc(decl.getContext());
   Block *entry = decl.addEntryBlock();
   OpBuilder::InsertionGuard guard(b);
   b.setInsertionPointToStart(entry);

@@ -112,8 +112,7 @@ gpu::GPUModuleOp mlir::hag::buildCudaGateKernel(OpBuilder &b, Location loc,
 
 void mlir::hag::buildCudaGateLauncher(OpBuilder &b, func::FuncOp decl,
                                       gpu::GPUModuleOp kernels) {
-  Location loc = NameLoc::get(
-      StringAttr::get(decl.getContext(), "hag CUDA kernel library"));
+  Location loc = hag::cudaLibraryLoc(decl.getContext());
   Block *entry = decl.addEntryBlock();
   OpBuilder::InsertionGuard guard(b);
   b.setInsertionPointToStart(entry);

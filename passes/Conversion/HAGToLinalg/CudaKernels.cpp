@@ -84,6 +84,10 @@ static void buildMatmulWrapper(OpBuilder &b, Location loc,
   func::ReturnOp::create(b, loc);
 }
 
+Location mlir::hag::cudaLibraryLoc(MLIRContext *ctx) {
+  return NameLoc::get(StringAttr::get(ctx, "hag CUDA kernel library"));
+}
+
 LogicalResult mlir::hag::loadCudaKernelLibrary(ModuleOp module) {
   MLIRContext *ctx = module.getContext();
   module->setAttr(gpu::GPUDialect::getContainerModuleAttrName(),
@@ -94,7 +98,7 @@ LogicalResult mlir::hag::loadCudaKernelLibrary(ModuleOp module) {
   OpBuilder b(ctx);
   b.setInsertionPointToEnd(module.getBody());
   // The library's own code has no place in the model's source.
-  Location loc = NameLoc::get(StringAttr::get(ctx, "hag CUDA kernel library"));
+  Location loc = cudaLibraryLoc(ctx);
   // Declared only: the launches' memory effects are unknown to buffer
   // deallocation; defineCudaKernelLaunchers adds the bodies after it.
   if (!module.lookupSymbol("hag_matmul_nt"))
@@ -191,8 +195,7 @@ static LogicalResult defineDeclaredKernels(ModuleOp module, bool emulate) {
   for (func::FuncOp emulation : emulations)
     if (SymbolTable::symbolKnownUseEmpty(emulation, module))
       emulation.erase();
-  Location loc = NameLoc::get(
-      StringAttr::get(module.getContext(), "hag CUDA kernel library"));
+  Location loc = cudaLibraryLoc(module.getContext());
   b.setInsertionPointToEnd(module.getBody());
   for (func::FuncOp gate : gates)
     buildCudaGateLauncher(b, gate, buildCudaGateKernel(b, loc, gate));

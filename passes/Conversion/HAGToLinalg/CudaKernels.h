@@ -16,6 +16,7 @@
 
 namespace mlir {
 class Location;
+class MLIRContext;
 class OpBuilder;
 class ModuleOp;
 namespace func {
@@ -61,6 +62,10 @@ gpu::GPUModuleOp buildCudaGateKernel(OpBuilder &b, Location loc,
                                      func::FuncOp decl);
 void buildCudaGateLauncher(OpBuilder &b, func::FuncOp decl,
                            gpu::GPUModuleOp kernels);
+
+/// The location of everything the CUDA kernel library adds (its functions,
+/// launchers and C++-built kernels): not a line of the model's source.
+Location cudaLibraryLoc(MLIRContext *ctx);
 
 LogicalResult loadCudaKernelLibrary(ModuleOp module);
 
