@@ -158,6 +158,14 @@ void mlir::hag::buildCPULoweringPipeline(OpPassManager &pm, bool amx) {
   // configuration constants reach the loops.
   pm.addPass(createInlinerPass());
   pm.addPass(createCanonicalizerPass());
+  // Kernels that are never inlined (@hag_attend_block runs once per
+  // (batch, query block, head) from an OpenMP loop) get the configuration
+  // constants of their call sites: interprocedural SCCP specialises them
+  // when every call agrees, so their loops over d, B, W, ... have constant
+  // trip counts (before it, LLVM turned the per-row copies and zero fills
+  // into ~1M memcpy/memset calls per layer at N = 16K).
+  pm.addPass(createSCCPPass());
+  pm.addPass(createCanonicalizerPass());
   // No CSE on tensors here: it would merge two bufferization.to_buffer of
   // one tensor (they are pure), and one-shot bufferization would then see
   // only the first read and let an op in between reuse the buffer in place
