@@ -6,7 +6,7 @@
 //   1. builds every compressed level once from the level below (exact gated
 //      mean via S_c = (m_c + eps) K_c for compressed children; max; conv),
 //   2. forms f64 running prefix sums of g*k, g*v and g for the summaries,
-//   3. runs every (batch, head, query block) in parallel; per block it forms
+//   3. runs every (batch, query block, head) in parallel; per block it forms
 //      the T' summary tokens once, picks the select_k tokens once, and runs
 //      three dense products over the block's whole key set: scores (the
 //      queries as vector lanes), an exact two-pass softmax, and P V (no
@@ -490,10 +490,11 @@ func.func private @hag_select_tokens(
   return
 }
 
-// Qt[x, r] = q[b, q0 + r, qoff + x] for the block's nq queries; columns
-// nq .. nqPad are zero (nqPad is a multiple of 16). Queries are the lanes of
-// the score and output tiles. 16 queries of one feature are one masked
-// gather (their rows are H d floats apart), not 16 scalar copies.
+// Qt[x, r] = q[b, q0 + r, qoff + x] for r < nq, 0 for nq <= r < nqPad:
+// the block's queries transposed (they are the lanes of the score tiles).
+// 16 x 16 tiles: 16 row loads (masked off past the block), a transposition
+// in registers (four rounds of 16 two-source shuffles), 16 stores; features
+// past the last multiple of 16 are gathered.
 func.func private @hag_pack_queries(
     %q: memref<?x?x?xf32>, %b: index, %q0: index, %nq: index, %qoff: index,
     %d: index, %Qt: memref<?x?xf32>, %nqPad: index) {
@@ -501,27 +502,232 @@ func.func private @hag_pack_queries(
   %c1 = arith.constant 1 : index
   %c2 = arith.constant 2 : index
   %c16 = arith.constant 16 : index
+  %o0 = arith.constant 0 : index
+  %o1 = arith.constant 1 : index
+  %o2 = arith.constant 2 : index
+  %o3 = arith.constant 3 : index
+  %o4 = arith.constant 4 : index
+  %o5 = arith.constant 5 : index
+  %o6 = arith.constant 6 : index
+  %o7 = arith.constant 7 : index
+  %o8 = arith.constant 8 : index
+  %o9 = arith.constant 9 : index
+  %o10 = arith.constant 10 : index
+  %o11 = arith.constant 11 : index
+  %o12 = arith.constant 12 : index
+  %o13 = arith.constant 13 : index
+  %o14 = arith.constant 14 : index
+  %o15 = arith.constant 15 : index
   %zv = arith.constant dense<0.0> : vector<16xf32>
   %lanes = arith.constant dense<[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]> : vector<16xi32>
   %n = memref.dim %q, %c1 : memref<?x?x?xf32>
   %S = memref.dim %q, %c2 : memref<?x?x?xf32>
-  %qflat = memref.collapse_shape %q [[0, 1, 2]] : memref<?x?x?xf32> into memref<?xf32>
-  %S32 = arith.index_cast %S : index to i32
-  %Sv = vector.broadcast %S32 : i32 to vector<16xi32>
-  %offs = arith.muli %lanes, %Sv : vector<16xi32>
-  %bn = arith.muli %b, %n : index
+  %nLast = arith.subi %n, %c1 : index
+  %q1 = arith.addi %q0, %nq : index
+  %d16a = arith.divui %d, %c16 : index
+  %d16 = arith.muli %d16a, %c16 : index
   scf.for %rc = %c0 to %nqPad step %c16 {
-    %left = arith.subi %nq, %rc : index
-    %mask = vector.create_mask %left : vector<16xi1>
-    %row = arith.addi %bn, %q0 : index
-    %row2 = arith.addi %row, %rc : index
-    %rowOff = arith.muli %row2, %S : index
-    %base0 = arith.addi %rowOff, %qoff : index
-    scf.for %x = %c0 to %d step %c1 {
-      %base = arith.addi %base0, %x : index
-      %gv = vector.gather %qflat[%base] [%offs], %mask, %zv
-          : memref<?xf32>, vector<16xi32>, vector<16xi1>, vector<16xf32> into vector<16xf32>
-      vector.store %gv, %Qt[%x, %rc] : memref<?x?xf32>, vector<16xf32>
+    %qrow0 = arith.addi %q0, %rc : index
+    scf.for %x0 = %c0 to %d16 step %c16 {
+      %col = arith.addi %qoff, %x0 : index
+      %qi0 = arith.addi %qrow0, %o0 : index
+      %ok0 = arith.cmpi ult, %qi0, %q1 : index
+      %qc0 = arith.minui %qi0, %nLast : index
+      %m0 = vector.broadcast %ok0 : i1 to vector<16xi1>
+      %r0 = vector.maskedload %q[%b, %qc0, %col], %m0, %zv : memref<?x?x?xf32>, vector<16xi1>, vector<16xf32> into vector<16xf32>
+      %qi1 = arith.addi %qrow0, %o1 : index
+      %ok1 = arith.cmpi ult, %qi1, %q1 : index
+      %qc1 = arith.minui %qi1, %nLast : index
+      %m1 = vector.broadcast %ok1 : i1 to vector<16xi1>
+      %r1 = vector.maskedload %q[%b, %qc1, %col], %m1, %zv : memref<?x?x?xf32>, vector<16xi1>, vector<16xf32> into vector<16xf32>
+      %qi2 = arith.addi %qrow0, %o2 : index
+      %ok2 = arith.cmpi ult, %qi2, %q1 : index
+      %qc2 = arith.minui %qi2, %nLast : index
+      %m2 = vector.broadcast %ok2 : i1 to vector<16xi1>
+      %r2 = vector.maskedload %q[%b, %qc2, %col], %m2, %zv : memref<?x?x?xf32>, vector<16xi1>, vector<16xf32> into vector<16xf32>
+      %qi3 = arith.addi %qrow0, %o3 : index
+      %ok3 = arith.cmpi ult, %qi3, %q1 : index
+      %qc3 = arith.minui %qi3, %nLast : index
+      %m3 = vector.broadcast %ok3 : i1 to vector<16xi1>
+      %r3 = vector.maskedload %q[%b, %qc3, %col], %m3, %zv : memref<?x?x?xf32>, vector<16xi1>, vector<16xf32> into vector<16xf32>
+      %qi4 = arith.addi %qrow0, %o4 : index
+      %ok4 = arith.cmpi ult, %qi4, %q1 : index
+      %qc4 = arith.minui %qi4, %nLast : index
+      %m4 = vector.broadcast %ok4 : i1 to vector<16xi1>
+      %r4 = vector.maskedload %q[%b, %qc4, %col], %m4, %zv : memref<?x?x?xf32>, vector<16xi1>, vector<16xf32> into vector<16xf32>
+      %qi5 = arith.addi %qrow0, %o5 : index
+      %ok5 = arith.cmpi ult, %qi5, %q1 : index
+      %qc5 = arith.minui %qi5, %nLast : index
+      %m5 = vector.broadcast %ok5 : i1 to vector<16xi1>
+      %r5 = vector.maskedload %q[%b, %qc5, %col], %m5, %zv : memref<?x?x?xf32>, vector<16xi1>, vector<16xf32> into vector<16xf32>
+      %qi6 = arith.addi %qrow0, %o6 : index
+      %ok6 = arith.cmpi ult, %qi6, %q1 : index
+      %qc6 = arith.minui %qi6, %nLast : index
+      %m6 = vector.broadcast %ok6 : i1 to vector<16xi1>
+      %r6 = vector.maskedload %q[%b, %qc6, %col], %m6, %zv : memref<?x?x?xf32>, vector<16xi1>, vector<16xf32> into vector<16xf32>
+      %qi7 = arith.addi %qrow0, %o7 : index
+      %ok7 = arith.cmpi ult, %qi7, %q1 : index
+      %qc7 = arith.minui %qi7, %nLast : index
+      %m7 = vector.broadcast %ok7 : i1 to vector<16xi1>
+      %r7 = vector.maskedload %q[%b, %qc7, %col], %m7, %zv : memref<?x?x?xf32>, vector<16xi1>, vector<16xf32> into vector<16xf32>
+      %qi8 = arith.addi %qrow0, %o8 : index
+      %ok8 = arith.cmpi ult, %qi8, %q1 : index
+      %qc8 = arith.minui %qi8, %nLast : index
+      %m8 = vector.broadcast %ok8 : i1 to vector<16xi1>
+      %r8 = vector.maskedload %q[%b, %qc8, %col], %m8, %zv : memref<?x?x?xf32>, vector<16xi1>, vector<16xf32> into vector<16xf32>
+      %qi9 = arith.addi %qrow0, %o9 : index
+      %ok9 = arith.cmpi ult, %qi9, %q1 : index
+      %qc9 = arith.minui %qi9, %nLast : index
+      %m9 = vector.broadcast %ok9 : i1 to vector<16xi1>
+      %r9 = vector.maskedload %q[%b, %qc9, %col], %m9, %zv : memref<?x?x?xf32>, vector<16xi1>, vector<16xf32> into vector<16xf32>
+      %qi10 = arith.addi %qrow0, %o10 : index
+      %ok10 = arith.cmpi ult, %qi10, %q1 : index
+      %qc10 = arith.minui %qi10, %nLast : index
+      %m10 = vector.broadcast %ok10 : i1 to vector<16xi1>
+      %r10 = vector.maskedload %q[%b, %qc10, %col], %m10, %zv : memref<?x?x?xf32>, vector<16xi1>, vector<16xf32> into vector<16xf32>
+      %qi11 = arith.addi %qrow0, %o11 : index
+      %ok11 = arith.cmpi ult, %qi11, %q1 : index
+      %qc11 = arith.minui %qi11, %nLast : index
+      %m11 = vector.broadcast %ok11 : i1 to vector<16xi1>
+      %r11 = vector.maskedload %q[%b, %qc11, %col], %m11, %zv : memref<?x?x?xf32>, vector<16xi1>, vector<16xf32> into vector<16xf32>
+      %qi12 = arith.addi %qrow0, %o12 : index
+      %ok12 = arith.cmpi ult, %qi12, %q1 : index
+      %qc12 = arith.minui %qi12, %nLast : index
+      %m12 = vector.broadcast %ok12 : i1 to vector<16xi1>
+      %r12 = vector.maskedload %q[%b, %qc12, %col], %m12, %zv : memref<?x?x?xf32>, vector<16xi1>, vector<16xf32> into vector<16xf32>
+      %qi13 = arith.addi %qrow0, %o13 : index
+      %ok13 = arith.cmpi ult, %qi13, %q1 : index
+      %qc13 = arith.minui %qi13, %nLast : index
+      %m13 = vector.broadcast %ok13 : i1 to vector<16xi1>
+      %r13 = vector.maskedload %q[%b, %qc13, %col], %m13, %zv : memref<?x?x?xf32>, vector<16xi1>, vector<16xf32> into vector<16xf32>
+      %qi14 = arith.addi %qrow0, %o14 : index
+      %ok14 = arith.cmpi ult, %qi14, %q1 : index
+      %qc14 = arith.minui %qi14, %nLast : index
+      %m14 = vector.broadcast %ok14 : i1 to vector<16xi1>
+      %r14 = vector.maskedload %q[%b, %qc14, %col], %m14, %zv : memref<?x?x?xf32>, vector<16xi1>, vector<16xf32> into vector<16xf32>
+      %qi15 = arith.addi %qrow0, %o15 : index
+      %ok15 = arith.cmpi ult, %qi15, %q1 : index
+      %qc15 = arith.minui %qi15, %nLast : index
+      %m15 = vector.broadcast %ok15 : i1 to vector<16xi1>
+      %r15 = vector.maskedload %q[%b, %qc15, %col], %m15, %zv : memref<?x?x?xf32>, vector<16xi1>, vector<16xf32> into vector<16xf32>
+      %t8_0 = vector.shuffle %r0, %r8 [0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23] : vector<16xf32>, vector<16xf32>
+      %t8_8 = vector.shuffle %r0, %r8 [8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31] : vector<16xf32>, vector<16xf32>
+      %t8_1 = vector.shuffle %r1, %r9 [0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23] : vector<16xf32>, vector<16xf32>
+      %t8_9 = vector.shuffle %r1, %r9 [8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31] : vector<16xf32>, vector<16xf32>
+      %t8_2 = vector.shuffle %r2, %r10 [0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23] : vector<16xf32>, vector<16xf32>
+      %t8_10 = vector.shuffle %r2, %r10 [8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31] : vector<16xf32>, vector<16xf32>
+      %t8_3 = vector.shuffle %r3, %r11 [0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23] : vector<16xf32>, vector<16xf32>
+      %t8_11 = vector.shuffle %r3, %r11 [8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31] : vector<16xf32>, vector<16xf32>
+      %t8_4 = vector.shuffle %r4, %r12 [0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23] : vector<16xf32>, vector<16xf32>
+      %t8_12 = vector.shuffle %r4, %r12 [8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31] : vector<16xf32>, vector<16xf32>
+      %t8_5 = vector.shuffle %r5, %r13 [0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23] : vector<16xf32>, vector<16xf32>
+      %t8_13 = vector.shuffle %r5, %r13 [8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31] : vector<16xf32>, vector<16xf32>
+      %t8_6 = vector.shuffle %r6, %r14 [0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23] : vector<16xf32>, vector<16xf32>
+      %t8_14 = vector.shuffle %r6, %r14 [8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31] : vector<16xf32>, vector<16xf32>
+      %t8_7 = vector.shuffle %r7, %r15 [0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23] : vector<16xf32>, vector<16xf32>
+      %t8_15 = vector.shuffle %r7, %r15 [8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31] : vector<16xf32>, vector<16xf32>
+      %t4_0 = vector.shuffle %t8_0, %t8_4 [0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27] : vector<16xf32>, vector<16xf32>
+      %t4_4 = vector.shuffle %t8_0, %t8_4 [4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31] : vector<16xf32>, vector<16xf32>
+      %t4_1 = vector.shuffle %t8_1, %t8_5 [0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27] : vector<16xf32>, vector<16xf32>
+      %t4_5 = vector.shuffle %t8_1, %t8_5 [4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31] : vector<16xf32>, vector<16xf32>
+      %t4_2 = vector.shuffle %t8_2, %t8_6 [0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27] : vector<16xf32>, vector<16xf32>
+      %t4_6 = vector.shuffle %t8_2, %t8_6 [4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31] : vector<16xf32>, vector<16xf32>
+      %t4_3 = vector.shuffle %t8_3, %t8_7 [0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27] : vector<16xf32>, vector<16xf32>
+      %t4_7 = vector.shuffle %t8_3, %t8_7 [4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31] : vector<16xf32>, vector<16xf32>
+      %t4_8 = vector.shuffle %t8_8, %t8_12 [0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27] : vector<16xf32>, vector<16xf32>
+      %t4_12 = vector.shuffle %t8_8, %t8_12 [4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31] : vector<16xf32>, vector<16xf32>
+      %t4_9 = vector.shuffle %t8_9, %t8_13 [0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27] : vector<16xf32>, vector<16xf32>
+      %t4_13 = vector.shuffle %t8_9, %t8_13 [4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31] : vector<16xf32>, vector<16xf32>
+      %t4_10 = vector.shuffle %t8_10, %t8_14 [0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27] : vector<16xf32>, vector<16xf32>
+      %t4_14 = vector.shuffle %t8_10, %t8_14 [4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31] : vector<16xf32>, vector<16xf32>
+      %t4_11 = vector.shuffle %t8_11, %t8_15 [0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27] : vector<16xf32>, vector<16xf32>
+      %t4_15 = vector.shuffle %t8_11, %t8_15 [4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31] : vector<16xf32>, vector<16xf32>
+      %t2_0 = vector.shuffle %t4_0, %t4_2 [0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29] : vector<16xf32>, vector<16xf32>
+      %t2_2 = vector.shuffle %t4_0, %t4_2 [2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31] : vector<16xf32>, vector<16xf32>
+      %t2_1 = vector.shuffle %t4_1, %t4_3 [0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29] : vector<16xf32>, vector<16xf32>
+      %t2_3 = vector.shuffle %t4_1, %t4_3 [2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31] : vector<16xf32>, vector<16xf32>
+      %t2_4 = vector.shuffle %t4_4, %t4_6 [0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29] : vector<16xf32>, vector<16xf32>
+      %t2_6 = vector.shuffle %t4_4, %t4_6 [2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31] : vector<16xf32>, vector<16xf32>
+      %t2_5 = vector.shuffle %t4_5, %t4_7 [0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29] : vector<16xf32>, vector<16xf32>
+      %t2_7 = vector.shuffle %t4_5, %t4_7 [2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31] : vector<16xf32>, vector<16xf32>
+      %t2_8 = vector.shuffle %t4_8, %t4_10 [0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29] : vector<16xf32>, vector<16xf32>
+      %t2_10 = vector.shuffle %t4_8, %t4_10 [2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31] : vector<16xf32>, vector<16xf32>
+      %t2_9 = vector.shuffle %t4_9, %t4_11 [0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29] : vector<16xf32>, vector<16xf32>
+      %t2_11 = vector.shuffle %t4_9, %t4_11 [2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31] : vector<16xf32>, vector<16xf32>
+      %t2_12 = vector.shuffle %t4_12, %t4_14 [0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29] : vector<16xf32>, vector<16xf32>
+      %t2_14 = vector.shuffle %t4_12, %t4_14 [2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31] : vector<16xf32>, vector<16xf32>
+      %t2_13 = vector.shuffle %t4_13, %t4_15 [0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29] : vector<16xf32>, vector<16xf32>
+      %t2_15 = vector.shuffle %t4_13, %t4_15 [2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31] : vector<16xf32>, vector<16xf32>
+      %t1_0 = vector.shuffle %t2_0, %t2_1 [0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30] : vector<16xf32>, vector<16xf32>
+      %t1_1 = vector.shuffle %t2_0, %t2_1 [1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31] : vector<16xf32>, vector<16xf32>
+      %t1_2 = vector.shuffle %t2_2, %t2_3 [0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30] : vector<16xf32>, vector<16xf32>
+      %t1_3 = vector.shuffle %t2_2, %t2_3 [1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31] : vector<16xf32>, vector<16xf32>
+      %t1_4 = vector.shuffle %t2_4, %t2_5 [0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30] : vector<16xf32>, vector<16xf32>
+      %t1_5 = vector.shuffle %t2_4, %t2_5 [1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31] : vector<16xf32>, vector<16xf32>
+      %t1_6 = vector.shuffle %t2_6, %t2_7 [0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30] : vector<16xf32>, vector<16xf32>
+      %t1_7 = vector.shuffle %t2_6, %t2_7 [1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31] : vector<16xf32>, vector<16xf32>
+      %t1_8 = vector.shuffle %t2_8, %t2_9 [0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30] : vector<16xf32>, vector<16xf32>
+      %t1_9 = vector.shuffle %t2_8, %t2_9 [1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31] : vector<16xf32>, vector<16xf32>
+      %t1_10 = vector.shuffle %t2_10, %t2_11 [0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30] : vector<16xf32>, vector<16xf32>
+      %t1_11 = vector.shuffle %t2_10, %t2_11 [1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31] : vector<16xf32>, vector<16xf32>
+      %t1_12 = vector.shuffle %t2_12, %t2_13 [0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30] : vector<16xf32>, vector<16xf32>
+      %t1_13 = vector.shuffle %t2_12, %t2_13 [1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31] : vector<16xf32>, vector<16xf32>
+      %t1_14 = vector.shuffle %t2_14, %t2_15 [0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30] : vector<16xf32>, vector<16xf32>
+      %t1_15 = vector.shuffle %t2_14, %t2_15 [1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31] : vector<16xf32>, vector<16xf32>
+      %xs0 = arith.addi %x0, %o0 : index
+      vector.store %t1_0, %Qt[%xs0, %rc] : memref<?x?xf32>, vector<16xf32>
+      %xs1 = arith.addi %x0, %o1 : index
+      vector.store %t1_1, %Qt[%xs1, %rc] : memref<?x?xf32>, vector<16xf32>
+      %xs2 = arith.addi %x0, %o2 : index
+      vector.store %t1_2, %Qt[%xs2, %rc] : memref<?x?xf32>, vector<16xf32>
+      %xs3 = arith.addi %x0, %o3 : index
+      vector.store %t1_3, %Qt[%xs3, %rc] : memref<?x?xf32>, vector<16xf32>
+      %xs4 = arith.addi %x0, %o4 : index
+      vector.store %t1_4, %Qt[%xs4, %rc] : memref<?x?xf32>, vector<16xf32>
+      %xs5 = arith.addi %x0, %o5 : index
+      vector.store %t1_5, %Qt[%xs5, %rc] : memref<?x?xf32>, vector<16xf32>
+      %xs6 = arith.addi %x0, %o6 : index
+      vector.store %t1_6, %Qt[%xs6, %rc] : memref<?x?xf32>, vector<16xf32>
+      %xs7 = arith.addi %x0, %o7 : index
+      vector.store %t1_7, %Qt[%xs7, %rc] : memref<?x?xf32>, vector<16xf32>
+      %xs8 = arith.addi %x0, %o8 : index
+      vector.store %t1_8, %Qt[%xs8, %rc] : memref<?x?xf32>, vector<16xf32>
+      %xs9 = arith.addi %x0, %o9 : index
+      vector.store %t1_9, %Qt[%xs9, %rc] : memref<?x?xf32>, vector<16xf32>
+      %xs10 = arith.addi %x0, %o10 : index
+      vector.store %t1_10, %Qt[%xs10, %rc] : memref<?x?xf32>, vector<16xf32>
+      %xs11 = arith.addi %x0, %o11 : index
+      vector.store %t1_11, %Qt[%xs11, %rc] : memref<?x?xf32>, vector<16xf32>
+      %xs12 = arith.addi %x0, %o12 : index
+      vector.store %t1_12, %Qt[%xs12, %rc] : memref<?x?xf32>, vector<16xf32>
+      %xs13 = arith.addi %x0, %o13 : index
+      vector.store %t1_13, %Qt[%xs13, %rc] : memref<?x?xf32>, vector<16xf32>
+      %xs14 = arith.addi %x0, %o14 : index
+      vector.store %t1_14, %Qt[%xs14, %rc] : memref<?x?xf32>, vector<16xf32>
+      %xs15 = arith.addi %x0, %o15 : index
+      vector.store %t1_15, %Qt[%xs15, %rc] : memref<?x?xf32>, vector<16xf32>
+    }
+  }
+  %hasRest = arith.cmpi ult, %d16, %d : index
+  scf.if %hasRest {
+    %qflat = memref.collapse_shape %q [[0, 1, 2]] : memref<?x?x?xf32> into memref<?xf32>
+    %S32 = arith.index_cast %S : index to i32
+    %Sv = vector.broadcast %S32 : i32 to vector<16xi32>
+    %offs = arith.muli %lanes, %Sv : vector<16xi32>
+    %bn = arith.muli %b, %n : index
+    scf.for %rc = %c0 to %nqPad step %c16 {
+      %left = arith.subi %nq, %rc : index
+      %mask = vector.create_mask %left : vector<16xi1>
+      %row = arith.addi %bn, %q0 : index
+      %row2 = arith.addi %row, %rc : index
+      %rowOff = arith.muli %row2, %S : index
+      %base0 = arith.addi %rowOff, %qoff : index
+      scf.for %x = %d16 to %d step %c1 {
+        %base = arith.addi %base0, %x : index
+        %gv = vector.gather %qflat[%base] [%offs], %mask, %zv
+            : memref<?xf32>, vector<16xi32>, vector<16xi1>, vector<16xf32> into vector<16xf32>
+        vector.store %gv, %Qt[%x, %rc] : memref<?x?xf32>, vector<16xf32>
+      }
     }
   }
   return
@@ -1621,13 +1827,18 @@ func.func private @hag_pyramid_attention(
   func.call @hag_mass_biases(%g, %levM, %gB, %levB, %total#0, %beta, %eps)
       : (memref<?x?xf32>, memref<?x?xf32>, memref<?x?xf32>, memref<?x?xf32>, index, f32, f32) -> ()
 
-  // ---- 4. Attention per (batch, head, query block). ---------------------
+  // ---- 4. Attention per (batch, query block, head). ---------------------
+  // Heads innermost: a thread runs a query block's heads one after the
+  // other, and they read the same rows of q, k, v, the levels and the
+  // prefix sums (each head its own d columns), so the rows' other columns
+  // are still in L2 when the next head needs them (-11% at N = 16K and 64K
+  // on 2 threads, against heads outside the query blocks).
   %blocks = func.call @hag_ceil_div(%n, %B) : (index, index) -> index
   %dI64 = arith.index_cast %d : index to i64
   %dF = arith.sitofp %dI64 : i64 to f32
   %sqrtD = math.sqrt %dF : f32
   %scale = arith.divf %one, %sqrtD : f32
-  scf.parallel (%b, %h, %qb) = (%c0, %c0, %c0) to (%bt, %H, %blocks) step (%c1, %c1, %c1) {
+  scf.parallel (%b, %qb, %h) = (%c0, %c0, %c0) to (%bt, %blocks, %H) step (%c1, %c1, %c1) {
     func.call @hag_attend_block(%q, %k, %v, %g, %levK, %levV, %levB, %gB, %pk, %pv, %pg, %out,
         %b, %h, %qb, %n, %H, %Hkv, %d, %B, %r, %L, %W, %T, %causal, %selectK,
         %beta, %eps, %scale)
