@@ -1011,7 +1011,7 @@ func.func private @hag_range_pv_rows(
     %vals: memref<?x?x?xf32>, %kb: index, %j0: index, %j1: index,
     %koff: index, %St: memref<?x?xf32>, %row0: index, %nq: index,
     %d: index, %O: memref<?x?x?xf32>, %ob: index, %q0: index,
-    %qoff: index) {
+    %qoff: index, %jcap: index) {
   %c0 = arith.constant 0 : index
   %c1 = arith.constant 1 : index
   %c4 = arith.constant 4 : index
@@ -1032,6 +1032,10 @@ func.func private @hag_range_pv_rows(
   %d16a = arith.divui %d, %c16 : index
   %d16 = arith.muli %d16a, %c16 : index
   scf.for %rb = %c0 to %nq4 step %c4 {
+    // Keys past jcap + rb + 3 have P = 0 for all four queries.
+    %jc0 = arith.addi %jcap, %rb : index
+    %jc1 = arith.addi %jc0, %c4 : index
+    %jEnd = arith.minui %jc1, %j1 : index
     %lr0 = arith.addi %rb, %o0 : index
     %qr0 = arith.addi %q0, %lr0 : index
     %lr1 = arith.addi %rb, %o1 : index
@@ -1089,7 +1093,7 @@ func.func private @hag_range_pv_rows(
       %oc3_3a = arith.addi %qoff, %f0 : index
       %oc3_3 = arith.addi %oc3_3a, %o48 : index
       %oi3_3 = vector.load %O[%ob, %qr3, %oc3_3] : memref<?x?x?xf32>, vector<16xf32>
-      %acc:16 = scf.for %j = %j0 to %j1 step %c1 iter_args(%a0_0i = %oi0_0, %a0_1i = %oi0_1, %a0_2i = %oi0_2, %a0_3i = %oi0_3, %a1_0i = %oi1_0, %a1_1i = %oi1_1, %a1_2i = %oi1_2, %a1_3i = %oi1_3, %a2_0i = %oi2_0, %a2_1i = %oi2_1, %a2_2i = %oi2_2, %a2_3i = %oi2_3, %a3_0i = %oi3_0, %a3_1i = %oi3_1, %a3_2i = %oi3_2, %a3_3i = %oi3_3) -> (vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>) {
+      %acc:16 = scf.for %j = %j0 to %jEnd step %c1 iter_args(%a0_0i = %oi0_0, %a0_1i = %oi0_1, %a0_2i = %oi0_2, %a0_3i = %oi0_3, %a1_0i = %oi1_0, %a1_1i = %oi1_1, %a1_2i = %oi1_2, %a1_3i = %oi1_3, %a2_0i = %oi2_0, %a2_1i = %oi2_1, %a2_2i = %oi2_2, %a2_3i = %oi2_3, %a3_0i = %oi3_0, %a3_1i = %oi3_1, %a3_2i = %oi3_2, %a3_3i = %oi3_3) -> (vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>) {
         %sra = arith.subi %j, %j0 : index
         %sr = arith.addi %row0, %sra : index
         %fc0a = arith.addi %koff, %f0 : index
@@ -1160,7 +1164,7 @@ func.func private @hag_range_pv_rows(
       %oc3_0a = arith.addi %qoff, %f0 : index
       %oc3_0 = arith.addi %oc3_0a, %o0 : index
       %oi3_0 = vector.load %O[%ob, %qr3, %oc3_0] : memref<?x?x?xf32>, vector<16xf32>
-      %acc:4 = scf.for %j = %j0 to %j1 step %c1 iter_args(%a0_0i = %oi0_0, %a1_0i = %oi1_0, %a2_0i = %oi2_0, %a3_0i = %oi3_0) -> (vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>) {
+      %acc:4 = scf.for %j = %j0 to %jEnd step %c1 iter_args(%a0_0i = %oi0_0, %a1_0i = %oi1_0, %a2_0i = %oi2_0, %a3_0i = %oi3_0) -> (vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>) {
         %sra = arith.subi %j, %j0 : index
         %sr = arith.addi %row0, %sra : index
         %fc0a = arith.addi %koff, %f0 : index
@@ -1194,7 +1198,7 @@ func.func private @hag_range_pv_rows(
       %ois2 = memref.load %O[%ob, %qr2, %ocs2] : memref<?x?x?xf32>
       %ocs3 = arith.addi %qoff, %f : index
       %ois3 = memref.load %O[%ob, %qr3, %ocs3] : memref<?x?x?xf32>
-      %acc:4 = scf.for %j = %j0 to %j1 step %c1 iter_args(%s0i = %ois0, %s1i = %ois1, %s2i = %ois2, %s3i = %ois3) -> (f32, f32, f32, f32) {
+      %acc:4 = scf.for %j = %j0 to %jEnd step %c1 iter_args(%s0i = %ois0, %s1i = %ois1, %s2i = %ois2, %s3i = %ois3) -> (f32, f32, f32, f32) {
         %sra = arith.subi %j, %j0 : index
         %sr = arith.addi %row0, %sra : index
         %fk = arith.addi %koff, %f : index
@@ -1216,13 +1220,16 @@ func.func private @hag_range_pv_rows(
     }
   }
   scf.for %rs = %nq4 to %nq step %c1 {
+    %jc0 = arith.addi %jcap, %rs : index
+    %jc1 = arith.addi %jc0, %c1 : index
+    %jEnd = arith.minui %jc1, %j1 : index
     %lr0 = arith.addi %rs, %o0 : index
     %qr0 = arith.addi %q0, %lr0 : index
     scf.for %f0 = %c0 to %d16 step %c16 {
       %oc0_0a = arith.addi %qoff, %f0 : index
       %oc0_0 = arith.addi %oc0_0a, %o0 : index
       %oi0_0 = vector.load %O[%ob, %qr0, %oc0_0] : memref<?x?x?xf32>, vector<16xf32>
-      %acc:1 = scf.for %j = %j0 to %j1 step %c1 iter_args(%a0_0i = %oi0_0) -> (vector<16xf32>) {
+      %acc:1 = scf.for %j = %j0 to %jEnd step %c1 iter_args(%a0_0i = %oi0_0) -> (vector<16xf32>) {
         %sra = arith.subi %j, %j0 : index
         %sr = arith.addi %row0, %sra : index
         %fc0a = arith.addi %koff, %f0 : index
@@ -1238,7 +1245,7 @@ func.func private @hag_range_pv_rows(
     scf.for %f = %d16 to %d step %c1 {
       %ocs0 = arith.addi %qoff, %f : index
       %ois0 = memref.load %O[%ob, %qr0, %ocs0] : memref<?x?x?xf32>
-      %acc:1 = scf.for %j = %j0 to %j1 step %c1 iter_args(%s0i = %ois0) -> (f32) {
+      %acc:1 = scf.for %j = %j0 to %jEnd step %c1 iter_args(%s0i = %ois0) -> (f32) {
         %sra = arith.subi %j, %j0 : index
         %sr = arith.addi %row0, %sra : index
         %fk = arith.addi %koff, %f : index
@@ -1258,11 +1265,14 @@ func.func private @hag_range_pv_rows(
 // defaults), so a range's rows, each read once per 4-query tile, fall into a
 // few L1 sets and evict each other; copied into a contiguous [j1 - j0, d]
 // buffer (at most 256 KiB, on the stack for this call) they stay in L1.
+// Sources whose rows are already contiguous (the block's summary tokens and
+// picks, single-kv-head layers) are read in place. Keys past jcap + r have
+// P = 0 for query r (causal masking; jcap = j1 for none): they are skipped.
 func.func private @hag_range_pv(
     %vals: memref<?x?x?xf32>, %kb: index, %j0: index, %j1: index,
     %koff: index, %St: memref<?x?xf32>, %row0: index, %nq: index,
     %d: index, %O: memref<?x?x?xf32>, %ob: index, %q0: index,
-    %qoff: index) {
+    %qoff: index, %jcap: index) {
   %c0 = arith.constant 0 : index
   %c1 = arith.constant 1 : index
   %c16 = arith.constant 16 : index
@@ -1273,7 +1283,11 @@ func.func private @hag_range_pv(
   %fits = arith.cmpi ule, %size, %cMax : index
   %d16a = arith.divui %d, %c16 : index
   %d16 = arith.muli %d16a, %c16 : index
-  %pack = arith.andi %manyQ, %fits : i1
+  %c2 = arith.constant 2 : index
+  %rowLen = memref.dim %vals, %c2 : memref<?x?x?xf32>
+  %strided = arith.cmpi ne, %rowLen, %d : index
+  %pack0 = arith.andi %manyQ, %fits : i1
+  %pack = arith.andi %pack0, %strided : i1
   scf.if %pack {
     memref.alloca_scope {
       %Vp = memref.alloca(%len, %d) : memref<1x?x?xf32>
@@ -1290,13 +1304,14 @@ func.func private @hag_range_pv(
           memref.store %x, %Vp[%c0, %j, %f] : memref<1x?x?xf32>
         }
       }
+      %jcapP = arith.subi %jcap, %j0 : index
       %Vd = memref.cast %Vp : memref<1x?x?xf32> to memref<?x?x?xf32>
-      func.call @hag_range_pv_rows(%Vd, %c0, %c0, %len, %c0, %St, %row0, %nq, %d, %O, %ob, %q0, %qoff)
-          : (memref<?x?x?xf32>, index, index, index, index, memref<?x?xf32>, index, index, index, memref<?x?x?xf32>, index, index, index) -> ()
+      func.call @hag_range_pv_rows(%Vd, %c0, %c0, %len, %c0, %St, %row0, %nq, %d, %O, %ob, %q0, %qoff, %jcapP)
+          : (memref<?x?x?xf32>, index, index, index, index, memref<?x?xf32>, index, index, index, memref<?x?x?xf32>, index, index, index, index) -> ()
     }
   } else {
-    func.call @hag_range_pv_rows(%vals, %kb, %j0, %j1, %koff, %St, %row0, %nq, %d, %O, %ob, %q0, %qoff)
-        : (memref<?x?x?xf32>, index, index, index, index, memref<?x?xf32>, index, index, index, memref<?x?x?xf32>, index, index, index) -> ()
+    func.call @hag_range_pv_rows(%vals, %kb, %j0, %j1, %koff, %St, %row0, %nq, %d, %O, %ob, %q0, %qoff, %jcap)
+        : (memref<?x?x?xf32>, index, index, index, index, memref<?x?xf32>, index, index, index, memref<?x?x?xf32>, index, index, index, index) -> ()
   }
   return
 }
@@ -1467,32 +1482,39 @@ func.func private @hag_attend_block(
       memref.store %zero, %out[%b, %qi, %col] : memref<?x?x?xf32>
     }
   }
-  func.call @hag_range_pv(%v, %b, %a1, %e1, %koff, %St, %c0, %nq, %d, %out, %b, %q0, %qoff)
-      : (memref<?x?x?xf32>, index, index, index, index, memref<?x?xf32>, index, index, index, memref<?x?x?xf32>, index, index, index) -> ()
+  // Level 1 in two halves (each half's P rows and packed values stay in
+  // L1): the keys before the block, then the block's own keys, where a
+  // causal query r needs keys up to q0 + r only.
+  func.call @hag_range_pv(%v, %b, %a1, %q0, %koff, %St, %c0, %nq, %d, %out, %b, %q0, %qoff, %q0)
+      : (memref<?x?x?xf32>, index, index, index, index, memref<?x?xf32>, index, index, index, memref<?x?x?xf32>, index, index, index, index) -> ()
+  %ownRow = arith.subi %q0, %a1 : index
+  %ownCap = arith.select %causal, %q0, %e1 : index
+  func.call @hag_range_pv(%v, %b, %q0, %e1, %koff, %St, %ownRow, %nq, %d, %out, %b, %q0, %qoff, %ownCap)
+      : (memref<?x?x?xf32>, index, index, index, index, memref<?x?xf32>, index, index, index, memref<?x?x?xf32>, index, index, index, index) -> ()
   %rowP:5 = scf.for %l = %c2 to %L step %c1 iter_args(%a = %a1, %e = %e1, %nPrev = %n, %off = %c0, %row = %n1) -> (index, index, index, index, index) {
     %nl = func.call @hag_ceil_div(%nPrev, %r) : (index, index) -> index
     %w:4 = func.call @hag_level_window(%a, %e, %l, %L, %r, %W, %nl, %causal)
         : (index, index, index, index, index, index, index, i1) -> (index, index, index, index)
     %la = arith.addi %off, %w#0 : index
     %lc = arith.addi %off, %w#1 : index
-    func.call @hag_range_pv(%levV, %b, %la, %lc, %koff, %St, %row, %nq, %d, %out, %b, %q0, %qoff)
-        : (memref<?x?x?xf32>, index, index, index, index, memref<?x?xf32>, index, index, index, memref<?x?x?xf32>, index, index, index) -> ()
+    func.call @hag_range_pv(%levV, %b, %la, %lc, %koff, %St, %row, %nq, %d, %out, %b, %q0, %qoff, %lc)
+        : (memref<?x?x?xf32>, index, index, index, index, memref<?x?xf32>, index, index, index, memref<?x?x?xf32>, index, index, index, index) -> ()
     %rowA0 = arith.subi %lc, %la : index
     %rowA = arith.addi %row, %rowA0 : index
     %ra = arith.addi %off, %w#2 : index
     %rc = arith.addi %off, %w#3 : index
-    func.call @hag_range_pv(%levV, %b, %ra, %rc, %koff, %St, %rowA, %nq, %d, %out, %b, %q0, %qoff)
-        : (memref<?x?x?xf32>, index, index, index, index, memref<?x?xf32>, index, index, index, memref<?x?x?xf32>, index, index, index) -> ()
+    func.call @hag_range_pv(%levV, %b, %ra, %rc, %koff, %St, %rowA, %nq, %d, %out, %b, %q0, %qoff, %rc)
+        : (memref<?x?x?xf32>, index, index, index, index, memref<?x?xf32>, index, index, index, memref<?x?x?xf32>, index, index, index, index) -> ()
     %rowB0 = arith.subi %rc, %ra : index
     %rowB = arith.addi %rowA, %rowB0 : index
     %offNext = arith.addi %off, %nl : index
     scf.yield %w#0, %w#3, %nl, %offNext, %rowB : index, index, index, index, index
   }
-  func.call @hag_range_pv(%sVd, %c0, %c0, %tp, %c0, %St, %rowP#4, %nq, %d, %out, %b, %q0, %qoff)
-      : (memref<?x?x?xf32>, index, index, index, index, memref<?x?xf32>, index, index, index, memref<?x?x?xf32>, index, index, index) -> ()
+  func.call @hag_range_pv(%sVd, %c0, %c0, %tp, %c0, %St, %rowP#4, %nq, %d, %out, %b, %q0, %qoff, %tp)
+      : (memref<?x?x?xf32>, index, index, index, index, memref<?x?xf32>, index, index, index, memref<?x?x?xf32>, index, index, index, index) -> ()
   %rowSP = arith.addi %rowP#4, %tp : index
-  func.call @hag_range_pv(%selVd, %c0, %c0, %kp, %c0, %St, %rowSP, %nq, %d, %out, %b, %q0, %qoff)
-      : (memref<?x?x?xf32>, index, index, index, index, memref<?x?xf32>, index, index, index, memref<?x?x?xf32>, index, index, index) -> ()
+  func.call @hag_range_pv(%selVd, %c0, %c0, %kp, %c0, %St, %rowSP, %nq, %d, %out, %b, %q0, %qoff, %kp)
+      : (memref<?x?x?xf32>, index, index, index, index, memref<?x?xf32>, index, index, index, memref<?x?x?xf32>, index, index, index, index) -> ()
   scf.for %rr = %c0 to %nq step %c1 {
     %qi = arith.addi %q0, %rr : index
     %l = memref.load %lS[%rr] : memref<?xf32>

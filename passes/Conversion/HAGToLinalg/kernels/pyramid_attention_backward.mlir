@@ -199,8 +199,8 @@ func.func private @hag_range_backward(
     %db: index, %dcol: index, %dM: memref<?x?xf32>, %dmb: index) {
   %c0 = arith.constant 0 : index
   %one = arith.constant 1.0 : f32
-  func.call @hag_range_pv(%keys, %kb, %j0, %j1, %koff, %dS, %row0, %nq, %d, %dq, %b, %q0, %qoff)
-      : (memref<?x?x?xf32>, index, index, index, index, memref<?x?xf32>, index, index, index, memref<?x?x?xf32>, index, index, index) -> ()
+  func.call @hag_range_pv(%keys, %kb, %j0, %j1, %koff, %dS, %row0, %nq, %d, %dq, %b, %q0, %qoff, %j1)
+      : (memref<?x?x?xf32>, index, index, index, index, memref<?x?xf32>, index, index, index, memref<?x?x?xf32>, index, index, index, index) -> ()
   func.call @hag_range_grad(%dS, %row0, %j0, %j1, %nq, %q, %b, %q0, %qoff, %d, %scale, %dK, %db, %dcol)
       : (memref<?x?xf32>, index, index, index, index, memref<?x?x?xf32>, index, index, index, index, f32, memref<?x?x?xf32>, index, index) -> ()
   func.call @hag_range_grad(%P, %row0, %j0, %j1, %nq, %dO, %b, %q0, %qoff, %d, %one, %dV, %db, %dcol)
