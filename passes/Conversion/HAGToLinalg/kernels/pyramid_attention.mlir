@@ -1000,6 +1000,50 @@ func.func private @hag_block_softmax(%St: memref<?x?xf32>, %Kn: index,
   return
 }
 
+// The two passes of @hag_block_softmax range by range, so that each reads
+// rows of St still in L1: @hag_rows_max, right after a range's scores,
+// raises mS[r] to the maximum of rows [r0, r1); @hag_rows_exp, right before
+// the range's P V, replaces the rows by exp(s - mS[r]) and adds them to
+// lS[r]. Every range's maximum must be in mS before the first exp.
+func.func private @hag_rows_max(%St: memref<?x?xf32>, %r0: index, %r1: index,
+                                %nqPad: index, %mS: memref<?xf32>) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c16 = arith.constant 16 : index
+  scf.for %rc = %c0 to %nqPad step %c16 {
+    %m0 = vector.load %mS[%rc] : memref<?xf32>, vector<16xf32>
+    %mv = scf.for %j = %r0 to %r1 step %c1 iter_args(%m = %m0) -> (vector<16xf32>) {
+      %s = vector.load %St[%j, %rc] : memref<?x?xf32>, vector<16xf32>
+      %m2 = arith.maximumf %m, %s fastmath<nnan,nsz> : vector<16xf32>
+      scf.yield %m2 : vector<16xf32>
+    }
+    vector.store %mv, %mS[%rc] : memref<?xf32>, vector<16xf32>
+  }
+  return
+}
+
+func.func private @hag_rows_exp(%St: memref<?x?xf32>, %r0: index, %r1: index,
+                                %nqPad: index, %mS: memref<?xf32>,
+                                %lS: memref<?xf32>) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c16 = arith.constant 16 : index
+  scf.for %rc = %c0 to %nqPad step %c16 {
+    %mv = vector.load %mS[%rc] : memref<?xf32>, vector<16xf32>
+    %l0 = vector.load %lS[%rc] : memref<?xf32>, vector<16xf32>
+    %lv = scf.for %j = %r0 to %r1 step %c1 iter_args(%l = %l0) -> (vector<16xf32>) {
+      %s = vector.load %St[%j, %rc] : memref<?x?xf32>, vector<16xf32>
+      %sm = arith.subf %s, %mv : vector<16xf32>
+      %p = math.exp %sm : vector<16xf32>
+      vector.store %p, %St[%j, %rc] : memref<?x?xf32>, vector<16xf32>
+      %l2 = arith.addf %l, %p : vector<16xf32>
+      scf.yield %l2 : vector<16xf32>
+    }
+    vector.store %lv, %lS[%rc] : memref<?xf32>, vector<16xf32>
+  }
+  return
+}
+
 // O[ob, q0 + r, qoff + f] += sum_{j in [j0, j1)} P[row0 + j - j0, r] v_j[f]
 // for the values of one source (rows of `vals` at batch index kb, features
 // koff .. koff + d); the features are the lanes, O is the layer output
@@ -1429,34 +1473,19 @@ func.func private @hag_attend_block(
 
   // St[key, query]: every key's scores, keys in the order above (row c of
   // level 1 is raw position a_1 + c). The whole key set is known up front,
-  // so the softmax is exact in two passes (no online rescaling).
+  // so the softmax is exact in two passes (no online rescaling), each done
+  // range by range while the range's rows are in L1: the row maxima right
+  // after a range's scores, exp and the sums right before its P V.
   %St = memref.alloc(%Kn, %nqPad) : memref<?x?xf32>
   %lS = memref.alloc(%nqPad) : memref<?xf32>
-  func.call @hag_range_scores(%k, %b, %a1, %e1, %koff, %gB, %b, %c0, %Qt, %nqPad, %d, %scale, %St, %c0)
-      : (memref<?x?x?xf32>, index, index, index, index, memref<?x?xf32>, index, index, memref<?x?xf32>, index, index, f32, memref<?x?xf32>, index) -> ()
-  %rowL:5 = scf.for %l = %c2 to %L step %c1 iter_args(%a = %a1, %e = %e1, %nPrev = %n, %off = %c0, %row = %n1) -> (index, index, index, index, index) {
-    %nl = func.call @hag_ceil_div(%nPrev, %r) : (index, index) -> index
-    %w:4 = func.call @hag_level_window(%a, %e, %l, %L, %r, %W, %nl, %causal)
-        : (index, index, index, index, index, index, index, i1) -> (index, index, index, index)
-    %la = arith.addi %off, %w#0 : index
-    %lc = arith.addi %off, %w#1 : index
-    func.call @hag_range_scores(%levK, %b, %la, %lc, %koff, %levB, %b, %c0, %Qt, %nqPad, %d, %scale, %St, %row)
-        : (memref<?x?x?xf32>, index, index, index, index, memref<?x?xf32>, index, index, memref<?x?xf32>, index, index, f32, memref<?x?xf32>, index) -> ()
-    %rowA0 = arith.subi %lc, %la : index
-    %rowA = arith.addi %row, %rowA0 : index
-    %ra = arith.addi %off, %w#2 : index
-    %rc = arith.addi %off, %w#3 : index
-    func.call @hag_range_scores(%levK, %b, %ra, %rc, %koff, %levB, %b, %c0, %Qt, %nqPad, %d, %scale, %St, %rowA)
-        : (memref<?x?x?xf32>, index, index, index, index, memref<?x?xf32>, index, index, memref<?x?xf32>, index, index, f32, memref<?x?xf32>, index) -> ()
-    %rowB0 = arith.subi %rc, %ra : index
-    %rowB = arith.addi %rowA, %rowB0 : index
-    %offNext = arith.addi %off, %nl : index
-    scf.yield %w#0, %w#3, %nl, %offNext, %rowB : index, index, index, index, index
+  %mS = memref.alloc(%nqPad) : memref<?xf32>
+  %ninfV = vector.broadcast %ninf : f32 to vector<16xf32>
+  %zeroV = vector.broadcast %zero : f32 to vector<16xf32>
+  scf.for %rc = %c0 to %nqPad step %c16 {
+    vector.store %ninfV, %mS[%rc] : memref<?xf32>, vector<16xf32>
+    vector.store %zeroV, %lS[%rc] : memref<?xf32>, vector<16xf32>
   }
-  func.call @hag_range_scores(%sKd, %c0, %c0, %tp, %c0, %sMd, %c0, %c0, %Qt, %nqPad, %d, %scale, %St, %rowL#4)
-      : (memref<?x?x?xf32>, index, index, index, index, memref<?x?xf32>, index, index, memref<?x?xf32>, index, index, f32, memref<?x?xf32>, index) -> ()
-  %rowS = arith.addi %rowL#4, %tp : index
-  func.call @hag_range_scores(%selKd, %c0, %c0, %kp, %c0, %selBd, %c0, %c0, %Qt, %nqPad, %d, %scale, %St, %rowS)
+  func.call @hag_range_scores(%k, %b, %a1, %e1, %koff, %gB, %b, %c0, %Qt, %nqPad, %d, %scale, %St, %c0)
       : (memref<?x?x?xf32>, index, index, index, index, memref<?x?xf32>, index, index, memref<?x?xf32>, index, index, f32, memref<?x?xf32>, index) -> ()
   // The causal mask on level 1: key a_1 + c is after query q0 + r when
   // r < a_1 + c - q0.
@@ -1471,7 +1500,35 @@ func.func private @hag_attend_block(
       }
     }
   }
-  func.call @hag_block_softmax(%St, %Kn, %nqPad, %lS) : (memref<?x?xf32>, index, index, memref<?xf32>) -> ()
+  func.call @hag_rows_max(%St, %c0, %n1, %nqPad, %mS) : (memref<?x?xf32>, index, index, index, memref<?xf32>) -> ()
+  %rowL:5 = scf.for %l = %c2 to %L step %c1 iter_args(%a = %a1, %e = %e1, %nPrev = %n, %off = %c0, %row = %n1) -> (index, index, index, index, index) {
+    %nl = func.call @hag_ceil_div(%nPrev, %r) : (index, index) -> index
+    %w:4 = func.call @hag_level_window(%a, %e, %l, %L, %r, %W, %nl, %causal)
+        : (index, index, index, index, index, index, index, i1) -> (index, index, index, index)
+    %la = arith.addi %off, %w#0 : index
+    %lc = arith.addi %off, %w#1 : index
+    func.call @hag_range_scores(%levK, %b, %la, %lc, %koff, %levB, %b, %c0, %Qt, %nqPad, %d, %scale, %St, %row)
+        : (memref<?x?x?xf32>, index, index, index, index, memref<?x?xf32>, index, index, memref<?x?xf32>, index, index, f32, memref<?x?xf32>, index) -> ()
+    %rowA0 = arith.subi %lc, %la : index
+    %rowA = arith.addi %row, %rowA0 : index
+    func.call @hag_rows_max(%St, %row, %rowA, %nqPad, %mS) : (memref<?x?xf32>, index, index, index, memref<?xf32>) -> ()
+    %ra = arith.addi %off, %w#2 : index
+    %rc = arith.addi %off, %w#3 : index
+    func.call @hag_range_scores(%levK, %b, %ra, %rc, %koff, %levB, %b, %c0, %Qt, %nqPad, %d, %scale, %St, %rowA)
+        : (memref<?x?x?xf32>, index, index, index, index, memref<?x?xf32>, index, index, memref<?x?xf32>, index, index, f32, memref<?x?xf32>, index) -> ()
+    %rowB0 = arith.subi %rc, %ra : index
+    %rowB = arith.addi %rowA, %rowB0 : index
+    func.call @hag_rows_max(%St, %rowA, %rowB, %nqPad, %mS) : (memref<?x?xf32>, index, index, index, memref<?xf32>) -> ()
+    %offNext = arith.addi %off, %nl : index
+    scf.yield %w#0, %w#3, %nl, %offNext, %rowB : index, index, index, index, index
+  }
+  func.call @hag_range_scores(%sKd, %c0, %c0, %tp, %c0, %sMd, %c0, %c0, %Qt, %nqPad, %d, %scale, %St, %rowL#4)
+      : (memref<?x?x?xf32>, index, index, index, index, memref<?x?xf32>, index, index, memref<?x?xf32>, index, index, f32, memref<?x?xf32>, index) -> ()
+  %rowS = arith.addi %rowL#4, %tp : index
+  func.call @hag_rows_max(%St, %rowL#4, %rowS, %nqPad, %mS) : (memref<?x?xf32>, index, index, index, memref<?xf32>) -> ()
+  func.call @hag_range_scores(%selKd, %c0, %c0, %kp, %c0, %selBd, %c0, %c0, %Qt, %nqPad, %d, %scale, %St, %rowS)
+      : (memref<?x?x?xf32>, index, index, index, index, memref<?x?xf32>, index, index, memref<?x?xf32>, index, index, f32, memref<?x?xf32>, index) -> ()
+  func.call @hag_rows_max(%St, %rowS, %Kn, %nqPad, %mS) : (memref<?x?xf32>, index, index, index, memref<?xf32>) -> ()
 
   // out[b, q0 + r, qoff + f] = sum over keys of p[key, r] v[f], range by
   // range, then divided by l[r].
@@ -1485,10 +1542,12 @@ func.func private @hag_attend_block(
   // Level 1 in two halves (each half's P rows and packed values stay in
   // L1): the keys before the block, then the block's own keys, where a
   // causal query r needs keys up to q0 + r only.
+  %ownRow = arith.subi %q0, %a1 : index
+  func.call @hag_rows_exp(%St, %c0, %ownRow, %nqPad, %mS, %lS) : (memref<?x?xf32>, index, index, index, memref<?xf32>, memref<?xf32>) -> ()
   func.call @hag_range_pv(%v, %b, %a1, %q0, %koff, %St, %c0, %nq, %d, %out, %b, %q0, %qoff, %q0)
       : (memref<?x?x?xf32>, index, index, index, index, memref<?x?xf32>, index, index, index, memref<?x?x?xf32>, index, index, index, index) -> ()
-  %ownRow = arith.subi %q0, %a1 : index
   %ownCap = arith.select %causal, %q0, %e1 : index
+  func.call @hag_rows_exp(%St, %ownRow, %n1, %nqPad, %mS, %lS) : (memref<?x?xf32>, index, index, index, memref<?xf32>, memref<?xf32>) -> ()
   func.call @hag_range_pv(%v, %b, %q0, %e1, %koff, %St, %ownRow, %nq, %d, %out, %b, %q0, %qoff, %ownCap)
       : (memref<?x?x?xf32>, index, index, index, index, memref<?x?xf32>, index, index, index, memref<?x?x?xf32>, index, index, index, index) -> ()
   %rowP:5 = scf.for %l = %c2 to %L step %c1 iter_args(%a = %a1, %e = %e1, %nPrev = %n, %off = %c0, %row = %n1) -> (index, index, index, index, index) {
@@ -1497,22 +1556,26 @@ func.func private @hag_attend_block(
         : (index, index, index, index, index, index, index, i1) -> (index, index, index, index)
     %la = arith.addi %off, %w#0 : index
     %lc = arith.addi %off, %w#1 : index
-    func.call @hag_range_pv(%levV, %b, %la, %lc, %koff, %St, %row, %nq, %d, %out, %b, %q0, %qoff, %lc)
-        : (memref<?x?x?xf32>, index, index, index, index, memref<?x?xf32>, index, index, index, memref<?x?x?xf32>, index, index, index, index) -> ()
     %rowA0 = arith.subi %lc, %la : index
     %rowA = arith.addi %row, %rowA0 : index
+    func.call @hag_rows_exp(%St, %row, %rowA, %nqPad, %mS, %lS) : (memref<?x?xf32>, index, index, index, memref<?xf32>, memref<?xf32>) -> ()
+    func.call @hag_range_pv(%levV, %b, %la, %lc, %koff, %St, %row, %nq, %d, %out, %b, %q0, %qoff, %lc)
+        : (memref<?x?x?xf32>, index, index, index, index, memref<?x?xf32>, index, index, index, memref<?x?x?xf32>, index, index, index, index) -> ()
     %ra = arith.addi %off, %w#2 : index
     %rc = arith.addi %off, %w#3 : index
-    func.call @hag_range_pv(%levV, %b, %ra, %rc, %koff, %St, %rowA, %nq, %d, %out, %b, %q0, %qoff, %rc)
-        : (memref<?x?x?xf32>, index, index, index, index, memref<?x?xf32>, index, index, index, memref<?x?x?xf32>, index, index, index, index) -> ()
     %rowB0 = arith.subi %rc, %ra : index
     %rowB = arith.addi %rowA, %rowB0 : index
+    func.call @hag_rows_exp(%St, %rowA, %rowB, %nqPad, %mS, %lS) : (memref<?x?xf32>, index, index, index, memref<?xf32>, memref<?xf32>) -> ()
+    func.call @hag_range_pv(%levV, %b, %ra, %rc, %koff, %St, %rowA, %nq, %d, %out, %b, %q0, %qoff, %rc)
+        : (memref<?x?x?xf32>, index, index, index, index, memref<?x?xf32>, index, index, index, memref<?x?x?xf32>, index, index, index, index) -> ()
     %offNext = arith.addi %off, %nl : index
     scf.yield %w#0, %w#3, %nl, %offNext, %rowB : index, index, index, index, index
   }
+  %rowSP = arith.addi %rowP#4, %tp : index
+  func.call @hag_rows_exp(%St, %rowP#4, %rowSP, %nqPad, %mS, %lS) : (memref<?x?xf32>, index, index, index, memref<?xf32>, memref<?xf32>) -> ()
   func.call @hag_range_pv(%sVd, %c0, %c0, %tp, %c0, %St, %rowP#4, %nq, %d, %out, %b, %q0, %qoff, %tp)
       : (memref<?x?x?xf32>, index, index, index, index, memref<?x?xf32>, index, index, index, memref<?x?x?xf32>, index, index, index, index) -> ()
-  %rowSP = arith.addi %rowP#4, %tp : index
+  func.call @hag_rows_exp(%St, %rowSP, %Kn, %nqPad, %mS, %lS) : (memref<?x?xf32>, index, index, index, memref<?xf32>, memref<?xf32>) -> ()
   func.call @hag_range_pv(%selVd, %c0, %c0, %kp, %c0, %St, %rowSP, %nq, %d, %out, %b, %q0, %qoff, %kp)
       : (memref<?x?x?xf32>, index, index, index, index, memref<?x?xf32>, index, index, index, memref<?x?x?xf32>, index, index, index, index) -> ()
   scf.for %rr = %c0 to %nq step %c1 {
