@@ -969,54 +969,71 @@ func.func private @hag_range_scores(
   return
 }
 
-// Softmax numerators over the keys, per query (a column of St[0 .. Kn,
-// 0 .. nqPad)): p = exp(s - max_j s), in place, and lS[r] = sum_j p. The
-// queries are the lanes: no horizontal reductions. Every real query has a
-// finite score (it sees itself at level 1). The max ignores NaN semantics
-// (nnan): a NaN score makes its query's sum NaN anyway.
+// The softmax's two passes over rows [r0, r1) of St, for the 16 queries in
+// columns rc .. rc + 15 (the lanes: no horizontal reductions).
+// @hag_col_max: max(m, rows' scores). @hag_col_exp: replaces the rows by
+// p = exp(s - m), in place, and returns l + sum p. The max ignores NaN
+// semantics (nnan): a NaN score makes its query's sum NaN anyway.
+func.func private @hag_col_max(%St: memref<?x?xf32>, %r0: index, %r1: index,
+                               %rc: index, %m0: vector<16xf32>) -> vector<16xf32> {
+  %c1 = arith.constant 1 : index
+  %mv = scf.for %j = %r0 to %r1 step %c1 iter_args(%m = %m0) -> (vector<16xf32>) {
+    %s = vector.load %St[%j, %rc] : memref<?x?xf32>, vector<16xf32>
+    %m2 = arith.maximumf %m, %s fastmath<nnan,nsz> : vector<16xf32>
+    scf.yield %m2 : vector<16xf32>
+  }
+  return %mv : vector<16xf32>
+}
+
+func.func private @hag_col_exp(%St: memref<?x?xf32>, %r0: index, %r1: index,
+                               %rc: index, %mv: vector<16xf32>,
+                               %l0: vector<16xf32>) -> vector<16xf32> {
+  %c1 = arith.constant 1 : index
+  %lv = scf.for %j = %r0 to %r1 step %c1 iter_args(%l = %l0) -> (vector<16xf32>) {
+    %s = vector.load %St[%j, %rc] : memref<?x?xf32>, vector<16xf32>
+    %sm = arith.subf %s, %mv : vector<16xf32>
+    %p = math.exp %sm : vector<16xf32>
+    vector.store %p, %St[%j, %rc] : memref<?x?xf32>, vector<16xf32>
+    %l2 = arith.addf %l, %p : vector<16xf32>
+    scf.yield %l2 : vector<16xf32>
+  }
+  return %lv : vector<16xf32>
+}
+
+// Softmax numerators over all Kn keys, per query (a column of St[0 .. Kn,
+// 0 .. nqPad)): p = exp(s - max_j s), in place, and lS[r] = sum_j p, both
+// passes per 16-query column group (its rows' lines stay in L1). Every real
+// query has a finite score (it sees itself at level 1).
 func.func private @hag_block_softmax(%St: memref<?x?xf32>, %Kn: index,
                                      %nqPad: index, %lS: memref<?xf32>) {
   %c0 = arith.constant 0 : index
-  %c1 = arith.constant 1 : index
   %c16 = arith.constant 16 : index
   %ninfV = arith.constant dense<0xFF800000> : vector<16xf32>
   %zv = arith.constant dense<0.0> : vector<16xf32>
   scf.for %rc = %c0 to %nqPad step %c16 {
-    %mv = scf.for %j = %c0 to %Kn step %c1 iter_args(%m = %ninfV) -> (vector<16xf32>) {
-      %s = vector.load %St[%j, %rc] : memref<?x?xf32>, vector<16xf32>
-      %m2 = arith.maximumf %m, %s fastmath<nnan,nsz> : vector<16xf32>
-      scf.yield %m2 : vector<16xf32>
-    }
-    %lv = scf.for %j = %c0 to %Kn step %c1 iter_args(%l = %zv) -> (vector<16xf32>) {
-      %s = vector.load %St[%j, %rc] : memref<?x?xf32>, vector<16xf32>
-      %sm = arith.subf %s, %mv : vector<16xf32>
-      %p = math.exp %sm : vector<16xf32>
-      vector.store %p, %St[%j, %rc] : memref<?x?xf32>, vector<16xf32>
-      %l2 = arith.addf %l, %p : vector<16xf32>
-      scf.yield %l2 : vector<16xf32>
-    }
+    %mv = func.call @hag_col_max(%St, %c0, %Kn, %rc, %ninfV)
+        : (memref<?x?xf32>, index, index, index, vector<16xf32>) -> vector<16xf32>
+    %lv = func.call @hag_col_exp(%St, %c0, %Kn, %rc, %mv, %zv)
+        : (memref<?x?xf32>, index, index, index, vector<16xf32>, vector<16xf32>) -> vector<16xf32>
     vector.store %lv, %lS[%rc] : memref<?xf32>, vector<16xf32>
   }
   return
 }
 
-// The two passes of @hag_block_softmax range by range, so that each reads
-// rows of St still in L1: @hag_rows_max, right after a range's scores,
-// raises mS[r] to the maximum of rows [r0, r1); @hag_rows_exp, right before
-// the range's P V, replaces the rows by exp(s - mS[r]) and adds them to
-// lS[r]. Every range's maximum must be in mS before the first exp.
+// The same two passes range by range (the forward's block kernel), so that
+// each reads rows of St still in L1: @hag_rows_max, right after a range's
+// scores, raises mS[r] to the maximum of rows [r0, r1); @hag_rows_exp,
+// right before the range's P V, replaces the rows by exp(s - mS[r]) and
+// adds them to lS[r]. Every range's maximum must be in mS before the first
+// exp.
 func.func private @hag_rows_max(%St: memref<?x?xf32>, %r0: index, %r1: index,
                                 %nqPad: index, %mS: memref<?xf32>) {
   %c0 = arith.constant 0 : index
-  %c1 = arith.constant 1 : index
   %c16 = arith.constant 16 : index
   scf.for %rc = %c0 to %nqPad step %c16 {
     %m0 = vector.load %mS[%rc] : memref<?xf32>, vector<16xf32>
-    %mv = scf.for %j = %r0 to %r1 step %c1 iter_args(%m = %m0) -> (vector<16xf32>) {
-      %s = vector.load %St[%j, %rc] : memref<?x?xf32>, vector<16xf32>
-      %m2 = arith.maximumf %m, %s fastmath<nnan,nsz> : vector<16xf32>
-      scf.yield %m2 : vector<16xf32>
-    }
+    %mv = func.call @hag_col_max(%St, %r0, %r1, %rc, %m0)
+        : (memref<?x?xf32>, index, index, index, vector<16xf32>) -> vector<16xf32>
     vector.store %mv, %mS[%rc] : memref<?xf32>, vector<16xf32>
   }
   return
@@ -1026,19 +1043,12 @@ func.func private @hag_rows_exp(%St: memref<?x?xf32>, %r0: index, %r1: index,
                                 %nqPad: index, %mS: memref<?xf32>,
                                 %lS: memref<?xf32>) {
   %c0 = arith.constant 0 : index
-  %c1 = arith.constant 1 : index
   %c16 = arith.constant 16 : index
   scf.for %rc = %c0 to %nqPad step %c16 {
     %mv = vector.load %mS[%rc] : memref<?xf32>, vector<16xf32>
     %l0 = vector.load %lS[%rc] : memref<?xf32>, vector<16xf32>
-    %lv = scf.for %j = %r0 to %r1 step %c1 iter_args(%l = %l0) -> (vector<16xf32>) {
-      %s = vector.load %St[%j, %rc] : memref<?x?xf32>, vector<16xf32>
-      %sm = arith.subf %s, %mv : vector<16xf32>
-      %p = math.exp %sm : vector<16xf32>
-      vector.store %p, %St[%j, %rc] : memref<?x?xf32>, vector<16xf32>
-      %l2 = arith.addf %l, %p : vector<16xf32>
-      scf.yield %l2 : vector<16xf32>
-    }
+    %lv = func.call @hag_col_exp(%St, %r0, %r1, %rc, %mv, %l0)
+        : (memref<?x?xf32>, index, index, index, vector<16xf32>, vector<16xf32>) -> vector<16xf32>
     vector.store %lv, %lS[%rc] : memref<?xf32>, vector<16xf32>
   }
   return
