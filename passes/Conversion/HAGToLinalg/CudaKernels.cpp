@@ -152,7 +152,7 @@ static void buildEmulatedMatmul(OpBuilder &b, Location loc) {
 /// emulation functions are erased when unused, before any of their loops
 /// is mapped.
 static LogicalResult defineDeclaredKernels(ModuleOp module, bool emulate) {
-  SmallVector<func::FuncOp> decls;
+  SmallVector<std::pair<func::FuncOp, func::FuncOp>> decls; // (decl, by)
   llvm::SetVector<func::FuncOp> emulations;
   for (auto fn : module.getOps<func::FuncOp>()) {
     auto by = fn->getAttrOfType<FlatSymbolRefAttr>("hag.emulated_by");
@@ -163,13 +163,12 @@ static LogicalResult defineDeclaredKernels(ModuleOp module, bool emulate) {
       return fn.emitError() << "hag.emulated_by names " << by
                             << ", which the module does not define";
     emulations.insert(emulation);
-    decls.push_back(fn);
+    decls.push_back({fn, emulation});
   }
   OpBuilder b(module.getContext());
   SmallVector<std::pair<func::FuncOp, int64_t>> attention;
   SmallVector<func::FuncOp> gates;
-  for (func::FuncOp decl : decls) {
-    auto by = decl->getAttrOfType<FlatSymbolRefAttr>("hag.emulated_by");
+  for (auto [decl, emulation] : decls) {
     decl->removeAttr("hag.emulated_by");
     if (SymbolTable::symbolKnownUseEmpty(decl, module)) {
       decl.erase();
@@ -178,8 +177,7 @@ static LogicalResult defineDeclaredKernels(ModuleOp module, bool emulate) {
     if (emulate) {
       Block *entry = decl.addEntryBlock();
       b.setInsertionPointToStart(entry);
-      func::CallOp::create(b, decl.getLoc(),
-                           module.lookupSymbol<func::FuncOp>(by.getAttr()),
+      func::CallOp::create(b, decl.getLoc(), emulation,
                            ValueRange(entry->getArguments()));
       func::ReturnOp::create(b, decl.getLoc());
       continue;
