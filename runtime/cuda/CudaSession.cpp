@@ -385,9 +385,11 @@ extern "C" void mgpuLaunchKernel(void *function, intptr_t gridX, intptr_t gridY,
 
 // One stream for everything: kernels of a call run in order, and the
 // buffers a call frees (stream-ordered) are no longer used by the kernels
-// before. The host code never reads device memory (hag-check-host-code),
-// so the synchronization MLIR's launch lowering asks for after every
-// launch is not needed: the caller (Model) waits once, after the entry.
+// before. The host code never reads device memory (hag-check-host-code)
+// except device scalars through hagrt_cuda_read_* (which wait for the
+// stream themselves), so the synchronization MLIR's launch lowering asks
+// for after every launch is not needed: the caller (Model) waits once,
+// after the entry.
 extern "C" void *mgpuStreamCreate() { return state().stream; }
 extern "C" void mgpuStreamDestroy(void *) {}
 extern "C" void mgpuStreamSynchronize(void *) {}
@@ -430,4 +432,39 @@ extern "C" void hagrt_cuda_free(void *device) {
     s.ok(s.cuMemFreeAsync(p, s.stream), "cuMemFreeAsync");
   else
     s.ok(s.cuMemFree(p), "cuMemFree");
+}
+
+// A device scalar the host code needs (a training step's gradient norm,
+// all-finite flag, step count; hag-map-loops-to-gpu): wait for the kernels
+// before it, then copy its bytes back. After a failure (latched) the value
+// is 0 and the call reports the failure as usual.
+namespace {
+template <typename T> T readDeviceScalar(int64_t address) {
+  T value{};
+  State &s = state();
+  std::lock_guard<std::mutex> lock(s.mu);
+  if (!s.error.empty() || !s.current())
+    return value;
+  if (!s.ok(s.cuStreamSynchronize(s.stream), "cuStreamSynchronize"))
+    return value;
+  s.ok(s.cuMemcpyDtoH(&value, static_cast<CUdeviceptr>(address), sizeof(T)),
+       "cuMemcpyDtoH");
+  return value;
+}
+} // namespace
+
+extern "C" double hagrt_cuda_read_f64(int64_t address) {
+  return readDeviceScalar<double>(address);
+}
+extern "C" float hagrt_cuda_read_f32(int64_t address) {
+  return readDeviceScalar<float>(address);
+}
+extern "C" int64_t hagrt_cuda_read_i64(int64_t address) {
+  return readDeviceScalar<int64_t>(address);
+}
+extern "C" int32_t hagrt_cuda_read_i32(int64_t address) {
+  return readDeviceScalar<int32_t>(address);
+}
+extern "C" int8_t hagrt_cuda_read_i8(int64_t address) {
+  return readDeviceScalar<int8_t>(address);
 }

@@ -35,6 +35,9 @@ TEST(CudaSession, KernelImagesRegisterWithoutADriver) {
                      nullptr, 0);
     EXPECT_EQ(hagrt_cuda_alloc(64), nullptr);
     hagrt_cuda_free(nullptr);
+    // A device scalar's read-back after the failure: 0, no crash.
+    EXPECT_EQ(hagrt_cuda_read_f32(4096), 0.0f);
+    EXPECT_EQ(hagrt_cuda_read_i8(4096), 0);
     Status s = cuda::Session::takeError();
     ASSERT_FALSE(s.ok());
     EXPECT_EQ(s.message(),

@@ -12,7 +12,11 @@
 //  - any other result-less host op that touches memory (a loop nest of a
 //    full reduction, a store) runs as a one-thread kernel. Correct for the
 //    few small ones the graphs have (a loss's final sum); each is worth a
-//    real kernel when it shows in a profile.
+//    real kernel when it shows in a profile;
+//  - a load of a device scalar (one element) whose value the host itself
+//    needs (a training step's gradient norm, its all-finite flag, the step
+//    count) becomes a call of the runtime's hagrt_cuda_read_<type>(address),
+//    which waits for the kernels before it and copies the few bytes back.
 // `memref.get_global` results used inside are re-created inside so the
 // kernel reads the global's device copy (gpu-kernel-outlining copies the
 // global into the GPU module).
@@ -30,6 +34,7 @@
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
+#include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/IRMapping.h"
 #include "mlir/IR/PatternMatch.h"
 #include "mlir/IR/SymbolTable.h"
@@ -331,6 +336,88 @@ struct Mapper {
   }
 };
 
+/// The remaining host loads of device scalars (buffers of one element) ->
+/// hagrt_cuda_read_<type> calls (dead host copies of what the kernels took over
+/// are erased first). Loads of device buffers of higher rank stay:
+/// hag-check-host-code names them.
+LogicalResult readScalarsBack(ModuleOp module, func::FuncOp fn, OpBuilder &b) {
+  // The slices wrapSingle cloned into kernels leave dead host copies.
+  bool erased = true;
+  while (erased) {
+    erased = false;
+    SmallVector<Operation *> dead;
+    fn.walk([&](Operation *op) {
+      if (op->getParentOfType<gpu::LaunchOp>() || op == fn)
+        return;
+      if (isOpTriviallyDead(op))
+        dead.push_back(op);
+    });
+    // Post-order: an op's nested ops come before it, so none is visited
+    // after its parent is erased; users erased first free their operands
+    // for the next round.
+    for (Operation *op : dead)
+      if (isOpTriviallyDead(op)) {
+        op->erase();
+        erased = true;
+      }
+  }
+  SmallVector<memref::LoadOp> loads;
+  fn.walk([&](memref::LoadOp load) {
+    // 0-d, or one element (a [1] bias whose update folded to scalars):
+    // the only in-bounds index is 0.
+    MemRefType type = load.getMemRefType();
+    bool scalar = type.hasStaticShape() && type.getNumElements() == 1;
+    if (!load->getParentOfType<gpu::LaunchOp>() && scalar &&
+        !hag::isHostMemory(load.getMemref()))
+      loads.push_back(load);
+  });
+  for (memref::LoadOp load : loads) {
+    Type type = load.getType();
+    // Booleans are a byte in memory; index is 64 bits.
+    Type carried = type.isInteger(1) ? b.getI8Type()
+                   : type.isIndex()  ? b.getI64Type()
+                                     : type;
+    unsigned bytes = carried.getIntOrFloatBitWidth() / 8;
+    if (!isa<FloatType, IntegerType>(carried) || bytes == 0)
+      return load.emitError() << "host code reads a device scalar of type "
+                              << type << ", which the runtime cannot copy back";
+    std::string name;
+    llvm::raw_string_ostream os(name);
+    os << "hagrt_cuda_read_" << carried;
+    auto callee = module.lookupSymbol<func::FuncOp>(name);
+    if (!callee) {
+      OpBuilder::InsertionGuard g(b);
+      b.setInsertionPointToEnd(module.getBody());
+      callee =
+          func::FuncOp::create(b, load.getLoc(), name,
+                               b.getFunctionType({b.getI64Type()}, {carried}));
+      callee.setPrivate();
+    }
+    Location loc = load.getLoc();
+    b.setInsertionPoint(load);
+    auto meta =
+        memref::ExtractStridedMetadataOp::create(b, loc, load.getMemref());
+    Value base = memref::ExtractAlignedPointerAsIndexOp::create(
+        b, loc, load.getMemref());
+    Value offset =
+        arith::MulIOp::create(b, loc, meta.getOffset(),
+                              arith::ConstantIndexOp::create(b, loc, bytes));
+    Value address = arith::IndexCastOp::create(
+        b, loc, b.getI64Type(), arith::AddIOp::create(b, loc, base, offset));
+    Value value =
+        func::CallOp::create(b, loc, callee, ValueRange{address}).getResult(0);
+    if (type.isInteger(1))
+      value = arith::CmpIOp::create(
+          b, loc, arith::CmpIPredicate::ne, value,
+          arith::ConstantIntOp::create(b, loc, b.getI8Type(), 0));
+    else if (type.isIndex())
+      value = arith::IndexCastOp::create(b, loc, type, value);
+    load.replaceAllUsesWith(value);
+    load.erase();
+  }
+  return success();
+}
+
 struct HAGMapLoopsToGPUPass
     : mlir::hag::impl::HAGMapLoopsToGPUBase<HAGMapLoopsToGPUPass> {
   using Base::Base;
@@ -358,6 +445,8 @@ struct HAGMapLoopsToGPUPass
                                                   : WalkResult::advance();
       });
       if (sunk.wasInterrupted())
+        return signalPassFailure();
+      if (!emulate && failed(readScalarsBack(getOperation(), fn, b)))
         return signalPassFailure();
     }
   }

@@ -101,7 +101,11 @@ LogicalResult mlir::hag::loadCudaKernelLibrary(ModuleOp module) {
   Location loc = cudaLibraryLoc(ctx);
   // Declared only: the launches' memory effects are unknown to buffer
   // deallocation; defineCudaKernelLaunchers adds the bodies after it.
-  if (!module.lookupSymbol("hag_matmul_nt"))
+  // library.mlir declares it for its callers (the gradients' products);
+  // its launches are the library's, not a line of that file.
+  if (auto decl = module.lookupSymbol<func::FuncOp>("hag_matmul_nt"))
+    decl->setLoc(loc);
+  else
     createMatmulFunction(b, loc);
   return success();
 }

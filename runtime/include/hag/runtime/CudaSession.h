@@ -91,6 +91,13 @@ void mgpuStreamSynchronize(void *stream);
 void *hagrt_cuda_alloc(size_t bytes);
 void *hagrt_cuda_aligned_alloc(size_t alignment, size_t bytes);
 void hagrt_cuda_free(void *device);
+// A device scalar the host code reads (hag-map-loops-to-gpu): waits for the
+// session's stream and copies it back; 0 after a failure (latched).
+double hagrt_cuda_read_f64(int64_t address);
+float hagrt_cuda_read_f32(int64_t address);
+int64_t hagrt_cuda_read_i64(int64_t address);
+int32_t hagrt_cuda_read_i32(int64_t address);
+int8_t hagrt_cuda_read_i8(int64_t address);
 }
 
 #endif // HAG_RUNTIME_CUDASESSION_H
