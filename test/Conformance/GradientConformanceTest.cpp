@@ -97,8 +97,10 @@ std::string configAttr(const hag::PyramidParams &p) {
   return cfg.str();
 }
 
-TEST_P(AttentionBackward, MatchesTorchAutogradFloat64) {
-  const Case &c = GetParam();
+/// hag.pyramid_attention_backward alone, compiled for the CPU or through the
+/// CUDA emulator (the CUDA kernel library's backward as loops), against
+/// autograd through the f64 reference core.
+void checkCoreBackward(const Case &c, bool emulateCuda) {
   hag::PyramidParams p = hag::testing::pyramidParams(c);
   const int64_t batch = 2, H = p.heads, d = p.headDim, Hkv = p.kvHeads;
   const bool conv = c.compress == hag::Compress::Conv;
@@ -130,7 +132,8 @@ TEST_P(AttentionBackward, MatchesTorchAutogradFloat64) {
       src += (i ? ", %r#" : " %r#") + std::to_string(i);
     src += " : " + gradTypes + "\n}\n";
     std::string error;
-    std::unique_ptr<JitModel> jit = JitModel::compileSource(src, error);
+    std::unique_ptr<JitModel> jit =
+        JitModel::compileSource(src, error, "", emulateCuda);
     ASSERT_TRUE(jit) << error << "\n" << src;
 
     torch::manual_seed(500 + n);
@@ -186,6 +189,20 @@ TEST_P(AttentionBackward, MatchesTorchAutogradFloat64) {
     }
     expectGradientsMatch(names, got, want, /*requireNonzero=*/false);
   }
+}
+
+TEST_P(AttentionBackward, MatchesTorchAutogradFloat64) {
+  checkCoreBackward(GetParam(), /*emulateCuda=*/false);
+}
+
+// The CUDA library's backward (one thread per query for dq, per key row of
+// every source for dk, dv and the masses, the summaries' differences, the
+// levels' backward per parent token) run by the emulator: f32 throughout,
+// so the CPU kernel's tolerance.
+class CudaEmulatorAttentionBackward : public ::testing::TestWithParam<Case> {};
+
+TEST_P(CudaEmulatorAttentionBackward, MatchesTorchAutogradFloat64) {
+  checkCoreBackward(GetParam(), /*emulateCuda=*/true);
 }
 
 /// hag.pyramid_attention's vector-Jacobian product (the gate recomputed,
@@ -323,6 +340,9 @@ std::vector<Case> coreCases() {
 }
 
 INSTANTIATE_TEST_SUITE_P(Core, AttentionBackward,
+                         ::testing::ValuesIn(coreCases()),
+                         [](const auto &info) { return info.param.name; });
+INSTANTIATE_TEST_SUITE_P(Core, CudaEmulatorAttentionBackward,
                          ::testing::ValuesIn(coreCases()),
                          [](const auto &info) { return info.param.name; });
 

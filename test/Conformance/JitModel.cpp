@@ -154,7 +154,8 @@ std::unique_ptr<JitModel> JitModel::compile(const ModelDescription &md,
 
 std::unique_ptr<JitModel> JitModel::compileSource(const std::string &source,
                                                   std::string &error,
-                                                  const std::string &passes) {
+                                                  const std::string &passes,
+                                                  bool emulateCuda) {
   std::unique_ptr<JitModel> model = create();
   Impl &impl = *model->impl;
   std::string diagnostics;
@@ -168,7 +169,8 @@ std::unique_ptr<JitModel> JitModel::compileSource(const std::string &source,
     error = "parse failed: " + diagnostics;
     return nullptr;
   }
-  if (!lowerAndJit(impl, std::move(module), passes, diagnostics, error))
+  if (!lowerAndJit(impl, std::move(module), passes, diagnostics, error,
+                   emulateCuda))
     return nullptr;
   return model;
 }

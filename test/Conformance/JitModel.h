@@ -56,13 +56,14 @@ public:
                                            const std::string &passes = "",
                                            bool emulateCuda = false);
 
-  /// Compiles MLIR source (hag and upstream ops) with the CPU lowering; every
-  /// public function becomes callable. On failure returns null and sets
-  /// `error`.
+  /// Compiles MLIR source (hag and upstream ops) with the CPU lowering (or
+  /// the CUDA emulator's, `emulateCuda`); every public function becomes
+  /// callable. On failure returns null and sets `error`.
   /// `passes` (a pass pipeline, e.g. "hag-autodiff") runs first.
   static std::unique_ptr<JitModel> compileSource(const std::string &source,
                                                  std::string &error,
-                                                 const std::string &passes = "");
+                                                 const std::string &passes = "",
+                                                 bool emulateCuda = false);
   /// The `hag.name` of every argument of `entry`, in order.
   std::vector<std::string> argumentNames(const std::string &entry) const;
 

@@ -67,6 +67,9 @@ static const char kMatmulAmxKernelSource[] =
 static const char kCudaPyramidKernelSource[] =
 #include "CudaPyramidAttentionKernel.inc"
     ;
+static const char kCudaPyramidBackwardKernelSource[] =
+#include "CudaPyramidAttentionBackwardKernel.inc"
+    ;
 /// A template: instantiated per head size (cudaAttentionVectorSource).
 static const char kCudaAttentionVectorTemplate[] =
 #include "CudaAttentionVectorKernel.inc"
@@ -197,39 +200,30 @@ struct HAGLowerToLinalgPass
                          EmbeddingBackwardOp>(op);
     });
     if (target == "cuda") {
-      // The CUDA kernel library has the projections' Tensor Core matmul,
-      // the gate's epilogue, a first pyramid attention and incremental
-      // decoding (parallel loops); the backward kernels are not written
-      // yet: say so.
-      WalkResult missing = module.walk([&](Operation *op) {
-        if (!isa<PyramidAttentionBackwardOp, LinearBackwardOp,
-                 EmbeddingBackwardOp>(op))
-          return WalkResult::advance();
-        op->emitError() << "'" << op->getName().getStringRef()
-                        << "' has no CUDA kernel yet: --target=cuda "
-                           "compiles the forward, loss and decode entries "
-                           "(no training); use --target=cpu for that";
-        return WalkResult::interrupt();
-      });
-      if (missing.wasInterrupted() ||
-          (needsMatmul && failed(loadCudaKernelLibrary(module))))
+      if (needsMatmul && failed(loadCudaKernelLibrary(module)))
         return signalPassFailure();
-      // The CPU library's level builder and mass biases (parallel loops)
-      // with the CUDA attention: its own @hag_pyramid_attention and
-      // @hag_pyramid_decode replace the CPU ones, renamed away before
-      // parsing them together.
-      if (needsAttention) {
+      // The CPU library's level builder, mass biases and level backward
+      // (parallel loops, scalar code) with the CUDA attention: its own
+      // @hag_pyramid_attention, @hag_pyramid_decode and
+      // @hag_pyramid_attention_backward replace the CPU ones, renamed away
+      // before parsing them together.
+      if (needsAttention || needsBackward) {
         std::string cpu = kPyramidKernelSource;
-        for (StringRef name : {"hag_pyramid_attention", "hag_pyramid_decode"}) {
+        if (needsBackward)
+          cpu += kPyramidBackwardKernelSource;
+        for (StringRef name : {"hag_pyramid_attention", "hag_pyramid_decode",
+                               "hag_pyramid_attention_backward"}) {
           const std::string def = ("func.func private @" + name + "(").str();
           size_t at = cpu.find(def);
           if (at != std::string::npos)
             cpu.replace(at, def.size(),
                         ("func.func private @" + name + "_cpu(").str());
         }
-        if (failed(loadKernelLibrary(module, "hag_gpu_prefix_sums",
-                                     cpu + kCudaPyramidKernelSource +
-                                         cudaAttentionVectorSource(),
+        std::string cuda =
+            cpu + kCudaPyramidKernelSource + cudaAttentionVectorSource();
+        if (needsBackward)
+          cuda += kCudaPyramidBackwardKernelSource;
+        if (failed(loadKernelLibrary(module, "hag_gpu_prefix_sums", cuda,
                                      "cuda/pyramid_attention.mlir")))
           return signalPassFailure();
       }
