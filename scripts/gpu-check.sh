@@ -97,6 +97,30 @@ prepare() {
         sed -n 's/^loss //p' >"$out/data/$name.cpu.loss" || return 1
     fi
     rm -f "$out/art/$name.cpu.hag"
+    # f32 inputs are regenerated on the GPU side (the same bits): the
+    # bundle travels in 64 MiB.
+    if [ "${shape:0:1}" = x ]; then
+      echo "${shape:1}" >"$out/data/$name.sine" && rm -f "$out/data/$name.in.npy" || return 1
+    fi
+  done
+  # Training on the GPU: the CPU artifact's first steps are the reference
+  # (same seed, same corpus): train_lm (every level, the summary and
+  # select_k at seq 48) in fp32 and fp16-mixed, and tiny_lm.
+  python3 "$root/examples/data/make_corpus.py" "$out/data/corpus.txt" --bytes 200000 >/dev/null ||
+    return 1
+  sed -e 's/^train:/train:\n  precision: fp16-mixed/' "$root/test/Tools/Inputs/train_lm.yaml" \
+    >"$out/data/train_lm_fp16.yaml" || return 1
+  local tname tsrc
+  for line in "train_lm $root/test/Tools/Inputs/train_lm.yaml" \
+    "train_lm_fp16 $out/data/train_lm_fp16.yaml" "tiny_lm_train $root/examples/tiny_lm.yaml"; do
+    read -r tname tsrc <<<"$line"
+    "$compile" "$tsrc" --train -o "$out/art/$tname.cpu.train.hag" &&
+      "$compile" "$tsrc" --train --target=cuda --gpu-arch=$arch -o "$out/art/$tname.gpu.train.hag" ||
+      { echo "gpu-check: compiling $tname --train failed" >&2; return 1; }
+    "$run" "$out/art/$tname.cpu.train.hag" --train --data "$out/data/corpus.txt" --steps 6 \
+      --init-weights 3 --log "$out/data/$tname.cpu.csv" --checkpoint-dir "$out/ckpt-$tname" --quiet ||
+      return 1
+    rm -rf "$out/art/$tname.cpu.train.hag" "$out/ckpt-$tname"
   done
   # The benchmark's artifact: the example layer with max_seq 128K.
   sed 's/max_seq: 65536/max_seq: 131072/' "$root/examples/pyramid_attention.yaml" \
@@ -130,7 +154,8 @@ prepare() {
   omp=$(ls /usr/lib/llvm-22/lib/libomp.so.5 /usr/lib/x86_64-linux-gnu/libomp.so.5 2>/dev/null | head -1)
   [ -n "$omp" ] && cp -L "$omp" "$out/lib/" ||
     { echo "gpu-check: libomp.so.5 not found (the artifacts need it)" >&2; return 1; }
-  cp "$root/test/Tools/Inputs/npy.py" "$root/bench/gpu_bench.py" "$out/py/" &&
+  cp "$root/test/Tools/Inputs/npy.py" "$root/test/Tools/Inputs/train_log.py" \
+    "$root/bench/gpu_bench.py" "$out/py/" &&
     cp "$0" "$out/gpu-check.sh" || return 1
   echo "$arch" >"$out/arch"
   echo "gpu-check: bundle ready: $out ($(du -sh "$out" | cut -f1))" >&2
@@ -197,6 +222,10 @@ run_checks() {
     name=$(basename "$f" .gpu.hag)
     [ "$name" = bench ] && continue
     w=$(cat "$d/data/$name.seed") in=$d/data/$name.in.npy
+    if [ -f "$d/data/$name.sine" ]; then
+      in=$tmp/$name.in.npy
+      $npy sine "$in" "$(cat "$d/data/$name.sine")"
+    fi
     log=$(hr "$f" --device cuda --init-weights "$w" --input "$in" \
       --output "$tmp/$name.gpu.npy" 2>&1)
     if [ $? -ne 0 ]; then
@@ -257,6 +286,23 @@ run_checks() {
       record "generate $name: greedy = argmax of forward" PASS \
         "$(echo "$out" | tail -1); $(echo "$log" | grep -o 'generated.*' | head -1)"
     fi
+  done
+
+  # 3b. Training on the GPU (the backward kernels, the optimizer, the
+  #     step's scalars read back) against the CPU artifact's steps, within
+  #     the fp16 tolerance.
+  for f in "$d"/art/*.gpu.train.hag; do
+    name=$(basename "$f" .gpu.train.hag)
+    log=$(timeout 300 "$d/bin/hag-run" "$f" --device cuda --train --data "$d/data/corpus.txt" \
+      --steps 6 --init-weights 3 --log "$tmp/$name.csv" --checkpoint-dir "$tmp/ckpt-$name" 2>&1)
+    if [ $? -ne 0 ]; then
+      record "train $name (6 steps)" FAIL "$(echo "$log" | tail -1)"
+      echo "$log" | tail -5 >&2
+      continue
+    fi
+    out=$(python3 "$d/py/train_log.py" close "$d/data/$name.cpu.csv" "$tmp/$name.csv" 2e-2)
+    record "train $name: 6 GPU steps vs CPU" "$([ $? = 0 ] && echo PASS || echo FAIL)" \
+      "$out; $(echo "$log" | grep -o 'trained.*tok/s' | tail -1)"
   done
 
   # 4. The benchmark (HAG vs cuDNN).
