@@ -342,8 +342,22 @@ std::vector<Case> coreCases() {
 INSTANTIATE_TEST_SUITE_P(Core, AttentionBackward,
                          ::testing::ValuesIn(coreCases()),
                          [](const auto &info) { return info.param.name; });
+/// The core matrix (generic loops: d 8, 24, 64) plus head size 32 (the
+/// register version, attention_backward_vector.mlir) and 128.
+std::vector<Case> cudaCoreCases() {
+  using hag::Compress;
+  std::vector<Case> cases = coreCases();
+  cases.push_back({"d32_select3_bidir", false, false, 4, 4, Compress::GatedMean,
+                   4, 3, 1.0, 16, 32});
+  cases.push_back(
+      {"d128_conv_gqa", false, true, 4, 4, Compress::Conv, 2, 2, 1.0, 16, 128});
+  cases.push_back(
+      {"d32_max_B64", false, true, 5, 2, Compress::Max, 4, 0, 1.0, 64, 32});
+  return cases;
+}
+
 INSTANTIATE_TEST_SUITE_P(Core, CudaEmulatorAttentionBackward,
-                         ::testing::ValuesIn(coreCases()),
+                         ::testing::ValuesIn(cudaCoreCases()),
                          [](const auto &info) { return info.param.name; });
 
 class GradientConformance : public ::testing::TestWithParam<Case> {};

@@ -70,18 +70,22 @@ static const char kCudaPyramidKernelSource[] =
 static const char kCudaPyramidBackwardKernelSource[] =
 #include "CudaPyramidAttentionBackwardKernel.inc"
     ;
-/// A template: instantiated per head size (cudaAttentionVectorSource).
+/// Templates: instantiated per head size (cudaVectorSource).
 static const char kCudaAttentionVectorTemplate[] =
 #include "CudaAttentionVectorKernel.inc"
     ;
+static const char kCudaAttentionBackwardVectorTemplate[] =
+#include "CudaAttentionBackwardVectorKernel.inc"
+    ;
 
-/// The register attention kernels of kernels/cuda/attention_vector.mlir for
-/// the head sizes @hag_pyramid_attention's scf.index_switch names (32, 64,
-/// 128): the template with every `__D__` replaced by the size and `__C__`
-/// by size / 8.
-static std::string cudaAttentionVectorSource() {
+/// The register kernels of a template (kernels/cuda/attention_vector.mlir,
+/// attention_backward_vector.mlir) for the head sizes the attention's
+/// scf.index_switch names: the template with every `__D__` replaced by the
+/// size, `__C__` by size / 8 and `__DOT__` by the FMA chain.
+static std::string cudaVectorSource(const char *templateText,
+                                    ArrayRef<int> sizes = {32, 64, 128}) {
   std::string all;
-  for (int size : {32, 64, 128}) {
+  for (int size : sizes) {
     int chunks = size / 8;
     // %part = sum_c %q2[c] * %k2[c]: one FMA per chunk.
     std::string dot;
@@ -98,7 +102,7 @@ static std::string cudaAttentionVectorSource() {
                            std::to_string(c - 1) + " : ") +
              ty + "\n";
     }
-    std::string text = kCudaAttentionVectorTemplate;
+    std::string text = templateText;
     for (auto [key, value] :
          {std::pair<std::string, std::string>{"__DOT__\n", dot},
           std::pair<std::string, std::string>{"__D__", std::to_string(size)},
@@ -219,10 +223,11 @@ struct HAGLowerToLinalgPass
             cpu.replace(at, def.size(),
                         ("func.func private @" + name + "_cpu(").str());
         }
-        std::string cuda =
-            cpu + kCudaPyramidKernelSource + cudaAttentionVectorSource();
+        std::string cuda = cpu + kCudaPyramidKernelSource +
+                           cudaVectorSource(kCudaAttentionVectorTemplate);
         if (needsBackward)
-          cuda += kCudaPyramidBackwardKernelSource;
+          cuda += kCudaPyramidBackwardKernelSource +
+                  cudaVectorSource(kCudaAttentionBackwardVectorTemplate, {32});
         if (failed(loadKernelLibrary(module, "hag_gpu_prefix_sums", cuda,
                                      "cuda/pyramid_attention.mlir")))
           return signalPassFailure();

@@ -232,6 +232,251 @@ func.func private @hag_gpu_bwd_summary_segment(%qb: index, %t: index,
   return %s0, %s1, %span#1 : index, index, index
 }
 
+// Step 1 for any head size: per (batch, head, query), the rows in global
+// memory (attention_backward_vector.mlir keeps them in registers).
+func.func private @hag_gpu_bwd_queries_generic(%q: memref<?x?x?xf32>,
+    %dout: memref<?x?x?xf32>, %out: memref<?x?x?xf32>, %dq: memref<?x?x?xf32>,
+    %k: memref<?x?x?xf32>, %v: memref<?x?x?xf32>, %gB: memref<?x?xf32>,
+    %levK: memref<?x?x?xf32>, %levV: memref<?x?x?xf32>, %levB: memref<?x?xf32>,
+    %sumK: memref<?x?x?xf32>, %sumV: memref<?x?x?xf32>, %sumB: memref<?x?xf32>,
+    %sel: memref<?x?x?xindex>, %lse: memref<?x?xf32>, %Dd: memref<?x?xf32>,
+    %H: index, %Hkv: index, %d: index, %B: index, %r: index, %L: index,
+    %W: index, %T: index, %causal: i1, %selectK: index, %scale: f32) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %zero = arith.constant 0.0 : f32
+  %ninf = arith.constant 0xFF800000 : f32
+  %false = arith.constant false
+  %true = arith.constant true
+  %bt = memref.dim %q, %c0 : memref<?x?x?xf32>
+  %n = memref.dim %q, %c1 : memref<?x?x?xf32>
+  scf.parallel (%b, %h, %i) = (%c0, %c0, %c0) to (%bt, %H, %n) step (%c1, %c1, %c1) {
+    %hH = arith.muli %h, %Hkv : index
+    %kvh = arith.divui %hH, %H : index
+    %qcol = arith.muli %h, %d : index
+    %kcol = arith.muli %kvh, %d : index
+    %bh0 = arith.muli %b, %H : index
+    %bh = arith.addi %bh0, %h : index
+    %st:2 = func.call @hag_gpu_bwd_walk(%false, %q, %dout, %dq, %k, %v, %gB, %levK, %levV, %levB, %sumK, %sumV, %sumB, %sel,
+        %b, %i, %qcol, %kcol, %n, %d, %B, %r, %L, %W, %T, %causal, %selectK, %scale, %ninf, %zero)
+        : (i1, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>,
+           memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>,
+           memref<?x?x?xindex>, index, index, index, index, index, index, index, index, index, index, index, i1, index,
+           f32, f32, f32) -> (f32, f32)
+    %logDen = math.log %st#1 : f32
+    %li = arith.addf %st#0, %logDen : f32
+    %di = func.call @hag_gpu_bwd_dot(%dout, %b, %i, %qcol, %out, %i, %qcol, %d)
+        : (memref<?x?x?xf32>, index, index, index, memref<?x?x?xf32>, index, index, index) -> f32
+    memref.store %li, %lse[%bh, %i] : memref<?x?xf32>
+    memref.store %di, %Dd[%bh, %i] : memref<?x?xf32>
+    func.call @hag_gpu_bwd_zero_row(%dq, %b, %i, %qcol, %d) : (memref<?x?x?xf32>, index, index, index, index) -> ()
+    %unused:2 = func.call @hag_gpu_bwd_walk(%true, %q, %dout, %dq, %k, %v, %gB, %levK, %levV, %levB, %sumK, %sumV, %sumB, %sel,
+        %b, %i, %qcol, %kcol, %n, %d, %B, %r, %L, %W, %T, %causal, %selectK, %scale, %li, %di)
+        : (i1, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>,
+           memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>,
+           memref<?x?x?xindex>, index, index, index, index, index, index, index, index, index, index, index, i1, index,
+           f32, f32, f32) -> (f32, f32)
+    scf.for %t = %c0 to %d step %c1 {
+      %qc = arith.addi %qcol, %t : index
+      %y = memref.load %dq[%b, %i, %qc] : memref<?x?x?xf32>
+      %ys = arith.mulf %y, %scale : f32
+      memref.store %ys, %dq[%b, %i, %qc] : memref<?x?x?xf32>
+    }
+    scf.reduce
+  }
+  return
+}
+
+// Step 2 for any head size: per (batch, head, key row) of every source.
+func.func private @hag_gpu_bwd_keys_generic(%q: memref<?x?x?xf32>,
+    %dout: memref<?x?x?xf32>, %lse: memref<?x?xf32>, %Dd: memref<?x?xf32>,
+    %k: memref<?x?x?xf32>, %v: memref<?x?x?xf32>, %g: memref<?x?xf32>,
+    %gB: memref<?x?xf32>, %levK: memref<?x?x?xf32>, %levV: memref<?x?x?xf32>,
+    %levM: memref<?x?xf32>, %levB: memref<?x?xf32>, %sumK: memref<?x?x?xf32>,
+    %sumV: memref<?x?x?xf32>, %sumB: memref<?x?xf32>, %pg: memref<?x?xf64>,
+    %sel: memref<?x?x?xindex>, %segs: memref<?x?xindex>,
+    %dkh: memref<?x?x?xf32>, %dvh: memref<?x?x?xf32>, %dmh: memref<?x?xf32>,
+    %dlkh: memref<?x?x?xf32>, %dlvh: memref<?x?x?xf32>, %dlmh: memref<?x?xf32>,
+    %dsK: memref<?x?x?xf32>, %dsV: memref<?x?x?xf32>, %sC: memref<?x?xf64>,
+    %H: index, %Hkv: index, %d: index, %B: index, %r: index, %L: index,
+    %W: index, %T: index, %causal: i1, %total: index, %blocks: index,
+    %beta: f32, %eps: f32, %scale: f32) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c2 = arith.constant 2 : index
+  %c3 = arith.constant 3 : index
+  %zero = arith.constant 0.0 : f32
+  %zero64 = arith.constant 0.0 : f64
+  %one64 = arith.constant 1.0 : f64
+  %bt = memref.dim %q, %c0 : memref<?x?x?xf32>
+  %n = memref.dim %q, %c1 : memref<?x?x?xf32>
+  %width = memref.dim %segs, %c1 : memref<?x?xindex>
+  %sCol1 = arith.subi %width, %c3 : index
+  %pCol1 = arith.subi %width, %c1 : index
+  %rows0 = arith.muli %blocks, %T : index
+  %eps64 = arith.extf %eps : f32 to f64
+  %Lm2 = arith.subi %L, %c2 : index
+  %S0 = arith.muli %Lm2, %c2 : index
+  // Raw rows: level 1 (causal: queries at or after the key) and picks.
+  scf.parallel (%b, %h, %j) = (%c0, %c0, %c0) to (%bt, %H, %n) step (%c1, %c1, %c1) {
+    %hH = arith.muli %h, %Hkv : index
+    %kvh = arith.divui %hH, %H : index
+    %qcol = arith.muli %h, %d : index
+    %kcol = arith.muli %kvh, %d : index
+    %bh0 = arith.muli %b, %H : index
+    %bh = arith.addi %bh0, %h : index
+    func.call @hag_gpu_bwd_zero_row(%dkh, %b, %j, %qcol, %d) : (memref<?x?x?xf32>, index, index, index, index) -> ()
+    func.call @hag_gpu_bwd_zero_row(%dvh, %b, %j, %qcol, %d) : (memref<?x?x?xf32>, index, index, index, index) -> ()
+    %bj = memref.load %gB[%b, %j] : memref<?x?xf32>
+    %tot = scf.for %qb = %c0 to %blocks step %c1 iter_args(%acc = %zero) -> (f32) {
+      %q0 = arith.muli %qb, %B : index
+      %q1r = arith.addi %q0, %B : index
+      %q1 = arith.minui %q1r, %n : index
+      %lo = memref.load %segs[%qb, %c0] : memref<?x?xindex>
+      %hi = memref.load %segs[%qb, %c1] : memref<?x?xindex>
+      %geLo = arith.cmpi uge, %j, %lo : index
+      %ltHi = arith.cmpi ult, %j, %hi : index
+      %in = arith.andi %geLo, %ltHi : i1
+      %acc1 = scf.if %in -> (f32) {
+        %qj = arith.maxui %q0, %j : index
+        %i0 = arith.select %causal, %qj, %q0 : index
+        %s = func.call @hag_gpu_bwd_key_rows(%q, %dout, %lse, %Dd, %k, %v, %dkh, %dvh, %b, %bh, %j, %j, %qcol, %kcol, %i0, %q1, %d, %scale, %bj, %acc)
+            : (memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, memref<?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>,
+               memref<?x?x?xf32>, memref<?x?x?xf32>, index, index, index, index, index, index, index, index, index, f32, f32, f32) -> f32
+        scf.yield %s : f32
+      } else {
+        scf.yield %acc : f32
+      }
+      %kp = memref.load %segs[%qb, %pCol1] : memref<?x?xindex>
+      %acc2 = scf.for %p = %c0 to %kp step %c1 iter_args(%a = %acc1) -> (f32) {
+        %pj = memref.load %sel[%b, %qb, %p] : memref<?x?x?xindex>
+        %hit = arith.cmpi eq, %pj, %j : index
+        %a2 = scf.if %hit -> (f32) {
+          %s = func.call @hag_gpu_bwd_key_rows(%q, %dout, %lse, %Dd, %k, %v, %dkh, %dvh, %b, %bh, %j, %j, %qcol, %kcol, %q0, %q1, %d, %scale, %bj, %a)
+              : (memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, memref<?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>,
+                 memref<?x?x?xf32>, memref<?x?x?xf32>, index, index, index, index, index, index, index, index, index, f32, f32, f32) -> f32
+          scf.yield %s : f32
+        } else {
+          scf.yield %a : f32
+        }
+        scf.yield %a2 : f32
+      }
+      scf.yield %acc2 : f32
+    }
+    %gj = memref.load %g[%b, %j] : memref<?x?xf32>
+    %den = arith.addf %gj, %eps : f32
+    %bs = arith.mulf %beta, %tot : f32
+    %dm = arith.divf %bs, %den : f32
+    memref.store %dm, %dmh[%bh, %j] : memref<?x?xf32>
+    scf.reduce
+  }
+  // Level rows: every compressed level's left and right windows.
+  scf.parallel (%b, %h, %j) = (%c0, %c0, %c0) to (%bt, %H, %total) step (%c1, %c1, %c1) {
+    %hH = arith.muli %h, %Hkv : index
+    %kvh = arith.divui %hH, %H : index
+    %qcol = arith.muli %h, %d : index
+    %kcol = arith.muli %kvh, %d : index
+    %bh0 = arith.muli %b, %H : index
+    %bh = arith.addi %bh0, %h : index
+    func.call @hag_gpu_bwd_zero_row(%dlkh, %b, %j, %qcol, %d) : (memref<?x?x?xf32>, index, index, index, index) -> ()
+    func.call @hag_gpu_bwd_zero_row(%dlvh, %b, %j, %qcol, %d) : (memref<?x?x?xf32>, index, index, index, index) -> ()
+    %bj = memref.load %levB[%b, %j] : memref<?x?xf32>
+    %tot = scf.for %qb = %c0 to %blocks step %c1 iter_args(%acc = %zero) -> (f32) {
+      %q0 = arith.muli %qb, %B : index
+      %q1r = arith.addi %q0, %B : index
+      %q1 = arith.minui %q1r, %n : index
+      %accL = scf.for %si = %c0 to %S0 step %c1 iter_args(%a = %acc) -> (f32) {
+        %si2 = arith.muli %si, %c2 : index
+        %col = arith.addi %si2, %c2 : index
+        %col1 = arith.addi %col, %c1 : index
+        %lo = memref.load %segs[%qb, %col] : memref<?x?xindex>
+        %hi = memref.load %segs[%qb, %col1] : memref<?x?xindex>
+        %geLo = arith.cmpi uge, %j, %lo : index
+        %ltHi = arith.cmpi ult, %j, %hi : index
+        %in = arith.andi %geLo, %ltHi : i1
+        %a2 = scf.if %in -> (f32) {
+          %s = func.call @hag_gpu_bwd_key_rows(%q, %dout, %lse, %Dd, %levK, %levV, %dlkh, %dlvh, %b, %bh, %j, %j, %qcol, %kcol, %q0, %q1, %d, %scale, %bj, %a)
+              : (memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, memref<?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>,
+                 memref<?x?x?xf32>, memref<?x?x?xf32>, index, index, index, index, index, index, index, index, index, f32, f32, f32) -> f32
+          scf.yield %s : f32
+        } else {
+          scf.yield %a : f32
+        }
+        scf.yield %a2 : f32
+      }
+      scf.yield %accL : f32
+    }
+    %mj = memref.load %levM[%b, %j] : memref<?x?xf32>
+    %den = arith.addf %mj, %eps : f32
+    %bs = arith.mulf %beta, %tot : f32
+    %dm = arith.divf %bs, %den : f32
+    memref.store %dm, %dlmh[%bh, %j] : memref<?x?xf32>
+    scf.reduce
+  }
+  // Summary rows: block qb's queries. sC[bh, row] = dM - (K . dK + V . dV)
+  // / (mass + eps), the share of the segment's masses (f64).
+  scf.parallel (%b, %h, %row) = (%c0, %c0, %c0) to (%bt, %H, %rows0) step (%c1, %c1, %c1) {
+    %hH = arith.muli %h, %Hkv : index
+    %kvh = arith.divui %hH, %H : index
+    %qcol = arith.muli %h, %d : index
+    %kcol = arith.muli %kvh, %d : index
+    %bh0 = arith.muli %b, %H : index
+    %bh = arith.addi %bh0, %h : index
+    %qb = arith.divui %row, %T : index
+    %t = arith.remui %row, %T : index
+    func.call @hag_gpu_bwd_zero_row(%dsK, %b, %row, %qcol, %d) : (memref<?x?x?xf32>, index, index, index, index) -> ()
+    func.call @hag_gpu_bwd_zero_row(%dsV, %b, %row, %qcol, %d) : (memref<?x?x?xf32>, index, index, index, index) -> ()
+    %sEnd = memref.load %segs[%qb, %sCol1] : memref<?x?xindex>
+    %valid = arith.cmpi ult, %row, %sEnd : index
+    %c = scf.if %valid -> (f64) {
+      %q0 = arith.muli %qb, %B : index
+      %q1r = arith.addi %q0, %B : index
+      %q1 = arith.minui %q1r, %n : index
+      %bj = memref.load %sumB[%b, %row] : memref<?x?xf32>
+      %tot = func.call @hag_gpu_bwd_key_rows(%q, %dout, %lse, %Dd, %sumK, %sumV, %dsK, %dsV, %b, %bh, %row, %row, %qcol, %kcol, %q0, %q1, %d, %scale, %bj, %zero)
+          : (memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, memref<?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>,
+             memref<?x?x?xf32>, memref<?x?x?xf32>, index, index, index, index, index, index, index, index, index, f32, f32, f32) -> f32
+      %seg:3 = func.call @hag_gpu_bwd_summary_segment(%qb, %t, %n, %B, %r, %L, %W, %T, %causal)
+          : (index, index, index, index, index, index, index, index, i1) -> (index, index, index)
+      %g1 = memref.load %pg[%b, %seg#1] : memref<?x?xf64>
+      %g0 = memref.load %pg[%b, %seg#0] : memref<?x?xf64>
+      %mass = arith.subf %g1, %g0 : f64
+      %massF = arith.truncf %mass : f64 to f32
+      %denF = arith.addf %massF, %eps : f32
+      %bs = arith.mulf %beta, %tot : f32
+      %dM = arith.divf %bs, %denF : f32
+      %den = arith.addf %mass, %eps64 : f64
+      %inv = arith.divf %one64, %den : f64
+      %dot = scf.for %x = %c0 to %d step %c1 iter_args(%acc = %zero64) -> (f64) {
+        %qc = arith.addi %qcol, %x : index
+        %kc = arith.addi %kcol, %x : index
+        %gk = memref.load %dsK[%b, %row, %qc] : memref<?x?x?xf32>
+        %gv = memref.load %dsV[%b, %row, %qc] : memref<?x?x?xf32>
+        %kk = memref.load %sumK[%b, %row, %kc] : memref<?x?x?xf32>
+        %vv = memref.load %sumV[%b, %row, %kc] : memref<?x?x?xf32>
+        %gkd = arith.extf %gk : f32 to f64
+        %gvd = arith.extf %gv : f32 to f64
+        %kkd = arith.extf %kk : f32 to f64
+        %vvd = arith.extf %vv : f32 to f64
+        %ck = arith.mulf %gkd, %inv : f64
+        %cv = arith.mulf %gvd, %inv : f64
+        %acc1 = math.fma %kkd, %ck, %acc : f64
+        %acc2 = math.fma %vvd, %cv, %acc1 : f64
+        scf.yield %acc2 : f64
+      }
+      %dMd = arith.extf %dM : f32 to f64
+      %cc = arith.subf %dMd, %dot : f64
+      scf.yield %cc : f64
+    } else {
+      scf.yield %zero64 : f64
+    }
+    memref.store %c, %sC[%bh, %row] : memref<?x?xf64>
+    scf.reduce
+  }
+
+  return
+}
+
 func.func private @hag_pyramid_attention_backward(
     %q: memref<?x?x?xf32>, %k: memref<?x?x?xf32>, %v: memref<?x?x?xf32>,
     %g: memref<?x?xf32>, %convK: memref<?x?x?x?xf32>,
@@ -310,213 +555,45 @@ func.func private @hag_pyramid_attention_backward(
   %segs = memref.alloc(%blocks, %width) : memref<?x?xindex>
   func.call @hag_gpu_block_segments(%segs, %n, %B, %r, %L, %W, %T, %causal, %selectK)
       : (memref<?x?xindex>, index, index, index, index, index, index, i1, index) -> ()
-  %sCol = arith.subi %width, %c4 : index
-  %sCol1 = arith.subi %width, %c3 : index
-  %pCol1 = arith.subi %width, %c1 : index
 
   // ---- 1. Per (batch, head, query): lse, D and dq. -------------------------
+  // Head size 32: attention_backward_vector.mlir (rows in registers); others
+  // the generic loops (at 64 and 128 the register versions' 3 to 4 rows per
+  // thread exceed 255 registers: ptxas spilled 1-25 KB per thread).
   %lse = memref.alloc(%bH, %n) : memref<?x?xf32>
   %Dd = memref.alloc(%bH, %n) : memref<?x?xf32>
-  scf.parallel (%b, %h, %i) = (%c0, %c0, %c0) to (%bt, %H, %n) step (%c1, %c1, %c1) {
-    %hH = arith.muli %h, %Hkv : index
-    %kvh = arith.divui %hH, %H : index
-    %qcol = arith.muli %h, %d : index
-    %kcol = arith.muli %kvh, %d : index
-    %bh0 = arith.muli %b, %H : index
-    %bh = arith.addi %bh0, %h : index
-    %st:2 = func.call @hag_gpu_bwd_walk(%false, %q, %dout, %dq, %k, %v, %gB, %levK, %levV, %levB, %sumK, %sumV, %sumB, %sel,
-        %b, %i, %qcol, %kcol, %n, %d, %B, %r, %L, %W, %T, %causal, %selectK, %scale, %ninf, %zero)
-        : (i1, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>,
-           memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>,
-           memref<?x?x?xindex>, index, index, index, index, index, index, index, index, index, index, index, i1, index,
-           f32, f32, f32) -> (f32, f32)
-    %logDen = math.log %st#1 : f32
-    %li = arith.addf %st#0, %logDen : f32
-    %di = func.call @hag_gpu_bwd_dot(%dout, %b, %i, %qcol, %out, %i, %qcol, %d)
-        : (memref<?x?x?xf32>, index, index, index, memref<?x?x?xf32>, index, index, index) -> f32
-    memref.store %li, %lse[%bh, %i] : memref<?x?xf32>
-    memref.store %di, %Dd[%bh, %i] : memref<?x?xf32>
-    func.call @hag_gpu_bwd_zero_row(%dq, %b, %i, %qcol, %d) : (memref<?x?x?xf32>, index, index, index, index) -> ()
-    %unused:2 = func.call @hag_gpu_bwd_walk(%true, %q, %dout, %dq, %k, %v, %gB, %levK, %levV, %levB, %sumK, %sumV, %sumB, %sel,
-        %b, %i, %qcol, %kcol, %n, %d, %B, %r, %L, %W, %T, %causal, %selectK, %scale, %li, %di)
-        : (i1, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>,
-           memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>,
-           memref<?x?x?xindex>, index, index, index, index, index, index, index, index, index, index, index, i1, index,
-           f32, f32, f32) -> (f32, f32)
-    scf.for %t = %c0 to %d step %c1 {
-      %qc = arith.addi %qcol, %t : index
-      %y = memref.load %dq[%b, %i, %qc] : memref<?x?x?xf32>
-      %ys = arith.mulf %y, %scale : f32
-      memref.store %ys, %dq[%b, %i, %qc] : memref<?x?x?xf32>
-    }
-    scf.reduce
+  scf.index_switch %d
+  case 32 {
+    func.call @hag_gpu_bwd_queries_v32(%q, %dout, %out, %dq, %k, %v, %gB, %levK, %levV, %levB, %sumK, %sumV, %sumB, %sel, %lse, %Dd, %H, %Hkv, %d, %B, %r, %L, %W, %T, %causal, %selectK, %scale)
+        : (memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, memref<?x?x?xindex>, memref<?x?xf32>, memref<?x?xf32>, index, index, index, index, index, index, index, index, i1, index, f32) -> ()
+    scf.yield
+  }
+  default {
+    func.call @hag_gpu_bwd_queries_generic(%q, %dout, %out, %dq, %k, %v, %gB, %levK, %levV, %levB, %sumK, %sumV, %sumB, %sel, %lse, %Dd, %H, %Hkv, %d, %B, %r, %L, %W, %T, %causal, %selectK, %scale)
+        : (memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, memref<?x?x?xindex>, memref<?x?xf32>, memref<?x?xf32>, index, index, index, index, index, index, index, index, i1, index, f32) -> ()
+    scf.yield
   }
 
   // ---- 2. Per (batch, head, key row): dk, dv and the mass gradients. ------
   %dkh = memref.alloc(%bt, %n, %qD) : memref<?x?x?xf32>
   %dvh = memref.alloc(%bt, %n, %qD) : memref<?x?x?xf32>
   %dmh = memref.alloc(%bH, %n) : memref<?x?xf32>
-  // Raw rows: level 1 (causal: queries at or after the key) and picks.
-  scf.parallel (%b, %h, %j) = (%c0, %c0, %c0) to (%bt, %H, %n) step (%c1, %c1, %c1) {
-    %hH = arith.muli %h, %Hkv : index
-    %kvh = arith.divui %hH, %H : index
-    %qcol = arith.muli %h, %d : index
-    %kcol = arith.muli %kvh, %d : index
-    %bh0 = arith.muli %b, %H : index
-    %bh = arith.addi %bh0, %h : index
-    func.call @hag_gpu_bwd_zero_row(%dkh, %b, %j, %qcol, %d) : (memref<?x?x?xf32>, index, index, index, index) -> ()
-    func.call @hag_gpu_bwd_zero_row(%dvh, %b, %j, %qcol, %d) : (memref<?x?x?xf32>, index, index, index, index) -> ()
-    %bj = memref.load %gB[%b, %j] : memref<?x?xf32>
-    %tot = scf.for %qb = %c0 to %blocks step %c1 iter_args(%acc = %zero) -> (f32) {
-      %q0 = arith.muli %qb, %B : index
-      %q1r = arith.addi %q0, %B : index
-      %q1 = arith.minui %q1r, %n : index
-      %lo = memref.load %segs[%qb, %c0] : memref<?x?xindex>
-      %hi = memref.load %segs[%qb, %c1] : memref<?x?xindex>
-      %geLo = arith.cmpi uge, %j, %lo : index
-      %ltHi = arith.cmpi ult, %j, %hi : index
-      %in = arith.andi %geLo, %ltHi : i1
-      %acc1 = scf.if %in -> (f32) {
-        %qj = arith.maxui %q0, %j : index
-        %i0 = arith.select %causal, %qj, %q0 : index
-        %s = func.call @hag_gpu_bwd_key_rows(%q, %dout, %lse, %Dd, %k, %v, %dkh, %dvh, %b, %bh, %j, %j, %qcol, %kcol, %i0, %q1, %d, %scale, %bj, %acc)
-            : (memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, memref<?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>,
-               memref<?x?x?xf32>, memref<?x?x?xf32>, index, index, index, index, index, index, index, index, index, f32, f32, f32) -> f32
-        scf.yield %s : f32
-      } else {
-        scf.yield %acc : f32
-      }
-      %kp = memref.load %segs[%qb, %pCol1] : memref<?x?xindex>
-      %acc2 = scf.for %p = %c0 to %kp step %c1 iter_args(%a = %acc1) -> (f32) {
-        %pj = memref.load %sel[%b, %qb, %p] : memref<?x?x?xindex>
-        %hit = arith.cmpi eq, %pj, %j : index
-        %a2 = scf.if %hit -> (f32) {
-          %s = func.call @hag_gpu_bwd_key_rows(%q, %dout, %lse, %Dd, %k, %v, %dkh, %dvh, %b, %bh, %j, %j, %qcol, %kcol, %q0, %q1, %d, %scale, %bj, %a)
-              : (memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, memref<?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>,
-                 memref<?x?x?xf32>, memref<?x?x?xf32>, index, index, index, index, index, index, index, index, index, f32, f32, f32) -> f32
-          scf.yield %s : f32
-        } else {
-          scf.yield %a : f32
-        }
-        scf.yield %a2 : f32
-      }
-      scf.yield %acc2 : f32
-    }
-    %gj = memref.load %g[%b, %j] : memref<?x?xf32>
-    %den = arith.addf %gj, %eps : f32
-    %bs = arith.mulf %beta, %tot : f32
-    %dm = arith.divf %bs, %den : f32
-    memref.store %dm, %dmh[%bh, %j] : memref<?x?xf32>
-    scf.reduce
-  }
-  // Level rows: every compressed level's left and right windows.
   %dlkh = memref.alloc(%bt, %alloc, %qD) : memref<?x?x?xf32>
   %dlvh = memref.alloc(%bt, %alloc, %qD) : memref<?x?x?xf32>
   %dlmh = memref.alloc(%bH, %alloc) : memref<?x?xf32>
-  scf.parallel (%b, %h, %j) = (%c0, %c0, %c0) to (%bt, %H, %total#0) step (%c1, %c1, %c1) {
-    %hH = arith.muli %h, %Hkv : index
-    %kvh = arith.divui %hH, %H : index
-    %qcol = arith.muli %h, %d : index
-    %kcol = arith.muli %kvh, %d : index
-    %bh0 = arith.muli %b, %H : index
-    %bh = arith.addi %bh0, %h : index
-    func.call @hag_gpu_bwd_zero_row(%dlkh, %b, %j, %qcol, %d) : (memref<?x?x?xf32>, index, index, index, index) -> ()
-    func.call @hag_gpu_bwd_zero_row(%dlvh, %b, %j, %qcol, %d) : (memref<?x?x?xf32>, index, index, index, index) -> ()
-    %bj = memref.load %levB[%b, %j] : memref<?x?xf32>
-    %tot = scf.for %qb = %c0 to %blocks step %c1 iter_args(%acc = %zero) -> (f32) {
-      %q0 = arith.muli %qb, %B : index
-      %q1r = arith.addi %q0, %B : index
-      %q1 = arith.minui %q1r, %n : index
-      %accL = scf.for %si = %c0 to %S0 step %c1 iter_args(%a = %acc) -> (f32) {
-        %si2 = arith.muli %si, %c2 : index
-        %col = arith.addi %si2, %c2 : index
-        %col1 = arith.addi %col, %c1 : index
-        %lo = memref.load %segs[%qb, %col] : memref<?x?xindex>
-        %hi = memref.load %segs[%qb, %col1] : memref<?x?xindex>
-        %geLo = arith.cmpi uge, %j, %lo : index
-        %ltHi = arith.cmpi ult, %j, %hi : index
-        %in = arith.andi %geLo, %ltHi : i1
-        %a2 = scf.if %in -> (f32) {
-          %s = func.call @hag_gpu_bwd_key_rows(%q, %dout, %lse, %Dd, %levK, %levV, %dlkh, %dlvh, %b, %bh, %j, %j, %qcol, %kcol, %q0, %q1, %d, %scale, %bj, %a)
-              : (memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, memref<?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>,
-                 memref<?x?x?xf32>, memref<?x?x?xf32>, index, index, index, index, index, index, index, index, index, f32, f32, f32) -> f32
-          scf.yield %s : f32
-        } else {
-          scf.yield %a : f32
-        }
-        scf.yield %a2 : f32
-      }
-      scf.yield %accL : f32
-    }
-    %mj = memref.load %levM[%b, %j] : memref<?x?xf32>
-    %den = arith.addf %mj, %eps : f32
-    %bs = arith.mulf %beta, %tot : f32
-    %dm = arith.divf %bs, %den : f32
-    memref.store %dm, %dlmh[%bh, %j] : memref<?x?xf32>
-    scf.reduce
-  }
-  // Summary rows: block qb's queries. sC[bh, row] = dM - (K . dK + V . dV)
-  // / (mass + eps), the share of the segment's masses (f64).
   %dsK = memref.alloc(%bt, %rows, %qD) : memref<?x?x?xf32>
   %dsV = memref.alloc(%bt, %rows, %qD) : memref<?x?x?xf32>
   %sC = memref.alloc(%bH, %rows) : memref<?x?xf64>
-  scf.parallel (%b, %h, %row) = (%c0, %c0, %c0) to (%bt, %H, %rows0) step (%c1, %c1, %c1) {
-    %hH = arith.muli %h, %Hkv : index
-    %kvh = arith.divui %hH, %H : index
-    %qcol = arith.muli %h, %d : index
-    %kcol = arith.muli %kvh, %d : index
-    %bh0 = arith.muli %b, %H : index
-    %bh = arith.addi %bh0, %h : index
-    %qb = arith.divui %row, %T : index
-    %t = arith.remui %row, %T : index
-    func.call @hag_gpu_bwd_zero_row(%dsK, %b, %row, %qcol, %d) : (memref<?x?x?xf32>, index, index, index, index) -> ()
-    func.call @hag_gpu_bwd_zero_row(%dsV, %b, %row, %qcol, %d) : (memref<?x?x?xf32>, index, index, index, index) -> ()
-    %sEnd = memref.load %segs[%qb, %sCol1] : memref<?x?xindex>
-    %valid = arith.cmpi ult, %row, %sEnd : index
-    %c = scf.if %valid -> (f64) {
-      %q0 = arith.muli %qb, %B : index
-      %q1r = arith.addi %q0, %B : index
-      %q1 = arith.minui %q1r, %n : index
-      %bj = memref.load %sumB[%b, %row] : memref<?x?xf32>
-      %tot = func.call @hag_gpu_bwd_key_rows(%q, %dout, %lse, %Dd, %sumK, %sumV, %dsK, %dsV, %b, %bh, %row, %row, %qcol, %kcol, %q0, %q1, %d, %scale, %bj, %zero)
-          : (memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, memref<?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>,
-             memref<?x?x?xf32>, memref<?x?x?xf32>, index, index, index, index, index, index, index, index, index, f32, f32, f32) -> f32
-      %seg:3 = func.call @hag_gpu_bwd_summary_segment(%qb, %t, %n, %B, %r, %L, %W, %T, %causal)
-          : (index, index, index, index, index, index, index, index, i1) -> (index, index, index)
-      %g1 = memref.load %pg[%b, %seg#1] : memref<?x?xf64>
-      %g0 = memref.load %pg[%b, %seg#0] : memref<?x?xf64>
-      %mass = arith.subf %g1, %g0 : f64
-      %massF = arith.truncf %mass : f64 to f32
-      %denF = arith.addf %massF, %eps : f32
-      %bs = arith.mulf %beta, %tot : f32
-      %dM = arith.divf %bs, %denF : f32
-      %den = arith.addf %mass, %eps64 : f64
-      %inv = arith.divf %one64, %den : f64
-      %dot = scf.for %x = %c0 to %d step %c1 iter_args(%acc = %zero64) -> (f64) {
-        %qc = arith.addi %qcol, %x : index
-        %kc = arith.addi %kcol, %x : index
-        %gk = memref.load %dsK[%b, %row, %qc] : memref<?x?x?xf32>
-        %gv = memref.load %dsV[%b, %row, %qc] : memref<?x?x?xf32>
-        %kk = memref.load %sumK[%b, %row, %kc] : memref<?x?x?xf32>
-        %vv = memref.load %sumV[%b, %row, %kc] : memref<?x?x?xf32>
-        %gkd = arith.extf %gk : f32 to f64
-        %gvd = arith.extf %gv : f32 to f64
-        %kkd = arith.extf %kk : f32 to f64
-        %vvd = arith.extf %vv : f32 to f64
-        %ck = arith.mulf %gkd, %inv : f64
-        %cv = arith.mulf %gvd, %inv : f64
-        %acc1 = math.fma %kkd, %ck, %acc : f64
-        %acc2 = math.fma %vvd, %cv, %acc1 : f64
-        scf.yield %acc2 : f64
-      }
-      %dMd = arith.extf %dM : f32 to f64
-      %cc = arith.subf %dMd, %dot : f64
-      scf.yield %cc : f64
-    } else {
-      scf.yield %zero64 : f64
-    }
-    memref.store %c, %sC[%bh, %row] : memref<?x?xf64>
-    scf.reduce
+  scf.index_switch %d
+  case 32 {
+    func.call @hag_gpu_bwd_keys_v32(%q, %dout, %lse, %Dd, %k, %v, %g, %gB, %levK, %levV, %levM, %levB, %sumK, %sumV, %sumB, %pg, %sel, %segs, %dkh, %dvh, %dmh, %dlkh, %dlvh, %dlmh, %dsK, %dsV, %sC, %H, %Hkv, %d, %B, %r, %L, %W, %T, %causal, %total#0, %blocks, %beta, %eps, %scale)
+        : (memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, memref<?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, memref<?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, memref<?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, memref<?x?xf64>, memref<?x?x?xindex>, memref<?x?xindex>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf64>, index, index, index, index, index, index, index, index, i1, index, index, f32, f32, f32) -> ()
+    scf.yield
+  }
+  default {
+    func.call @hag_gpu_bwd_keys_generic(%q, %dout, %lse, %Dd, %k, %v, %g, %gB, %levK, %levV, %levM, %levB, %sumK, %sumV, %sumB, %pg, %sel, %segs, %dkh, %dvh, %dmh, %dlkh, %dlvh, %dlmh, %dsK, %dsV, %sC, %H, %Hkv, %d, %B, %r, %L, %W, %T, %causal, %total#0, %blocks, %beta, %eps, %scale)
+        : (memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, memref<?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, memref<?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, memref<?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, memref<?x?xf64>, memref<?x?x?xindex>, memref<?x?xindex>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf64>, index, index, index, index, index, index, index, index, i1, index, index, f32, f32, f32) -> ()
+    scf.yield
   }
 
   // ---- 3. The summaries' gradients as prefix sums of differences. --------
