@@ -333,6 +333,16 @@ int mlir::hag::hagCompileMain(int argc, char **argv) {
         !module->getOperation()->hasAttr("hag.pipeline"))
       return fail("--train needs a language model (kind: lm): the model has "
                   "no loss");
+    // The CUDA library's products (gradients too) round their operands to
+    // f16 for the Tensor Cores: without a loss scale, gradients under f16's
+    // range are lost.
+    auto precision = config.getAs<StringAttr>("precision");
+    if ((cuda || emulator) && (!precision || precision.getValue() == "fp32"))
+      llvm::errs() << "hag-compile: warning: --target=" << device
+                   << " --train: precision fp32 has no loss scale, but the "
+                      "GPU's products (gradients too) take f16 operands: "
+                      "gradients below ~6e-8 flush to zero; train.precision: "
+                      "fp16-mixed scales the loss\n";
     PassManager pm(&ctx);
     buildTrainPhasePipeline(pm, config, dataParallel, pipelineParallel);
     if (failed(pm.run(*module)))

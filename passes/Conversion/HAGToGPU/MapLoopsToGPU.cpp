@@ -377,10 +377,12 @@ LogicalResult readScalarsBack(ModuleOp module, func::FuncOp fn, OpBuilder &b) {
     Type carried = type.isInteger(1) ? b.getI8Type()
                    : type.isIndex()  ? b.getI64Type()
                                      : type;
-    unsigned bytes = carried.getIntOrFloatBitWidth() / 8;
-    if (!isa<FloatType, IntegerType>(carried) || bytes == 0)
+    // The types the runtime defines a read for (CudaSession.cpp).
+    if (!(carried.isF64() || carried.isF32() || carried.isInteger(64) ||
+          carried.isInteger(32) || carried.isInteger(8)))
       return load.emitError() << "host code reads a device scalar of type "
                               << type << ", which the runtime cannot copy back";
+    unsigned bytes = carried.getIntOrFloatBitWidth() / 8;
     std::string name;
     llvm::raw_string_ostream os(name);
     os << "hagrt_cuda_read_" << carried;
