@@ -51,12 +51,9 @@ func.func private @hag_gpu_bwd_rows_v__D__(%mode: i1, %qv: vector<__D__xf32>,
       %dq2 = math.fma %dsv, %kv, %dq : vector<__D__xf32>
       scf.yield %a, %c, %dq2 : f32, f32, vector<__D__xf32>
     } else {
-      %mN = arith.maximumf %a, %l : f32
-      %dm = arith.subf %a, %mN : f32
-      %alpha = math.exp %dm : f32
-      %dl = arith.subf %l, %mN : f32
-      %p = math.exp %dl : f32
-      %c2 = math.fma %c, %alpha, %p : f32
+      // The forward's online step (@hag_gpu_online_step).
+      %mN, %c2, %alpha, %p = func.call @hag_gpu_online_step(%a, %c, %l)
+          : (f32, f32, f32) -> (f32, f32, f32, f32)
       scf.yield %mN, %c2, %dq : f32, f32, vector<__D__xf32>
     }
     scf.yield %r#0, %r#1, %r#2 : f32, f32, vector<__D__xf32>
@@ -226,7 +223,6 @@ func.func private @hag_gpu_bwd_keys_v__D__(%q: memref<?x?x?xf32>,
   %d = arith.constant __D__ : index
   %zero = arith.constant 0.0 : f32
   %zero64 = arith.constant 0.0 : f64
-  %one64 = arith.constant 1.0 : f64
   %zeros = arith.constant dense<0.0> : vector<__D__xf32>
   %bt = memref.dim %q, %c0 : memref<?x?x?xf32>
   %n = memref.dim %q, %c1 : memref<?x?x?xf32>
@@ -234,7 +230,6 @@ func.func private @hag_gpu_bwd_keys_v__D__(%q: memref<?x?x?xf32>,
   %sCol1 = arith.subi %width, %c3 : index
   %pCol1 = arith.subi %width, %c1 : index
   %rows0 = arith.muli %blocks, %T : index
-  %eps64 = arith.extf %eps : f32 to f64
   // The level windows' count: 2 (L - 2) ranges after level 1.
   %Lm2 = arith.subi %L, %c2 : index
   %nLev = arith.muli %Lm2, %c2 : index
@@ -367,36 +362,9 @@ func.func private @hag_gpu_bwd_keys_v__D__(%q: memref<?x?x?xf32>,
              index, index, index, index, index, f32, f32, f32, vector<__D__xf32>, vector<__D__xf32>) -> (f32, vector<__D__xf32>, vector<__D__xf32>)
       vector.store %tot#1, %dsK[%b, %row, %qcol] {alignment = 16 : i64} : memref<?x?x?xf32>, vector<__D__xf32>
       vector.store %tot#2, %dsV[%b, %row, %qcol] {alignment = 16 : i64} : memref<?x?x?xf32>, vector<__D__xf32>
-      %seg:3 = func.call @hag_gpu_bwd_summary_segment(%qb, %t, %n, %B, %r, %L, %W, %T, %causal)
-          : (index, index, index, index, index, index, index, index, i1) -> (index, index, index)
-      %g1 = memref.load %pg[%b, %seg#1] : memref<?x?xf64>
-      %g0 = memref.load %pg[%b, %seg#0] : memref<?x?xf64>
-      %mass = arith.subf %g1, %g0 : f64
-      %massF = arith.truncf %mass : f64 to f32
-      %denF = arith.addf %massF, %eps : f32
-      %bs = arith.mulf %beta, %tot#0 : f32
-      %dM = arith.divf %bs, %denF : f32
-      %den = arith.addf %mass, %eps64 : f64
-      %inv = arith.divf %one64, %den : f64
-      %dot = scf.for %x = %c0 to %d step %c1 iter_args(%acc = %zero64) -> (f64) {
-        %qc = arith.addi %qcol, %x : index
-        %kc = arith.addi %kcol, %x : index
-        %gk = memref.load %dsK[%b, %row, %qc] : memref<?x?x?xf32>
-        %gv = memref.load %dsV[%b, %row, %qc] : memref<?x?x?xf32>
-        %kk = memref.load %sumK[%b, %row, %kc] : memref<?x?x?xf32>
-        %vk = memref.load %sumV[%b, %row, %kc] : memref<?x?x?xf32>
-        %gkd = arith.extf %gk : f32 to f64
-        %gvd = arith.extf %gv : f32 to f64
-        %kkd = arith.extf %kk : f32 to f64
-        %vkd = arith.extf %vk : f32 to f64
-        %ck = arith.mulf %gkd, %inv : f64
-        %cv = arith.mulf %gvd, %inv : f64
-        %acc1 = math.fma %kkd, %ck, %acc : f64
-        %acc2 = math.fma %vkd, %cv, %acc1 : f64
-        scf.yield %acc2 : f64
-      }
-      %dMd = arith.extf %dM : f32 to f64
-      %cc = arith.subf %dMd, %dot : f64
+      %cc = func.call @hag_gpu_bwd_summary_share(%sumK, %sumV, %dsK, %dsV, %pg, %b, %row, %qb, %t, %qcol, %kcol, %d, %n, %B, %r, %L, %W, %T, %causal, %beta, %eps, %tot#0)
+          : (memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf64>, index, index, index, index,
+             index, index, index, index, index, index, index, index, index, i1, f32, f32, f32) -> f64
       scf.yield %cc : f64
     } else {
       vector.store %zeros, %dsK[%b, %row, %qcol] {alignment = 16 : i64} : memref<?x?x?xf32>, vector<__D__xf32>

@@ -87,12 +87,9 @@ func.func private @hag_gpu_bwd_rows(%mode: i1, %q: memref<?x?x?xf32>,
       }
       scf.yield %a, %c : f32, f32
     } else {
-      %mN = arith.maximumf %a, %l : f32
-      %dm = arith.subf %a, %mN : f32
-      %alpha = math.exp %dm : f32
-      %dl = arith.subf %l, %mN : f32
-      %p = math.exp %dl : f32
-      %c2 = math.fma %c, %alpha, %p : f32
+      // The forward's online step (@hag_gpu_online_step).
+      %mN, %c2, %alpha, %p = func.call @hag_gpu_online_step(%a, %c, %l)
+          : (f32, f32, f32) -> (f32, f32, f32, f32)
       scf.yield %mN, %c2 : f32, f32
     }
     scf.yield %res#0, %res#1 : f32, f32
@@ -232,6 +229,55 @@ func.func private @hag_gpu_bwd_summary_segment(%qb: index, %t: index,
   return %s0, %s1, %span#1 : index, index, index
 }
 
+// The share of summary row `row` (token t of query block qb) in the masses
+// of its raw segment, in f64: dM - (K . dK + V . dV) / (mass + eps), with
+// dM = beta sumDS / (float(mass) + eps) and dK, dV the row's head gradients
+// in dsK/dsV (columns qcol ..). Shared by the generic and register key
+// passes.
+func.func private @hag_gpu_bwd_summary_share(%sumK: memref<?x?x?xf32>,
+    %sumV: memref<?x?x?xf32>, %dsK: memref<?x?x?xf32>, %dsV: memref<?x?x?xf32>,
+    %pg: memref<?x?xf64>, %b: index, %row: index, %qb: index, %t: index,
+    %qcol: index, %kcol: index, %d: index, %n: index, %B: index, %r: index,
+    %L: index, %W: index, %T: index, %causal: i1, %beta: f32, %eps: f32,
+    %tot: f32) -> f64 {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %zero64 = arith.constant 0.0 : f64
+  %one64 = arith.constant 1.0 : f64
+  %eps64 = arith.extf %eps : f32 to f64
+  %seg:3 = func.call @hag_gpu_bwd_summary_segment(%qb, %t, %n, %B, %r, %L, %W, %T, %causal)
+      : (index, index, index, index, index, index, index, index, i1) -> (index, index, index)
+  %g1 = memref.load %pg[%b, %seg#1] : memref<?x?xf64>
+  %g0 = memref.load %pg[%b, %seg#0] : memref<?x?xf64>
+  %mass = arith.subf %g1, %g0 : f64
+  %massF = arith.truncf %mass : f64 to f32
+  %denF = arith.addf %massF, %eps : f32
+  %bs = arith.mulf %beta, %tot : f32
+  %dM = arith.divf %bs, %denF : f32
+  %den = arith.addf %mass, %eps64 : f64
+  %inv = arith.divf %one64, %den : f64
+  %dot = scf.for %x = %c0 to %d step %c1 iter_args(%acc = %zero64) -> (f64) {
+    %qc = arith.addi %qcol, %x : index
+    %kc = arith.addi %kcol, %x : index
+    %gk = memref.load %dsK[%b, %row, %qc] : memref<?x?x?xf32>
+    %gv = memref.load %dsV[%b, %row, %qc] : memref<?x?x?xf32>
+    %kk = memref.load %sumK[%b, %row, %kc] : memref<?x?x?xf32>
+    %vv = memref.load %sumV[%b, %row, %kc] : memref<?x?x?xf32>
+    %gkd = arith.extf %gk : f32 to f64
+    %gvd = arith.extf %gv : f32 to f64
+    %kkd = arith.extf %kk : f32 to f64
+    %vvd = arith.extf %vv : f32 to f64
+    %ck = arith.mulf %gkd, %inv : f64
+    %cv = arith.mulf %gvd, %inv : f64
+    %acc1 = math.fma %kkd, %ck, %acc : f64
+    %acc2 = math.fma %vvd, %cv, %acc1 : f64
+    scf.yield %acc2 : f64
+  }
+  %dMd = arith.extf %dM : f32 to f64
+  %cc = arith.subf %dMd, %dot : f64
+  return %cc : f64
+}
+
 // Step 1 for any head size: per (batch, head, query), the rows in global
 // memory (attention_backward_vector.mlir keeps them in registers).
 func.func private @hag_gpu_bwd_queries_generic(%q: memref<?x?x?xf32>,
@@ -307,14 +353,12 @@ func.func private @hag_gpu_bwd_keys_generic(%q: memref<?x?x?xf32>,
   %c3 = arith.constant 3 : index
   %zero = arith.constant 0.0 : f32
   %zero64 = arith.constant 0.0 : f64
-  %one64 = arith.constant 1.0 : f64
   %bt = memref.dim %q, %c0 : memref<?x?x?xf32>
   %n = memref.dim %q, %c1 : memref<?x?x?xf32>
   %width = memref.dim %segs, %c1 : memref<?x?xindex>
   %sCol1 = arith.subi %width, %c3 : index
   %pCol1 = arith.subi %width, %c1 : index
   %rows0 = arith.muli %blocks, %T : index
-  %eps64 = arith.extf %eps : f32 to f64
   %Lm2 = arith.subi %L, %c2 : index
   %S0 = arith.muli %Lm2, %c2 : index
   // Raw rows: level 1 (causal: queries at or after the key) and picks.
@@ -436,36 +480,9 @@ func.func private @hag_gpu_bwd_keys_generic(%q: memref<?x?x?xf32>,
       %tot = func.call @hag_gpu_bwd_key_rows(%q, %dout, %lse, %Dd, %sumK, %sumV, %dsK, %dsV, %b, %bh, %row, %row, %qcol, %kcol, %q0, %q1, %d, %scale, %bj, %zero)
           : (memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf32>, memref<?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>,
              memref<?x?x?xf32>, memref<?x?x?xf32>, index, index, index, index, index, index, index, index, index, f32, f32, f32) -> f32
-      %seg:3 = func.call @hag_gpu_bwd_summary_segment(%qb, %t, %n, %B, %r, %L, %W, %T, %causal)
-          : (index, index, index, index, index, index, index, index, i1) -> (index, index, index)
-      %g1 = memref.load %pg[%b, %seg#1] : memref<?x?xf64>
-      %g0 = memref.load %pg[%b, %seg#0] : memref<?x?xf64>
-      %mass = arith.subf %g1, %g0 : f64
-      %massF = arith.truncf %mass : f64 to f32
-      %denF = arith.addf %massF, %eps : f32
-      %bs = arith.mulf %beta, %tot : f32
-      %dM = arith.divf %bs, %denF : f32
-      %den = arith.addf %mass, %eps64 : f64
-      %inv = arith.divf %one64, %den : f64
-      %dot = scf.for %x = %c0 to %d step %c1 iter_args(%acc = %zero64) -> (f64) {
-        %qc = arith.addi %qcol, %x : index
-        %kc = arith.addi %kcol, %x : index
-        %gk = memref.load %dsK[%b, %row, %qc] : memref<?x?x?xf32>
-        %gv = memref.load %dsV[%b, %row, %qc] : memref<?x?x?xf32>
-        %kk = memref.load %sumK[%b, %row, %kc] : memref<?x?x?xf32>
-        %vv = memref.load %sumV[%b, %row, %kc] : memref<?x?x?xf32>
-        %gkd = arith.extf %gk : f32 to f64
-        %gvd = arith.extf %gv : f32 to f64
-        %kkd = arith.extf %kk : f32 to f64
-        %vvd = arith.extf %vv : f32 to f64
-        %ck = arith.mulf %gkd, %inv : f64
-        %cv = arith.mulf %gvd, %inv : f64
-        %acc1 = math.fma %kkd, %ck, %acc : f64
-        %acc2 = math.fma %vvd, %cv, %acc1 : f64
-        scf.yield %acc2 : f64
-      }
-      %dMd = arith.extf %dM : f32 to f64
-      %cc = arith.subf %dMd, %dot : f64
+      %cc = func.call @hag_gpu_bwd_summary_share(%sumK, %sumV, %dsK, %dsV, %pg, %b, %row, %qb, %t, %qcol, %kcol, %d, %n, %B, %r, %L, %W, %T, %causal, %beta, %eps, %tot)
+          : (memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?x?xf32>, memref<?x?xf64>, index, index, index, index,
+             index, index, index, index, index, index, index, index, index, i1, f32, f32, f32) -> f64
       scf.yield %cc : f64
     } else {
       scf.yield %zero64 : f64
